@@ -1,0 +1,411 @@
+"""Campaign files, version 1: YAML or JSON campaigns, CSV or JSONL prompt lists.
+
+`load_campaign(path, data_dir)` returns a validated `Campaign` or raises `CampaignError` listing every
+problem with its file, line and field. See docs/campaign-format.md for the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from .errors import CampaignError, Problem
+
+CAMPAIGN_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+VIDEO_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv", ".jsonl": "jsonl"}
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_TARGET_SECONDS = 1800.0
+
+QualityTier = Literal["social", "standard", "premium"]
+UseCase = Literal["general", "product_showcase", "music_video", "narrative", "talking_head"]
+AspectRatio = Literal["16:9", "9:16", "1:1"]
+Resolution = Literal["720p", "1080p"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class Defaults(_Strict):
+    quality_tier: QualityTier = "standard"
+    use_case: UseCase = "general"
+    aspect_ratio: AspectRatio = "16:9"
+    resolution: Resolution = "720p"
+    max_wait_seconds: int | None = Field(default=None, gt=0, le=86400)
+
+
+class Shot(_Strict):
+    prompt: str = Field(min_length=1, max_length=2500)
+    image: str | None = None
+    video: str | None = None
+    transform: Literal["style", "upscale"] | None = None
+    has_human_subjects: bool = False
+    complexity: Literal["normal", "high_physics"] = "normal"
+    requires_character_consistency: bool = False
+    model: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _inputs_make_sense(self) -> "Shot":
+        if self.image and self.video:
+            raise ValueError("a shot takes either `image` (image-to-video) or `video` (video-to-video), not both")
+        if self.video and not self.transform:
+            raise ValueError("a shot with `video` needs `transform: style` (video-to-video) or `transform: upscale` (enhance)")
+        if self.transform and not self.video:
+            raise ValueError("`transform` applies to an input `video`; add `video: <path under data/>` or remove `transform`")
+        return self
+
+
+class Video(_Strict):
+    id: str = Field(pattern=VIDEO_ID)
+    target_seconds: float | None = Field(default=None, gt=0, le=MAX_TARGET_SECONDS, allow_inf_nan=False)
+    continuity: Literal["parallel", "chained"] = "parallel"
+    transition: Literal["cut", "crossfade"] = "cut"
+    narration: str | None = Field(default=None, max_length=20000)
+    music: str | None = None
+    audio: str | None = None
+    shots: list[Shot] = Field(min_length=1, max_length=500)
+
+
+class Campaign(_Strict):
+    version: Literal[1] = 1
+    campaign: str = Field(pattern=CAMPAIGN_ID)
+    budget_usd: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    schedule: Literal["now", "batch"] = "now"
+    style: str | None = Field(default=None, max_length=1000)
+    defaults: Defaults = Defaults()
+    videos: list[Video] = Field(min_length=1, max_length=10000)
+
+    _source: "CampaignSource | None" = PrivateAttr(default=None)
+
+    @field_validator("videos")
+    @classmethod
+    def _unique_video_ids(cls, videos: list[Video]) -> list[Video]:
+        seen: set[str] = set()
+        for v in videos:
+            if v.id in seen:
+                raise ValueError(f"video id {v.id!r} appears more than once; ids must be unique in a campaign")
+            seen.add(v.id)
+        return videos
+
+    @property
+    def source(self) -> "CampaignSource":
+        return self._source or CampaignSource(file="<memory>", sha256="", lines={})
+
+    def where(self, *field: str | int) -> tuple[str, int | None]:
+        """The file and line of a field path such as ("videos", 0, "shots", 1, "model")."""
+        return self.source.file, self.source.line_of(tuple(field))
+
+
+class CampaignSource(BaseModel):
+    """Where a campaign came from: the file, its content hash and a field-path → line map."""
+
+    file: str
+    sha256: str
+    lines: dict[tuple, int]
+
+    def line_of(self, path: tuple) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+def field_name(path: tuple) -> str:
+    """Render ("videos", 0, "shots", 1, "prompt") as videos[0].shots[1].prompt."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --- reading files -----------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    out = {} if out is None else out
+    if node is None:
+        return out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _line_map(value_node, path + (key,), out)
+            out[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, path + (i,), out)
+    return out
+
+
+def _decode(raw: bytes, display: str) -> str:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CampaignError([Problem(display, "", "file is UTF-16; save it as UTF-8", 1)])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CampaignError([Problem(display, "", f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", line)]) from None
+
+
+def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tuple, int]]:
+    if kind == "json":
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise CampaignError([Problem(display, "", f"invalid JSON: {exc.msg}", exc.lineno)]) from None
+        except ValueError as exc:
+            raise CampaignError([Problem(display, "", str(exc))]) from None
+        try:
+            lines = _line_map(yaml.compose(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError:
+            lines = {}
+        return data, lines
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        lines = _line_map(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CampaignError(
+            [Problem(display, "", f"invalid YAML: {problem}", mark.line + 1 if mark else None)]
+        ) from None
+    return data, lines
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON: {name} is not a number JSON allows")
+
+
+_ROW_SHOT_FIELDS = ("prompt", "image", "video", "transform", "has_human_subjects", "complexity",
+                    "requires_character_consistency", "model")
+_ROW_VIDEO_FIELDS = ("id", "target_seconds", "continuity", "transition", "narration", "music", "audio")
+
+
+def _rows_to_campaign(rows: list[tuple[int, dict]], campaign_id: str, display: str) -> tuple[dict, dict[tuple, int]]:
+    """A prompt list: each row is a one-shot video; the file stem is the campaign id."""
+    videos: list[dict] = []
+    lines: dict[tuple, int] = {(): 1, ("campaign",): 1}
+    problems: list[Problem] = []
+    width = max(3, len(str(len(rows))))
+    for index, (line, row) in enumerate(rows):
+        unknown = sorted(k for k in row if k not in _ROW_SHOT_FIELDS + _ROW_VIDEO_FIELDS)
+        if unknown:
+            problems.append(Problem(display, ", ".join(unknown), "unknown column(s); expected some of "
+                                    + ", ".join(_ROW_VIDEO_FIELDS + _ROW_SHOT_FIELDS), line))
+            continue
+        video = {k: v for k, v in row.items() if k in _ROW_VIDEO_FIELDS}
+        video.setdefault("id", f"video-{index + 1:0{width}d}")
+        video["shots"] = [{k: v for k, v in row.items() if k in _ROW_SHOT_FIELDS}]
+        videos.append(video)
+        for key in list(video) + ["shots"]:
+            lines[("videos", len(videos) - 1, key)] = line
+        lines[("videos", len(videos) - 1)] = line
+        for key in video["shots"][0]:
+            lines[("videos", len(videos) - 1, "shots", 0, key)] = line
+    if problems:
+        raise CampaignError(problems)
+    return {"campaign": campaign_id, "videos": videos}, lines
+
+
+def _read_csv(text: str, display: str) -> list[tuple[int, dict]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, dict]] = []
+    try:
+        if not reader.fieldnames:
+            raise CampaignError([Problem(display, "", "empty CSV; expected a header row with at least `prompt`", 1)])
+        header = [h.strip() for h in reader.fieldnames]
+        if len(set(header)) != len(header):
+            raise CampaignError([Problem(display, "", "a column name appears twice in the header", 1)])
+        reader.fieldnames = header
+        start = reader.line_num + 1
+        for raw in reader:
+            if None in raw:
+                raise CampaignError([Problem(display, "", f"row has more cells than the header's {len(header)}", reader.line_num)])
+            row = {k: v.strip() for k, v in raw.items() if v is not None and v.strip() != ""}
+            if row:
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise CampaignError([Problem(display, "", f"invalid CSV: {exc}", reader.line_num)]) from None
+    return rows
+
+
+def _read_jsonl(text: str, display: str) -> list[tuple[int, dict]]:
+    rows: list[tuple[int, dict]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise CampaignError([Problem(display, "", f"invalid JSON on this line: {exc.msg}", number)]) from None
+        except ValueError as exc:
+            raise CampaignError([Problem(display, "", str(exc), number)]) from None
+        if not isinstance(row, dict):
+            raise CampaignError([Problem(display, "", "each line must be a JSON object like {\"prompt\": \"...\"}", number)])
+        rows.append((number, row))
+    return rows
+
+
+def _pydantic_problems(exc: ValidationError, display: str, lines: dict[tuple, int]) -> list[Problem]:
+    source = CampaignSource(file=display, sha256="", lines=lines)
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"]
+        if err["type"] == "missing":
+            msg = "required field is missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling against docs/campaign-format.md"
+        elif err["type"] == "literal_error":
+            msg = f"got {err.get('input')!r}; " + msg.replace("Input should be", "expected")
+        elif err["type"] == "string_pattern_mismatch":
+            msg = f"got {err.get('input')!r}; expected lowercase letters, digits and '-' matching {err['ctx']['pattern']}"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        else:
+            msg = f"got {err.get('input')!r}; {msg[0].lower()}{msg[1:]}" if "input" in err and not isinstance(err.get("input"), (dict, list)) else msg
+        problems.append(Problem(display, field_name(loc), msg, source.line_of(loc)))
+    return problems
+
+
+def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Campaign:
+    """Parse and validate campaign bytes. `filename` picks the format (and, for lists, the campaign id)."""
+    display = display or filename
+    suffix = Path(filename).suffix.lower()
+    kind = SUFFIXES.get(suffix)
+    if kind is None:
+        raise CampaignError([Problem(display, "", f"unsupported file type {suffix or '(none)'!r}; expected one of "
+                                     + ", ".join(sorted(SUFFIXES)))])
+    if len(raw) > MAX_FILE_BYTES:
+        raise CampaignError([Problem(display, "", f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")])
+    text = _decode(raw, display)
+    if not text.strip():
+        raise CampaignError([Problem(display, "", "file is empty; expected a campaign (see docs/campaign-format.md)", 1)])
+    if kind in ("csv", "jsonl"):
+        stem = Path(filename).stem
+        if not re.match(CAMPAIGN_ID, stem):
+            raise CampaignError([Problem(display, "campaign", f"the file name {stem!r} is the campaign id and must match "
+                                         f"{CAMPAIGN_ID} (lowercase letters, digits, '-')")])
+        rows = _read_csv(text, display) if kind == "csv" else _read_jsonl(text, display)
+        if not rows:
+            raise CampaignError([Problem(display, "", "no rows; expected one row per video with at least a `prompt`", 1)])
+        data, lines = _rows_to_campaign(rows, stem, display)
+    else:
+        data, lines = _read_mapping_file(text, kind, display)
+        if not isinstance(data, dict):
+            raise CampaignError([Problem(display, "", f"the top level must be a mapping with `campaign` and `videos`, "
+                                         f"got {type(data).__name__}", 1)])
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignError(_pydantic_problems(exc, display, lines)) from None
+    campaign._source = CampaignSource(file=display, sha256=hashlib.sha256(raw).hexdigest(), lines=lines)
+    return campaign
+
+
+def load_campaign(path: Path | str, data_dir: Path | None = None, display: str | None = None) -> Campaign:
+    """Read, validate and (when `data_dir` is given) check every file reference of a campaign file."""
+    path = Path(path)
+    display = display or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CampaignError([Problem(display, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise CampaignError([Problem(display, "", "is a directory; expected a campaign file")]) from None
+    campaign = parse_campaign(raw, path.name, display)
+    if data_dir is not None:
+        check_references(campaign, data_dir)
+    return campaign
+
+
+# --- file references ---------------------------------------------------------------------------
+
+REFERENCE_KINDS = {
+    "image": ({".png", ".jpg", ".jpeg", ".webp"}, "an image"),
+    "video": ({".mp4", ".mov", ".webm", ".mkv"}, "a video"),
+    "music": ({".mp3", ".wav", ".m4a", ".aac", ".ogg", ".flac"}, "an audio file"),
+    "audio": ({".mp3", ".wav", ".m4a", ".aac", ".ogg", ".flac"}, "an audio file"),
+}
+
+
+def resolve_reference(value: str, data_dir: Path) -> Path:
+    """Resolve a campaign file reference to a path inside `data_dir`, or raise ValueError saying why not."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
+        raise ValueError("URLs are not accepted here yet; put the file under data/ and give its relative path")
+    candidate = Path(value)
+    if candidate.is_absolute():
+        raise ValueError("absolute paths are not accepted; give a path relative to the data directory")
+    root = data_dir.resolve()
+    resolved = (root / candidate).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ValueError("the path leaves the data directory; give a path under data/")
+    if not resolved.is_file():
+        raise ValueError("no such file under the data directory")
+    return resolved
+
+
+def check_references(campaign: Campaign, data_dir: Path) -> None:
+    """Every referenced file must exist under `data_dir` and have a fitting extension."""
+    problems: list[Problem] = []
+
+    def check(value: str | None, kind: str, *path: str | int) -> None:
+        if value is None:
+            return
+        suffixes, what = REFERENCE_KINDS[kind]
+        file, line = campaign.where(*path)
+        if Path(value).suffix.lower() not in suffixes:
+            problems.append(Problem(file, field_name(path), f"{value!r} is not {what}; expected one of "
+                                    + ", ".join(sorted(suffixes)), line))
+            return
+        try:
+            resolve_reference(value, data_dir)
+        except ValueError as exc:
+            problems.append(Problem(file, field_name(path), f"{value!r}: {exc}", line))
+
+    for vi, video in enumerate(campaign.videos):
+        check(video.music, "music", "videos", vi, "music")
+        check(video.audio, "audio", "videos", vi, "audio")
+        for si, shot in enumerate(video.shots):
+            check(shot.image, "image", "videos", vi, "shots", si, "image")
+            check(shot.video, "video", "videos", vi, "shots", si, "video")
+    if problems:
+        raise CampaignError(problems)
+
+
+def is_finite_positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0

@@ -1,0 +1,153 @@
+"""The model catalog: a validated view of data/catalog.yaml."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import Problem
+from .taxonomy import TaskCategory
+
+Tier = Literal["speed", "mid", "quality", "premium"]
+TIER_ORDER: dict[str, int] = {"speed": 0, "mid": 1, "quality": 2, "premium": 3}
+
+
+class CatalogError(ValueError):
+    """The catalog file is invalid; the message names the model and field."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Latency(_Frozen):
+    p50_seconds: float = Field(gt=0)
+    p95_seconds: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Latency":
+        if self.p95_seconds < self.p50_seconds:
+            raise ValueError("p95_seconds must be >= p50_seconds")
+        return self
+
+
+class AudioSupport(_Frozen):
+    input: bool
+    output: bool
+    lip_sync: bool
+
+
+class Route(_Frozen):
+    provider: str = Field(min_length=1)
+    model_id: str = Field(min_length=1)
+
+
+class ModelSpec(_Frozen):
+    id: str
+    name: str
+    tier: Tier
+    categories: list[TaskCategory] = Field(min_length=1)
+    latency: Latency
+    durations: list[int] = Field(min_length=1)
+    resolutions: list[Literal["720p", "1080p"]] = Field(min_length=1)
+    aspect_ratios: list[Literal["16:9", "9:16", "1:1"]] = Field(min_length=1)
+    audio: AudioSupport
+    multi_shot: bool = False
+    price_per_second: dict[str, float]
+    price_source: str = Field(min_length=1)
+    price_date: dt.date
+    concurrency: int = Field(gt=0)
+    output_url_lifetime_seconds: int = Field(gt=0)
+    retired_on: dt.date | None = None
+    routes: list[Route] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _priced_for_every_resolution(self) -> "ModelSpec":
+        missing = [r for r in self.resolutions if r not in self.price_per_second]
+        if missing:
+            raise ValueError(f"no price for resolution(s) {', '.join(missing)}; a model without a price cannot be planned")
+        if any(p < 0 for p in self.price_per_second.values()):
+            raise ValueError("prices must be >= 0")
+        if sorted(set(self.durations)) != self.durations or self.durations[0] <= 0:
+            raise ValueError("durations must be positive and listed in increasing order")
+        return self
+
+    def price(self, resolution: str) -> float:
+        return self.price_per_second[resolution]
+
+    def is_retired(self, on: dt.date) -> bool:
+        return self.retired_on is not None and on >= self.retired_on
+
+    @property
+    def max_duration(self) -> int:
+        return self.durations[-1]
+
+    def default_duration(self) -> int:
+        """The clip length used when a shot asks for none: the longest allowed up to the guide's 8 s."""
+        fitting = [d for d in self.durations if d <= 8]
+        return fitting[-1] if fitting else self.durations[0]
+
+
+class TtsSpec(_Frozen):
+    id: str
+    provider: str
+    model_id: str
+    price_per_1k_chars: float = Field(ge=0)
+    price_source: str = Field(min_length=1)
+    price_date: dt.date
+
+
+class Catalog(BaseModel):
+    models: dict[str, ModelSpec]
+    tts: dict[str, TtsSpec] = {}
+    source: str = ""
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise KeyError(f"unknown model {model_id!r}; the catalog has {', '.join(sorted(self.models))}") from None
+
+    def capable(self, category: TaskCategory) -> list[ModelSpec]:
+        return [m for m in self.models.values() if category in m.categories]
+
+
+def load_catalog(path: Path | str) -> Catalog:
+    """Load and validate a catalog file; raises CatalogError naming the model and field at fault."""
+    path = Path(path)
+    return _load_cached(path.resolve(), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: Path, _mtime: int) -> Catalog:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path.name}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
+        raise CatalogError(f"{path.name}: expected a mapping with a `models:` mapping")
+    problems: list[str] = []
+    models: dict[str, ModelSpec] = {}
+    for model_id, entry in raw["models"].items():
+        try:
+            models[model_id] = ModelSpec.model_validate({"id": model_id, **(entry or {})})
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                field = ".".join(str(p) for p in err["loc"])
+                problems.append(str(Problem(path.name, f"models.{model_id}{'.' + field if field else ''}", err["msg"])))
+    tts: dict[str, TtsSpec] = {}
+    for tts_id, entry in (raw.get("tts") or {}).items():
+        try:
+            tts[tts_id] = TtsSpec.model_validate({"id": tts_id, **(entry or {})})
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                field = ".".join(str(p) for p in err["loc"])
+                problems.append(str(Problem(path.name, f"tts.{tts_id}.{field}", err["msg"])))
+    if problems:
+        raise CatalogError("invalid model catalog:\n" + "\n".join(f"  - {p}" for p in problems))
+    return Catalog(models=models, tts=tts, source=str(path))

@@ -1,0 +1,131 @@
+"""Settings read from `VIDEO_PIPELINE_*` environment variables (one place, one prefix)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ENV_PREFIX = "VIDEO_PIPELINE_"
+
+#: Every variable the project reads, with its default and meaning (the README lists these).
+VARIABLES: dict[str, tuple[str, str]] = {
+    "VIDEO_PIPELINE_MODE": ("local", "`local` renders every clip offline with ffmpeg; `live` calls provider APIs"),
+    "VIDEO_PIPELINE_TIME_SCALE": ("0.02", "local provider: simulated wait = model latency sample x this factor"),
+    "VIDEO_PIPELINE_DATA_DIR": ("./data", "campaign inbox, archive, clip store, tables and outputs"),
+    "VIDEO_PIPELINE_CATALOG": ("<data dir>/catalog.yaml", "the model catalog file"),
+    "VIDEO_PIPELINE_X264_PRESET": ("veryfast", "x264 preset for rendering and assembly"),
+    "VIDEO_PIPELINE_FONT": ("bundled DejaVu Sans", "font file for text drawn by the local provider"),
+    "VIDEO_PIPELINE_SEED": ("0", "seed for the local provider's simulated latencies"),
+}
+
+MODES = ("local", "live")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "local"
+    time_scale: float = 0.02
+    data_dir: Path = PROJECT_ROOT / "data"
+    catalog_path: Path | None = None
+    x264_preset: str = "veryfast"
+    font_path: Path | None = None
+    seed: int = 0
+
+    @property
+    def catalog_file(self) -> Path:
+        if self.catalog_path is not None:
+            return self.catalog_path
+        own = self.data_dir / "catalog.yaml"
+        return own if own.exists() else PROJECT_ROOT / "data" / "catalog.yaml"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.data_dir / "inbox"
+
+    @property
+    def rejected_dir(self) -> Path:
+        return self.data_dir / "rejected"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def campaigns_dir(self) -> Path:
+        return self.data_dir / "campaigns"
+
+    @property
+    def clips_dir(self) -> Path:
+        return self.data_dir / "clips"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.data_dir / "tables"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_dir / "work"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        """Read settings from the environment; explicit keyword overrides win."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_PREFIX + name)
+            return value.strip() if value is not None and value.strip() != "" else None
+
+        values: dict = {}
+        mode = get("MODE")
+        if mode is not None:
+            if mode not in MODES:
+                raise SettingsError(f"VIDEO_PIPELINE_MODE={mode!r}: expected one of {', '.join(MODES)}")
+            values["mode"] = mode
+        scale = get("TIME_SCALE")
+        if scale is not None:
+            try:
+                values["time_scale"] = float(scale)
+            except ValueError:
+                raise SettingsError(f"VIDEO_PIPELINE_TIME_SCALE={scale!r}: expected a number >= 0") from None
+            if not math.isfinite(values["time_scale"]) or values["time_scale"] < 0:
+                raise SettingsError(f"VIDEO_PIPELINE_TIME_SCALE={scale!r}: expected a finite number >= 0")
+        data_dir = get("DATA_DIR")
+        if data_dir is not None:
+            values["data_dir"] = Path(data_dir).expanduser().resolve()
+        catalog = get("CATALOG")
+        if catalog is not None:
+            values["catalog_path"] = Path(catalog).expanduser().resolve()
+        preset = get("X264_PRESET")
+        if preset is not None:
+            if preset not in X264_PRESETS:
+                raise SettingsError(f"VIDEO_PIPELINE_X264_PRESET={preset!r}: expected one of {', '.join(X264_PRESETS)}")
+            values["x264_preset"] = preset
+        font = get("FONT")
+        if font is not None:
+            path = Path(font).expanduser().resolve()
+            if not path.is_file():
+                raise SettingsError(f"VIDEO_PIPELINE_FONT={font!r}: no such font file")
+            values["font_path"] = path
+        seed = get("SEED")
+        if seed is not None:
+            try:
+                values["seed"] = int(seed)
+            except ValueError:
+                raise SettingsError(f"VIDEO_PIPELINE_SEED={seed!r}: expected an integer") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("data_dir"), str):
+            values["data_dir"] = Path(values["data_dir"]).resolve()
+        return cls(**values)

@@ -1,0 +1,55 @@
+"""Errors a person can act on: each names where the problem is and what was expected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file: where it is and what was expected."""
+
+    file: str
+    field: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class CampaignError(ValueError):
+    """A campaign file is invalid; `problems` lists every problem found, each with file, line and field."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        head = f"{len(self.problems)} problem(s) in campaign file" if len(self.problems) != 1 else "invalid campaign file"
+        return head + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class PlanningError(ValueError):
+    """The campaign is valid but cannot be planned (no capable model, over budget)."""
+
+
+class ProviderError(RuntimeError):
+    """A provider job failed. `kind` is retryable, terminal (for this model) or fatal (stop the campaign)."""
+
+    RETRYABLE = "retryable"
+    TERMINAL = "terminal"
+    FATAL = "fatal"
+
+    def __init__(self, message: str, kind: str = "retryable", provider: str = "", job_id: str = ""):
+        self.kind = kind
+        self.provider = provider
+        self.job_id = job_id
+        where = " ".join(x for x in (f"provider={provider}" if provider else "", f"job={job_id}" if job_id else "") if x)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class MediaError(RuntimeError):
+    """ffmpeg or a probe failed on a media file."""

@@ -1,0 +1,1 @@
+"""Media work through ffmpeg (argument lists, never a shell) and probing through PyAV."""

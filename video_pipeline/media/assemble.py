@@ -1,0 +1,73 @@
+"""Assembly: normalise segments to one spec, then join them with the concat demuxer (stream copy)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+
+from .ffmpeg import run_graph
+from .probe import MediaInfo, probe
+from .render import AUDIO_RATE, FPS
+
+FRAME = 1 / FPS
+
+
+@dataclass(frozen=True)
+class SegmentInput:
+    path: Path
+    seconds: float   # how much of the clip the finished video uses (from its start)
+
+
+def needs_normalising(info: MediaInfo, seconds: float, width: int, height: int) -> bool:
+    """True unless the clip already matches the output spec and length, so it can be stream-copied."""
+    return not (
+        info.video_codec == "h264" and info.pixel_format == "yuv420p" and info.width == width
+        and info.height == height and info.fps is not None and abs(info.fps - FPS) < 0.01
+        and info.audio_codec == "aac" and abs(info.duration - seconds) <= FRAME
+    )
+
+
+def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, preset: str) -> Path:
+    """Trim to `seconds`, scale and pad to width x height, 24 fps, yuv420p, AAC stereo (silence if none)."""
+    info = probe(src)
+    clip = ffmpeg.input(str(src))
+    picture = (clip.video.filter("scale", width, height, force_original_aspect_ratio="decrease")
+               .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2", color="black")
+               .filter("setsar", 1).filter("fps", FPS).filter("format", "yuv420p"))
+    if info.has_audio:
+        sound = clip.audio
+    else:
+        sound = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio
+    sound = sound.filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo").filter("apad")
+    stream = ffmpeg.output(picture, sound, str(dst), t=f"{seconds:.3f}", vcodec="libx264", preset=preset, crf=20,
+                           pix_fmt="yuv420p", acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2,
+                           movflags="+faststart")
+    run_graph(stream, what=f"normalise {src.name}")
+    return dst
+
+
+def concat(segments: list[SegmentInput], out: Path, width: int, height: int, preset: str = "veryfast") -> Path:
+    """Join segments in order into `out` (written atomically). Returns `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vp-join-", dir=out.parent) as tmp:
+        parts: list[Path] = []
+        for i, seg in enumerate(segments):
+            info = probe(seg.path)
+            if needs_normalising(info, seg.seconds, width, height):
+                parts.append(normalise(seg.path, Path(tmp) / f"part-{i:04d}.mp4", seg.seconds, width, height, preset))
+            else:
+                parts.append(seg.path)
+        listing = Path(tmp) / "parts.txt"
+        # The concat demuxer's list syntax: single-quoted paths, a quote written as '\''.
+        listing.write_text("".join("file '" + str(p.resolve()).replace("'", "'\\''") + "'\n" for p in parts),
+                           encoding="utf-8")
+        partial = Path(tmp) / "joined.mp4"
+        stream = ffmpeg.output(ffmpeg.input(str(listing), f="concat", safe=0), str(partial), c="copy",
+                               movflags="+faststart")
+        run_graph(stream, what=f"join {out.name}")
+        os.replace(partial, out)
+    return out

@@ -1,0 +1,259 @@
+"""The long-form planner: campaign videos → segments, each routed, timed and priced before anything is spent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .campaign import Campaign, Shot, Video, field_name, resolve_reference
+from .catalog import Catalog, ModelSpec
+from .errors import PlanningError, Problem
+from .router import NoCapableModel, RoutingTask, route
+from .taxonomy import TaskCategory, categorize
+
+#: The columns of a plan table, in order (the `plan --json` shape documents each).
+PLAN_COLUMNS = [
+    "campaign", "video_id", "segment_index", "segment_count", "shot_index", "category", "model", "fallbacks",
+    "reason", "prompt", "seconds", "generate_seconds", "start_seconds", "target_seconds", "resolution",
+    "aspect_ratio", "image", "video", "audio", "audio_offset_seconds", "continuity", "transition",
+    "chained_from", "est_cost_usd", "est_latency_seconds", "p95_latency_seconds", "job_key",
+]
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    campaign: str
+    video_id: str
+    segment_index: int
+    segment_count: int
+    shot_index: int
+    category: str
+    model: str
+    fallbacks: tuple[str, ...]
+    reason: str
+    prompt: str
+    seconds: float                # seconds of this segment in the finished video
+    generate_seconds: int         # seconds requested from (and billed by) the model
+    start_seconds: float
+    target_seconds: float         # the finished video's planned length
+    resolution: str
+    aspect_ratio: str
+    image: str | None
+    video: str | None
+    audio: str | None
+    audio_offset_seconds: float
+    continuity: str
+    transition: str
+    chained_from: str | None      # job key of the segment whose last frame seeds this one
+    est_cost_usd: float
+    est_latency_seconds: float
+    p95_latency_seconds: float
+    job_key: str
+
+    def row(self) -> dict:
+        d = asdict(self)
+        d["fallbacks"] = list(self.fallbacks)
+        return d
+
+
+@dataclass
+class CampaignPlan:
+    campaign: str
+    segments: list[SegmentPlan]
+    budget_usd: float | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def total_cost_usd(self) -> float:
+        return round(sum(s.est_cost_usd for s in self.segments), 4)
+
+    def est_wall_seconds(self, catalog: Catalog) -> float:
+        """Wall time if every model's segments run at its account concurrency; chained videos run in sequence."""
+        per_model: dict[str, list[SegmentPlan]] = {}
+        for s in self.segments:
+            per_model.setdefault(s.model, []).append(s)
+        waves = [math.ceil(len(segs) / catalog.get(m).concurrency) * max(x.est_latency_seconds for x in segs)
+                 for m, segs in per_model.items()]
+        chains: dict[str, float] = {}
+        for s in self.segments:
+            if s.continuity == "chained":
+                chains[s.video_id] = chains.get(s.video_id, 0.0) + s.est_latency_seconds
+        return round(max(waves + list(chains.values()) + [0.0]), 1)
+
+    def rows(self) -> list[dict]:
+        return [s.row() for s in self.segments]
+
+
+def split_seconds(seconds: float, durations: list[int]) -> list[tuple[int, float]]:
+    """Cover `seconds` with the fewest clips of allowed durations, wasting as little as possible.
+
+    Returns (generate_seconds, used_seconds) pairs; only the last clip is trimmed.
+    """
+    longest = durations[-1]
+    count = max(1, math.ceil(round(seconds, 6) / longest))
+    fixed = [longest] * max(0, count - 2)
+    rest = seconds - sum(fixed)
+    if count == 1:
+        tail = [next(d for d in durations if d >= rest - 1e-6)]
+    else:
+        best = min(((a, b) for a in durations for b in durations if a + b >= rest - 1e-6 and a >= b),
+                   key=lambda p: (p[0] + p[1], -p[0]))
+        tail = list(best)
+    generate = fixed + tail
+    used = [float(g) for g in generate]
+    used[-1] = round(seconds - sum(used[:-1]), 3)
+    return list(zip(generate, used))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def job_key(**fields) -> str:
+    """A job's identity: a hash of everything that determines the provider's output."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+def segment_prompt(shot: Shot, style: str | None, index: int, count: int) -> str:
+    """The shot prompt with the campaign's style anchor, so segments of one video look alike."""
+    parts = [shot.prompt.strip()]
+    if count > 1:
+        parts.append(f"(continuous shot, part {index + 1} of {count})")
+    if style:
+        parts.append(f"Style: {style.strip()}")
+    return " ".join(parts)
+
+
+class _Planner:
+    def __init__(self, campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date,
+                 providers: frozenset[str] | None, probe_seconds):
+        self.campaign = campaign
+        self.catalog = catalog
+        self.data_dir = data_dir
+        self.on = on
+        self.providers = providers
+        self.probe_seconds = probe_seconds
+        self.problems: list[Problem] = []
+        self.hashes: dict[str, str] = {}
+
+    def input_hash(self, ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        if ref not in self.hashes:
+            self.hashes[ref] = _file_sha256(resolve_reference(ref, self.data_dir))
+        return self.hashes[ref]
+
+    def task_for(self, video: Video, shot: Shot, category: TaskCategory) -> RoutingTask:
+        d = self.campaign.defaults
+        return RoutingTask(
+            category=category, quality_tier=d.quality_tier, use_case=d.use_case, resolution=d.resolution,
+            aspect_ratio=d.aspect_ratio, has_audio_input=video.audio is not None,
+            has_human_subjects=shot.has_human_subjects, complexity=shot.complexity,
+            requires_character_consistency=shot.requires_character_consistency,
+            max_wait_seconds=d.max_wait_seconds, pinned_model=shot.model,
+        )
+
+    def shot_seconds(self, video: Video, shot: Shot, model: ModelSpec, category: TaskCategory) -> float:
+        if video.target_seconds is not None:
+            return video.target_seconds / len(video.shots)
+        if category in (TaskCategory.VIDEO_ENHANCE, TaskCategory.VIDEO_TO_VIDEO) and shot.video:
+            return min(self.probe_seconds(resolve_reference(shot.video, self.data_dir)), model.max_duration)
+        if category == TaskCategory.AUDIO_LIP_SYNC and video.audio:
+            return min(self.probe_seconds(resolve_reference(video.audio, self.data_dir)), model.max_duration)
+        return float(model.default_duration())
+
+    def plan_video(self, vi: int, video: Video) -> list[SegmentPlan]:
+        c = self.campaign
+        staged: list[tuple[int, Shot, TaskCategory, object, list[tuple[int, float]]]] = []
+        for si, shot in enumerate(video.shots):
+            category = categorize(image=shot.image is not None, video=shot.video is not None,
+                                  transform=shot.transform, audio=video.audio is not None, use_case=c.defaults.use_case)
+            try:
+                decision = route(self.task_for(video, shot, category), self.catalog, self.on, self.providers)
+            except NoCapableModel as exc:
+                path = ("videos", vi, "shots", si, "model") if shot.model else ("videos", vi, "shots", si)
+                file, line = c.where(*path)
+                self.problems.append(Problem(file, field_name(path), str(exc), line))
+                continue
+            model = self.catalog.get(decision.model)
+            pieces = split_seconds(self.shot_seconds(video, shot, model, category), model.durations)
+            staged.append((si, shot, category, decision, pieces))
+        if len(staged) != len(video.shots):
+            return []
+        total = sum(len(p) for *_, p in staged)
+        target = round(sum(u for *_, p in staged for _, u in p), 3)
+        segments: list[SegmentPlan] = []
+        start = 0.0
+        previous_key: str | None = None
+        for si, shot, category, decision, pieces in staged:
+            model = self.catalog.get(decision.model)
+            for piece, (generate, used) in enumerate(pieces):
+                index = len(segments)
+                chained = video.continuity == "chained" and index > 0
+                prompt = segment_prompt(shot, c.style, piece, len(pieces))
+                inputs = {
+                    "image": self.input_hash(shot.image), "video": self.input_hash(shot.video),
+                    "audio": self.input_hash(video.audio), "audio_offset": round(start, 3) if video.audio else None,
+                    "chained_from": previous_key if chained else None,
+                }
+                key = job_key(model=model.id, prompt=prompt, seconds=generate, resolution=c.defaults.resolution,
+                              aspect_ratio=c.defaults.aspect_ratio, category=category.value, **inputs)
+                segments.append(SegmentPlan(
+                    campaign=c.campaign, video_id=video.id, segment_index=index, segment_count=total, shot_index=si,
+                    category=category.value, model=model.id, fallbacks=decision.fallbacks, reason=decision.reason,
+                    prompt=prompt, seconds=used, generate_seconds=generate, start_seconds=round(start, 3),
+                    target_seconds=target, resolution=c.defaults.resolution, aspect_ratio=c.defaults.aspect_ratio,
+                    image=shot.image, video=shot.video, audio=video.audio,
+                    audio_offset_seconds=round(start, 3) if video.audio else 0.0, continuity=video.continuity,
+                    transition=video.transition, chained_from=previous_key if chained else None,
+                    est_cost_usd=round(model.price(c.defaults.resolution) * generate, 4),
+                    est_latency_seconds=model.latency.p50_seconds, p95_latency_seconds=model.latency.p95_seconds,
+                    job_key=key,
+                ))
+                start += used
+                previous_key = key
+        return segments
+
+
+def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date | None = None,
+                  providers: frozenset[str] | None = None, probe_seconds=None, enforce_budget: bool = True) -> CampaignPlan:
+    """Expand, route and price every segment; raise PlanningError (naming file, line, field) when impossible."""
+    if probe_seconds is None:
+        from .media.probe import probe
+
+        def probe_seconds(path: Path) -> float:
+            return probe(path).duration
+
+    planner = _Planner(campaign, catalog, data_dir, on or dt.date.today(), providers, probe_seconds)
+    segments: list[SegmentPlan] = []
+    for vi, video in enumerate(campaign.videos):
+        segments.extend(planner.plan_video(vi, video))
+    if planner.problems:
+        raise PlanningError("cannot plan campaign:\n" + "\n".join(f"  - {p}" for p in planner.problems))
+    plan = CampaignPlan(campaign=campaign.campaign, segments=segments, budget_usd=campaign.budget_usd)
+    for video in campaign.videos:
+        if video.transition == "crossfade":
+            plan.warnings.append(f"video {video.id}: crossfade joins are not built yet; segments are joined with cuts")
+    if enforce_budget and campaign.budget_usd is not None and plan.total_cost_usd > campaign.budget_usd + 1e-9:
+        file, line = campaign.where("budget_usd")
+        over = plan.total_cost_usd - campaign.budget_usd
+        by_model: dict[str, float] = {}
+        for s in segments:
+            by_model[s.model] = by_model.get(s.model, 0.0) + s.est_cost_usd
+        detail = ", ".join(f"{m} ${v:.2f}" for m, v in sorted(by_model.items(), key=lambda kv: -kv[1]))
+        raise PlanningError(
+            f"{file}{':' + str(line) if line else ''}: budget_usd: the plan costs an estimated ${plan.total_cost_usd:.2f}, "
+            f"${over:.2f} over the budget of ${campaign.budget_usd:.2f} ({detail}). Raise budget_usd to at least "
+            f"{math.ceil(plan.total_cost_usd * 100) / 100:.2f}, or shorten videos, lower the resolution or quality tier. "
+            "Nothing was spent."
+        )
+    return plan
