@@ -169,6 +169,8 @@ class _Planner:
             return min(self.probe_seconds(resolve_reference(shot.video, self.data_dir)), model.max_duration)
         if category == TaskCategory.AUDIO_LIP_SYNC and video.audio:
             return min(self.probe_seconds(resolve_reference(video.audio, self.data_dir)), model.max_duration)
+        if video.audio:  # the audio drives the video: its length sets the video's
+            return self.probe_seconds(resolve_reference(video.audio, self.data_dir)) / len(video.shots)
         return float(model.default_duration())
 
     def plan_video(self, vi: int, video: Video) -> list[SegmentPlan]:

@@ -94,7 +94,7 @@ def render_clip(spec: ClipSpec, out: Path) -> Path:
         if spec.audio is not None:
             sound = ffmpeg.input(str(spec.audio), ss=f"{spec.audio_offset:.3f}", t=secs).audio
             waves = sound.filter("showwaves", s=f"{w}x{h // 5}", mode="cline", colors="white", rate=FPS)
-            picture = ffmpeg.overlay(picture, waves, x=0, y=h - h // 5 - h // 20, shortest=1)
+            picture = ffmpeg.overlay(picture, waves, x=0, y=h - h // 5 - h // 20, eof_action="pass")
             sound = ffmpeg.input(str(spec.audio), ss=f"{spec.audio_offset:.3f}", t=secs).audio
         elif spec.native_audio:
             sound = ffmpeg.input(f"sine=frequency=220:sample_rate={AUDIO_RATE}:duration={secs:.3f}", f="lavfi").audio
@@ -117,7 +117,6 @@ def render_clip(spec: ClipSpec, out: Path) -> Path:
         stream = ffmpeg.output(
             picture, sound, str(out), t=f"{secs:.3f}", r=FPS, vcodec="libx264", preset=spec.preset, crf=23,
             pix_fmt="yuv420p", acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart",
-            shortest=None,
         )
         run_graph(stream, what=f"render {out.name}")
     return out

@@ -1,0 +1,237 @@
+"""The job engine: runs every planned segment on one event loop, bounded per provider, with retries and fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .campaign import resolve_reference
+from .catalog import Catalog
+from .errors import ProviderError
+from .media.render import extract_last_frame
+from .planner import SegmentPlan
+from .providers.base import GenerationRequest, JobState, ProviderRegistry
+from .store import fetch
+
+OUTCOME_COLUMNS = [
+    "campaign", "video_id", "segment_index", "job_key", "state", "model", "planned_model", "provider",
+    "provider_job_id", "attempts", "fallbacks_taken", "latency_seconds", "cost_usd", "output_url",
+    "url_expires_at", "error", "seconds", "generate_seconds", "target_seconds", "resolution", "aspect_ratio",
+]
+
+
+@dataclass
+class SegmentOutcome:
+    campaign: str
+    video_id: str
+    segment_index: int
+    job_key: str
+    state: str
+    model: str
+    planned_model: str
+    provider: str = ""
+    provider_job_id: str = ""
+    attempts: int = 0
+    fallbacks_taken: list[str] = field(default_factory=list)
+    latency_seconds: float = 0.0
+    cost_usd: float = 0.0
+    output_url: str | None = None
+    url_expires_at: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    generate_seconds: int = 0
+    target_seconds: float = 0.0
+    resolution: str = ""
+    aspect_ratio: str = ""
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+class CampaignAborted(RuntimeError):
+    """A fatal provider error (auth, balance, no provider) stopped the campaign."""
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Adaptive polling: first look near the model's p50, then back off exponentially with jitter, capped."""
+
+    growth: float = 1.6
+    cap_seconds: float = 60.0
+    jitter: float = 0.2
+    timeout_factor: float = 4.0   # give up after this many p95s
+
+    def first_wait(self, p50: float, scale: float) -> float:
+        return max(0.05, 0.8 * p50 * scale)
+
+    def next_wait(self, previous: float, scale: float, hint: float | None, rng: random.Random) -> float:
+        wait = min(previous * self.growth, self.cap_seconds * max(scale, 1e-3))
+        wait *= 1 + rng.uniform(-self.jitter, self.jitter)
+        if hint is not None:
+            wait = min(wait, hint) if hint > 0.05 else wait
+            wait = max(wait, hint * 0.5)
+        return max(wait, 0.02)
+
+
+class JobEngine:
+    """Submits, waits for and falls back across models for a campaign's segments, concurrently."""
+
+    def __init__(self, catalog: Catalog, registry: ProviderRegistry, data_dir: Path, work_dir: Path,
+                 max_attempts: int = 3, poll: PollPolicy | None = None, seed: int = 0,
+                 on_change: Callable[[SegmentOutcome], None] | None = None):
+        self.catalog = catalog
+        self.registry = registry
+        self.data_dir = data_dir
+        self.work_dir = work_dir
+        self.max_attempts = max_attempts
+        self.poll = poll or PollPolicy()
+        self.rng = random.Random(seed)
+        self.on_change = on_change or (lambda outcome: None)
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    def _slot(self, model: str) -> asyncio.Semaphore:
+        if model not in self._slots:
+            self._slots[model] = asyncio.Semaphore(self.catalog.get(model).concurrency)
+        return self._slots[model]
+
+    async def run(self, segments: list[SegmentPlan]) -> list[SegmentOutcome]:
+        """Run every segment; chained segments wait for their predecessor's last frame."""
+        done: dict[str, asyncio.Future] = {s.job_key: asyncio.get_running_loop().create_future() for s in segments}
+        abort = asyncio.Event()
+
+        async def one(seg: SegmentPlan) -> SegmentOutcome:
+            seed_image = None
+            if seg.chained_from:
+                previous: SegmentOutcome = await asyncio.shield(done[seg.chained_from])
+                if previous.state != JobState.SUCCEEDED.value:
+                    outcome = self._outcome(seg, seg.model, state=JobState.FAILED.value,
+                                            error=f"previous segment {previous.segment_index} failed; chained segments need its last frame")
+                    done[seg.job_key].set_result(outcome)
+                    return outcome
+                seed_image = await asyncio.to_thread(self._last_frame, previous)
+            outcome = await self._run_segment(seg, seed_image, abort)
+            done[seg.job_key].set_result(outcome)
+            return outcome
+
+        try:
+            outcomes = await asyncio.gather(*(one(s) for s in segments))
+        finally:
+            await self.registry.aclose()
+        fatal = [o for o in outcomes if o.error and o.error.startswith("fatal:")]
+        if fatal:
+            raise CampaignAborted(fatal[0].error.removeprefix("fatal: "))
+        return list(outcomes)
+
+    def _last_frame(self, previous: SegmentOutcome) -> Path:
+        frames = self.work_dir / "frames"
+        frames.mkdir(parents=True, exist_ok=True)
+        clip = frames / f"{previous.job_key}.mp4"
+        if not clip.exists():
+            fetch(previous.output_url, clip)
+        return extract_last_frame(clip, frames / f"{previous.job_key}-last.png")
+
+    def _outcome(self, seg: SegmentPlan, model: str, **kw) -> SegmentOutcome:
+        return SegmentOutcome(campaign=seg.campaign, video_id=seg.video_id, segment_index=seg.segment_index,
+                              job_key=seg.job_key, model=model, planned_model=seg.model, seconds=seg.seconds,
+                              generate_seconds=seg.generate_seconds, target_seconds=seg.target_seconds,
+                              resolution=seg.resolution, aspect_ratio=seg.aspect_ratio,
+                              **{"state": JobState.QUEUED.value, **kw})
+
+    def _request(self, seg: SegmentPlan, model: str, route_model_id: str, seed_image: Path | None) -> GenerationRequest:
+        image = seed_image or (resolve_reference(seg.image, self.data_dir) if seg.image else None)
+        return GenerationRequest(
+            job_key=seg.job_key, model=model, route_model_id=route_model_id, category=seg.category,
+            prompt=seg.prompt, seconds=seg.generate_seconds, resolution=seg.resolution,
+            aspect_ratio=seg.aspect_ratio, label=f"{model} | {seg.video_id} {seg.segment_index + 1}/{seg.segment_count}",
+            image=image, video=resolve_reference(seg.video, self.data_dir) if seg.video else None,
+            transform="upscale" if seg.category == "video_enhance" else ("style" if seg.video else None),
+            audio=resolve_reference(seg.audio, self.data_dir) if seg.audio else None,
+            audio_offset=seg.audio_offset_seconds,
+        )
+
+    async def _run_segment(self, seg: SegmentPlan, seed_image: Path | None, abort: asyncio.Event) -> SegmentOutcome:
+        chain = [seg.model, *seg.fallbacks]
+        outcome = self._outcome(seg, seg.model)
+        started = time.monotonic()
+        for position, model in enumerate(chain):
+            if abort.is_set():
+                outcome.state, outcome.error = JobState.FAILED.value, "campaign stopped by a fatal error elsewhere"
+                return outcome
+            if position > 0:
+                outcome.fallbacks_taken.append(f"{chain[position - 1]} -> {model}: {outcome.error}")
+            outcome.model = model
+            try:
+                provider, route_model_id = self.registry.provider_for(model)
+            except ProviderError as exc:
+                outcome.error = str(exc)
+                continue
+            outcome.provider = provider.name
+            for attempt in range(1, self.max_attempts + 1):
+                outcome.attempts += 1
+                try:
+                    async with self._slot(model):
+                        status = await self._submit_and_wait(seg, model, provider, route_model_id, seed_image, outcome)
+                except ProviderError as exc:
+                    outcome.error = str(exc)
+                    if exc.kind == ProviderError.FATAL:
+                        abort.set()
+                        outcome.state, outcome.error = JobState.FAILED.value, f"fatal: {exc}"
+                        self.on_change(outcome)
+                        return outcome
+                    if exc.kind == ProviderError.TERMINAL:
+                        break
+                    await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
+                    continue
+                spec = self.catalog.get(model)
+                outcome.state = JobState.SUCCEEDED.value
+                outcome.error = None
+                outcome.latency_seconds = round(time.monotonic() - started, 3)
+                outcome.cost_usd = round(spec.price(seg.resolution) * seg.generate_seconds, 4)
+                outcome.output_url = status.output_url
+                outcome.url_expires_at = status.url_expires_at.isoformat() if status.url_expires_at else None
+                self.on_change(outcome)
+                return outcome
+        outcome.state = JobState.FAILED.value
+        outcome.latency_seconds = round(time.monotonic() - started, 3)
+        self.on_change(outcome)
+        return outcome
+
+    async def _submit_and_wait(self, seg, model, provider, route_model_id, seed_image, outcome):
+        spec = self.catalog.get(model)
+        job_id = await provider.submit(self._request(seg, model, route_model_id, seed_image))
+        outcome.provider_job_id = job_id
+        outcome.state = JobState.QUEUED.value
+        self.on_change(outcome)
+        scale = provider.latency_scale
+        deadline = time.monotonic() + self.poll.timeout_factor * spec.latency.p95_seconds * max(scale, 1e-3) + 30
+        wait = self.poll.first_wait(spec.latency.p50_seconds, scale)
+        while True:
+            await asyncio.sleep(wait)
+            status = await provider.poll(job_id)
+            if status.state == JobState.SUCCEEDED:
+                if not status.output_url:
+                    raise ProviderError("job succeeded without an output URL", provider=provider.name, job_id=job_id)
+                return status
+            if status.state in (JobState.FAILED, JobState.CANCELED):
+                raise ProviderError(status.error or status.state.value, kind=status.error_kind or ProviderError.RETRYABLE,
+                                    provider=provider.name, job_id=job_id)
+            if outcome.state != JobState.RUNNING.value and status.state == JobState.RUNNING:
+                outcome.state = JobState.RUNNING.value
+                self.on_change(outcome)
+            if time.monotonic() > deadline:
+                await provider.cancel(job_id)
+                raise ProviderError(f"job stuck for over {self.poll.timeout_factor:g}x its p95; cancelled",
+                                    kind=ProviderError.TERMINAL, provider=provider.name, job_id=job_id)
+            wait = self.poll.next_wait(wait, scale, status.poll_after, self.rng)
+
+
+def run_segments(engine: JobEngine, segments: list[SegmentPlan]) -> list[SegmentOutcome]:
+    """Synchronous entry point: run the engine on a fresh event loop."""
+    return asyncio.run(engine.run(segments))
+
+
+__all__ = ["JobEngine", "SegmentOutcome", "CampaignAborted", "PollPolicy", "run_segments", "OUTCOME_COLUMNS"]

@@ -1,0 +1,101 @@
+"""The provider protocol: submit a generation request, poll its handle, cancel it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+from ..catalog import Catalog
+from ..errors import ProviderError
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    job_key: str
+    model: str              # catalog id, e.g. veo-3-1-fast
+    route_model_id: str     # the provider's own id for the model
+    category: str
+    prompt: str
+    seconds: int
+    resolution: str
+    aspect_ratio: str
+    label: str = ""
+    image: Path | None = None
+    video: Path | None = None
+    transform: str | None = None
+    audio: Path | None = None
+    audio_offset: float = 0.0
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: JobState
+    progress: float | None = None
+    output_url: str | None = None
+    url_expires_at: dt.datetime | None = None
+    error: str | None = None
+    error_kind: str | None = None     # ProviderError kinds: retryable | terminal | fatal
+    poll_after: float | None = None   # the provider's hint, in seconds
+
+
+class VideoProvider(Protocol):
+    name: str
+    #: factor applied to catalog latencies when planning waits (1.0 for real providers)
+    latency_scale: float
+
+    async def submit(self, request: GenerationRequest) -> str: ...
+
+    async def poll(self, job_id: str) -> JobStatus: ...
+
+    async def cancel(self, job_id: str) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderRegistry:
+    """Which provider serves each model: in local mode the local renderer serves every model."""
+
+    def __init__(self, catalog: Catalog, providers: dict[str, VideoProvider], local: VideoProvider | None = None):
+        self.catalog = catalog
+        self.providers = providers
+        self.local = local
+
+    @property
+    def configured(self) -> frozenset[str]:
+        return frozenset(self.providers) | ({"local"} if self.local else frozenset())
+
+    def provider_for(self, model: str) -> tuple[VideoProvider, str]:
+        """The provider and its model id for a catalog model; ProviderError (fatal) when none is configured."""
+        spec = self.catalog.get(model)
+        if self.local is not None:
+            return self.local, spec.routes[0].model_id
+        for route in spec.routes:
+            if route.provider in self.providers:
+                return self.providers[route.provider], route.model_id
+        names = ", ".join(r.provider for r in spec.routes)
+        raise ProviderError(f"no configured provider serves {model} (its routes: {names}); set the API key of one "
+                            "of them or use VIDEO_PIPELINE_MODE=local", kind=ProviderError.FATAL)
+
+    def serves(self, model: str) -> bool:
+        spec = self.catalog.get(model)
+        return self.local is not None or any(r.provider in self.providers for r in spec.routes)
+
+    async def aclose(self) -> None:
+        for p in list(self.providers.values()) + ([self.local] if self.local else []):
+            await p.aclose()

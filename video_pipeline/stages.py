@@ -1,0 +1,156 @@
+"""The pipeline's stages as plain functions over tables: what each Dagster asset calls.
+
+prompt batches → routed job plans → generated segments → stored clips → assembled outputs
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .campaign import Campaign
+from .catalog import Catalog
+from .config import Settings, SettingsError
+from .engine import OUTCOME_COLUMNS, JobEngine, SegmentOutcome, run_segments
+from .errors import MediaError, ProviderError
+from .media.assemble import SegmentInput, concat
+from .media.probe import probe
+from .media.render import frame_size
+from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
+from .providers.base import ProviderRegistry
+from .providers.local import LocalProvider
+from .store import ClipStore
+from .taxonomy import categorize
+
+PROMPT_COLUMNS = ["campaign", "video_id", "shot_index", "prompt", "category", "quality_tier", "use_case",
+                  "resolution", "aspect_ratio", "target_seconds", "continuity", "transition", "image", "video",
+                  "transform", "audio", "pinned_model", "schedule", "spec_sha256"]
+CLIP_COLUMNS = ["campaign", "video_id", "segment_index", "job_key", "model", "clip_uri", "clip_path", "sha256",
+                "size_bytes", "duration_seconds", "seconds", "width", "height", "source_url", "state", "error",
+                "cost_usd", "latency_seconds", "target_seconds", "resolution", "aspect_ratio"]
+OUTPUT_COLUMNS = ["campaign", "video_id", "state", "output_uri", "output_path", "duration_seconds", "target_seconds",
+                  "width", "height", "video_codec", "segments", "models", "cost_usd", "error"]
+
+
+def prompt_batches(campaign: Campaign) -> pd.DataFrame:
+    """One row per requested shot."""
+    d = campaign.defaults
+    rows = []
+    for video in campaign.videos:
+        for si, shot in enumerate(video.shots):
+            category = categorize(image=shot.image is not None, video=shot.video is not None,
+                                  transform=shot.transform, audio=video.audio is not None, use_case=d.use_case)
+            rows.append({
+                "campaign": campaign.campaign, "video_id": video.id, "shot_index": si, "prompt": shot.prompt,
+                "category": category.value, "quality_tier": d.quality_tier, "use_case": d.use_case,
+                "resolution": d.resolution, "aspect_ratio": d.aspect_ratio, "target_seconds": video.target_seconds,
+                "continuity": video.continuity, "transition": video.transition, "image": shot.image,
+                "video": shot.video, "transform": shot.transform, "audio": video.audio, "pinned_model": shot.model,
+                "schedule": campaign.schedule, "spec_sha256": campaign.source.sha256,
+            })
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+
+
+def plan_frame(plan: CampaignPlan) -> pd.DataFrame:
+    frame = pd.DataFrame(plan.rows(), columns=PLAN_COLUMNS)
+    frame["fallbacks"] = frame["fallbacks"].map(lambda f: ",".join(f))
+    return frame
+
+
+def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, on: dt.date | None = None,
+                     providers: frozenset[str] | None = None) -> tuple[CampaignPlan, pd.DataFrame]:
+    plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers)
+    return plan, plan_frame(plan)
+
+
+def segments_from_frame(frame: pd.DataFrame) -> list[SegmentPlan]:
+    segments = []
+    for row in frame.to_dict("records"):
+        row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
+        row["fallbacks"] = tuple(x for x in (row["fallbacks"] or "").split(",") if x)
+        row["segment_index"], row["segment_count"], row["shot_index"] = (int(row["segment_index"]),
+                                                                        int(row["segment_count"]), int(row["shot_index"]))
+        row["generate_seconds"] = int(row["generate_seconds"])
+        segments.append(SegmentPlan(**{k: row[k] for k in PLAN_COLUMNS}))
+    return segments
+
+
+def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
+    """Local mode: the offline renderer serves every model. Live mode: the configured HTTP adapters."""
+    if settings.mode == "local":
+        local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, seed=settings.seed,
+                              preset=settings.x264_preset, font=settings.font_path)
+        return ProviderRegistry(catalog, {}, local=local)
+    raise SettingsError("VIDEO_PIPELINE_MODE=live: this version has no live provider adapters yet; "
+                        "unset VIDEO_PIPELINE_MODE (or set it to local) to render offline")
+
+
+def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settings,
+                       registry: ProviderRegistry | None = None, on_change=None) -> pd.DataFrame:
+    """Run every planned segment; one outcome row per segment (failed ones included, with the reason)."""
+    registry = registry or build_registry(settings, catalog)
+    engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change)
+    outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
+    return pd.DataFrame([o.row() for o in outcomes], columns=OUTCOME_COLUMNS).assign(
+        fallbacks_taken=lambda f: f["fallbacks_taken"].map(lambda x: " | ".join(x)))
+
+
+def stored_clips(outcomes: pd.DataFrame, store: ClipStore) -> pd.DataFrame:
+    """Download each succeeded output, verify it decodes and lasts what was asked, keep it content-addressed."""
+    rows = []
+    for o in outcomes.to_dict("records"):
+        row = {k: o.get(k) for k in ("campaign", "video_id", "segment_index", "job_key", "model", "seconds", "cost_usd",
+                                     "latency_seconds", "target_seconds", "resolution", "aspect_ratio")}
+        row.update(source_url=o["output_url"], state=o["state"], error=o["error"])
+        if o["state"] == "succeeded":
+            try:
+                clip = store.store_url(o["output_url"], expected_seconds=float(o["generate_seconds"]))
+                row.update(clip_uri=clip.uri, clip_path=str(clip.path), sha256=clip.sha256, size_bytes=clip.size_bytes,
+                           duration_seconds=round(clip.info.duration, 3), width=clip.info.width,
+                           height=clip.info.height, state="stored")
+            except (ProviderError, MediaError, OSError) as exc:
+                row.update(state="failed", error=f"storing failed: {exc}")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=CLIP_COLUMNS)
+
+
+def assembled_outputs(clips: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Join each video's stored segments in order into data/outputs/<campaign>/<video>.mp4."""
+    rows = []
+    for video_id, group in clips.groupby("video_id", sort=False):
+        group = group.sort_values("segment_index")
+        first = group.iloc[0]
+        campaign = first["campaign"]
+        width, height = frame_size(first["resolution"], first["aspect_ratio"])
+        row = {"campaign": campaign, "video_id": video_id, "target_seconds": float(first["target_seconds"]),
+               "segments": len(group), "models": ",".join(sorted(set(group["model"]))),
+               "cost_usd": round(float(group["cost_usd"].fillna(0).sum()), 4)}
+        missing = group[group["state"] != "stored"]
+        if len(missing):
+            reasons = "; ".join(f"segment {int(r.segment_index)}: {r.error}" for r in missing.itertuples())
+            rows.append({**row, "state": "failed", "error": f"{len(missing)} of {len(group)} segments missing ({reasons})"})
+            continue
+        out = settings.outputs_dir / campaign / f"{video_id}.mp4"
+        try:
+            concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], out,
+                   width, height, settings.x264_preset)
+            info = probe(out)
+        except MediaError as exc:
+            rows.append({**row, "state": "failed", "error": str(exc)})
+            continue
+        rows.append({**row, "state": "assembled", "output_uri": out.resolve().as_uri(), "output_path": str(out),
+                     "duration_seconds": round(info.duration, 3), "width": info.width, "height": info.height,
+                     "video_codec": info.video_codec})
+    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return round(time.monotonic() - self.start, 3)

@@ -1,0 +1,108 @@
+"""Content-addressed clip storage, and downloads that verify what they fetched before keeping it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import httpx
+
+from .errors import MediaError, ProviderError
+from .media.probe import MediaInfo, probe
+
+MAX_CLIP_BYTES = 2 * 1024 ** 3
+VIDEO_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
+
+
+@dataclass(frozen=True)
+class StoredClip:
+    uri: str
+    path: Path
+    sha256: str
+    size_bytes: int
+    info: MediaInfo
+
+
+def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float = 120.0) -> int:
+    """Stream `url` (https, http or file) to `dest` with a size cap; returns the byte count."""
+    scheme = urlparse(url).scheme
+    if scheme == "file":
+        src = Path(unquote(urlparse(url).path))
+        if not src.is_file():
+            raise ProviderError(f"output file {src.name} is gone (the URL expired or was never written)")
+        size = src.stat().st_size
+        if size > max_bytes:
+            raise MediaError(f"{src.name}: {size} bytes is over the {max_bytes}-byte cap")
+        shutil.copyfile(src, dest)
+        return size
+    if scheme not in ("https", "http"):
+        raise ProviderError(f"refusing to download from a {scheme or 'schemeless'} URL", kind=ProviderError.TERMINAL)
+    written = 0
+    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+        if response.status_code in (403, 404, 410):
+            raise ProviderError(f"output URL answered {response.status_code} (expired or removed)")
+        response.raise_for_status()
+        ctype = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+        if not ctype.startswith(VIDEO_CONTENT_TYPES):
+            raise ProviderError(f"output URL returned content type {ctype!r}, expected a video", kind=ProviderError.TERMINAL)
+        expected = response.headers.get("content-length")
+        with dest.open("wb") as fh:
+            for chunk in response.iter_bytes(1 << 20):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise MediaError(f"download exceeded the {max_bytes}-byte cap")
+                fh.write(chunk)
+        if expected is not None and int(expected) != written:
+            raise ProviderError(f"download truncated: got {written} of {expected} bytes")
+    return written
+
+
+class ClipStore:
+    """Clips kept under root/sha256/ab/<sha256>.mp4; the provider URL is never the permanent reference."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path_for(self, sha256: str, suffix: str = ".mp4") -> Path:
+        return self.root / "sha256" / sha256[:2] / f"{sha256}{suffix}"
+
+    def uri_for(self, path: Path) -> str:
+        return path.resolve().as_uri()
+
+    def put_file(self, src: Path, expected_seconds: float | None = None, tolerance: float = 0.5) -> StoredClip:
+        """Verify `src` decodes (and lasts `expected_seconds`), then move it into the store atomically."""
+        info = probe(src)
+        if info.video_codec is None:
+            raise MediaError(f"{src.name}: no video stream")
+        if expected_seconds is not None and abs(info.duration - expected_seconds) > tolerance:
+            raise MediaError(f"{src.name}: lasts {info.duration:.2f}s, expected {expected_seconds:g}s")
+        digest = hashlib.sha256()
+        with src.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        sha = digest.hexdigest()
+        dest = self.path_for(sha, src.suffix or ".mp4")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        size = src.stat().st_size
+        if dest.exists():
+            src.unlink()
+        else:
+            os.replace(src, dest)
+        return StoredClip(uri=self.uri_for(dest), path=dest, sha256=sha, size_bytes=size, info=info)
+
+    def store_url(self, url: str, expected_seconds: float | None = None) -> StoredClip:
+        """Download a provider output to a temp file beside the store, verify it, keep it content-addressed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="incoming-", suffix=".mp4", dir=self.root)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            fetch(url, tmp_path)
+            return self.put_file(tmp_path, expected_seconds)
+        finally:
+            tmp_path.unlink(missing_ok=True)
