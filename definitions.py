@@ -1,0 +1,36 @@
+"""The one place that binds assets, resources, jobs, schedules and sensors (loaded by workspace.yaml)."""
+
+from dagster import Definitions
+
+from assets.assembly import assembled_outputs
+from assets.generation import generated_segments, stored_clips
+from assets.jobs import campaign_job
+from assets.prompts import prompt_batches
+from assets.routing import routed_job_plans
+from assets.schedules import nightly_batch_schedule
+from assets.sensors import campaign_inbox_sensor
+from resources import ClipStorage, ParquetTableIOManager, PipelineConfig, VideoProviders
+
+
+def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:
+    """The resource set; tests pass a PipelineConfig pointing at a temp data dir, or swap providers."""
+    pipeline = pipeline or PipelineConfig()
+    resources = {
+        "pipeline": pipeline,
+        "providers": VideoProviders(),
+        "clip_storage": ClipStorage(),
+        "io_manager": ParquetTableIOManager(pipeline=pipeline),
+    }
+    resources.update(overrides)
+    return resources
+
+
+ASSETS = [prompt_batches, routed_job_plans, generated_segments, stored_clips, assembled_outputs]
+
+defs = Definitions(
+    assets=ASSETS,
+    jobs=[campaign_job],
+    sensors=[campaign_inbox_sensor],
+    schedules=[nightly_batch_schedule],
+    resources=build_resources(),
+)

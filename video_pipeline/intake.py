@@ -36,9 +36,10 @@ def display_path(path: Path, settings: Settings) -> str:
         return path.name
 
 
-def validate_file(path: Path, settings: Settings, on: dt.date | None = None) -> tuple[Campaign, CampaignPlan]:
+def validate_file(path: Path, settings: Settings, on: dt.date | None = None,
+                  display: str | None = None) -> tuple[Campaign, CampaignPlan]:
     """Parse, check references and plan (model pins, budget) without spending anything."""
-    campaign = load_campaign(path, settings.data_dir, display=display_path(path, settings))
+    campaign = load_campaign(path, settings.data_dir, display=display or display_path(path, settings))
     plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on)
     return campaign, plan
 

@@ -1,0 +1,57 @@
+"""assembled_outputs: each video's segments joined into one MP4, checked against its target."""
+
+
+import pandas as pd
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue,
+                     Output, asset)
+
+from resources.pipeline import PipelineConfig
+from video_pipeline.stages import Stopwatch, assembled_outputs as assemble
+
+from .metadata import markdown_table
+from .partitions import campaign_partitions
+
+DURATION_TOLERANCE_SECONDS = 0.5
+
+
+@asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg"},
+       description="One finished MP4 per video under outputs/<campaign>/, with its duration, size and cost.",
+       check_specs=[
+           AssetCheckSpec("every_video_assembled", asset="assembled_outputs",
+                          description="every video of the campaign has a finished MP4"),
+           AssetCheckSpec("durations_on_target", asset="assembled_outputs",
+                          description=f"each video lasts its target within {DURATION_TOLERANCE_SECONDS}s"),
+       ])
+def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, pipeline: PipelineConfig):
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    frame = assemble(stored_clips, settings)
+    done = frame[frame["state"] == "assembled"]
+    failed = frame[frame["state"] != "assembled"]
+    for row in done.itertuples():
+        context.log.info(f"{row.video_id}: {row.output_path} ({row.duration_seconds:.2f}s)")
+    for row in failed.itertuples():
+        context.log.error(f"{row.video_id}: not assembled: {row.error}")
+    off = done[(done["duration_seconds"] - done["target_seconds"]).abs() > DURATION_TOLERANCE_SECONDS]
+    out_dir = settings.outputs_dir / context.partition_key
+    yield Output(frame, metadata={
+        "dagster/row_count": len(frame),
+        "dagster/uri": MetadataValue.url(out_dir.resolve().as_uri()),
+        "assembled": len(done),
+        "failed": len(failed),
+        "cost_usd": MetadataValue.float(round(float(frame["cost_usd"].sum()), 4)),
+        "output_dir": MetadataValue.path(str(out_dir)),
+        "outputs": MetadataValue.json({r.video_id: r.output_path for r in done.itertuples()}),
+        "seconds_of_video": MetadataValue.float(round(float(done["duration_seconds"].sum()), 3)),
+        "wall_seconds": watch.seconds,
+        "preview": markdown_table(frame, ["video_id", "state", "duration_seconds", "target_seconds", "models",
+                                          "cost_usd", "output_path", "error"]),
+    })
+    yield AssetCheckResult(check_name="every_video_assembled", passed=failed.empty,
+                           severity=AssetCheckSeverity.ERROR,
+                           metadata={"failed": MetadataValue.text("\n".join(f"{r.video_id}: {r.error}"
+                                                                            for r in failed.itertuples()) or "none")})
+    yield AssetCheckResult(check_name="durations_on_target", passed=off.empty, severity=AssetCheckSeverity.ERROR,
+                           metadata={"off_target": MetadataValue.json(
+                               {r.video_id: {"seconds": r.duration_seconds, "target": r.target_seconds}
+                                for r in off.itertuples()})})

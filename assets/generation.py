@@ -1,0 +1,81 @@
+"""generated_segments and stored_clips: run every provider job, then keep each output before its URL expires."""
+
+
+import pandas as pd
+from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
+                     MetadataValue, Output, asset)
+
+from resources.pipeline import PipelineConfig
+from resources.providers import VideoProviders
+from resources.storage import ClipStorage
+from video_pipeline.engine import CampaignAborted
+from video_pipeline.stages import Stopwatch, generated_segments as run_generation, stored_clips as store_outputs
+
+from .metadata import latency_by_model, markdown_table, models_used
+from .partitions import campaign_partitions
+
+
+@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python"},
+       description="Every segment's provider job, run concurrently with per-model limits, retries and fallbacks. "
+                   "One row per segment, failed ones included with the reason.")
+def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.DataFrame, pipeline: PipelineConfig,
+                       providers: VideoProviders) -> pd.DataFrame:
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    catalog = pipeline.catalog()
+
+    def on_change(outcome) -> None:
+        if outcome.state in ("succeeded", "failed"):
+            context.log.info(f"{outcome.video_id}[{outcome.segment_index}] {outcome.state} on {outcome.model} "
+                             f"after {outcome.latency_seconds:.1f}s" + (f": {outcome.error}" if outcome.error else ""))
+
+    try:
+        frame = run_generation(routed_job_plans, catalog, settings, providers.registry(settings, catalog), on_change)
+    except CampaignAborted as exc:
+        raise Failure(description=f"campaign stopped: {exc}") from None
+    ok = frame[frame["state"] == "succeeded"]
+    failed = frame[frame["state"] != "succeeded"]
+    context.add_output_metadata({
+        "dagster/row_count": len(frame),
+        "succeeded": len(ok),
+        "failed": len(failed),
+        "est_cost_usd": MetadataValue.float(round(float(routed_job_plans["est_cost_usd"].sum()), 4)),
+        "cost_usd": MetadataValue.float(round(float(ok["cost_usd"].sum()), 4)),
+        "wall_seconds": watch.seconds,
+        "latency_by_model": latency_by_model(ok),
+        "models": models_used(ok),
+        "fallbacks_taken": int((frame["fallbacks_taken"] != "").sum()),
+        "attempts": int(frame["attempts"].sum()),
+        "preview": markdown_table(frame, ["video_id", "segment_index", "state", "model", "attempts",
+                                          "latency_seconds", "cost_usd", "error"]),
+    })
+    return frame
+
+
+@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"ffmpeg"},
+       description="Each generated output downloaded, verified (decodes, duration, checksum) and kept "
+                   "content-addressed; the provider URL is kept only as provenance.",
+       check_specs=[AssetCheckSpec("all_segments_stored", asset="stored_clips",
+                                   description="every planned segment has a verified clip in the store")])
+def stored_clips(context: AssetExecutionContext, generated_segments: pd.DataFrame, pipeline: PipelineConfig,
+                 clip_storage: ClipStorage):
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    frame = store_outputs(generated_segments, clip_storage.store(settings))
+    stored = frame[frame["state"] == "stored"]
+    missing = frame[frame["state"] != "stored"]
+    yield Output(frame, metadata={
+        "dagster/row_count": len(frame),
+        "stored": len(stored),
+        "missing": len(missing),
+        "bytes": int(stored["size_bytes"].sum()) if len(stored) else 0,
+        "store": MetadataValue.path(str(clip_storage.store(settings).root)),
+        "wall_seconds": watch.seconds,
+        "preview": markdown_table(frame, ["video_id", "segment_index", "state", "duration_seconds", "sha256", "error"]),
+    })
+    yield AssetCheckResult(
+        check_name="all_segments_stored", passed=missing.empty, severity=AssetCheckSeverity.WARN,
+        metadata={"missing": len(missing),
+                  "reasons": MetadataValue.text("\n".join(f"{r.video_id}[{r.segment_index}]: {r.error}"
+                                                          for r in missing.itertuples()) or "none")},
+    )

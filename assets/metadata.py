@@ -1,0 +1,38 @@
+"""Typed, small materialization metadata: counts, seconds, dollars, models and a short preview table."""
+
+
+import pandas as pd
+from dagster import MetadataValue
+
+PREVIEW_ROWS = 20
+
+
+def markdown_table(frame: pd.DataFrame, columns: list[str], rows: int = PREVIEW_ROWS) -> MetadataValue:
+    """A markdown preview of the first rows; cells are shortened and pipes escaped."""
+    shown = frame[columns].head(rows)
+
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return ""
+        text = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    if len(frame) > rows:
+        lines.append(f"\n{len(frame) - rows} more row(s) not shown")
+    return MetadataValue.md("\n".join(lines))
+
+
+def latency_by_model(frame: pd.DataFrame, column: str = "latency_seconds") -> MetadataValue:
+    """Per-model count, mean and max latency in seconds, as JSON."""
+    if frame.empty:
+        return MetadataValue.json({})
+    grouped = frame.groupby("model")[column].agg(["count", "mean", "max"]).round(3)
+    return MetadataValue.json({m: {"count": int(r["count"]), "mean_seconds": float(r["mean"]),
+                                   "max_seconds": float(r["max"])} for m, r in grouped.iterrows()})
+
+
+def models_used(frame: pd.DataFrame) -> MetadataValue:
+    return MetadataValue.text(", ".join(sorted(set(frame["model"].dropna()))) if len(frame) else "")

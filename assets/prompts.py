@@ -1,0 +1,38 @@
+"""prompt_batches: the campaign's shots as a table, one row per requested shot."""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+
+from resources.pipeline import PipelineConfig
+from video_pipeline.intake import INVALID, load_active
+from video_pipeline.stages import Stopwatch, prompt_batches as build_prompt_batches
+
+from .metadata import markdown_table
+from .partitions import campaign_partitions
+
+
+@asset(partitions_def=campaign_partitions, group_name="intake", kinds={"pandas"},
+       description="Every shot the campaign asks for, validated, with its task category (one row per shot).")
+def prompt_batches(context: AssetExecutionContext, pipeline: PipelineConfig) -> pd.DataFrame:
+    """Reads the campaign's active spec (installed by the inbox sensor or `video-pipeline run`)."""
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    try:
+        campaign = load_active(settings, context.partition_key)
+    except (*INVALID, FileNotFoundError) as exc:
+        raise Failure(description=str(exc)) from None
+    frame = build_prompt_batches(campaign)
+    context.log.info(f"{len(frame)} shot(s) in {len(campaign.videos)} video(s) from {campaign.source.file}")
+    context.add_output_metadata({
+        "dagster/row_count": len(frame),
+        "videos": len(campaign.videos),
+        "categories": MetadataValue.json(frame["category"].value_counts().to_dict()),
+        "spec_file": MetadataValue.path(campaign.source.file),
+        "spec_sha256": campaign.source.sha256,
+        "schedule": campaign.schedule,
+        "budget_usd": MetadataValue.float(campaign.budget_usd) if campaign.budget_usd else MetadataValue.text("none"),
+        "wall_seconds": watch.seconds,
+        "preview": markdown_table(frame, ["video_id", "shot_index", "category", "prompt"]),
+    })
+    return frame

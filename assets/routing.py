@@ -1,0 +1,46 @@
+"""routed_job_plans: long videos expanded into segments, each routed, priced and timed before any spend."""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+
+from resources.pipeline import PipelineConfig
+from resources.providers import VideoProviders
+from video_pipeline.intake import INVALID, load_active
+from video_pipeline.stages import Stopwatch, routed_job_plans as build_plans
+
+from .metadata import markdown_table
+from .partitions import campaign_partitions
+
+
+@asset(partitions_def=campaign_partitions, group_name="planning", kinds={"pandas"},
+       description="One row per segment: model, fallback chain, the reason, seconds, estimated cost and latency. "
+                   "A campaign over its budget stops here, before any money is spent.")
+def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFrame, pipeline: PipelineConfig,
+                     providers: VideoProviders) -> pd.DataFrame:
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    catalog = pipeline.catalog()
+    try:
+        campaign = load_active(settings, context.partition_key)
+        if campaign.source.sha256 != prompt_batches["spec_sha256"].iloc[0]:
+            context.log.warning("the campaign spec changed since prompt_batches ran; planning the current spec")
+        plan, frame = build_plans(campaign, catalog, settings)
+    except (*INVALID, FileNotFoundError) as exc:
+        raise Failure(description=str(exc)) from None
+    for warning in plan.warnings:
+        context.log.warning(warning)
+    context.log.info(f"{len(frame)} segment(s), estimated ${plan.total_cost_usd:.2f}, "
+                     f"~{plan.est_wall_seconds(catalog):.0f}s of provider time")
+    context.add_output_metadata({
+        "dagster/row_count": len(frame),
+        "est_cost_usd": MetadataValue.float(plan.total_cost_usd),
+        "budget_usd": MetadataValue.float(campaign.budget_usd) if campaign.budget_usd else MetadataValue.text("none"),
+        "est_wall_seconds": MetadataValue.float(plan.est_wall_seconds(catalog)),
+        "model_mix": MetadataValue.json(frame["model"].value_counts().to_dict()),
+        "warnings": MetadataValue.text("\n".join(plan.warnings) or "none"),
+        "wall_seconds": watch.seconds,
+        "decisions": markdown_table(frame, ["video_id", "segment_index", "model", "seconds", "est_cost_usd",
+                                            "est_latency_seconds", "fallbacks", "reason"]),
+    })
+    return frame

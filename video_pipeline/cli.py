@@ -1,0 +1,142 @@
+"""The `video-pipeline` command: validate, plan and run campaign files.
+
+`validate` and `plan` need no orchestrator and spend nothing; `run` hands the campaign to the launcher
+registered under the `video_pipeline.launchers` entry point (the Dagster one by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .config import VARIABLES, Settings, SettingsError
+from .errors import CampaignError, PlanningError
+from .intake import validate_file
+
+EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 3
+JSON_SCHEMA_VERSION = 1
+
+
+def _error_payload(exc: Exception) -> dict:
+    problems = [{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
+                for p in getattr(exc, "problems", [])]
+    return {"version": JSON_SCHEMA_VERSION, "ok": False, "error": {"message": str(exc), "problems": problems}}
+
+
+def _fail(args, exc: Exception, code: int = EXIT_INVALID) -> int:
+    if args.json:
+        print(json.dumps(_error_payload(exc), indent=2))
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return code
+
+
+def cmd_validate(args, settings: Settings) -> int:
+    try:
+        campaign, plan = validate_file(Path(args.file), settings, display=args.file)
+    except (CampaignError, PlanningError) as exc:
+        return _fail(args, exc)
+    summary = {"version": JSON_SCHEMA_VERSION, "ok": True, "campaign": campaign.campaign,
+               "videos": len(campaign.videos), "shots": sum(len(v.shots) for v in campaign.videos),
+               "segments": len(plan.segments), "est_cost_usd": plan.total_cost_usd, "budget_usd": campaign.budget_usd,
+               "schedule": campaign.schedule, "warnings": plan.warnings}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"ok: {args.file}: campaign {campaign.campaign}, {summary['videos']} video(s), {summary['shots']} shot(s), "
+              f"{summary['segments']} segment(s), estimated ${plan.total_cost_usd:.2f}"
+              + (f" of ${campaign.budget_usd:.2f}" if campaign.budget_usd else ""))
+        for warning in plan.warnings:
+            print(f"warning: {warning}")
+    return EXIT_OK
+
+
+def cmd_plan(args, settings: Settings) -> int:
+    from .catalog import load_catalog
+
+    try:
+        campaign, plan = validate_file(Path(args.file), settings, display=args.file)
+    except (CampaignError, PlanningError) as exc:
+        return _fail(args, exc)
+    catalog = load_catalog(settings.catalog_file)
+    payload = {"version": JSON_SCHEMA_VERSION, "ok": True, "campaign": plan.campaign,
+               "budget_usd": plan.budget_usd, "est_cost_usd": plan.total_cost_usd,
+               "est_wall_seconds": plan.est_wall_seconds(catalog), "warnings": plan.warnings,
+               "segments": [{k: v for k, v in s.row().items()} for s in plan.segments]}
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return EXIT_OK
+    headers = ["video", "#", "model", "fallbacks", "seconds", "gen s", "est $", "p50 s", "reason"]
+    rows = [[s.video_id, str(s.segment_index), s.model, ",".join(s.fallbacks) or "-", f"{s.seconds:g}",
+             str(s.generate_seconds), f"{s.est_cost_usd:.2f}", f"{s.est_latency_seconds:g}", s.reason]
+            for s in plan.segments]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if i < len(headers) - 1 else 0 for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    budget = f" (budget ${plan.budget_usd:.2f})" if plan.budget_usd else ""
+    print(f"\n{len(plan.segments)} segment(s), estimated ${plan.total_cost_usd:.2f}{budget}, "
+          f"about {plan.est_wall_seconds(catalog):.0f}s of provider time. Nothing was spent.")
+    for warning in plan.warnings:
+        print(f"warning: {warning}")
+    return EXIT_OK
+
+
+def cmd_run(args, settings: Settings) -> int:
+    launchers = {ep.name: ep for ep in entry_points(group="video_pipeline.launchers")}
+    if args.launcher not in launchers:
+        return _fail(args, RuntimeError(f"no launcher {args.launcher!r} is installed (have: {', '.join(launchers) or 'none'}); "
+                                        "install the project with `pip install -e .`"), EXIT_FAILED)
+    run_campaign = launchers[args.launcher].load()
+    echo = (lambda *_: None) if args.json else (lambda msg: print(msg, flush=True))
+    try:
+        result = run_campaign(Path(args.file), settings, echo=echo)
+    except (CampaignError, PlanningError) as exc:
+        return _fail(args, exc)
+    if args.json:
+        print(json.dumps({"version": JSON_SCHEMA_VERSION, "ok": result["status"] == "succeeded", **result}, indent=2))
+    else:
+        for out in result["outputs"]:
+            if out["state"] == "assembled":
+                print(f"video {out['video_id']}: {out['output_path']} ({out['duration_seconds']:.2f}s, "
+                      f"{out['width']}x{out['height']}, ${out['cost_usd']:.2f})")
+            else:
+                print(f"video {out['video_id']}: FAILED: {out['error']}")
+        for err in result["errors"]:
+            print(f"error: {err}", file=sys.stderr)
+        print(f"campaign {result['campaign']}: {result['status']} in {result['wall_seconds']:.1f}s, "
+              f"${result['cost_usd']:.2f} (Dagster run {result['run_id']})")
+    return EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="video-pipeline", description="Turn campaign files of prompts into finished videos.",
+        epilog="Environment: " + "; ".join(f"{k} (default {v[0]})" for k, v in VARIABLES.items()))
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (("validate", cmd_validate, "check a campaign file; exit 1 with the problems if invalid"),
+                             ("plan", cmd_plan, "dry run: route, time and price every segment; spends nothing"),
+                             ("run", cmd_run, "register the campaign and materialize all five assets through Dagster")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("file", help="campaign file (.yaml, .yml, .json, .csv, .jsonl)")
+        p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")
+        if name == "run":
+            p.add_argument("--launcher", default="dagster", help=argparse.SUPPRESS)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        return _fail(args, exc)
+    return args.func(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
