@@ -58,7 +58,7 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
         frame = pd.read_parquet(table)
         outputs = [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
                    for row in frame[["video_id", "state", "output_path", "duration_seconds", "target_seconds",
-                                     "width", "height", "cost_usd", "error"]].to_dict("records")]
+                                     "width", "height", "video_codec", "cost_usd", "error"]].to_dict("records")]
     ok = result.success and outputs and all(o["state"] == "assembled" for o in outputs)
     return {
         "campaign": accepted.campaign_id,

@@ -102,7 +102,7 @@ def cmd_run(args, settings: Settings) -> int:
         for out in result["outputs"]:
             if out["state"] == "assembled":
                 print(f"video {out['video_id']}: {out['output_path']} ({out['duration_seconds']:.2f}s, "
-                      f"{out['width']}x{out['height']}, ${out['cost_usd']:.2f})")
+                      f"{out['width']}x{out['height']} {out['video_codec']}, ${out['cost_usd']:.2f})")
             else:
                 print(f"video {out['video_id']}: FAILED: {out['error']}")
         for err in result["errors"]:

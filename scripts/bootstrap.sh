@@ -1,0 +1,35 @@
+# Sourced by scripts/demo and scripts/test: make .venv with the project installed (once per pyproject change).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+find_python() {
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2
+  return 1
+}
+
+VENV="$ROOT/.venv"
+STAMP="$VENV/.installed-$( (cat pyproject.toml; echo "${EXTRAS:-dev}") | sha256sum | cut -c1-16)"
+if [ ! -x "$VENV/bin/python" ]; then
+  PY="$(find_python)"
+  echo "==> creating .venv with $("$PY" --version)"
+  "$PY" -m venv "$VENV"
+fi
+if [ ! -f "$STAMP" ]; then
+  echo "==> installing the project and its dependencies into .venv (first run takes a minute or two)"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS:-dev}]"
+  rm -f "$VENV"/.installed-*
+  touch "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
+export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster}"
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"

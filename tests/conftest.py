@@ -1,0 +1,53 @@
+"""Shared fixtures: every test gets its own data directory (a copy of data/) and Dagster instance."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from video_pipeline.config import PROJECT_ROOT, Settings
+from video_pipeline.media.probe import probe
+
+FAST_ENV = {
+    "VIDEO_PIPELINE_TIME_SCALE": "0.002",
+    "VIDEO_PIPELINE_X264_PRESET": "ultrafast",
+    "VIDEO_PIPELINE_MODE": "local",
+}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data directory with the catalog and samples, pointed to by VIDEO_PIPELINE_DATA_DIR."""
+    target = tmp_path / "project" / "data"
+    target.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "data" / "catalog.yaml", target / "catalog.yaml")
+    shutil.copytree(PROJECT_ROOT / "data" / "samples", target / "samples")
+    (target / "inbox").mkdir()
+    monkeypatch.setenv("VIDEO_PIPELINE_DATA_DIR", str(target))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    for key, value in FAST_ENV.items():
+        monkeypatch.setenv(key, value)
+    return target
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return Settings.from_env()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def assert_video(path: str | Path, seconds: float, width: int = 1280, height: int = 720) -> None:
+    """What a person checks with a probe: the file decodes as H.264 at the size and length asked for."""
+    info = probe(path)
+    assert info.video_codec == "h264"
+    assert (info.width, info.height) == (width, height)
+    assert abs(info.duration - seconds) <= 0.5, f"{path} lasts {info.duration:.3f}s, expected {seconds}s"

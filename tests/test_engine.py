@@ -1,0 +1,182 @@
+"""The engine without Dagster: real clips from the local provider, retries, fallbacks and fatal stops."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.conftest import assert_video, write
+from video_pipeline import stages
+from video_pipeline.campaign import load_campaign
+from video_pipeline.catalog import load_catalog
+from video_pipeline.engine import CampaignAborted, JobEngine, run_segments
+from video_pipeline.errors import ProviderError
+from video_pipeline.media.probe import probe
+from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry
+from video_pipeline.providers.local import LocalProvider
+from video_pipeline.store import ClipStore
+
+RUN_DATE = dt.date(2026, 11, 24)
+
+
+class ScriptedProvider:
+    """Wraps the local provider; fails chosen models the way a real provider would, and counts submissions."""
+
+    def __init__(self, inner: LocalProvider, failures: dict[str, list[tuple[str, str]]]):
+        self.inner = inner
+        self.name = "scripted"
+        self.latency_scale = inner.latency_scale
+        self.failures = {m: list(v) for m, v in failures.items()}
+        self.submitted: list[str] = []
+        self._doomed: dict[str, tuple[str, str]] = {}
+
+    async def submit(self, request):
+        self.submitted.append(request.model)
+        job_id = await self.inner.submit(request)
+        if self.failures.get(request.model):
+            self._doomed[job_id] = self.failures[request.model].pop(0)
+        return job_id
+
+    async def poll(self, job_id):
+        if job_id in self._doomed:
+            kind, message = self._doomed[job_id]
+            return JobStatus(JobState.FAILED, error=message, error_kind=kind)
+        return await self.inner.poll(job_id)
+
+    async def cancel(self, job_id):
+        return await self.inner.cancel(job_id)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+def _campaign(data_dir, text, name="c.yaml"):
+    return load_campaign(write(data_dir / name, text), data_dir)
+
+
+def _run(settings, campaign, failures=None):
+    catalog = load_catalog(settings.catalog_file)
+    plan, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
+    local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, preset="ultrafast")
+    provider = ScriptedProvider(local, failures or {})
+    registry = ProviderRegistry(catalog, {}, local=provider)
+    outcomes = stages.generated_segments(frame, catalog, settings, registry=registry)
+    return plan, outcomes, provider
+
+
+SOCIAL = """
+campaign: engine-test
+defaults: {quality_tier: social}
+videos:
+  - id: long
+    target_seconds: 14
+    shots:
+      - prompt: "Morning fog over a lake"
+      - prompt: "The sun breaks through"
+"""
+
+
+ONE_SHOT = """
+campaign: engine-test
+defaults: {quality_tier: social}
+videos:
+  - id: long
+    target_seconds: 6
+    shots: [{prompt: "Morning fog over a lake"}]
+"""
+
+
+def test_long_video_is_planned_generated_stored_and_joined_to_its_target_length(settings, data_dir):
+    campaign = _campaign(data_dir, SOCIAL)
+    plan, outcomes, provider = _run(settings, campaign)
+    assert [s.model for s in plan.segments] == ["veo-3-1-fast"] * 2
+    assert sum(s.seconds for s in plan.segments) == pytest.approx(14)
+    assert list(outcomes["state"]) == ["succeeded", "succeeded"]
+    assert len(provider.submitted) == 2
+    clips = stages.stored_clips(outcomes, ClipStore(settings.clips_dir))
+    assert list(clips["state"]) == ["stored", "stored"]
+    for path in clips["clip_path"]:
+        assert str(path).startswith(str(settings.clips_dir))
+    videos = stages.assembled_outputs(clips, settings)
+    assert list(videos["state"]) == ["assembled"]
+    assert_video(videos["output_path"][0], 14)
+
+
+def test_content_policy_failure_falls_back_to_the_next_model_in_the_chain(settings, data_dir):
+    campaign = _campaign(data_dir, ONE_SHOT)
+    _, outcomes, provider = _run(settings, campaign, {"veo-3-1-fast": [("terminal", "content policy violation")]})
+    row = outcomes.iloc[0]
+    assert row["state"] == "succeeded"
+    assert row["planned_model"] == "veo-3-1-fast"
+    assert row["model"] != "veo-3-1-fast"
+    assert "content policy violation" in row["fallbacks_taken"]
+    assert provider.submitted == ["veo-3-1-fast", row["model"]]
+
+
+def test_retryable_failure_is_retried_on_the_same_model(settings, data_dir):
+    campaign = _campaign(data_dir, ONE_SHOT)
+    _, outcomes, provider = _run(settings, campaign, {"veo-3-1-fast": [("retryable", "HTTP 503")]})
+    row = outcomes.iloc[0]
+    assert (row["state"], row["model"], row["attempts"]) == ("succeeded", "veo-3-1-fast", 2)
+    assert provider.submitted == ["veo-3-1-fast", "veo-3-1-fast"]
+
+
+def test_fatal_error_stops_the_campaign_with_the_reason(settings, data_dir):
+    campaign = _campaign(data_dir, SOCIAL)
+    with pytest.raises(CampaignAborted, match="invalid API key"):
+        _run(settings, campaign, {"veo-3-1-fast": [("fatal", "invalid API key"), ("fatal", "invalid API key")]})
+
+
+def test_segment_that_fails_everywhere_is_reported_and_the_video_is_not_assembled(settings, data_dir):
+    campaign = _campaign(data_dir, ONE_SHOT)
+    doomed = {m: [("terminal", "unsupported input")] * 3 for m in load_catalog(settings.catalog_file).models}
+    _, outcomes, _ = _run(settings, campaign, doomed)
+    assert outcomes.iloc[0]["state"] == "failed"
+    clips = stages.stored_clips(outcomes, ClipStore(settings.clips_dir))
+    videos = stages.assembled_outputs(clips, settings)
+    assert videos.iloc[0]["state"] == "failed"
+    assert "segment 0" in videos.iloc[0]["error"] and "unsupported input" in videos.iloc[0]["error"]
+    assert not (settings.outputs_dir / "engine-test" / "long.mp4").exists()
+
+
+def test_chained_segments_start_from_the_previous_segments_last_frame(settings, data_dir):
+    campaign = _campaign(data_dir, """
+campaign: chained
+defaults: {quality_tier: social, aspect_ratio: "9:16"}
+videos:
+  - id: walk
+    target_seconds: 12
+    continuity: chained
+    shots: [{prompt: "A walk along the harbour"}]
+""")
+    plan, outcomes, _ = _run(settings, campaign)
+    assert plan.segments[1].chained_from == plan.segments[0].job_key
+    assert (settings.work_dir / "frames" / f"{plan.segments[0].job_key}-last.png").exists()
+    videos = stages.assembled_outputs(stages.stored_clips(outcomes, ClipStore(settings.clips_dir)), settings)
+    assert_video(videos["output_path"][0], 12, width=720, height=1280)
+
+
+def test_image_video_and_audio_inputs_render_real_clips(settings, data_dir):
+    campaign = load_campaign(data_dir / "samples" / "long-form.yaml", data_dir)
+    campaign = campaign.model_copy(update={"videos": [campaign.videos[1]]})
+    _, outcomes, _ = _run(settings, campaign)
+    clip = stages.stored_clips(outcomes, ClipStore(settings.clips_dir)).iloc[0]
+    info = probe(clip["clip_path"])
+    assert info.has_audio and info.video_codec == "h264"
+    assert abs(info.duration - probe(data_dir / "samples/media/voice.m4a").duration) < 1.1
+
+
+def test_poll_policy_first_look_is_near_the_models_p50():
+    from video_pipeline.engine import PollPolicy
+
+    policy = PollPolicy()
+    assert policy.first_wait(20, 1.0) == pytest.approx(16)
+    assert policy.first_wait(180, 1.0) == pytest.approx(144)
+
+
+def test_expired_output_url_is_reported_not_stored(settings, tmp_path):
+    from video_pipeline.store import fetch
+
+    with pytest.raises(ProviderError, match="gone"):
+        fetch((tmp_path / "vanished.mp4").as_uri(), tmp_path / "x.mp4")
