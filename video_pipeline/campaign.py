@@ -10,7 +10,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +25,7 @@ SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv", ".j
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_TARGET_SECONDS = 1800.0
 
+SEXAGESIMAL_RATIOS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 60 + 1: "1:1"}
 QualityTier = Literal["social", "standard", "premium"]
 UseCase = Literal["general", "product_showcase", "music_video", "narrative", "talking_head"]
 AspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -42,6 +42,12 @@ class Defaults(_Strict):
     aspect_ratio: AspectRatio = "16:9"
     resolution: Resolution = "720p"
     max_wait_seconds: int | None = Field(default=None, gt=0, le=86400)
+
+    @field_validator("aspect_ratio", mode="before")
+    @classmethod
+    def _unquoted_ratio(cls, value):
+        # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969 (9:16 → 556, 1:1 → 61).
+        return SEXAGESIMAL_RATIOS.get(value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class Shot(_Strict):
@@ -86,16 +92,6 @@ class Campaign(_Strict):
     videos: list[Video] = Field(min_length=1, max_length=10000)
 
     _source: "CampaignSource | None" = PrivateAttr(default=None)
-
-    @field_validator("videos")
-    @classmethod
-    def _unique_video_ids(cls, videos: list[Video]) -> list[Video]:
-        seen: set[str] = set()
-        for v in videos:
-            if v.id in seen:
-                raise ValueError(f"video id {v.id!r} appears more than once; ids must be unique in a campaign")
-            seen.add(v.id)
-        return videos
 
     @property
     def source(self) -> "CampaignSource":
@@ -183,11 +179,10 @@ def _decode(raw: bytes, display: str) -> str:
 def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tuple, int]]:
     if kind == "json":
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            # NaN and Infinity parse as floats here and are refused by the model, which can name their field.
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise CampaignError([Problem(display, "", f"invalid JSON: {exc.msg}", exc.lineno)]) from None
-        except ValueError as exc:
-            raise CampaignError([Problem(display, "", str(exc))]) from None
         try:
             lines = _line_map(yaml.compose(text, Loader=yaml.SafeLoader))
         except yaml.YAMLError:
@@ -203,10 +198,6 @@ def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tu
             [Problem(display, "", f"invalid YAML: {problem}", mark.line + 1 if mark else None)]
         ) from None
     return data, lines
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"invalid JSON: {name} is not a number JSON allows")
 
 
 _ROW_SHOT_FIELDS = ("prompt", "image", "video", "transform", "has_human_subjects", "complexity",
@@ -249,6 +240,10 @@ def _read_csv(text: str, display: str) -> list[tuple[int, dict]]:
         header = [h.strip() for h in reader.fieldnames]
         if len(set(header)) != len(header):
             raise CampaignError([Problem(display, "", "a column name appears twice in the header", 1)])
+        unknown = sorted(h for h in header if h not in _ROW_SHOT_FIELDS + _ROW_VIDEO_FIELDS)
+        if unknown:
+            raise CampaignError([Problem(display, ", ".join(unknown), "unknown column(s); expected some of "
+                                         + ", ".join(_ROW_VIDEO_FIELDS + _ROW_SHOT_FIELDS), 1)])
         reader.fieldnames = header
         start = reader.line_num + 1
         for raw in reader:
@@ -269,15 +264,22 @@ def _read_jsonl(text: str, display: str) -> list[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, parse_constant=_reject_constant)
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CampaignError([Problem(display, "", f"invalid JSON on this line: {exc.msg}", number)]) from None
-        except ValueError as exc:
-            raise CampaignError([Problem(display, "", str(exc), number)]) from None
         if not isinstance(row, dict):
             raise CampaignError([Problem(display, "", "each line must be a JSON object like {\"prompt\": \"...\"}", number)])
         rows.append((number, row))
     return rows
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it (JSON spells non-finite numbers NaN and Infinity)."""
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
 
 
 def _pydantic_problems(exc: ValidationError, display: str, lines: dict[tuple, int]) -> list[Problem]:
@@ -291,13 +293,13 @@ def _pydantic_problems(exc: ValidationError, display: str, lines: dict[tuple, in
         elif err["type"] == "extra_forbidden":
             msg = "unknown field; check the spelling against docs/campaign-format.md"
         elif err["type"] == "literal_error":
-            msg = f"got {err.get('input')!r}; " + msg.replace("Input should be", "expected")
+            msg = f"got {_show(err.get('input'))}; " + msg.replace("Input should be", "expected")
         elif err["type"] == "string_pattern_mismatch":
-            msg = f"got {err.get('input')!r}; expected lowercase letters, digits and '-' matching {err['ctx']['pattern']}"
+            msg = f"got {_show(err.get('input'))}; expected lowercase letters, digits and '-' matching {err['ctx']['pattern']}"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         else:
-            msg = f"got {err.get('input')!r}; {msg[0].lower()}{msg[1:]}" if "input" in err and not isinstance(err.get("input"), (dict, list)) else msg
+            msg = f"got {_show(err.get('input'))}; {msg[0].lower()}{msg[1:]}" if "input" in err and not isinstance(err.get("input"), (dict, list)) else msg
         problems.append(Problem(display, field_name(loc), msg, source.line_of(loc)))
     return problems
 
@@ -334,6 +336,16 @@ def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Cam
     except ValidationError as exc:
         raise CampaignError(_pydantic_problems(exc, display, lines)) from None
     campaign._source = CampaignSource(file=display, sha256=hashlib.sha256(raw).hexdigest(), lines=lines)
+    first: dict[str, int] = {}
+    duplicates = []
+    for i, video in enumerate(campaign.videos):
+        if video.id in first:
+            file, line = campaign.where("videos", i, "id")
+            duplicates.append(Problem(file, f"videos[{i}].id", f"video id {video.id!r} is already used by videos"
+                                      f"[{first[video.id]}]; ids must be unique in a campaign", line))
+        first.setdefault(video.id, i)
+    if duplicates:
+        raise CampaignError(duplicates)
     return campaign
 
 
@@ -405,7 +417,3 @@ def check_references(campaign: Campaign, data_dir: Path) -> None:
             check(shot.video, "video", "videos", vi, "shots", si, "video")
     if problems:
         raise CampaignError(problems)
-
-
-def is_finite_positive(value: float | None) -> bool:
-    return value is not None and math.isfinite(value) and value > 0
