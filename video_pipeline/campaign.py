@@ -86,6 +86,7 @@ class Campaign(_Strict):
     version: Literal[1] = 1
     campaign: str = Field(pattern=CAMPAIGN_ID)
     budget_usd: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    budget_policy: Literal["refuse", "fit"] = "refuse"
     schedule: Literal["now", "batch"] = "now"
     style: str | None = Field(default=None, max_length=1000)
     defaults: Defaults = Defaults()

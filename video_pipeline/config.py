@@ -20,6 +20,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_X264_PRESET": ("veryfast", "x264 preset for rendering and assembly"),
     "VIDEO_PIPELINE_FONT": ("bundled DejaVu Sans", "font file for text drawn by the local provider"),
     "VIDEO_PIPELINE_SEED": ("0", "seed for the local provider's simulated latencies"),
+    "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),
 }
 
 MODES = ("local", "live")
@@ -39,6 +40,11 @@ class Settings:
     x264_preset: str = "veryfast"
     font_path: Path | None = None
     seed: int = 0
+    ledger: str | None = None
+
+    @property
+    def ledger_url(self) -> str:
+        return self.ledger or f"sqlite:///{(self.data_dir / 'ledger.sqlite').resolve()}"
 
     @property
     def catalog_file(self) -> Path:
@@ -125,6 +131,12 @@ class Settings:
                 values["seed"] = int(seed)
             except ValueError:
                 raise SettingsError(f"VIDEO_PIPELINE_SEED={seed!r}: expected an integer") from None
+        ledger = get("LEDGER_URL")
+        if ledger is not None:
+            if "://" not in ledger:
+                raise SettingsError("VIDEO_PIPELINE_LEDGER_URL: expected an SQLAlchemy URL such as "
+                                    "sqlite:///path/ledger.sqlite or postgresql+psycopg2://host/db")
+            values["ledger"] = ledger
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("data_dir"), str):
             values["data_dir"] = Path(values["data_dir"]).resolve()

@@ -82,7 +82,8 @@ class JobEngine:
 
     def __init__(self, catalog: Catalog, registry: ProviderRegistry, data_dir: Path, work_dir: Path,
                  max_attempts: int = 3, poll: PollPolicy | None = None, seed: int = 0,
-                 on_change: Callable[[SegmentOutcome], None] | None = None):
+                 on_change: Callable[[SegmentOutcome], None] | None = None,
+                 on_attempt: Callable[..., None] | None = None):
         self.catalog = catalog
         self.registry = registry
         self.data_dir = data_dir
@@ -91,6 +92,8 @@ class JobEngine:
         self.poll = poll or PollPolicy()
         self.rng = random.Random(seed)
         self.on_change = on_change or (lambda outcome: None)
+        # called once per finished provider job: (model, provider, latency_seconds, succeeded, error_kind)
+        self.on_attempt = on_attempt or (lambda *args, **kw: None)
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     def _slot(self, model: str) -> asyncio.Semaphore:
@@ -150,7 +153,7 @@ class JobEngine:
             image=image, video=resolve_reference(seg.video, self.data_dir) if seg.video else None,
             transform="upscale" if seg.category == "video_enhance" else ("style" if seg.video else None),
             audio=resolve_reference(seg.audio, self.data_dir) if seg.audio else None,
-            audio_offset=seg.audio_offset_seconds,
+            audio_offset=seg.audio_offset_seconds, options=dict(seg.options),
         )
 
     async def _run_segment(self, seg: SegmentPlan, seed_image: Path | None, abort: asyncio.Event) -> SegmentOutcome:
@@ -172,11 +175,15 @@ class JobEngine:
             outcome.provider = provider.name
             for attempt in range(1, self.max_attempts + 1):
                 outcome.attempts += 1
+                outcome.provider_job_id = ""
+                attempt_started = time.monotonic()
                 try:
                     async with self._slot(model):
                         status = await self._submit_and_wait(seg, model, provider, route_model_id, seed_image, outcome)
                 except ProviderError as exc:
                     outcome.error = str(exc)
+                    if outcome.provider_job_id:
+                        self.on_attempt(model, provider.name, None, False, exc.kind)
                     if exc.kind == ProviderError.FATAL:
                         abort.set()
                         outcome.state, outcome.error = JobState.FAILED.value, f"fatal: {exc}"
@@ -187,6 +194,9 @@ class JobEngine:
                     await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
                     continue
                 spec = self.catalog.get(model)
+                # Observed latency in provider seconds: the local provider's scaled waits are scaled back.
+                self.on_attempt(model, provider.name,
+                                round((time.monotonic() - attempt_started) / max(provider.latency_scale, 1e-9), 3), True, None)
                 outcome.state = JobState.SUCCEEDED.value
                 outcome.error = None
                 outcome.latency_seconds = round(time.monotonic() - started, 3)

@@ -12,7 +12,7 @@ from pathlib import Path
 from .campaign import Campaign, Shot, Video, field_name, resolve_reference
 from .catalog import Catalog, ModelSpec
 from .errors import PlanningError, Problem
-from .router import NoCapableModel, RoutingTask, route
+from .router import NoCapableModel, Observed, RouteDecision, RoutingTask, effective_latency, route
 from .taxonomy import TaskCategory, categorize
 
 #: The columns of a plan table, in order (the `plan --json` shape documents each).
@@ -20,7 +20,7 @@ PLAN_COLUMNS = [
     "campaign", "video_id", "segment_index", "segment_count", "shot_index", "category", "model", "fallbacks",
     "reason", "prompt", "seconds", "generate_seconds", "start_seconds", "target_seconds", "resolution",
     "aspect_ratio", "image", "video", "audio", "audio_offset_seconds", "continuity", "transition",
-    "chained_from", "est_cost_usd", "est_latency_seconds", "p95_latency_seconds", "job_key",
+    "chained_from", "options", "est_cost_usd", "est_latency_seconds", "p95_latency_seconds", "job_key",
 ]
 
 
@@ -49,6 +49,7 @@ class SegmentPlan:
     continuity: str
     transition: str
     chained_from: str | None      # job key of the segment whose last frame seeds this one
+    options: dict                 # model-specific request options, e.g. {"shot_type": "multi"} for Wan multi-shot
     est_cost_usd: float
     est_latency_seconds: float
     p95_latency_seconds: float
@@ -57,6 +58,7 @@ class SegmentPlan:
     def row(self) -> dict:
         d = asdict(self)
         d["fallbacks"] = list(self.fallbacks)
+        d["options"] = dict(self.options)
         return d
 
 
@@ -135,13 +137,17 @@ def segment_prompt(shot: Shot, style: str | None, index: int, count: int) -> str
 
 class _Planner:
     def __init__(self, campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date,
-                 providers: frozenset[str] | None, probe_seconds):
+                 providers: frozenset[str] | None, probe_seconds, observed: Observed | None = None,
+                 resolution: str | None = None, cheapest: bool = False):
         self.campaign = campaign
         self.catalog = catalog
         self.data_dir = data_dir
         self.on = on
         self.providers = providers
         self.probe_seconds = probe_seconds
+        self.observed = observed
+        self.resolution = resolution or campaign.defaults.resolution
+        self.cheapest = cheapest
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
 
@@ -155,12 +161,31 @@ class _Planner:
     def task_for(self, video: Video, shot: Shot, category: TaskCategory) -> RoutingTask:
         d = self.campaign.defaults
         return RoutingTask(
-            category=category, quality_tier=d.quality_tier, use_case=d.use_case, resolution=d.resolution,
+            category=category, quality_tier=d.quality_tier, use_case=d.use_case, resolution=self.resolution,
             aspect_ratio=d.aspect_ratio, has_audio_input=video.audio is not None,
             has_human_subjects=shot.has_human_subjects, complexity=shot.complexity,
             requires_character_consistency=shot.requires_character_consistency,
             max_wait_seconds=d.max_wait_seconds, pinned_model=shot.model,
+            needs_image_input=video.continuity == "chained",
         )
+
+    def decide(self, task: RoutingTask) -> RouteDecision:
+        decision = route(task, self.catalog, self.on, self.providers, observed=self.observed)
+        if not self.cheapest or task.pinned_model:
+            return decision
+        # Fitting a budget: the cheapest capable model, the guide's pick kept as a fallback.
+        candidates = [decision.model, *decision.fallbacks] + [
+            m.id for m in self.catalog.models.values() if m.id not in decision.excluded
+            and m.id not in (decision.model, *decision.fallbacks)]
+        cheapest = min(candidates, key=lambda m: (self.catalog.get(m).price(task.resolution), m))
+        if cheapest == decision.model:
+            return decision
+        fallbacks = tuple(m for m in (decision.model, *decision.fallbacks) if m != cheapest)[:2]
+        return RouteDecision(model=cheapest, fallbacks=fallbacks, guide_choice=decision.guide_choice,
+                             excluded=decision.excluded,
+                             reason=f"fitted to budget: {cheapest} is the cheapest capable model "
+                                    f"(${self.catalog.get(cheapest).price(task.resolution):.3f}/s; "
+                                    f"the plan would use {decision.model})")
 
     def shot_seconds(self, video: Video, shot: Shot, model: ModelSpec, category: TaskCategory) -> float:
         if video.target_seconds is not None:
@@ -180,7 +205,7 @@ class _Planner:
             category = categorize(image=shot.image is not None, video=shot.video is not None,
                                   transform=shot.transform, audio=video.audio is not None, use_case=c.defaults.use_case)
             try:
-                decision = route(self.task_for(video, shot, category), self.catalog, self.on, self.providers)
+                decision = self.decide(self.task_for(video, shot, category))
             except NoCapableModel as exc:
                 path = ("videos", vi, "shots", si, "model") if shot.model else ("videos", vi, "shots", si)
                 file, line = c.where(*path)
@@ -198,6 +223,8 @@ class _Planner:
         previous_key: str | None = None
         for si, shot, category, decision, pieces in staged:
             model = self.catalog.get(decision.model)
+            latency = effective_latency(model, self.observed)
+            options = {"shot_type": "multi"} if model.multi_shot and shot.requires_character_consistency else {}
             for piece, (generate, used) in enumerate(pieces):
                 index = len(segments)
                 chained = video.continuity == "chained" and index > 0
@@ -207,18 +234,18 @@ class _Planner:
                     "audio": self.input_hash(video.audio), "audio_offset": round(start, 3) if video.audio else None,
                     "chained_from": previous_key if chained else None,
                 }
-                key = job_key(model=model.id, prompt=prompt, seconds=generate, resolution=c.defaults.resolution,
-                              aspect_ratio=c.defaults.aspect_ratio, category=category.value, **inputs)
+                key = job_key(model=model.id, prompt=prompt, seconds=generate, resolution=self.resolution,
+                              aspect_ratio=c.defaults.aspect_ratio, category=category.value, options=options, **inputs)
                 segments.append(SegmentPlan(
                     campaign=c.campaign, video_id=video.id, segment_index=index, segment_count=total, shot_index=si,
                     category=category.value, model=model.id, fallbacks=decision.fallbacks, reason=decision.reason,
                     prompt=prompt, seconds=used, generate_seconds=generate, start_seconds=round(start, 3),
-                    target_seconds=target, resolution=c.defaults.resolution, aspect_ratio=c.defaults.aspect_ratio,
+                    target_seconds=target, resolution=self.resolution, aspect_ratio=c.defaults.aspect_ratio,
                     image=shot.image, video=shot.video, audio=video.audio,
                     audio_offset_seconds=round(start, 3) if video.audio else 0.0, continuity=video.continuity,
-                    transition=video.transition, chained_from=previous_key if chained else None,
-                    est_cost_usd=round(model.price(c.defaults.resolution) * generate, 4),
-                    est_latency_seconds=model.latency.p50_seconds, p95_latency_seconds=model.latency.p95_seconds,
+                    transition=video.transition, chained_from=previous_key if chained else None, options=options,
+                    est_cost_usd=round(model.price(self.resolution) * generate, 4),
+                    est_latency_seconds=latency.p50_seconds, p95_latency_seconds=latency.p95_seconds,
                     job_key=key,
                 ))
                 start += used
@@ -226,16 +253,9 @@ class _Planner:
         return segments
 
 
-def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date | None = None,
-                  providers: frozenset[str] | None = None, probe_seconds=None, enforce_budget: bool = True) -> CampaignPlan:
-    """Expand, route and price every segment; raise PlanningError (naming file, line, field) when impossible."""
-    if probe_seconds is None:
-        from .media.probe import probe
-
-        def probe_seconds(path: Path) -> float:
-            return probe(path).duration
-
-    planner = _Planner(campaign, catalog, data_dir, on or dt.date.today(), providers, probe_seconds)
+def _plan_once(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date, providers, probe_seconds,
+               observed, resolution: str | None = None, cheapest: bool = False) -> CampaignPlan:
+    planner = _Planner(campaign, catalog, data_dir, on, providers, probe_seconds, observed, resolution, cheapest)
     segments: list[SegmentPlan] = []
     for vi, video in enumerate(campaign.videos):
         segments.extend(planner.plan_video(vi, video))
@@ -245,17 +265,59 @@ def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.d
     for video in campaign.videos:
         if video.transition == "crossfade":
             plan.warnings.append(f"video {video.id}: crossfade joins are not built yet; segments are joined with cuts")
-    if enforce_budget and campaign.budget_usd is not None and plan.total_cost_usd > campaign.budget_usd + 1e-9:
-        file, line = campaign.where("budget_usd")
-        over = plan.total_cost_usd - campaign.budget_usd
-        by_model: dict[str, float] = {}
-        for s in segments:
-            by_model[s.model] = by_model.get(s.model, 0.0) + s.est_cost_usd
-        detail = ", ".join(f"{m} ${v:.2f}" for m, v in sorted(by_model.items(), key=lambda kv: -kv[1]))
-        raise PlanningError(
-            f"{file}{':' + str(line) if line else ''}: budget_usd: the plan costs an estimated ${plan.total_cost_usd:.2f}, "
-            f"${over:.2f} over the budget of ${campaign.budget_usd:.2f} ({detail}). Raise budget_usd to at least "
-            f"{math.ceil(plan.total_cost_usd * 100) / 100:.2f}, or shorten videos, lower the resolution or quality tier. "
-            "Nothing was spent."
-        )
     return plan
+
+
+def _cost_by_model(plan: CampaignPlan) -> str:
+    by_model: dict[str, float] = {}
+    for s in plan.segments:
+        by_model[s.model] = by_model.get(s.model, 0.0) + s.est_cost_usd
+    return ", ".join(f"{m} ${v:.2f}" for m, v in sorted(by_model.items(), key=lambda kv: -kv[1]))
+
+
+def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date | None = None,
+                  providers: frozenset[str] | None = None, probe_seconds=None, enforce_budget: bool = True,
+                  observed: Observed | None = None) -> CampaignPlan:
+    """Expand, route and price every segment; raise PlanningError (naming file, line, field) when impossible.
+
+    Over budget with `budget_policy: fit`, the plan first drops to 720p, then to the cheapest capable models;
+    otherwise (or when even that is over) it is refused with what would fit.
+    """
+    if probe_seconds is None:
+        from .media.probe import probe
+
+        def probe_seconds(path: Path) -> float:
+            return probe(path).duration
+
+    on = on or dt.date.today()
+    args = (campaign, catalog, data_dir, on, providers, probe_seconds, observed)
+    plan = _plan_once(*args)
+    budget = campaign.budget_usd
+    if not enforce_budget or budget is None or plan.total_cost_usd <= budget + 1e-9:
+        return plan
+    attempts = []
+    if campaign.defaults.resolution != "720p":
+        attempts.append(("720p", False, "resolution lowered from 1080p to 720p"))
+    attempts += [("720p", True, "cheapest capable models at 720p")]
+    cheapest_cost = None
+    for resolution, cheapest, what in attempts:
+        try:
+            fitted = _plan_once(*args, resolution=resolution, cheapest=cheapest)
+        except PlanningError:
+            continue
+        cheapest_cost = fitted.total_cost_usd
+        if campaign.budget_policy == "fit" and fitted.total_cost_usd <= budget + 1e-9:
+            fitted.warnings.append(f"fitted to budget ${budget:.2f}: {what}; estimated ${fitted.total_cost_usd:.2f} "
+                                   f"instead of ${plan.total_cost_usd:.2f}")
+            return fitted
+    file, line = campaign.where("budget_usd")
+    over = plan.total_cost_usd - budget
+    hint = (f" The cheapest capable plan (720p, cheapest models) costs ${cheapest_cost:.2f}"
+            + (" and fits: set budget_policy: fit to use it." if cheapest_cost <= budget + 1e-9 and campaign.budget_policy != "fit"
+               else ".") if cheapest_cost is not None else "")
+    raise PlanningError(
+        f"{file}{':' + str(line) if line else ''}: budget_usd: the plan costs an estimated ${plan.total_cost_usd:.2f}, "
+        f"${over:.2f} over the budget of ${budget:.2f} ({_cost_by_model(plan)}).{hint} Raise budget_usd to at least "
+        f"{math.ceil(plan.total_cost_usd * 100) / 100:.2f}, or shorten videos, lower the resolution or quality tier. "
+        "Nothing was spent."
+    )

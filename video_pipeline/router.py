@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from .catalog import TIER_ORDER, Catalog, ModelSpec
+from .catalog import TIER_ORDER, Catalog, Latency, ModelSpec
+from .observed import ModelObservation
 from .taxonomy import TaskCategory
+
+Observed = dict[str, ModelObservation]
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class RoutingTask:
     requires_character_consistency: bool = False
     max_wait_seconds: int | None = None
     pinned_model: str | None = None
+    needs_image_input: bool = False     # chained continuity: the previous segment's last frame seeds this one
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,16 @@ class NoCapableModel(ValueError):
     """No model in the catalog can do this task under its constraints."""
 
 
-def is_viable_for_interactive(model: ModelSpec | None, max_wait_seconds: float = 60) -> bool:
+def effective_latency(model: ModelSpec, observed: Observed | None = None) -> Latency:
+    """The catalog's latency prior, blended with observed latencies when there are any."""
+    seen = (observed or {}).get(model.id)
+    return seen.latency(model) if seen else model.latency
+
+
+def is_viable_for_interactive(model: ModelSpec | None, max_wait_seconds: float = 60,
+                              observed: Observed | None = None) -> bool:
     """The guide's rule: a model fits an interactive flow when its p95 latency is within the wait."""
-    return model is not None and model.latency.p95_seconds <= max_wait_seconds
+    return model is not None and effective_latency(model, observed).p95_seconds <= max_wait_seconds
 
 
 def guide_choice(task: RoutingTask) -> tuple[str, str]:
@@ -73,9 +84,12 @@ def guide_choice(task: RoutingTask) -> tuple[str, str]:
     return "veo-3-1-fast", "default speed tier"
 
 
-def _exclusion(model: ModelSpec, task: RoutingTask, on: dt.date, providers: frozenset[str] | None) -> str | None:
+def _exclusion(model: ModelSpec, task: RoutingTask, on: dt.date, providers: frozenset[str] | None,
+               observed: Observed | None) -> str | None:
     if task.category not in model.categories:
         return f"cannot do {task.category.value}"
+    if task.needs_image_input and TaskCategory.IMAGE_TO_VIDEO not in model.categories:
+        return "takes no image input (chained continuity needs one)"
     if model.is_retired(on):
         return f"retired on {model.retired_on.isoformat()}"
     if task.resolution not in model.resolutions:
@@ -84,31 +98,41 @@ def _exclusion(model: ModelSpec, task: RoutingTask, on: dt.date, providers: froz
         return f"no {task.aspect_ratio}"
     if task.has_audio_input and task.category in (TaskCategory.TEXT_TO_VIDEO, TaskCategory.IMAGE_TO_VIDEO, TaskCategory.AUDIO_LIP_SYNC) and not model.audio.input:
         return "takes no audio input"
-    if task.max_wait_seconds is not None and not is_viable_for_interactive(model, task.max_wait_seconds):
-        return f"p95 {model.latency.p95_seconds:g}s exceeds max_wait_seconds {task.max_wait_seconds}"
-    if providers is not None and not any(r.provider in providers for r in model.routes):
+    if task.max_wait_seconds is not None and not is_viable_for_interactive(model, task.max_wait_seconds, observed):
+        p95 = effective_latency(model, observed).p95_seconds
+        return f"p95 {p95:g}s exceeds max_wait_seconds {task.max_wait_seconds}"
+    if providers is not None and "local" not in providers and not any(r.provider in providers for r in model.routes):
         return "no configured provider serves it"
+    seen = (observed or {}).get(model.id)
+    if seen is not None and seen.cooling_down:
+        return "cooling down after a burst of failures"
     return None
 
 
-def _closeness(model: ModelSpec, preferred: ModelSpec | None, task: RoutingTask) -> tuple:
+def _closeness(model: ModelSpec, preferred: ModelSpec | None, task: RoutingTask, observed: Observed | None) -> tuple:
     """Sort key for 'next best': nearest tier to the guide's choice, then cheaper, then faster."""
     tier = TIER_ORDER[preferred.tier] if preferred else TIER_ORDER["speed"]
     return (abs(TIER_ORDER[model.tier] - tier), -TIER_ORDER[model.tier] if preferred and TIER_ORDER[preferred.tier] >= 2 else 0,
-            model.price(task.resolution), model.latency.p50_seconds, model.id)
+            model.price(task.resolution), effective_latency(model, observed).p50_seconds, model.id)
 
 
 def route(task: RoutingTask, catalog: Catalog, on: dt.date | None = None,
-          providers: frozenset[str] | None = None, max_fallbacks: int = 2) -> RouteDecision:
+          providers: frozenset[str] | None = None, max_fallbacks: int = 2,
+          observed: Observed | None = None) -> RouteDecision:
     """Choose a model for `task`: the guide's pick when it is possible, otherwise the next best capable one."""
     on = on or dt.date.today()
-    excluded = {m.id: why for m in catalog.models.values() if (why := _exclusion(m, task, on, providers))}
+    excluded = {m.id: why for m in catalog.models.values() if (why := _exclusion(m, task, on, providers, observed))}
     capable = [m for m in catalog.models.values() if m.id not in excluded]
+    if not capable and observed:
+        # Every capable model is cooling down: use them anyway rather than stop the campaign.
+        cooling = {k for k, v in excluded.items() if v.startswith("cooling down")}
+        capable = [m for m in catalog.models.values() if m.id in cooling]
+        excluded = {k: v for k, v in excluded.items() if k not in cooling}
     if task.pinned_model:
         if task.pinned_model not in catalog.models:
             raise NoCapableModel(f"model {task.pinned_model!r} is not in the catalog; expected one of "
                                  + ", ".join(sorted(catalog.models)))
-        if task.pinned_model in excluded:
+        if task.pinned_model in excluded and not excluded[task.pinned_model].startswith("cooling down"):
             raise NoCapableModel(f"pinned model {task.pinned_model!r} {excluded[task.pinned_model]}; capable models: "
                                  + (", ".join(m.id for m in capable) or "none"))
     if not capable:
@@ -117,7 +141,7 @@ def route(task: RoutingTask, catalog: Catalog, on: dt.date | None = None,
                              + (f" within {task.max_wait_seconds}s" if task.max_wait_seconds else "") + f" ({detail})")
     guide_model, rule = guide_choice(task)
     preferred = catalog.models.get(guide_model)
-    ranked = sorted(capable, key=lambda m: _closeness(m, preferred, task))
+    ranked = sorted(capable, key=lambda m: _closeness(m, preferred, task, observed))
     if task.pinned_model:
         chosen = catalog.models[task.pinned_model]
         reason = f"pinned by the campaign (guide would pick {guide_model}: {rule})"
@@ -128,7 +152,8 @@ def route(task: RoutingTask, catalog: Catalog, on: dt.date | None = None,
         chosen = ranked[0]
         why = excluded.get(guide_model, "is not in the catalog")
         reason = (f"guide rule '{rule}' picks {guide_model}, which {why}; {chosen.id} is the closest capable "
-                  f"{chosen.tier}-tier model (${chosen.price(task.resolution):.3f}/s, p50 {chosen.latency.p50_seconds:g}s)")
+                  f"{chosen.tier}-tier model (${chosen.price(task.resolution):.3f}/s, "
+                  f"p50 {effective_latency(chosen, observed).p50_seconds:g}s)")
     fallbacks = tuple(m.id for m in ranked if m.id != chosen.id)[:max_fallbacks]
     if excluded:
         reason += "; not: " + ", ".join(f"{k} ({v})" for k, v in sorted(excluded.items()) if task.category in catalog.models[k].categories)

@@ -6,6 +6,7 @@ prompt batches → routed job plans → generated segments → stored clips → 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .errors import MediaError, ProviderError
 from .media.assemble import SegmentInput, concat
 from .media.probe import probe
 from .media.render import frame_size
+from .observed import ObservationLog
 from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
 from .providers.base import ProviderRegistry
 from .providers.local import LocalProvider
@@ -57,12 +59,23 @@ def prompt_batches(campaign: Campaign) -> pd.DataFrame:
 def plan_frame(plan: CampaignPlan) -> pd.DataFrame:
     frame = pd.DataFrame(plan.rows(), columns=PLAN_COLUMNS)
     frame["fallbacks"] = frame["fallbacks"].map(lambda f: ",".join(f))
+    frame["options"] = frame["options"].map(lambda o: json.dumps(o, sort_keys=True))
     return frame
+
+
+def observation_log(settings: Settings) -> ObservationLog:
+    return ObservationLog(settings.ledger_url)
 
 
 def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, on: dt.date | None = None,
                      providers: frozenset[str] | None = None) -> tuple[CampaignPlan, pd.DataFrame]:
-    plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers)
+    """Plan with what has been observed of each model (latency, failures) blended into the catalog's priors."""
+    log = observation_log(settings)
+    try:
+        observed = log.summary()
+    finally:
+        log.dispose()
+    plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed)
     return plan, plan_frame(plan)
 
 
@@ -71,6 +84,7 @@ def segments_from_frame(frame: pd.DataFrame) -> list[SegmentPlan]:
     for row in frame.to_dict("records"):
         row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
         row["fallbacks"] = tuple(x for x in (row["fallbacks"] or "").split(",") if x)
+        row["options"] = json.loads(row["options"] or "{}")
         row["segment_index"], row["segment_count"], row["shot_index"] = (int(row["segment_index"]),
                                                                         int(row["segment_count"]), int(row["shot_index"]))
         row["generate_seconds"] = int(row["generate_seconds"])
@@ -92,8 +106,13 @@ def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settin
                        registry: ProviderRegistry | None = None, on_change=None) -> pd.DataFrame:
     """Run every planned segment; one outcome row per segment (failed ones included, with the reason)."""
     registry = registry or build_registry(settings, catalog)
-    engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change)
-    outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
+    log = observation_log(settings)
+    engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change,
+                       on_attempt=log.record)
+    try:
+        outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
+    finally:
+        log.dispose()
     return pd.DataFrame([o.row() for o in outcomes], columns=OUTCOME_COLUMNS).assign(
         fallbacks_taken=lambda f: f["fallbacks_taken"].map(lambda x: " | ".join(x)))
 
