@@ -106,9 +106,11 @@ class Campaign(_Strict):
 class CampaignSource(BaseModel):
     """Where a campaign came from: the file, its content hash and a field-path → line map."""
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     file: str
     sha256: str
-    lines: dict[tuple, int]
+    lines: Any
 
     def line_of(self, path: tuple) -> int | None:
         while path:
@@ -129,8 +131,8 @@ def field_name(path: tuple) -> str:
 # --- reading files -----------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe loader (libyaml's when available) that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -177,28 +179,60 @@ def _decode(raw: bytes, display: str) -> str:
         raise CampaignError([Problem(display, "", f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", line)]) from None
 
 
-def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tuple, int]]:
+def _json_lines(text: str) -> dict[tuple, int]:
+    """Field-path → line for a JSON document (JSON is YAML), computed only when an error needs it."""
+    try:
+        return _line_map(yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    except yaml.YAMLError:
+        return {}
+
+
+def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tuple, int] | None]:
+    """Parse a YAML or JSON campaign; returns the data and, for YAML, the line map (JSON's is made lazily)."""
     if kind == "json":
         try:
             # NaN and Infinity parse as floats here and are refused by the model, which can name their field.
-            data = json.loads(text)
+            return json.loads(text), None
         except json.JSONDecodeError as exc:
             raise CampaignError([Problem(display, "", f"invalid JSON: {exc.msg}", exc.lineno)]) from None
-        try:
-            lines = _line_map(yaml.compose(text, Loader=yaml.SafeLoader))
-        except yaml.YAMLError:
-            lines = {}
-        return data, lines
+    loader = _UniqueKeyLoader(text)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        lines = _line_map(yaml.compose(text, Loader=yaml.SafeLoader))
+        node = loader.get_single_node()   # one parse gives both the data and the line of every field
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise CampaignError(
             [Problem(display, "", f"invalid YAML: {problem}", mark.line + 1 if mark else None)]
         ) from None
-    return data, lines
+    finally:
+        loader.dispose()
+    return data, _line_map(node)
+
+
+class _LazyLines(dict):
+    """A JSON document's line map, built on first use (only errors need it)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._text: str | None = text
+
+    def _load(self) -> None:
+        if self._text is not None:
+            self.update(_json_lines(self._text))
+            self._text = None
+
+    def __contains__(self, key) -> bool:
+        self._load()
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        self._load()
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._load()
+        return super().get(key, default)
 
 
 _ROW_SHOT_FIELDS = ("prompt", "image", "video", "transform", "has_human_subjects", "complexity",
@@ -329,6 +363,8 @@ def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Cam
         data, lines = _rows_to_campaign(rows, stem, display)
     else:
         data, lines = _read_mapping_file(text, kind, display)
+        if lines is None:
+            lines = _LazyLines(text)
         if not isinstance(data, dict):
             raise CampaignError([Problem(display, "", f"the top level must be a mapping with `campaign` and `videos`, "
                                          f"got {type(data).__name__}", 1)])

@@ -194,9 +194,9 @@ class JobEngine:
                     await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
                     continue
                 spec = self.catalog.get(model)
-                # Observed latency in provider seconds: the local provider's scaled waits are scaled back.
-                self.on_attempt(model, provider.name,
-                                round((time.monotonic() - attempt_started) / max(provider.latency_scale, 1e-9), 3), True, None)
+                # Observed latency in provider seconds: the provider's own account when it gives one.
+                measured = (time.monotonic() - attempt_started) / max(provider.latency_scale, 1e-9)
+                self.on_attempt(model, provider.name, round(status.latency_seconds or measured, 3), True, None)
                 outcome.state = JobState.SUCCEEDED.value
                 outcome.error = None
                 outcome.latency_seconds = round(time.monotonic() - started, 3)

@@ -52,6 +52,7 @@ class JobStatus:
     error: str | None = None
     error_kind: str | None = None     # ProviderError kinds: retryable | terminal | fatal
     poll_after: float | None = None   # the provider's hint, in seconds
+    latency_seconds: float | None = None  # the provider's own account of the job's duration (created → done)
 
 
 class VideoProvider(Protocol):

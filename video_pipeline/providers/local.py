@@ -22,6 +22,7 @@ from .base import GenerationRequest, JobState, JobStatus
 class _Job:
     request: GenerationRequest
     ready_at: float
+    simulated_seconds: float     # the model-shaped latency, before the time scale
     output: Path
     task: asyncio.Task | None = None
     error: str | None = None
@@ -55,9 +56,10 @@ class LocalProvider:
         spec = self.catalog.get(request.model)
         self.submissions += 1
         rng = random.Random(f"{self.seed}:{request.job_key}:{self.submissions}")
-        wait = simulated_latency(spec.latency.p50_seconds, spec.latency.p95_seconds, rng) * self.latency_scale
+        simulated = simulated_latency(spec.latency.p50_seconds, spec.latency.p95_seconds, rng)
         job_id = f"local-{uuid.uuid4().hex[:16]}"
-        job = _Job(request=request, ready_at=time.monotonic() + wait, output=self.work_dir / f"{job_id}.mp4")
+        job = _Job(request=request, ready_at=time.monotonic() + simulated * self.latency_scale,
+                   simulated_seconds=round(simulated, 3), output=self.work_dir / f"{job_id}.mp4")
         job.task = asyncio.create_task(self._render(job, native_audio=spec.audio.output and request.audio is None))
         self._jobs[job_id] = job
         return job_id
@@ -87,6 +89,7 @@ class LocalProvider:
             return JobStatus(JobState.RUNNING, poll_after=max(remaining, 0.05))
         lifetime = self.catalog.get(job.request.model).output_url_lifetime_seconds
         return JobStatus(JobState.SUCCEEDED, progress=1.0, output_url=job.output.resolve().as_uri(),
+                         latency_seconds=job.simulated_seconds,
                          url_expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=lifetime))
 
     async def cancel(self, job_id: str) -> bool:
