@@ -16,7 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from video_pipeline.campaign import Campaign
@@ -38,7 +38,7 @@ IMAGES = ("refs/still.png", "refs/photo.jpg")
 VIDEOS = ("refs/street.mp4", "refs/take.mov")
 AUDIOS = ("refs/beat.m4a", "refs/voice.wav")
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _tiny_png() -> bytes:
@@ -70,13 +70,16 @@ target_seconds = st.one_of(
     st.floats(min_value=1, max_value=300, allow_nan=False, allow_infinity=False),
     st.integers(min_value=1, max_value=300).map(float),
     st.sampled_from([1.0, 7.5, 8.0, 10.0, 16.5, 30.0, 60.0, 299.99, 300.0]),
+    # just either side of a whole second, where clip lengths meet: rounding and tolerances matter here
+    st.builds(lambda whole, nudge: whole + nudge, st.integers(min_value=2, max_value=299),
+              st.sampled_from([-4e-4, -1e-6, 1e-6, 1e-4, 4e-4, 6e-4, 0.02])),
 )
 
 
 @st.composite
 def shots(draw) -> dict:
     shot: dict = {"prompt": draw(prompts)}
-    kind = draw(st.sampled_from(["text", "text", "text", "image", "video_style", "video_upscale"]))
+    kind = draw(st.sampled_from(["text"] * 6 + ["image"] * 2 + ["video_style", "video_upscale"]))
     if kind == "image":
         shot["image"] = draw(st.sampled_from(IMAGES))
     elif kind.startswith("video"):
@@ -95,14 +98,14 @@ def shots(draw) -> dict:
 def videos(draw, index: int) -> dict:
     video: dict = {
         "id": f"v{index}",
-        "continuity": draw(st.sampled_from(["parallel", "chained"])),
+        "continuity": draw(st.sampled_from(["parallel", "parallel", "chained"])),
         "transition": draw(st.sampled_from(["cut", "crossfade"])),
         "shots": draw(st.lists(shots(), min_size=1, max_size=6)),
     }
     seconds = draw(target_seconds)
     if seconds is not None:
         video["target_seconds"] = seconds
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.integers(0, 4)) == 0:
         video["audio"] = draw(st.sampled_from(AUDIOS))
     return video
 
@@ -115,7 +118,7 @@ def campaigns(draw) -> dict:
         "aspect_ratio": draw(st.sampled_from(["16:9", "9:16", "1:1"])),
         "resolution": draw(st.sampled_from(["720p", "1080p"])),
     }
-    wait = draw(st.one_of(st.none(), st.none(), st.none(), st.sampled_from([60, 200, 400, 3600])))
+    wait = draw(st.sampled_from([None] * 5 + [60, 200, 400, 3600]))
     if wait is not None:
         defaults["max_wait_seconds"] = wait
     count = draw(st.integers(min_value=1, max_value=5))
@@ -249,8 +252,16 @@ def check_plan(plan: CampaignPlan, campaign: Campaign, lengths: dict, resolution
 # --- properties 1-6: random campaigns plan into consistent segments ------------------------------
 
 
+# Known failure (planner.split_seconds): a shot a hair longer than a multiple of the model's longest clip gets a
+# last segment of 0.0 s, still billed for a whole clip: kling-3-0 [5, 10] at 10.0004 s -> (10, 10.0), (5, 0.0).
+ZERO_LENGTH_TAIL = {"campaign": "prop-campaign", "defaults": {"quality_tier": "premium"},
+                    "videos": [{"id": "v0", "target_seconds": 10.0004, "shots": [{"prompt": "shot"}]}]}
+SOME_LENGTHS = {Path(ref).name: 7.5 for ref in VIDEOS + AUDIOS}
+
+
 @SETTINGS
 @given(data=campaigns(), lengths=media_seconds)
+@example(data=ZERO_LENGTH_TAIL, lengths=SOME_LENGTHS)
 def test_random_campaigns_plan_into_consistent_segments(refs_dir: Path, data: dict, lengths: dict) -> None:
     campaign = Campaign.model_validate(data)
     result = try_plan(campaign, refs_dir, lengths, enforce_budget=False)
@@ -268,9 +279,15 @@ def test_random_campaigns_plan_into_consistent_segments(refs_dir: Path, data: di
 # --- property 7: budgets are fitted or refused, never overspent ----------------------------------
 
 
+# budget / unenforced cost: exactly at it, a little under (where fitting can help), anywhere
+budget_factors = st.sampled_from(["at", "under", "under", "under", "anywhere"]).flatmap(
+    lambda kind: st.just(1.0) if kind == "at" else st.floats(min_value=0.5, max_value=0.999) if kind == "under"
+    else st.floats(min_value=0.05, max_value=1.5))
+
+
 @SETTINGS
 @given(data=campaigns(), lengths=media_seconds, policy=st.sampled_from(["fit", "refuse"]),
-       factor=st.one_of(st.just(1.0), st.floats(min_value=0.05, max_value=1.5, allow_nan=False)))
+       factor=budget_factors)
 def test_budget_is_fitted_or_refused_and_nothing_is_overspent(refs_dir: Path, data: dict, lengths: dict,
                                                               policy: str, factor: float) -> None:
     unenforced = try_plan(Campaign.model_validate(data), refs_dir, lengths, enforce_budget=False)

@@ -28,8 +28,11 @@ class StoredClip:
     info: MediaInfo
 
 
-def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float = 120.0) -> int:
-    """Stream `url` (https, http or file) to `dest` with a size cap; returns the byte count."""
+def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float = 120.0,
+          headers: dict[str, str] | None = None) -> int:
+    """Stream `url` (https, http or file) to `dest` with a size cap; returns the byte count.
+
+    `headers` are for providers whose output URLs need auth (Gemini): they are never logged or stored."""
     scheme = urlparse(url).scheme
     if scheme == "file":
         src = Path(unquote(urlparse(url).path))
@@ -42,8 +45,17 @@ def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float 
         return size
     if scheme not in ("https", "http"):
         raise ProviderError(f"refusing to download from a {scheme or 'schemeless'} URL", kind=ProviderError.TERMINAL)
+    try:
+        return _fetch_http(url, dest, max_bytes, timeout, headers or {})
+    except httpx.HTTPStatusError as exc:
+        raise ProviderError(f"download failed: HTTP {exc.response.status_code}") from None
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"download truncated or interrupted: {exc}") from None
+
+
+def _fetch_http(url: str, dest: Path, max_bytes: int, timeout: float, headers: dict[str, str]) -> int:
     written = 0
-    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True, headers=headers) as response:
         if response.status_code in (403, 404, 410):
             raise ProviderError(f"output URL answered {response.status_code} (expired or removed)")
         response.raise_for_status()
@@ -95,14 +107,15 @@ class ClipStore:
             os.replace(src, dest)
         return StoredClip(uri=self.uri_for(dest), path=dest, sha256=sha, size_bytes=size, info=info)
 
-    def store_url(self, url: str, expected_seconds: float | None = None) -> StoredClip:
+    def store_url(self, url: str, expected_seconds: float | None = None,
+                  headers: dict[str, str] | None = None) -> StoredClip:
         """Download a provider output to a temp file beside the store, verify it, keep it content-addressed."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="incoming-", suffix=".mp4", dir=self.root)
         os.close(fd)
         tmp_path = Path(tmp)
         try:
-            fetch(url, tmp_path)
+            fetch(url, tmp_path, headers=headers)
             return self.put_file(tmp_path, expected_seconds)
         finally:
             tmp_path.unlink(missing_ok=True)

@@ -1,0 +1,44 @@
+"""Helpers for adapter contract tests: a fake server per test, and a way to drive async adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from video_pipeline.providers.base import GenerationRequest, JobState
+from video_pipeline.providers.fakes import FakeServer, JobBook
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def request(job_key: str = "k1", *, model: str = "m", route_model_id: str = "m", seconds: int = 2,
+            prompt: str = "A lighthouse at dusk: 100% \"real\" waves", **kw) -> GenerationRequest:
+    return GenerationRequest(job_key=job_key, model=model, route_model_id=route_model_id, category="text_to_video",
+                             prompt=prompt, seconds=seconds, resolution="720p", aspect_ratio="16:9", **kw)
+
+
+async def poll_until_terminal(adapter, job_id: str, timeout: float = 20.0, interval: float = 0.05):
+    """Poll until the job ends; returns (final status, every distinct state seen in order)."""
+    seen: list[JobState] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await adapter.poll(job_id)
+        if not seen or seen[-1] != status.state:
+            seen.append(status.state)
+        if status.state.terminal or time.monotonic() > deadline:
+            return status, seen
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def book(tmp_path: Path) -> JobBook:
+    return JobBook(latency=0.4, work_dir=tmp_path / "fake-work")
+
+
+def serve(app) -> FakeServer:
+    return FakeServer(app).start()

@@ -1,0 +1,149 @@
+"""The one HTTP layer for provider adapters: client factory, error classification and the retry policy.
+
+Every adapter subclasses `HttpProvider`: it gets an `httpx.AsyncClient` (injectable, so tests can point it at a
+fake server), `request()` that retries rate limits, 5xx and network errors with tenacity (honouring
+`Retry-After`), and errors classified as retryable, terminal (for this model) or fatal (stop the campaign).
+"""
+
+from __future__ import annotations
+
+import abc
+import email.utils
+import os
+import random
+import time
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from ..errors import ProviderError
+from .base import GenerationRequest, JobStatus
+
+DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+USER_AGENT = "video-pipeline/0.1"
+
+
+def base_url_for(provider: str, default: str) -> str:
+    """`VIDEO_PIPELINE_<PROVIDER>_BASE_URL` when set (e.g. to a fake server), else the provider's own."""
+    return os.environ.get(f"VIDEO_PIPELINE_{provider.upper()}_BASE_URL", "").strip() or default
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class RetryableHTTPError(ProviderError):
+    def __init__(self, message: str, retry_after: float | None = None, **kw):
+        super().__init__(message, kind=ProviderError.RETRYABLE, **kw)
+        self.retry_after = retry_after
+
+
+def classify_status(status: int) -> str:
+    """Map an HTTP status to an error kind: 401/403/402 fatal, 408/409/425/429/5xx retryable, other 4xx terminal."""
+    if status in (401, 403, 402):
+        return ProviderError.FATAL
+    if status in (408, 409, 425, 429) or status >= 500:
+        return ProviderError.RETRYABLE
+    return ProviderError.TERMINAL
+
+
+def _summary(response: httpx.Response, limit: int = 300) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class HttpProvider(abc.ABC):
+    """Base for adapters: subclasses set `name`, `default_base_url`, `auth_headers()` and the protocol methods."""
+
+    name = "http"
+    default_base_url = ""
+    latency_scale = 1.0
+    max_attempts = 5
+    backoff_base = 1.0
+    backoff_cap = 30.0
+
+    def __init__(self, *, base_url: str | None = None, client: httpx.AsyncClient | None = None,
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT):
+        self.base_url = (base_url or base_url_for(self.name, self.default_base_url)).rstrip("/")
+        self._client = client
+        self._owns_client = client is None
+        self._timeout = timeout
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, headers={"user-agent": USER_AGENT},
+                                             follow_redirects=True)
+        return self._client
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def download_headers(self, url: str) -> dict[str, str]:
+        """Headers a download of an output URL needs (most providers: none; the URL itself is signed)."""
+        return {}
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The provider's own error text; adapters override to read their error envelope."""
+        return _summary(response)
+
+    def error_kind(self, response: httpx.Response) -> str:
+        """Adapters override when the provider's body says more than the status (e.g. content policy)."""
+        return classify_status(response.status_code)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _wait(self, retry_state) -> float:
+        exc = retry_state.outcome.exception()
+        hinted = getattr(exc, "retry_after", None)
+        if hinted is not None:
+            return min(hinted, 300.0)
+        backoff = min(self.backoff_cap, self.backoff_base * 2 ** (retry_state.attempt_number - 1))
+        return backoff * random.uniform(0.5, 1.0)
+
+    async def request(self, method: str, path: str, *, job_id: str = "", **kwargs: Any) -> httpx.Response:
+        """Send with auth; retry 429/5xx/network errors (Retry-After first, else jittered backoff); classify the rest."""
+        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait, reraise=True,
+                                 retry=retry_if_exception(lambda e: isinstance(e, RetryableHTTPError)))
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    response = await self.client.request(method, self.url(path), headers=headers, **kwargs)
+                except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                    raise RetryableHTTPError(f"{method} {path}: {type(exc).__name__}", provider=self.name,
+                                             job_id=job_id) from None
+                if response.status_code < 400:
+                    return response
+                kind = self.error_kind(response)
+                message = f"{method} {path}: HTTP {response.status_code}: {self.error_message(response)}"
+                if kind == ProviderError.RETRYABLE:
+                    raise RetryableHTTPError(message, retry_after_seconds(response), provider=self.name, job_id=job_id)
+                raise ProviderError(message, kind=kind, provider=self.name, job_id=job_id)
+        raise ProviderError(f"{method} {path}: no attempt was made", provider=self.name, job_id=job_id)
+
+    @abc.abstractmethod
+    async def submit(self, request: GenerationRequest) -> str:
+        """Create the provider job; return its id (the engine writes it to the ledger at once)."""
+
+    @abc.abstractmethod
+    async def poll(self, job_id: str) -> JobStatus:
+        """The job's state mapped onto queued / running / succeeded / failed / canceled."""
+
+    async def cancel(self, job_id: str) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
