@@ -314,7 +314,6 @@ def test_budget_is_fitted_or_refused_and_nothing_is_overspent(refs_dir: Path, da
         assert "Nothing was spent" in str(result)
         return
     assert result.total_cost_usd <= budget + 1e-9, (result.total_cost_usd, budget)
-    assert result.total_cost_usd < cost
     assert any("fitted to budget" in w for w in result.warnings)
     check_plan(result, campaign, lengths, resolution="720p")
 

@@ -90,25 +90,42 @@ class CampaignPlan:
         return [s.row() for s in self.segments]
 
 
-def split_seconds(seconds: float, durations: list[int]) -> list[tuple[int, float]]:
-    """Cover `seconds` with the fewest clips of allowed durations, wasting as little as possible.
+FPS = 24
 
-    Returns (generate_seconds, used_seconds) pairs; only the last clip is trimmed.
+
+def to_frames(seconds: float) -> int:
+    """Seconds rounded to whole frames at the output's 24 fps (what a video can actually last)."""
+    return max(1, round(seconds * FPS))
+
+
+def split_seconds(seconds: float, durations: list[int]) -> list[tuple[int, float]]:
+    """Cover `seconds` (rounded to whole frames) with the fewest clips of allowed durations, wasting least.
+
+    Returns (generate_seconds, used_seconds) pairs; only the last clip is trimmed, and every clip is used for at
+    least one frame (a sliver under a frame is dropped rather than billed as a whole clip).
     """
+    frames = to_frames(seconds)
     longest = durations[-1]
-    count = max(1, math.ceil(round(seconds, 6) / longest))
+    count = max(1, -(-frames // (longest * FPS)))
     fixed = [longest] * max(0, count - 2)
-    rest = seconds - sum(fixed)
+    rest = frames - sum(fixed) * FPS
     if count == 1:
-        tail = [next(d for d in durations if d >= rest - 1e-6)]
+        tail = [next(d for d in durations if d * FPS >= rest)]
     else:
-        best = min(((a, b) for a in durations for b in durations if a + b >= rest - 1e-6 and a >= b),
+        best = min(((a, b) for a in durations for b in durations if (a + b) * FPS >= rest and a >= b),
                    key=lambda p: (p[0] + p[1], -p[0]))
         tail = list(best)
     generate = fixed + tail
-    used = [float(g) for g in generate]
-    used[-1] = round(seconds - sum(used[:-1]), 3)
-    return list(zip(generate, used))
+    used_frames = [g * FPS for g in generate]
+    used_frames[-1] = frames - sum(used_frames[:-1])
+    return [(g, round(f / FPS, 6)) for g, f in zip(generate, used_frames)]
+
+
+def share_seconds(total: float, parts: int) -> list[float]:
+    """Split `total` seconds into `parts` whole-frame shares that add up to the total in frames."""
+    frames = to_frames(total)
+    base, extra = divmod(frames, parts)
+    return [(base + (1 if i < extra else 0)) / FPS for i in range(parts)]
 
 
 def _file_sha256(path: Path) -> str:
@@ -169,33 +186,33 @@ class _Planner:
             needs_image_input=video.continuity == "chained",
         )
 
-    def decide(self, task: RoutingTask) -> RouteDecision:
+    def decide(self, task: RoutingTask, shot_cost) -> RouteDecision:
         decision = route(task, self.catalog, self.on, self.providers, observed=self.observed)
         if not self.cheapest or task.pinned_model:
             return decision
-        # Fitting a budget: the cheapest capable model, the guide's pick kept as a fallback.
+        # Fitting a budget: the capable model whose clips for this shot cost least (clip lengths matter,
+        # not only the price per second), the usual pick kept as a fallback.
         candidates = [decision.model, *decision.fallbacks] + [
             m.id for m in self.catalog.models.values() if m.id not in decision.excluded
             and m.id not in (decision.model, *decision.fallbacks)]
-        cheapest = min(candidates, key=lambda m: (self.catalog.get(m).price(task.resolution), m))
+        cheapest = min(candidates, key=lambda m: (shot_cost(self.catalog.get(m)), m))
         if cheapest == decision.model:
             return decision
         fallbacks = tuple(m for m in (decision.model, *decision.fallbacks) if m != cheapest)[:2]
         return RouteDecision(model=cheapest, fallbacks=fallbacks, guide_choice=decision.guide_choice,
                              excluded=decision.excluded,
                              reason=f"fitted to budget: {cheapest} is the cheapest capable model "
-                                    f"(${self.catalog.get(cheapest).price(task.resolution):.3f}/s; "
+                                    f"for this shot (${self.catalog.get(cheapest).price(task.resolution):.3f}/s; "
                                     f"the plan would use {decision.model})")
 
-    def shot_seconds(self, video: Video, shot: Shot, model: ModelSpec, category: TaskCategory) -> float:
+    def shot_seconds(self, video: Video, si: int, shot: Shot, model: ModelSpec, category: TaskCategory) -> float:
         if video.target_seconds is not None:
-            return video.target_seconds / len(video.shots)
+            return share_seconds(video.target_seconds, len(video.shots))[si]
         if category in (TaskCategory.VIDEO_ENHANCE, TaskCategory.VIDEO_TO_VIDEO) and shot.video:
             return min(self.probe_seconds(resolve_reference(shot.video, self.data_dir)), model.max_duration)
-        if category == TaskCategory.AUDIO_LIP_SYNC and video.audio:
-            return min(self.probe_seconds(resolve_reference(video.audio, self.data_dir)), model.max_duration)
-        if video.audio:  # the audio drives the video: its length sets the video's
-            return self.probe_seconds(resolve_reference(video.audio, self.data_dir)) / len(video.shots)
+        if video.audio:  # the audio drives the video (or the lip sync): its length sets the video's
+            share = share_seconds(self.probe_seconds(resolve_reference(video.audio, self.data_dir)), len(video.shots))[si]
+            return min(share, model.max_duration) if category == TaskCategory.AUDIO_LIP_SYNC else share
         return float(model.default_duration())
 
     def plan_video(self, vi: int, video: Video) -> list[SegmentPlan]:
@@ -205,14 +222,16 @@ class _Planner:
             category = categorize(image=shot.image is not None, video=shot.video is not None,
                                   transform=shot.transform, audio=video.audio is not None, use_case=c.defaults.use_case)
             try:
-                decision = self.decide(self.task_for(video, shot, category))
+                decision = self.decide(self.task_for(video, shot, category), lambda m, si=si, shot=shot, category=category: (
+                    m.price(self.resolution) * sum(g for g, _ in split_seconds(
+                        self.shot_seconds(video, si, shot, m, category), m.durations))))
             except NoCapableModel as exc:
                 path = ("videos", vi, "shots", si, "model") if shot.model else ("videos", vi, "shots", si)
                 file, line = c.where(*path)
                 self.problems.append(Problem(file, field_name(path), str(exc), line))
                 continue
             model = self.catalog.get(decision.model)
-            pieces = split_seconds(self.shot_seconds(video, shot, model, category), model.durations)
+            pieces = split_seconds(self.shot_seconds(video, si, shot, model, category), model.durations)
             staged.append((si, shot, category, decision, pieces))
         if len(staged) != len(video.shots):
             return []
