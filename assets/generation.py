@@ -9,7 +9,7 @@ from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from resources.storage import ClipStorage
 from video_pipeline.engine import CampaignAborted
-from video_pipeline.stages import Stopwatch, generated_segments as run_generation, stored_clips as store_outputs
+from video_pipeline.stages import Stopwatch, generated_segments as run_generation, job_ledger, stored_clips as store_outputs
 
 from .metadata import latency_by_model, markdown_table, models_used
 from .partitions import campaign_partitions
@@ -45,6 +45,8 @@ def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.Data
         "latency_by_model": latency_by_model(ok),
         "models": models_used(ok),
         "fallbacks_taken": int((frame["fallbacks_taken"] != "").sum()),
+        "reused": int(frame["reused"].sum()),
+        "resumed": int(frame["resumed"].sum()),
         "attempts": int(frame["attempts"].sum()),
         "preview": markdown_table(frame, ["video_id", "segment_index", "state", "model", "attempts",
                                           "latency_seconds", "cost_usd", "error"]),
@@ -58,10 +60,15 @@ def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.Data
        check_specs=[AssetCheckSpec("all_segments_stored", asset="stored_clips",
                                    description="every planned segment has a verified clip in the store")])
 def stored_clips(context: AssetExecutionContext, generated_segments: pd.DataFrame, pipeline: PipelineConfig,
-                 clip_storage: ClipStorage):
+                 clip_storage: ClipStorage, providers: VideoProviders):
     watch = Stopwatch()
     settings = pipeline.settings()
-    frame = store_outputs(generated_segments, clip_storage.store(settings))
+    registry = providers.registry(settings, pipeline.catalog())
+    ledger = job_ledger(settings)
+    try:
+        frame = store_outputs(generated_segments, clip_storage.store(settings), ledger, registry.download_headers)
+    finally:
+        ledger.dispose()
     stored = frame[frame["state"] == "stored"]
     missing = frame[frame["state"] != "stored"]
     yield Output(frame, metadata={

@@ -20,6 +20,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_X264_PRESET": ("veryfast", "x264 preset for rendering and assembly"),
     "VIDEO_PIPELINE_FONT": ("bundled DejaVu Sans", "font file for text drawn by the local provider"),
     "VIDEO_PIPELINE_SEED": ("0", "seed for the local provider's simulated latencies"),
+    "VIDEO_PIPELINE_WEBHOOKS": ("0", "1: the engine also wakes on webhook deliveries written to the ledger (polling stays on)"),
     "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),
 }
 
@@ -41,6 +42,7 @@ class Settings:
     font_path: Path | None = None
     seed: int = 0
     ledger: str | None = None
+    webhooks: bool = False
 
     @property
     def ledger_url(self) -> str:
@@ -137,6 +139,11 @@ class Settings:
                 raise SettingsError("VIDEO_PIPELINE_LEDGER_URL: expected an SQLAlchemy URL such as "
                                     "sqlite:///path/ledger.sqlite or postgresql+psycopg2://host/db")
             values["ledger"] = ledger
+        hooks = get("WEBHOOKS")
+        if hooks is not None:
+            if hooks not in ("0", "1", "true", "false"):
+                raise SettingsError(f"VIDEO_PIPELINE_WEBHOOKS={hooks!r}: expected 1 or 0")
+            values["webhooks"] = hooks in ("1", "true")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("data_dir"), str):
             values["data_dir"] = Path(values["data_dir"]).resolve()

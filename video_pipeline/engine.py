@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -14,13 +15,14 @@ from .catalog import Catalog
 from .errors import ProviderError
 from .media.render import extract_last_frame
 from .planner import SegmentPlan
+from .ledger import JobLedger, JobRow
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .store import fetch
 
 OUTCOME_COLUMNS = [
     "campaign", "video_id", "segment_index", "job_key", "state", "model", "planned_model", "provider",
     "provider_job_id", "attempts", "fallbacks_taken", "latency_seconds", "cost_usd", "output_url",
-    "url_expires_at", "error", "seconds", "generate_seconds", "target_seconds", "resolution", "aspect_ratio",
+    "url_expires_at", "error", "reused", "resumed", "seconds", "generate_seconds", "target_seconds", "resolution", "aspect_ratio",
 ]
 
 
@@ -42,6 +44,8 @@ class SegmentOutcome:
     output_url: str | None = None
     url_expires_at: str | None = None
     error: str | None = None
+    reused: bool = False          # an earlier identical job's clip was reused: nothing paid this run
+    resumed: bool = False         # an in-flight job from an earlier run was picked up, not resubmitted
     seconds: float = 0.0
     generate_seconds: int = 0
     target_seconds: float = 0.0
@@ -83,7 +87,8 @@ class JobEngine:
     def __init__(self, catalog: Catalog, registry: ProviderRegistry, data_dir: Path, work_dir: Path,
                  max_attempts: int = 3, poll: PollPolicy | None = None, seed: int = 0,
                  on_change: Callable[[SegmentOutcome], None] | None = None,
-                 on_attempt: Callable[..., None] | None = None):
+                 on_attempt: Callable[..., None] | None = None, ledger: JobLedger | None = None,
+                 webhooks: bool = False, event_check_seconds: float = 0.25):
         self.catalog = catalog
         self.registry = registry
         self.data_dir = data_dir
@@ -95,6 +100,9 @@ class JobEngine:
         # called once per finished provider job: (model, provider, latency_seconds, succeeded, error_kind)
         self.on_attempt = on_attempt or (lambda *args, **kw: None)
         self._slots: dict[str, asyncio.Semaphore] = {}
+        self.ledger = ledger
+        self.webhooks = webhooks
+        self.event_check_seconds = event_check_seconds
 
     def _slot(self, model: str) -> asyncio.Semaphore:
         if model not in self._slots:
@@ -105,8 +113,17 @@ class JobEngine:
         """Run every segment; chained segments wait for their predecessor's last frame."""
         done: dict[str, asyncio.Future] = {s.job_key: asyncio.get_running_loop().create_future() for s in segments}
         abort = asyncio.Event()
+        first_of: dict[str, SegmentPlan] = {}
+        for s in segments:
+            first_of.setdefault(s.job_key, s)
 
         async def one(seg: SegmentPlan) -> SegmentOutcome:
+            if first_of[seg.job_key] is not seg:
+                # An identical request in the same run: one job serves both segments.
+                twin: SegmentOutcome = await asyncio.shield(done[seg.job_key])
+                return dataclasses.replace(twin, video_id=seg.video_id, segment_index=seg.segment_index,
+                                           seconds=seg.seconds, target_seconds=seg.target_seconds, cost_usd=0.0,
+                                           reused=twin.state == JobState.SUCCEEDED.value)
             seed_image = None
             if seg.chained_from:
                 previous: SegmentOutcome = await asyncio.shield(done[seg.chained_from])
@@ -157,9 +174,20 @@ class JobEngine:
         )
 
     async def _run_segment(self, seg: SegmentPlan, seed_image: Path | None, abort: asyncio.Event) -> SegmentOutcome:
-        chain = [seg.model, *seg.fallbacks]
         outcome = self._outcome(seg, seg.model)
         started = time.monotonic()
+        resume: JobRow | None = None
+        if self.ledger is not None:
+            hit = self.ledger.reusable(seg.job_key)
+            if hit is not None:
+                return self._reused(outcome, hit)
+            self.ledger.abandon_unsubmitted(seg.job_key)
+            resume = self.ledger.in_flight(seg.job_key)
+        chain = [seg.model, *seg.fallbacks]
+        if resume is not None and resume.model not in chain:
+            chain.insert(0, resume.model)
+        if resume is not None:
+            chain = chain[chain.index(resume.model):]
         for position, model in enumerate(chain):
             if abort.is_set():
                 outcome.state, outcome.error = JobState.FAILED.value, "campaign stopped by a fatal error elsewhere"
@@ -168,41 +196,62 @@ class JobEngine:
                 outcome.fallbacks_taken.append(f"{chain[position - 1]} -> {model}: {outcome.error}")
             outcome.model = model
             try:
-                provider, route_model_id = self.registry.provider_for(model)
+                provider, route_model_id = (self.registry.provider_named(resume.provider, model)
+                                            if resume is not None and resume.model == model
+                                            else self.registry.provider_for(model))
             except ProviderError as exc:
                 outcome.error = str(exc)
+                if exc.kind == ProviderError.FATAL:
+                    return self._fatal(outcome, exc, abort)
                 continue
             outcome.provider = provider.name
             for attempt in range(1, self.max_attempts + 1):
                 outcome.attempts += 1
                 outcome.provider_job_id = ""
                 attempt_started = time.monotonic()
+                row_id: int | None = None
                 try:
                     async with self._slot(model):
-                        status = await self._submit_and_wait(seg, model, provider, route_model_id, seed_image, outcome)
+                        if resume is not None and resume.model == model:
+                            row_id, outcome.provider_job_id = resume.id, resume.provider_job_id
+                            outcome.resumed = True
+                            resume = None
+                            status = await self._wait(seg, model, provider, outcome.provider_job_id, outcome, row_id)
+                        else:
+                            row_id = await self._take_slot(seg, model, provider.name, outcome.attempts)
+                            request = self._request(seg, model, route_model_id, seed_image)
+                            job_id = await provider.submit(request)
+                            outcome.provider_job_id = job_id
+                            if self.ledger is not None:   # before anything else happens
+                                self.ledger.submitted(row_id, job_id)
+                            outcome.state = JobState.QUEUED.value
+                            self.on_change(outcome)
+                            status = await self._wait(seg, model, provider, job_id, outcome, row_id)
                 except ProviderError as exc:
                     outcome.error = str(exc)
+                    if self.ledger is not None and row_id is not None:
+                        self.ledger.failed(row_id, error=str(exc), kind=exc.kind)
                     if outcome.provider_job_id:
                         self.on_attempt(model, provider.name, None, False, exc.kind)
                     if exc.kind == ProviderError.FATAL:
-                        abort.set()
-                        outcome.state, outcome.error = JobState.FAILED.value, f"fatal: {exc}"
-                        self.on_change(outcome)
-                        return outcome
+                        return self._fatal(outcome, exc, abort)
                     if exc.kind == ProviderError.TERMINAL:
                         break
                     await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
                     continue
                 spec = self.catalog.get(model)
-                # Observed latency in provider seconds: the provider's own account when it gives one.
                 measured = (time.monotonic() - attempt_started) / max(provider.latency_scale, 1e-9)
-                self.on_attempt(model, provider.name, round(status.latency_seconds or measured, 3), True, None)
+                latency = round(status.latency_seconds or measured, 3)
+                self.on_attempt(model, provider.name, latency, True, None)
                 outcome.state = JobState.SUCCEEDED.value
                 outcome.error = None
                 outcome.latency_seconds = round(time.monotonic() - started, 3)
                 outcome.cost_usd = round(spec.price(seg.resolution) * seg.generate_seconds, 4)
                 outcome.output_url = status.output_url
                 outcome.url_expires_at = status.url_expires_at.isoformat() if status.url_expires_at else None
+                if self.ledger is not None:
+                    self.ledger.succeeded(row_id, output_url=status.output_url, url_expires_at=status.url_expires_at,
+                                          latency_seconds=latency, cost_usd=outcome.cost_usd)
                 self.on_change(outcome)
                 return outcome
         outcome.state = JobState.FAILED.value
@@ -210,17 +259,47 @@ class JobEngine:
         self.on_change(outcome)
         return outcome
 
-    async def _submit_and_wait(self, seg, model, provider, route_model_id, seed_image, outcome):
-        spec = self.catalog.get(model)
-        job_id = await provider.submit(self._request(seg, model, route_model_id, seed_image))
-        outcome.provider_job_id = job_id
-        outcome.state = JobState.QUEUED.value
+    def _reused(self, outcome: SegmentOutcome, hit: JobRow) -> SegmentOutcome:
+        """A job key that already succeeded: reuse its clip (or live URL) and pay nothing."""
+        stored = hit.stored_file()
+        outcome.state = JobState.SUCCEEDED.value
+        outcome.model, outcome.provider, outcome.provider_job_id = hit.model, hit.provider, hit.provider_job_id or ""
+        outcome.output_url = stored.as_uri() if stored is not None else hit.output_url
+        outcome.url_expires_at = hit.url_expires_at.isoformat() if hit.url_expires_at and stored is None else None
+        outcome.reused = True
         self.on_change(outcome)
+        return outcome
+
+    def _fatal(self, outcome: SegmentOutcome, exc: ProviderError, abort: asyncio.Event) -> SegmentOutcome:
+        abort.set()
+        outcome.state, outcome.error = JobState.FAILED.value, f"fatal: {exc}"
+        self.on_change(outcome)
+        return outcome
+
+    async def _take_slot(self, seg: SegmentPlan, model: str, provider: str, attempt: int) -> int | None:
+        """A concurrency slot for `model` shared by every run on this ledger (its account limit)."""
+        if self.ledger is None:
+            return None
+        limit = self.catalog.get(model).concurrency
+        wait = 0.05
+        while True:
+            row_id = self.ledger.try_begin(job_key=seg.job_key, campaign=seg.campaign, video_id=seg.video_id,
+                                           segment_index=seg.segment_index, model=model, provider=provider,
+                                           attempt=attempt, limit=limit)
+            if row_id is not None:
+                return row_id
+            await asyncio.sleep(wait * (1 + self.rng.random() * 0.2))
+            wait = min(wait * 1.5, 2.0)
+
+    async def _wait(self, seg: SegmentPlan, model: str, provider, job_id: str, outcome: SegmentOutcome,
+                    row_id: int | None):
+        """Wait for a submitted job: adaptive polling, or ledger events when webhooks deliver (polls as safety net)."""
+        spec = self.catalog.get(model)
         scale = provider.latency_scale
         deadline = time.monotonic() + self.poll.timeout_factor * spec.latency.p95_seconds * max(scale, 1e-3) + 30
         wait = self.poll.first_wait(spec.latency.p50_seconds, scale)
         while True:
-            await asyncio.sleep(wait)
+            await self._sleep_or_event(wait, provider.name, job_id)
             status = await provider.poll(job_id)
             if status.state == JobState.SUCCEEDED:
                 if not status.output_url:
@@ -229,6 +308,8 @@ class JobEngine:
             if status.state in (JobState.FAILED, JobState.CANCELED):
                 raise ProviderError(status.error or status.state.value, kind=status.error_kind or ProviderError.RETRYABLE,
                                     provider=provider.name, job_id=job_id)
+            if self.ledger is not None and row_id is not None:
+                self.ledger.heartbeat(row_id, status.state.value)
             if outcome.state != JobState.RUNNING.value and status.state == JobState.RUNNING:
                 outcome.state = JobState.RUNNING.value
                 self.on_change(outcome)
@@ -237,6 +318,17 @@ class JobEngine:
                 raise ProviderError(f"job stuck for over {self.poll.timeout_factor:g}x its p95; cancelled",
                                     kind=ProviderError.TERMINAL, provider=provider.name, job_id=job_id)
             wait = self.poll.next_wait(wait, scale, status.poll_after, self.rng)
+
+    async def _sleep_or_event(self, seconds: float, provider: str, job_id: str) -> None:
+        """Sleep until the next poll; with webhooks on, wake early when the ledger has an event for the job."""
+        if self.ledger is None or not self.webhooks:
+            await asyncio.sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.ledger.latest_event(provider, job_id) is not None:
+                return
+            await asyncio.sleep(min(self.event_check_seconds, max(end - time.monotonic(), 0)))
 
 
 def run_segments(engine: JobEngine, segments: list[SegmentPlan]) -> list[SegmentOutcome]:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .catalog import Latency, ModelSpec
-
-metadata = sa.MetaData()
+from .db import make_engine, metadata
 
 observations = sa.Table(
     "model_observations", metadata,
@@ -67,8 +66,9 @@ def _percentile(values: list[float], q: float) -> float:
 class ObservationLog:
     """Appends job observations and summarises them per model."""
 
-    def __init__(self, url: str):
-        self.engine = sa.create_engine(url, future=True)
+    def __init__(self, url_or_engine: "str | sa.Engine"):
+        self._owns_engine = isinstance(url_or_engine, str)
+        self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         metadata.create_all(self.engine)
 
     def record(self, model: str, provider: str, latency_seconds: float | None, succeeded: bool,
@@ -102,7 +102,8 @@ class ObservationLog:
         return out
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        if self._owns_engine:
+            self.engine.dispose()
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

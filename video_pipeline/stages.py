@@ -20,6 +20,7 @@ from .errors import MediaError, ProviderError
 from .media.assemble import SegmentInput, concat
 from .media.probe import probe
 from .media.render import frame_size
+from .ledger import JobLedger
 from .observed import ObservationLog
 from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
 from .providers.base import ProviderRegistry
@@ -32,7 +33,7 @@ PROMPT_COLUMNS = ["campaign", "video_id", "shot_index", "prompt", "category", "q
                   "transform", "audio", "pinned_model", "schedule", "spec_sha256"]
 CLIP_COLUMNS = ["campaign", "video_id", "segment_index", "job_key", "model", "clip_uri", "clip_path", "sha256",
                 "size_bytes", "duration_seconds", "seconds", "width", "height", "source_url", "state", "error",
-                "cost_usd", "latency_seconds", "target_seconds", "resolution", "aspect_ratio"]
+                "cost_usd", "latency_seconds", "target_seconds", "resolution", "aspect_ratio", "reused"]
 OUTPUT_COLUMNS = ["campaign", "video_id", "state", "output_uri", "output_path", "duration_seconds", "target_seconds",
                   "width", "height", "video_codec", "segments", "models", "cost_usd", "error"]
 
@@ -65,6 +66,10 @@ def plan_frame(plan: CampaignPlan) -> pd.DataFrame:
 
 def observation_log(settings: Settings) -> ObservationLog:
     return ObservationLog(settings.ledger_url)
+
+
+def job_ledger(settings: Settings) -> JobLedger:
+    return JobLedger(settings.ledger_url)
 
 
 def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, on: dt.date | None = None,
@@ -106,27 +111,34 @@ def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settin
                        registry: ProviderRegistry | None = None, on_change=None) -> pd.DataFrame:
     """Run every planned segment; one outcome row per segment (failed ones included, with the reason)."""
     registry = registry or build_registry(settings, catalog)
-    log = observation_log(settings)
+    ledger = job_ledger(settings)
+    log = ObservationLog(ledger.engine)
     engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change,
-                       on_attempt=log.record)
+                       on_attempt=log.record, ledger=ledger, webhooks=settings.webhooks)
     try:
         outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
     finally:
-        log.dispose()
+        ledger.dispose()
     return pd.DataFrame([o.row() for o in outcomes], columns=OUTCOME_COLUMNS).assign(
         fallbacks_taken=lambda f: f["fallbacks_taken"].map(lambda x: " | ".join(x)))
 
 
-def stored_clips(outcomes: pd.DataFrame, store: ClipStore) -> pd.DataFrame:
-    """Download each succeeded output, verify it decodes and lasts what was asked, keep it content-addressed."""
+def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | None = None,
+                 download_headers=None) -> pd.DataFrame:
+    """Download each succeeded output, verify it decodes and lasts what was asked, keep it content-addressed.
+
+    The ledger learns each stored URI, so a rerun reuses the clip instead of paying for it again."""
     rows = []
     for o in outcomes.to_dict("records"):
         row = {k: o.get(k) for k in ("campaign", "video_id", "segment_index", "job_key", "model", "seconds", "cost_usd",
-                                     "latency_seconds", "target_seconds", "resolution", "aspect_ratio")}
+                                     "latency_seconds", "target_seconds", "resolution", "aspect_ratio", "reused")}
         row.update(source_url=o["output_url"], state=o["state"], error=o["error"])
         if o["state"] == "succeeded":
             try:
-                clip = store.store_url(o["output_url"], expected_seconds=float(o["generate_seconds"]))
+                headers = download_headers(o["provider"], o["output_url"]) if download_headers else None
+                clip = store.store_url(o["output_url"], expected_seconds=float(o["generate_seconds"]), headers=headers)
+                if ledger is not None:
+                    ledger.stored(o["job_key"], uri=clip.uri, sha256=clip.sha256)
                 row.update(clip_uri=clip.uri, clip_path=str(clip.path), sha256=clip.sha256, size_bytes=clip.size_bytes,
                            duration_seconds=round(clip.info.duration, 3), width=clip.info.width,
                            height=clip.info.height, state="stored")

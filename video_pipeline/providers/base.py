@@ -93,6 +93,22 @@ class ProviderRegistry:
         raise ProviderError(f"no configured provider serves {model} (its routes: {names}); set the API key of one "
                             "of them or use VIDEO_PIPELINE_MODE=local", kind=ProviderError.FATAL)
 
+    def provider_named(self, name: str, model: str) -> tuple[VideoProvider, str]:
+        """The provider that took an earlier job (to resume polling it) and its id for `model`."""
+        spec = self.catalog.get(model)
+        if self.local is not None and name == self.local.name:
+            return self.local, spec.routes[0].model_id
+        if name in self.providers:
+            route = next((r for r in spec.routes if r.provider == name), spec.routes[0])
+            return self.providers[name], route.model_id
+        raise ProviderError(f"provider {name} took job(s) of {model} in an earlier run but is not configured now; "
+                            "configure it again to resume them", kind=ProviderError.FATAL)
+
+    def download_headers(self, provider: str, url: str) -> dict[str, str]:
+        """Headers the named provider needs to download one of its outputs (usually none)."""
+        adapter = self.providers.get(provider)
+        return adapter.download_headers(url) if adapter is not None and hasattr(adapter, "download_headers") else {}
+
     def serves(self, model: str) -> bool:
         spec = self.catalog.get(model)
         return self.local is not None or any(r.provider in self.providers for r in spec.routes)
