@@ -178,6 +178,9 @@ class JobEngine:
         started = time.monotonic()
         resume: JobRow | None = None
         if self.ledger is not None:
+            # Another run submitting the identical request right now: wait for its job id, then share the job.
+            while self.ledger.submitting_elsewhere(seg.job_key):
+                await asyncio.sleep(0.1)
             hit = self.ledger.reusable(seg.job_key)
             if hit is not None:
                 return self._reused(outcome, hit)

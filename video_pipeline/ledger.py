@@ -21,6 +21,8 @@ from .db import make_engine, metadata
 IN_FLIGHT = ("submitting", "queued", "running")
 #: a job in flight whose heartbeat is older than this holds no concurrency slot (its run died)
 LEASE = dt.timedelta(minutes=10)
+#: no provider takes longer than this to answer a submit: an older `submitting` row's run died mid-request
+SUBMIT_TIMEOUT = dt.timedelta(minutes=2)
 
 jobs = sa.Table(
     "provider_jobs", metadata,
@@ -201,12 +203,18 @@ class JobLedger:
     def failed(self, row_id: int, *, error: str, kind: str, state: str = "failed") -> None:
         self._update(row_id, state=state, last_error=error[:2000], error_kind=kind, finished_at=now())
 
+    def submitting_elsewhere(self, job_key: str) -> bool:
+        """True while another run is submitting this job key (its row is younger than SUBMIT_TIMEOUT)."""
+        fresh = now() - SUBMIT_TIMEOUT
+        return any(r.state == "submitting" and r.heartbeat_at >= fresh for r in self.rows(job_key))
+
     def abandon_unsubmitted(self, job_key: str) -> int:
-        """Rows stuck in `submitting` (a crash between the request and its answer) are marked abandoned."""
+        """`submitting` rows older than SUBMIT_TIMEOUT (the run died mid-request) are marked abandoned."""
         with self.engine.begin() as conn:
-            return conn.execute(jobs.update().where(jobs.c.job_key == job_key, jobs.c.state == "submitting")
-                                .values(state="abandoned", last_error="run ended before the provider answered",
-                                        finished_at=now())).rowcount
+            return conn.execute(jobs.update().where(
+                jobs.c.job_key == job_key, jobs.c.state == "submitting", jobs.c.heartbeat_at < now() - SUBMIT_TIMEOUT)
+                .values(state="abandoned", last_error="run ended before the provider answered",
+                        finished_at=now())).rowcount
 
     def stored(self, job_key: str, *, uri: str, sha256: str) -> None:
         """Mark the job key's succeeded row as stored: the clip is kept, the provider URL is provenance."""

@@ -1,0 +1,221 @@
+"""The ledger keeps every promise to the person paying: no job paid twice, nothing lost, limits held across runs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import assert_video, write
+from tests.test_engine import ScriptedProvider
+from video_pipeline import stages
+from video_pipeline.campaign import load_campaign
+from video_pipeline.catalog import load_catalog
+from video_pipeline.engine import JobEngine, run_segments
+from video_pipeline.ledger import JobLedger, jobs
+from video_pipeline.providers.base import ProviderRegistry
+from video_pipeline.providers.local import LocalProvider
+from video_pipeline.store import ClipStore
+
+RUN_DATE = dt.date(2026, 11, 24)
+
+FOUR = """
+campaign: kill-test
+defaults: {quality_tier: social}
+videos:
+  - id: four
+    target_seconds: 16
+    shots:
+      - prompt: "Dawn over the dunes"
+      - prompt: "Wind lifts the sand"
+      - prompt: "A caravan crosses"
+      - prompt: "Night falls on the camp"
+"""
+
+
+def _submissions(settings) -> list[dict]:
+    path = settings.work_dir / "local-provider" / "submissions.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def _ledger_states(settings) -> list[str]:
+    engine = sa.create_engine(settings.ledger_url)
+    try:
+        with engine.connect() as conn:
+            return [r.state for r in conn.execute(sa.select(jobs.c.state))]
+    except sa.exc.OperationalError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def test_rerun_after_sigkill_resumes_polling_without_resubmitting(settings, data_dir, monkeypatch):
+    monkeypatch.setenv("VIDEO_PIPELINE_TIME_SCALE", "0.15")   # veo-3-1-fast jobs take ~1-6 s: time to kill
+    spec = write(data_dir / "kill.yaml", FOUR)
+    cmd = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec), "--json"]
+    victim = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = _ledger_states(settings)
+        if len(states) == 4 and all(s in ("queued", "running") for s in states):
+            break
+        assert victim.poll() is None, victim.stderr.read().decode()
+        time.sleep(0.05)
+    else:
+        pytest.fail("jobs never got in flight")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    assert len(_submissions(settings)) == 4
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    payload = json.loads(rerun.stdout)
+    subs = _submissions(settings)
+    keys = [s["job_key"] for s in subs]
+    assert len(keys) == 4 and len(set(keys)) == 4          # exactly one submission per job key
+    assert_video(payload["outputs"][0]["output_path"], 16)
+    generated = stages.pd.read_parquet(settings.tables_dir / "generated_segments" / "kill-test.parquet")
+    assert generated["resumed"].all()
+
+
+def _run_engine(settings, campaign_text, name, failures=None):
+    catalog = load_catalog(settings.catalog_file)
+    campaign = load_campaign(write(settings.data_dir / name, campaign_text), settings.data_dir)
+    _, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
+    provider = ScriptedProvider(LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale,
+                                              preset="ultrafast"), failures or {})
+    out = stages.generated_segments(frame, catalog, settings, registry=ProviderRegistry(catalog, {}, local=provider))
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger)
+    finally:
+        ledger.dispose()
+    return out, clips, provider
+
+
+def test_identical_request_in_another_campaign_is_a_cache_hit(settings):
+    out1, _, first = _run_engine(settings, FOUR, "a.yaml")
+    out2, clips, second = _run_engine(settings, FOUR.replace("kill-test", "other-campaign"), "b.yaml")
+    assert len(first.submitted) == 4 and second.submitted == []
+    assert out2["reused"].all() and out2["cost_usd"].sum() == 0
+    assert list(clips["state"]) == ["stored"] * 4
+    assert list(clips["sha256"]) == list(stages.stored_clips(out1, ClipStore(settings.clips_dir))["sha256"])
+
+
+def test_rematerializing_after_segment_failures_generates_only_the_failed_segments(settings):
+    every_model = load_catalog(settings.catalog_file).models
+    # segment prompts 2 and 4 fail on every model (content policy): two of four lost the first time
+    doomed = {m: [("terminal", "content policy")] * 2 for m in every_model}
+    out, clips, provider = _run_engine(settings, FOUR, "a.yaml", doomed)
+    # ScriptedProvider dooms by order of submission: the first two submissions of each model fail
+    failed = out[out["state"] == "failed"]
+    assert 1 <= len(failed) < 4
+    videos = stages.assembled_outputs(clips, settings)
+    assert videos.iloc[0]["state"] == "failed" and "missing" in videos.iloc[0]["error"]
+
+    out2, clips2, provider2 = _run_engine(settings, FOUR, "a.yaml")
+    assert len(provider2.submitted) == len(failed)          # only the lost segments are generated again
+    assert out2["state"].eq("succeeded").all()
+    videos = stages.assembled_outputs(clips2, settings)
+    assert_video(videos.iloc[0]["output_path"], 16)
+
+
+class Account:
+    """One provider account seen by several runs: how many of its jobs are in flight at once."""
+
+    def __init__(self):
+        self.live: set[str] = set()
+        self.peak = 0
+        self.lock = threading.Lock()
+
+
+class CountingProvider(LocalProvider):
+    """A local provider that reports its jobs (submit → terminal poll) to a shared account."""
+
+    def __init__(self, account: Account, *a, **kw):
+        super().__init__(*a, **kw)
+        self.account = account
+
+    async def submit(self, request):
+        job_id = await super().submit(request)
+        with self.account.lock:
+            self.account.live.add(job_id)
+            self.account.peak = max(self.account.peak, len(self.account.live))
+        return job_id
+
+    async def poll(self, job_id):
+        status = await super().poll(job_id)
+        if status.state.terminal:
+            with self.account.lock:
+                self.account.live.discard(job_id)
+        return status
+
+
+def test_account_concurrency_holds_across_concurrent_runs(settings):
+    catalog = load_catalog(settings.catalog_file)
+    frames = []
+    for name in ("run-a", "run-b"):
+        shots = "\n".join(f'      - {{prompt: "Clip {i} of {name}", model: wan-2-6}}' for i in range(5))
+        text = f"campaign: {name}\nvideos:\n  - id: v\n    shots:\n{shots}\n"
+        campaign = load_campaign(write(settings.data_dir / f"{name}.yaml", text), settings.data_dir)
+        frames.append(stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)[1])
+    account = Account()
+    results = []
+
+    def run(frame):
+        provider = CountingProvider(account, catalog, settings.work_dir, time_scale=0.004, preset="ultrafast")
+        registry = ProviderRegistry(catalog, {}, local=provider)
+        ledger = JobLedger(settings.ledger_url)
+        engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, ledger=ledger)
+        try:
+            results.append(run_segments(engine, stages.segments_from_frame(frame)))
+        finally:
+            ledger.dispose()
+
+    # two runs, each with its own event loop, sharing one ledger: wan-2-6's account allows 2 jobs at once
+    threads = [threading.Thread(target=run, args=(f,)) for f in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert [len(r) for r in results] == [5, 5]
+    assert all(o.state == "succeeded" for r in results for o in r)
+    assert catalog.get("wan-2-6").concurrency == 2
+    assert account.peak == 2
+
+
+def test_concurrent_runs_of_the_same_request_share_one_job(settings):
+    catalog = load_catalog(settings.catalog_file)
+    frames = []
+    for name in ("twin-a", "twin-b"):
+        text = f'campaign: {name}\nvideos:\n  - id: v\n    shots: [{{prompt: "The same clip", model: wan-2-6}}]\n'
+        campaign = load_campaign(write(settings.data_dir / f"{name}.yaml", text), settings.data_dir)
+        frames.append(stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)[1])
+    results = []
+
+    def run(frame):
+        registry = ProviderRegistry(catalog, {}, local=LocalProvider(catalog, settings.work_dir, time_scale=0.01,
+                                                                     preset="ultrafast"))
+        ledger = JobLedger(settings.ledger_url)
+        try:
+            results.append(run_segments(JobEngine(catalog, registry, settings.data_dir, settings.work_dir,
+                                                  ledger=ledger), stages.segments_from_frame(frame)))
+        finally:
+            ledger.dispose()
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(r[0].state == "succeeded" for r in results)
+    assert len(_submissions(settings)) == 1
