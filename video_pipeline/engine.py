@@ -302,7 +302,7 @@ class JobEngine:
         deadline = time.monotonic() + self.poll.timeout_factor * spec.latency.p95_seconds * max(scale, 1e-3) + 30
         wait = self.poll.first_wait(spec.latency.p50_seconds, scale)
         while True:
-            await self._sleep_or_event(wait, provider.name, job_id)
+            await self._sleep_or_event(wait, provider.name, getattr(provider, "event_key", lambda j: j)(job_id))
             status = await provider.poll(job_id)
             if status.state == JobState.SUCCEEDED:
                 if not status.output_url:
