@@ -25,7 +25,7 @@ class ScriptedProvider:
 
     def __init__(self, inner: LocalProvider, failures: dict[str, list[tuple[str, str]]]):
         self.inner = inner
-        self.name = "scripted"
+        self.name = inner.name          # it serves the local provider's file:// outputs
         self.latency_scale = inner.latency_scale
         self.failures = {m: list(v) for m, v in failures.items()}
         self.submitted: list[str] = []
@@ -167,12 +167,20 @@ def test_image_video_and_audio_inputs_render_real_clips(settings, data_dir):
     assert abs(info.duration - probe(data_dir / "samples/media/voice.m4a").duration) < 1.1
 
 
-def test_poll_policy_first_look_is_near_the_models_p50():
+def test_poll_policy_follows_the_models_latency_profile():
     from video_pipeline.engine import PollPolicy
 
     policy = PollPolicy()
-    assert policy.first_wait(20, 1.0) == pytest.approx(16)
-    assert policy.first_wait(180, 1.0) == pytest.approx(144)
+    first = policy.first_poll(20, 45)                     # veo-3-1-fast: the 10% quantile, ~10.7 s
+    assert 9 < first < 13
+    assert 90 < policy.first_poll(180, 300) < 140          # kling-3-0
+    later = [first]
+    for _ in range(6):
+        later.append(policy.next_poll(later[-1], 20, 45))
+    gaps = [b - a for a, b in zip(later, later[1:])]
+    assert all(g > 0 for g in gaps) and max(gaps) <= 60
+    assert policy.next_poll(10, 180, 300, progress=0.5) == pytest.approx(20)   # progress 50% at 10 s: ETA 20 s
+    assert policy.next_poll(10, 180, 300, hint=2) == pytest.approx(12)         # the provider's hint wins
 
 
 def test_expired_output_url_is_reported_not_stored(settings, tmp_path):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import random
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,8 +16,8 @@ from .campaign import resolve_reference
 from .catalog import Catalog
 from .errors import ProviderError
 from .media.render import extract_last_frame
-from .planner import SegmentPlan
 from .ledger import JobLedger, JobRow
+from .planner import SegmentPlan
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .store import fetch
 
@@ -62,23 +64,45 @@ class CampaignAborted(RuntimeError):
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """Adaptive polling: first look near the model's p50, then back off exponentially with jitter, capped."""
+    """Polling shaped by the model's latency profile (a log-normal fitted to p50/p95).
 
-    growth: float = 1.6
-    cap_seconds: float = 60.0
-    jitter: float = 0.2
-    timeout_factor: float = 4.0   # give up after this many p95s
+    The first poll comes at the profile's `first_quantile`; each later poll at the time by which a further
+    `step` share of the jobs still running would have finished (conditional quantiles), so polls cluster where
+    jobs actually end instead of doubling from 10 s. Provider hints win: `poll_after` caps the wait, and a
+    progress fraction gives an ETA to poll at. Times are provider seconds (the engine applies the time scale).
+    """
 
-    def first_wait(self, p50: float, scale: float) -> float:
-        return max(0.05, 0.8 * p50 * scale)
+    first_quantile: float = 0.1
+    step: float = 0.25
+    max_interval: float = 60.0
+    min_interval_fraction: float = 0.02   # of p50: never poll faster than this
+    timeout_factor: float = 4.0           # give up (cancel, fall back) after this many p95s
 
-    def next_wait(self, previous: float, scale: float, hint: float | None, rng: random.Random) -> float:
-        wait = min(previous * self.growth, self.cap_seconds * max(scale, 1e-3))
-        wait *= 1 + rng.uniform(-self.jitter, self.jitter)
-        if hint is not None:
-            wait = min(wait, hint) if hint > 0.05 else wait
-            wait = max(wait, hint * 0.5)
-        return max(wait, 0.02)
+    @staticmethod
+    def _fit(p50: float, p95: float) -> tuple[float, float]:
+        return math.log(p50), max(math.log(max(p95, p50) / p50) / 1.645, 1e-3)
+
+    def first_poll(self, p50: float, p95: float) -> float:
+        mu, sigma = self._fit(p50, p95)
+        return math.exp(mu + sigma * _NORMAL.inv_cdf(self.first_quantile))
+
+    def next_poll(self, elapsed: float, p50: float, p95: float, progress: float | None = None,
+                  hint: float | None = None) -> float:
+        """The elapsed time (provider seconds since submission) of the next poll."""
+        mu, sigma = self._fit(p50, p95)
+        done = _NORMAL.cdf((math.log(max(elapsed, 1e-9)) - mu) / sigma)
+        target = min(done + (1 - done) * self.step, 1 - 1e-9)
+        at = math.exp(mu + sigma * _NORMAL.inv_cdf(target))
+        if progress is not None and 0.05 <= progress < 1:
+            at = min(at, elapsed / progress)          # the provider's own progress gives an ETA
+        floor = max(self.min_interval_fraction * p50, 0.01)
+        at = min(max(at, elapsed + floor), elapsed + self.max_interval)
+        if hint is not None and hint > 0:
+            at = min(at, elapsed + hint)
+        return at
+
+
+_NORMAL = statistics.NormalDist()
 
 
 class JobEngine:
@@ -298,12 +322,25 @@ class JobEngine:
                     row_id: int | None):
         """Wait for a submitted job: adaptive polling, or ledger events when webhooks deliver (polls as safety net)."""
         spec = self.catalog.get(model)
-        scale = provider.latency_scale
-        deadline = time.monotonic() + self.poll.timeout_factor * spec.latency.p95_seconds * max(scale, 1e-3) + 30
-        wait = self.poll.first_wait(spec.latency.p50_seconds, scale)
+        scale = max(provider.latency_scale, 1e-6)
+        p50, p95 = spec.latency.p50_seconds, spec.latency.p95_seconds
+        # a resumed job picks up its schedule where it was: real seconds since it was submitted
+        waited = self.ledger.seconds_since_submitted(row_id) if self.ledger is not None and row_id else 0.0
+        started = time.monotonic() - waited
+        deadline = started + self.poll.timeout_factor * p95 * scale + 30
+        next_at = self.poll.first_poll(p50, p95)
+        event_key = getattr(provider, "event_key", lambda j: j)(job_id)
         while True:
-            await self._sleep_or_event(wait, provider.name, getattr(provider, "event_key", lambda j: j)(job_id))
-            status = await provider.poll(job_id)
+            await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name, event_key)
+            try:
+                status = await provider.poll(job_id)
+            except ProviderError as exc:
+                if exc.kind != ProviderError.RETRYABLE or time.monotonic() > deadline:
+                    raise
+                # The job may still be running (and billed): keep polling it, never resubmit over a poll error.
+                elapsed = (time.monotonic() - started) / scale
+                next_at = self.poll.next_poll(elapsed, p50, p95)
+                continue
             if status.state == JobState.SUCCEEDED:
                 if not status.output_url:
                     raise ProviderError("job succeeded without an output URL", provider=provider.name, job_id=job_id)
@@ -320,7 +357,9 @@ class JobEngine:
                 await provider.cancel(job_id)
                 raise ProviderError(f"job stuck for over {self.poll.timeout_factor:g}x its p95; cancelled",
                                     kind=ProviderError.TERMINAL, provider=provider.name, job_id=job_id)
-            wait = self.poll.next_wait(wait, scale, status.poll_after, self.rng)
+            elapsed = (time.monotonic() - started) / scale
+            hint = status.poll_after / scale if status.poll_after is not None else None
+            next_at = self.poll.next_poll(elapsed, p50, p95, status.progress, hint)
 
     async def _sleep_or_event(self, seconds: float, provider: str, job_id: str) -> None:
         """Sleep until the next poll; with webhooks on, wake early when the ledger has an event for the job."""

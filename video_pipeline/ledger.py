@@ -160,6 +160,11 @@ class JobLedger:
             rows = [JobRow.of(r) for r in result]
         return [r for r in rows if r.url_expires_at is None or r.url_expires_at <= now() + within]
 
+    def seconds_since_submitted(self, row_id: int) -> float:
+        with self.engine.connect() as conn:
+            submitted = aware(conn.execute(sa.select(jobs.c.submitted_at).where(jobs.c.id == row_id)).scalar_one_or_none())
+        return max(0.0, (now() - submitted).total_seconds()) if submitted else 0.0
+
     def in_flight_count(self, model: str) -> int:
         with self.engine.connect() as conn:
             return self._count_in_flight(conn, model)

@@ -16,6 +16,7 @@ from .errors import MediaError, ProviderError
 from .media.probe import MediaInfo, probe
 
 MAX_CLIP_BYTES = 2 * 1024 ** 3
+MAX_REDIRECTS = 5
 VIDEO_CONTENT_TYPES = ("video/", "application/octet-stream", "binary/octet-stream")
 
 
@@ -29,11 +30,14 @@ class StoredClip:
 
 
 def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float = 120.0,
-          headers: dict[str, str] | None = None) -> int:
+          headers: dict[str, str] | None = None, allow_file: bool = True) -> int:
     """Stream `url` (https, http or file) to `dest` with a size cap; returns the byte count.
 
     `headers` are for providers whose output URLs need auth (Gemini): they are never logged or stored."""
     scheme = urlparse(url).scheme
+    if scheme == "file" and not allow_file:
+        raise ProviderError("a remote provider returned a file:// URL; refusing to read local files",
+                            kind=ProviderError.TERMINAL)
     if scheme == "file":
         src = Path(unquote(urlparse(url).path))
         if not src.is_file():
@@ -54,23 +58,36 @@ def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float 
 
 
 def _fetch_http(url: str, dest: Path, max_bytes: int, timeout: float, headers: dict[str, str]) -> int:
+    origin = urlparse(url).netloc
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            # Auth headers go only to the host they were given for, never along a redirect to another host.
+            sent = headers if urlparse(url).netloc == origin else {}
+            with client.stream("GET", url, headers=sent) as response:
+                if response.is_redirect:
+                    url = str(response.url.join(response.headers["location"]))
+                    continue
+                return _save(response, dest, max_bytes)
+    raise ProviderError(f"download redirected more than {MAX_REDIRECTS} times")
+
+
+def _save(response: httpx.Response, dest: Path, max_bytes: int) -> int:
     written = 0
-    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True, headers=headers) as response:
-        if response.status_code in (403, 404, 410):
-            raise ProviderError(f"output URL answered {response.status_code} (expired or removed)")
-        response.raise_for_status()
-        ctype = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
-        if not ctype.startswith(VIDEO_CONTENT_TYPES):
-            raise ProviderError(f"output URL returned content type {ctype!r}, expected a video", kind=ProviderError.TERMINAL)
-        expected = response.headers.get("content-length")
-        with dest.open("wb") as fh:
-            for chunk in response.iter_bytes(1 << 20):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise MediaError(f"download exceeded the {max_bytes}-byte cap")
-                fh.write(chunk)
-        if expected is not None and int(expected) != written:
-            raise ProviderError(f"download truncated: got {written} of {expected} bytes")
+    if response.status_code in (403, 404, 410):
+        raise ProviderError(f"output URL answered {response.status_code} (expired or removed)")
+    response.raise_for_status()
+    ctype = response.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+    if not ctype.startswith(VIDEO_CONTENT_TYPES):
+        raise ProviderError(f"output URL returned content type {ctype!r}, expected a video", kind=ProviderError.TERMINAL)
+    expected = response.headers.get("content-length")
+    with dest.open("wb") as fh:
+        for chunk in response.iter_bytes(1 << 20):
+            written += len(chunk)
+            if written > max_bytes:
+                raise MediaError(f"download exceeded the {max_bytes}-byte cap")
+            fh.write(chunk)
+    if expected is not None and int(expected) != written:
+        raise ProviderError(f"download truncated: got {written} of {expected} bytes")
     return written
 
 
@@ -108,14 +125,14 @@ class ClipStore:
         return StoredClip(uri=self.uri_for(dest), path=dest, sha256=sha, size_bytes=size, info=info)
 
     def store_url(self, url: str, expected_seconds: float | None = None,
-                  headers: dict[str, str] | None = None) -> StoredClip:
+                  headers: dict[str, str] | None = None, allow_file: bool = True) -> StoredClip:
         """Download a provider output to a temp file beside the store, verify it, keep it content-addressed."""
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="incoming-", suffix=".mp4", dir=self.root)
         os.close(fd)
         tmp_path = Path(tmp)
         try:
-            fetch(url, tmp_path, headers=headers)
+            fetch(url, tmp_path, headers=headers, allow_file=allow_file)
             return self.put_file(tmp_path, expected_seconds)
         finally:
             tmp_path.unlink(missing_ok=True)
