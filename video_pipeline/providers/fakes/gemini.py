@@ -1,0 +1,110 @@
+"""A fake Gemini API for Veo: predictLongRunning operations, the key check, RAI filtering and keyed file downloads."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .faults import injected, serve_video
+from .jobs import JobBook
+
+HTTP_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
+               500: "INTERNAL", 503: "UNAVAILABLE"}
+#: job faults → how a finished operation reports them (google.rpc.Code numbers in `error.code`)
+FAILURES = {"fail-invalid": {"code": 3, "message": "The input image could not be processed: unsupported aspect ratio."},
+            "fail-retryable": {"code": 13, "message": "Internal error encountered."}}
+RAI_REASON = ("Your current safety settings for person generation prevented one or more videos from being "
+              "generated. You will not be charged for blocked videos. Support codes: 17301594")
+
+
+def _error(status: int, message: str, reason: str | None = None) -> dict:
+    error: dict = {"code": status, "message": message, "status": HTTP_STATUS.get(status, "INTERNAL")}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                             "domain": "googleapis.com",
+                             "metadata": {"service": "generativelanguage.googleapis.com"}}]
+    return {"error": error}
+
+
+def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
+    def auth_failure(request: Request) -> JSONResponse | None:
+        key = request.headers.get("x-goog-api-key")
+        if key is None:
+            return JSONResponse(_error(403, "Method doesn't allow unregistered callers (callers without established "
+                                            "identity). Please use API Key or other form of API consumer identity "
+                                            "to call this API."), status_code=403)
+        if key != api_key:
+            # Google's own shape: a wrong key is a 400 INVALID_ARGUMENT carrying reason API_KEY_INVALID.
+            return JSONResponse(_error(400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID"),
+                                status_code=400)
+        return None
+
+    async def submit(request: Request) -> Response:
+        book.requests.append(("POST", request.url.path))
+        if (denied := auth_failure(request)) is not None:
+            return denied
+        if (fault := await injected(book, "submit", _error)) is not None:
+            return fault
+        body = await request.json()
+        instances = body.get("instances") or [{}]
+        prompt = instances[0].get("prompt")
+        params = body.get("parameters", {})
+        duration = params.get("durationSeconds", 8)
+        if not prompt:
+            return JSONResponse(_error(400, "* GenerateVideoRequest.prompt: prompt is required"), status_code=400)
+        if not isinstance(duration, int) or duration not in (4, 6, 8):
+            return JSONResponse(_error(400, f"The number value for `durationSeconds` is out of bound: {duration!r}. "
+                                            "Please provide a value between 4 and 8, inclusive."), status_code=400)
+        ratio = params.get("aspectRatio", "16:9")
+        if ratio not in ("16:9", "9:16"):
+            return JSONResponse(_error(400, f"Aspect ratio {ratio} is not supported."), status_code=400)
+        image = instances[0].get("image")
+        if image is not None and not {"bytesBase64Encoded", "mimeType"} <= set(image):
+            return JSONResponse(_error(400, "image needs bytesBase64Encoded and mimeType"), status_code=400)
+        model = request.path_params["model"]
+        job = book.create(body, prompt, duration, ratio, model=model, resolution=params.get("resolution", "720p"),
+                          image=image is not None)
+        return JSONResponse({"name": f"models/{model}/operations/{job.id}"})
+
+    async def operation(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if (denied := auth_failure(request)) is not None:
+            return denied
+        if (fault := await injected(book, "poll", _error)) is not None:
+            return fault
+        model, op_id = request.path_params["model"], request.path_params["op_id"]
+        job = book.get(op_id)
+        if job is None or job.meta.get("model") != model:
+            return JSONResponse(_error(404, f"Operation models/{model}/operations/{op_id} not found"), status_code=404)
+        name = f"models/{model}/operations/{job.id}"
+        phase = job.phase()
+        if phase in ("queued", "running"):
+            return JSONResponse({"name": name})      # proto3 JSON omits done=false
+        if phase == "failed" and job.fault in FAILURES:
+            return JSONResponse({"name": name, "done": True, "error": FAILURES[job.fault]})
+        result_type = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+        if phase == "failed":        # fail-policy: the RAI filter removed every sample
+            return JSONResponse({"name": name, "done": True, "response": {
+                "@type": result_type,
+                "generateVideoResponse": {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [RAI_REASON]}}})
+        uri = f"{request.base_url}v1beta/files/{job.id}:download?alt=media"
+        return JSONResponse({"name": name, "done": True, "response": {
+            "@type": result_type, "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]}}})
+
+    async def download(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if (denied := auth_failure(request)) is not None:
+            return denied
+        job = book.get(request.path_params["file_id"])
+        if job is None or request.query_params.get("alt") != "media":
+            return JSONResponse(_error(404, "File not found."), status_code=404)
+        return serve_video(book, job, book.faults.take("download"))
+
+    return Starlette(routes=[
+        Route("/v1beta/models/{model}:predictLongRunning", submit, methods=["POST"]),
+        Route("/v1beta/models/{model}/operations/{op_id}", operation, methods=["GET"]),
+        Route("/v1beta/files/{file_id}:download", download, methods=["GET"]),
+    ])
+
