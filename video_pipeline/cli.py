@@ -34,11 +34,27 @@ def _fail(args, exc: Exception, code: int = EXIT_INVALID) -> int:
     return code
 
 
+def _providers(settings: Settings):
+    from .stages import live_provider_names
+
+    return live_provider_names(settings)
+
+
+def _planning_error(exc: Exception, settings: Settings) -> Exception:
+    from .catalog import load_catalog
+    from .stages import missing_key_hint
+
+    providers = _providers(settings)
+    if providers is not None and "no configured provider" in str(exc):
+        return PlanningError(f"{exc}\n{missing_key_hint(load_catalog(settings.catalog_file), providers)}")
+    return exc
+
+
 def cmd_validate(args, settings: Settings) -> int:
     try:
-        campaign, plan = validate_file(Path(args.file), settings, display=args.file)
+        campaign, plan = validate_file(Path(args.file), settings, display=args.file, providers=_providers(settings))
     except (CampaignError, PlanningError) as exc:
-        return _fail(args, exc)
+        return _fail(args, _planning_error(exc, settings))
     summary = {"version": JSON_SCHEMA_VERSION, "ok": True, "campaign": campaign.campaign,
                "videos": len(campaign.videos), "shots": sum(len(v.shots) for v in campaign.videos),
                "segments": len(plan.segments), "est_cost_usd": plan.total_cost_usd, "budget_usd": campaign.budget_usd,
@@ -58,9 +74,9 @@ def cmd_plan(args, settings: Settings) -> int:
     from .catalog import load_catalog
 
     try:
-        campaign, plan = validate_file(Path(args.file), settings, display=args.file)
+        campaign, plan = validate_file(Path(args.file), settings, display=args.file, providers=_providers(settings))
     except (CampaignError, PlanningError) as exc:
-        return _fail(args, exc)
+        return _fail(args, _planning_error(exc, settings))
     catalog = load_catalog(settings.catalog_file)
     payload = {"version": JSON_SCHEMA_VERSION, "ok": True, "campaign": plan.campaign,
                "budget_usd": plan.budget_usd, "est_cost_usd": plan.total_cost_usd,

@@ -37,10 +37,13 @@ def display_path(path: Path, settings: Settings) -> str:
 
 
 def validate_file(path: Path, settings: Settings, on: dt.date | None = None,
-                  display: str | None = None) -> tuple[Campaign, CampaignPlan]:
-    """Parse, check references and plan (model pins, budget) without spending anything."""
+                  display: str | None = None, providers: frozenset[str] | None = None) -> tuple[Campaign, CampaignPlan]:
+    """Parse, check references and plan (model pins, budget) without spending anything.
+
+    `providers` limits routing to configured providers (live mode); intake leaves it None, since a missing key
+    is the deployment's problem, not the file's."""
     campaign = load_campaign(path, settings.data_dir, display=display or display_path(path, settings))
-    plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on)
+    plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on, providers=providers)
     return campaign, plan
 
 

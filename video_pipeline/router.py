@@ -102,7 +102,7 @@ def _exclusion(model: ModelSpec, task: RoutingTask, on: dt.date, providers: froz
         p95 = effective_latency(model, observed).p95_seconds
         return f"p95 {p95:g}s exceeds max_wait_seconds {task.max_wait_seconds}"
     if providers is not None and "local" not in providers and not any(r.provider in providers for r in model.routes):
-        return "no configured provider serves it"
+        return "no configured provider serves it (routes: " + ", ".join(r.provider for r in model.routes) + ")"
     seen = (observed or {}).get(model.id)
     if seen is not None and seen.cooling_down:
         return "cooling down after a burst of failures"

@@ -16,7 +16,7 @@ from .campaign import Campaign
 from .catalog import Catalog
 from .config import Settings, SettingsError
 from .engine import OUTCOME_COLUMNS, JobEngine, SegmentOutcome, run_segments
-from .errors import MediaError, ProviderError
+from .errors import MediaError, PlanningError, ProviderError
 from .media.assemble import SegmentInput, concat
 from .media.probe import probe
 from .media.render import frame_size
@@ -80,7 +80,13 @@ def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, o
         observed = log.summary()
     finally:
         log.dispose()
-    plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed)
+    providers = providers if providers is not None else live_provider_names(settings)
+    try:
+        plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed)
+    except PlanningError as exc:
+        if providers is not None and "no configured provider" in str(exc):
+            raise PlanningError(f"{exc}\n{missing_key_hint(catalog, providers)}") from None
+        raise
     return plan, plan_frame(plan)
 
 
@@ -103,8 +109,30 @@ def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
         local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, seed=settings.seed,
                               preset=settings.x264_preset, font=settings.font_path)
         return ProviderRegistry(catalog, {}, local=local)
-    raise SettingsError("VIDEO_PIPELINE_MODE=live: this version has no live provider adapters yet; "
-                        "unset VIDEO_PIPELINE_MODE (or set it to local) to render offline")
+    from .providers.live import ADAPTERS, configured_providers, required_keys
+
+    providers = configured_providers()
+    if not providers:
+        keys = ", ".join(k for p in ADAPTERS for k in required_keys(p))
+        raise SettingsError(f"VIDEO_PIPELINE_MODE=live but no provider API key is set; set at least one of {keys} "
+                            "(or VIDEO_PIPELINE_MODE=local to render offline)")
+    return ProviderRegistry(catalog, providers)
+
+
+def live_provider_names(settings: Settings) -> frozenset[str] | None:
+    """In live mode, the providers whose keys are set (planning routes only to models they serve)."""
+    if settings.mode != "live":
+        return None
+    from .providers.live import configured_names
+
+    return configured_names()
+
+
+def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:
+    from .providers.live import ADAPTERS, required_keys
+
+    lines = [f"{p}: {' + '.join(required_keys(p))}" for p in sorted(ADAPTERS) if p not in configured]
+    return "Providers without keys (set a variable to route there): " + "; ".join(lines)
 
 
 def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settings,

@@ -1,0 +1,174 @@
+"""BytePlus ModelArk (Volcengine Ark) content generation tasks, for Seedance 2.0.
+
+Submit `POST /api/v3/contents/generations/tasks` `{model, content[], ratio, resolution, duration, ...}` → `{id}`;
+poll `GET /api/v3/contents/generations/tasks/{id}` → `{id, model, status, content{video_url}, error{code, message},
+created_at, updated_at, ...}` with status queued|running|succeeded|failed|cancelled (|expired); cancel with
+`DELETE /api/v3/contents/generations/tasks/{id}` while queued (on a finished task DELETE removes its record).
+Auth: `Authorization: Bearer $ARK_API_KEY`. Errors: `{"error": {"code", "message", "param", "type"}}`.
+Content items: text; `image_url` with role first_frame | last_frame | reference_image; `audio_url` with role
+reference_audio (Seedance 2.0; needs a visual reference, and cannot be mixed with first/last-frame mode).
+Sources: volcengine/volcengine-python-sdk volcenginesdkarkruntime/resources/content_generation/tasks.py,
+types/content_generation/*.py; output URLs are cleared 24 h after the task (third-party docs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import tempfile
+from pathlib import Path
+
+import ffmpeg
+import httpx
+
+from ..errors import ProviderError
+from ..media.ffmpeg import run_graph
+from .base import GenerationRequest, JobState, JobStatus
+from .http import HttpProvider, classify_status
+from .media_inputs import data_uri, raw_base64
+
+TASKS = "/api/v3/contents/generations/tasks"
+STATES = {"queued": JobState.QUEUED, "running": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
+          "failed": JobState.FAILED, "expired": JobState.FAILED, "cancelled": JobState.CANCELED}
+#: error codes by their family (the part before the first "."; e.g. "…SensitiveContentDetected.PolicyViolation")
+FATAL_CODES = {"AuthenticationError", "AccountOverdueError", "AccessDenied", "QuotaExceeded"}
+TERMINAL_CODES = {"InvalidParameter", "MissingParameter", "InvalidEndpointOrModel", "InvalidEndpoint", "ModelNotOpen"}
+RETRYABLE_CODES = {"RateLimitExceeded", "ModelAccountRpmRateLimitExceeded", "ModelAccountTpmRateLimitExceeded",
+                   "ServerOverloaded", "ModelLoadingError", "InternalServiceError"}
+#: Ark model ids carry a release date; the catalog's short names map onto the current release
+MODEL_IDS = {"seedance-2-0": "dreamina-seedance-2-0-260128",
+             "seedance-2-0-fast": "dreamina-seedance-2-0-fast-260128",
+             "seedance-2-0-mini": "dreamina-seedance-2-0-mini-260615"}
+RATIOS = {"16:9", "4:3", "1:1", "3:4", "9:16", "21:9"}
+DURATION_RANGE = (4, 15)
+URL_LIFETIME = dt.timedelta(hours=24)
+
+
+def code_kind(code: str, default: str) -> str:
+    family = (code or "").split(".", 1)[0]
+    if family in FATAL_CODES:
+        return ProviderError.FATAL
+    if family in TERMINAL_CODES or family.endswith("SensitiveContentDetected"):
+        return ProviderError.TERMINAL
+    if family in RETRYABLE_CODES:
+        return ProviderError.RETRYABLE
+    return default
+
+
+def _error(body: object) -> tuple[str, str]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+class ArkProvider(HttpProvider):
+    name = "ark"
+    default_base_url = "https://ark.ap-southeast.bytepluses.com"
+    env_keys = ("ARK_API_KEY",)
+
+    def __init__(self, api_key: str, **kw):
+        super().__init__(**kw)
+        self._api_key = api_key
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def error_message(self, response: httpx.Response) -> str:
+        try:
+            code, message = _error(response.json())
+        except ValueError:
+            code = message = ""
+        return f"{code}: {message}" if code else super().error_message(response)
+
+    def error_kind(self, response: httpx.Response) -> str:
+        try:
+            code, _ = _error(response.json())
+        except ValueError:
+            code = ""
+        return code_kind(code, classify_status(response.status_code))
+
+    @staticmethod
+    def model_for(route_model_id: str) -> str:
+        return MODEL_IDS.get(route_model_id, route_model_id)
+
+    @staticmethod
+    def duration_for(seconds: float) -> int:
+        low, high = DURATION_RANGE
+        return max(low, min(high, math.ceil(seconds)))
+
+    def body(self, request: GenerationRequest) -> dict:
+        """The task body; blocking (reads inputs, cuts the audio reference), so `submit` runs it in a thread."""
+        refuse = None
+        if request.video is not None:
+            refuse = "Ark takes reference videos only as web URLs, not local files"
+        elif request.audio is not None and request.image is None:
+            refuse = "Seedance needs an image (or video) reference alongside an audio reference"
+        if refuse:
+            raise ProviderError(refuse, kind=ProviderError.TERMINAL, provider=self.name, job_id=request.job_key)
+        duration = self.duration_for(request.seconds)
+        content: list[dict] = [{"type": "text", "text": request.prompt}]
+        if request.image is not None:
+            # reference mode (audio) and first/last-frame mode cannot be mixed in one task
+            role = "reference_image" if request.audio is not None else "first_frame"
+            content.append({"type": "image_url", "image_url": {"url": data_uri(request.image)}, "role": role})
+        if request.audio is not None:
+            content.append({"type": "audio_url", "audio_url": {"url": self.audio_reference(request, duration)},
+                            "role": "reference_audio"})
+        body = {"model": self.model_for(request.route_model_id), "content": content,
+                "ratio": request.aspect_ratio if request.aspect_ratio in RATIOS else "adaptive",
+                "resolution": request.resolution, "duration": duration, "generate_audio": False, "watermark": False}
+        if request.options.get("seed") is not None:
+            body["seed"] = int(request.options["seed"])
+        return body
+
+    @staticmethod
+    def audio_reference(request: GenerationRequest, seconds: float) -> str:
+        """The segment's own stretch of the soundtrack (from `audio_offset`), as a WAV data URI."""
+        with tempfile.TemporaryDirectory(prefix="vp-ark-") as tmp:
+            out = Path(tmp) / "reference.wav"
+            sound = ffmpeg.input(str(request.audio), ss=f"{request.audio_offset:.3f}", t=f"{seconds:.3f}").audio
+            run_graph(ffmpeg.output(sound, str(out), acodec="pcm_s16le", ar=44100, ac=2), what="Ark audio reference")
+            return f"data:audio/wav;base64,{raw_base64(out)}"
+
+    async def submit(self, request: GenerationRequest) -> str:
+        body = await asyncio.to_thread(self.body, request)
+        response = await self.request("POST", TASKS, json=body)
+        return response.json()["id"]
+
+    async def poll(self, job_id: str) -> JobStatus:
+        response = await self.request("GET", f"{TASKS}/{job_id}", job_id=job_id)
+        return self.status_from(response.json())
+
+    @staticmethod
+    def status_from(task: dict) -> JobStatus:
+        """Map a task object (as the SDK types and docs show it) onto the common status."""
+        status = task.get("status", "")
+        state = STATES.get(status, JobState.RUNNING)
+        if state == JobState.SUCCEEDED:
+            created, updated = task.get("created_at"), task.get("updated_at")
+            latency = float(updated - created) if created is not None and updated is not None else None
+            finished = (dt.datetime.fromtimestamp(updated, dt.timezone.utc) if updated is not None
+                        else dt.datetime.now(dt.timezone.utc))
+            return JobStatus(state, progress=1.0, output_url=(task.get("content") or {}).get("video_url"),
+                             url_expires_at=finished + URL_LIFETIME, latency_seconds=latency)
+        if state == JobState.FAILED:
+            if status == "expired":
+                return JobStatus(state, error="Ark task expired before it ran (execution_expires_after)",
+                                 error_kind=ProviderError.RETRYABLE)
+            code, message = _error(task)
+            error = f"{code}: {message}" if code else f"Ark task failed: {message or 'no reason given'}"
+            return JobStatus(state, error=error, error_kind=code_kind(code, ProviderError.RETRYABLE))
+        return JobStatus(state)
+
+    async def cancel(self, job_id: str) -> bool:
+        # DELETE on a finished task deletes its record (and its output URL), so only a queued task is sent one
+        state = (await self.poll(job_id)).state
+        if state != JobState.QUEUED:
+            return state == JobState.CANCELED
+        try:
+            await self.request("DELETE", f"{TASKS}/{job_id}", job_id=job_id)
+        except ProviderError:
+            return False   # it started running in the meantime
+        return True

@@ -1,0 +1,163 @@
+"""A fake BytePlus ModelArk: content generation tasks for Seedance, its auth check, statuses and error codes."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .faults import injected, serve_video
+from .jobs import JobBook
+
+TASKS = "/api/v3/contents/generations/tasks"
+STATUS = {"queued": "queued", "running": "running", "succeeded": "succeeded", "failed": "failed",
+          "canceled": "cancelled"}
+FAILURES = {"fail-policy": ("OutputVideoSensitiveContentDetected.PolicyViolation",
+                            "The request failed because the output video may contain sensitive information."),
+            "fail-invalid": ("InvalidParameter",
+                             "The parameter `content[1].image_url` specified in the request is not valid."),
+            "fail-retryable": ("InternalServiceError", "The service encountered an unexpected internal error.")}
+MODELS = {"dreamina-seedance-2-0-260128", "dreamina-seedance-2-0-fast-260128", "dreamina-seedance-2-0-mini-260615",
+          "seedance-1-5-pro-251215", "seedance-1-0-pro-250428"}
+RATIOS = {"16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive"}
+ROLES = {"image_url": {"first_frame", "last_frame", "reference_image"}, "video_url": {"reference_video"},
+         "audio_url": {"reference_audio"}}
+ERROR_TYPES = {400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 429: "TooManyRequests",
+               500: "InternalServerError", 503: "ServiceUnavailable"}
+
+
+def _error(status: int, message: str, code: str | None = None) -> dict:
+    code = code or {429: "ModelAccountRpmRateLimitExceeded", 401: "AuthenticationError",
+                    400: "InvalidParameter"}.get(status, "InternalServiceError")
+    return {"error": {"code": code, "message": f"{message} Request id: {uuid.uuid4().hex}", "param": "",
+                      "type": ERROR_TYPES.get(status, "InternalServerError")}}
+
+
+def _reply(status: int, message: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse(_error(status, message, code), status_code=status)
+
+
+def problem_with(body: dict) -> tuple[int, str, str] | None:
+    """Why Ark would refuse this task body: (HTTP status, code, message), or None."""
+    if body.get("model") not in MODELS:
+        return (404, "InvalidEndpointOrModel.NotFound",
+                f"The model or endpoint {body.get('model')} does not exist or you do not have access to it.")
+    content = body.get("content")
+    if not isinstance(content, list) or not content:
+        return 400, "MissingParameter", "The request failed because it is missing `content` parameter."
+    roles = []
+    for i, item in enumerate(content):
+        kind = item.get("type")
+        if kind == "text":
+            continue
+        if kind not in ROLES or item.get("role", "first_frame" if kind == "image_url" else None) not in ROLES[kind]:
+            return 400, "InvalidParameter", f"The parameter `content[{i}]` specified in the request is not valid."
+        url = str((item.get(kind) or {}).get("url", ""))
+        web = url.startswith(("http://", "https://"))
+        if not web and not (kind != "video_url" and url.startswith("data:") and ";base64," in url):
+            return 400, "InvalidParameter", f"The parameter `content[{i}].{kind}.url` specified is not valid."
+        roles.append(item.get("role", "first_frame"))
+    if "reference_audio" in roles and not any(r in roles for r in ("reference_image", "reference_video")):
+        return 400, "InvalidParameter", "Audio references require at least one image or video reference."
+    if {"first_frame", "last_frame"} & set(roles) and any(r.startswith("reference_") for r in roles):
+        return 400, "InvalidParameter", "First/last frame content cannot be mixed with reference content."
+    duration = body.get("duration", 5)
+    if not isinstance(duration, int) or not (duration == -1 or 4 <= duration <= 15):
+        return 400, "InvalidParameter", "The parameter `duration` specified in the request is not valid."
+    if body.get("ratio", "adaptive") not in RATIOS:
+        return 400, "InvalidParameter", "The parameter `ratio` specified in the request is not valid."
+    if body.get("resolution", "720p") not in ("480p", "720p", "1080p"):
+        return 400, "InvalidParameter", "The parameter `resolution` specified in the request is not valid."
+    return None
+
+
+def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
+    def authorized(request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {api_key}"
+
+    def unauthorized() -> JSONResponse:
+        return _reply(401, "The API key or AK/SK in the request is missing or invalid.", "AuthenticationError")
+
+    def task_of(request: Request):
+        task_id = request.path_params["task_id"]
+        job = book.get(task_id.removeprefix("cgt-"))
+        return None if job is None or job.meta.get("deleted") else job
+
+    def not_found(request: Request) -> JSONResponse:
+        return _reply(404, f"The specified task {request.path_params['task_id']} is not found.", "ResourceNotFound")
+
+    async def submit(request: Request) -> Response:
+        book.requests.append(("POST", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        if (fault := await injected(book, "submit", _error)) is not None:
+            return fault
+        body = await request.json()
+        if (problem := problem_with(body)) is not None:
+            status, code, message = problem
+            return _reply(status, message, code)
+        prompt = next((c["text"] for c in body["content"] if c.get("type") == "text"), "")
+        ratio = body.get("ratio", "adaptive")
+        duration = body.get("duration", 5) if body.get("duration", 5) > 0 else 5
+        job = book.create(body, prompt, duration, "16:9" if ratio == "adaptive" else ratio, model=body["model"],
+                          resolution=body.get("resolution", "720p"), ratio=ratio,
+                          roles=[c.get("role") for c in body["content"] if c.get("type") != "text"])
+        return JSONResponse({"id": f"cgt-{job.id}"})
+
+    async def get(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        if (fault := await injected(book, "poll", _error)) is not None:
+            return fault
+        job = task_of(request)
+        if job is None:
+            return not_found(request)
+        phase = job.phase()
+        updated = {"queued": job.created, "running": job.created + job.latency * 0.25}.get(
+            phase, job.created + job.latency)
+        task = {"id": f"cgt-{job.id}", "model": job.meta["model"], "status": STATUS[phase],
+                "created_at": int(job.created), "updated_at": int(updated), "seed": 11,
+                "resolution": job.meta["resolution"], "ratio": job.meta["ratio"], "duration": int(job.seconds),
+                "framespersecond": 24, "generate_audio": False}
+        if phase == "succeeded":
+            task["content"] = {"video_url": f"{request.base_url}files/{job.id}.mp4?X-Tos-Expires="
+                                            f"{int(book.expires_at(job))}"}
+            task["usage"] = {"completion_tokens": int(job.seconds * 21600), "total_tokens": int(job.seconds * 21600)}
+        elif phase == "failed":
+            code, message = FAILURES[job.fault]
+            task["error"] = {"code": code, "message": message}
+        return JSONResponse(task)
+
+    async def delete(request: Request) -> Response:
+        book.requests.append(("DELETE", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        job = task_of(request)
+        if job is None:
+            return not_found(request)
+        phase = job.phase()
+        if phase == "running":
+            return _reply(400, "The task is running and cannot be cancelled or deleted.", "InvalidParameter")
+        if phase == "queued":
+            job.canceled = True
+        else:
+            job.meta["deleted"] = True
+        return JSONResponse({})
+
+    async def download(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        job = book.get(request.path_params["job_id"])
+        if job is None:
+            return Response(status_code=404)
+        return serve_video(book, job, book.faults.take("download"))
+
+    return Starlette(routes=[
+        Route(TASKS, submit, methods=["POST"]),
+        Route(TASKS + "/{task_id}", get, methods=["GET"]),
+        Route(TASKS + "/{task_id}", delete, methods=["DELETE"]),
+        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+    ])

@@ -1,0 +1,160 @@
+"""A fake fal.ai queue: submit under the full endpoint id, status/result/cancel under `{owner}/{app}/requests/{id}`
+(the subpath dropped, as fal does), `Key` auth, queue positions, and fal's two error shapes."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .faults import injected, serve_video
+from .jobs import FakeJob, JobBook
+
+STATUS = {"queued": "IN_QUEUE", "running": "IN_PROGRESS", "succeeded": "COMPLETED", "failed": "COMPLETED",
+          "canceled": "COMPLETED"}
+#: job fault → (error type, message, result GET status, offending input field)
+FAILURES = {
+    "fail-policy": ("content_policy_violation", "The content could not be processed because it contained material "
+                    "flagged by a content checker.", 422, "prompt"),
+    "fail-invalid": ("one_of", "Input should be '4s', '6s' or '8s'", 422, "duration"),
+    "fail-retryable": ("runner_server_error", "The runner encountered an internal server error.", 500, None),
+}
+UNAUTHORIZED = {"detail": "No user found for Key ID and Secret"}
+
+
+def _error(status: int, message: str) -> dict:
+    return {"detail": message}
+
+
+def _seconds(duration: object) -> float:
+    match = re.match(r"\s*(\d+(?:\.\d+)?)", str(duration or ""))
+    return float(match.group(1)) if match else 4.0
+
+
+def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool = True) -> Starlette:
+    """`status_errors=False` reports failures only through the result GET (endpoints not yet migrated to
+    the status-body `error`/`error_type` fields)."""
+    seen = {"status_queries": [], "lifecycle": []}
+
+    def authorized(request: Request) -> bool:
+        return request.headers.get("authorization") == f"Key {api_key}"
+
+    def urls(request: Request, job: FakeJob) -> dict:
+        base = f"{request.base_url}{job.meta['app']}/requests/{job.id}"
+        return {"request_id": job.id, "response_url": base, "status_url": f"{base}/status",
+                "cancel_url": f"{base}/cancel"}
+
+    def position(job: FakeJob) -> int:
+        return sum(1 for other in list(book.jobs.values())
+                   if other.created < job.created and other.phase() == "queued")
+
+    def lookup(request: Request) -> FakeJob | None:
+        job = book.get(request.path_params["request_id"])
+        app = f"{request.path_params['owner']}/{request.path_params['app']}"
+        return job if job is not None and job.meta["app"] == app else None
+
+    def not_found() -> JSONResponse:
+        return JSONResponse({"detail": "Request not found"}, status_code=404)
+
+    async def submit(request: Request) -> Response:
+        book.requests.append(("POST", request.url.path))
+        if not authorized(request):
+            return JSONResponse(UNAUTHORIZED, status_code=401)
+        if (fault := await injected(book, "submit", _error)) is not None:
+            return fault
+        body = await request.json()
+        if not (body.get("prompt") or body.get("video_url") or (body.get("image_url") and body.get("audio_url"))):
+            return JSONResponse({"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing",
+                                             "url": "https://docs.fal.ai/errors#missing"}]}, status_code=422)
+        seen["lifecycle"].append(request.headers.get("x-fal-object-lifecycle-preference"))
+        endpoint = request.path_params["model_id"].strip("/")
+        ratio = body.get("aspect_ratio", "16:9")
+        job = book.create(body, body.get("prompt") or "talking head", _seconds(body.get("duration")),
+                          ratio if re.fullmatch(r"\d+:\d+", str(ratio)) else "16:9",
+                          model=endpoint, app="/".join(endpoint.split("/")[:2]))
+        return JSONResponse({**urls(request, job), "gateway_request_id": job.id, "queue_position": position(job)})
+
+    async def status(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        seen["status_queries"].append(request.url.query)
+        if not authorized(request):
+            return JSONResponse(UNAUTHORIZED, status_code=401)
+        if (fault := await injected(book, "poll", _error)) is not None:
+            return fault
+        if (job := lookup(request)) is None:
+            return not_found()
+        phase = job.phase()
+        body = {"status": STATUS[phase], **urls(request, job)}
+        if phase == "queued":
+            body["queue_position"] = position(job)
+        logs = request.query_params.get("logs") == "1"
+        if phase != "queued":
+            body["logs"] = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": "INFO", "source": "user",
+                             "message": "generating"}] if logs else None
+        if phase in ("succeeded", "failed"):
+            body["metrics"] = {"inference_time": round(job.latency * 0.75, 3)}
+        if phase == "failed" and status_errors:
+            error_type, message, _, _ = FAILURES[job.fault]
+            body.update(error=message, error_type=error_type)
+        if phase == "canceled":
+            body.update(error="Request was cancelled by the client", error_type="client_cancelled")
+        return JSONResponse(body)
+
+    async def result(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return JSONResponse(UNAUTHORIZED, status_code=401)
+        if (fault := await injected(book, "result", _error)) is not None:
+            return fault
+        if (job := lookup(request)) is None:
+            return not_found()
+        phase = job.phase()
+        if phase in ("queued", "running"):
+            return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
+        if phase == "canceled":
+            return JSONResponse({"detail": "Request was cancelled", "error_type": "client_cancelled"},
+                                status_code=499, headers={"X-Fal-Error-Type": "client_cancelled"})
+        if phase == "failed":
+            error_type, message, code, field = FAILURES[job.fault]
+            if field is None:
+                return JSONResponse({"detail": message, "error_type": error_type}, status_code=code,
+                                    headers={"X-Fal-Error-Type": error_type})
+            return JSONResponse({"detail": [{"loc": ["body", field], "msg": message, "type": error_type,
+                                             "url": f"https://docs.fal.ai/errors#{error_type}",
+                                             "input": job.prompt if field == "prompt" else None}]},
+                                status_code=code, headers={"X-Fal-Retryable": "false"})
+        url = f"{request.base_url}files/{job.id}.mp4?expires={int(book.expires_at(job))}"
+        return JSONResponse({"video": {"url": url, "content_type": "video/mp4", "file_name": "output.mp4",
+                                       "file_size": len(book.mp4(job))}})
+
+    async def cancel(request: Request) -> Response:
+        book.requests.append(("PUT", request.url.path))
+        if not authorized(request):
+            return JSONResponse(UNAUTHORIZED, status_code=401)
+        if (job := lookup(request)) is None:
+            return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
+        if job.phase() != "queued":
+            return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
+        job.canceled = True
+        return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+
+    async def download(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        job = book.get(request.path_params["job_id"])
+        if job is None:
+            return Response(status_code=404)
+        return serve_video(book, job, book.faults.take("download"))
+
+    app = Starlette(routes=[
+        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+        Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
+        Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
+        Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),
+        Route("/{model_id:path}", submit, methods=["POST"]),
+    ])
+    app.state.seen = seen
+    return app

@@ -1,0 +1,66 @@
+"""Every video provider's fake on loopback at once, with the environment that points the live adapters at them.
+
+`video-pipeline fakes serve` runs this for demos; tests use it to run campaigns in live mode, offline.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .jobs import JobBook
+from .server import FakeServer
+
+#: provider → (environment variable → test value, create_app keyword for each variable)
+FAKE_CREDENTIALS: dict[str, dict[str, tuple[str, str]]] = {
+    "gemini": {"GEMINI_API_KEY": ("test-gemini-key", "api_key")},
+    "kling": {"KLING_ACCESS_KEY": ("test-kling-access-key-0123456789ab", "access_key"),
+              "KLING_SECRET_KEY": ("test-kling-secret-key-0123456789ab", "secret_key")},
+    "minimax": {"MINIMAX_API_KEY": ("test-minimax-key", "api_key")},
+    "ark": {"ARK_API_KEY": ("test-ark-key", "api_key")},
+    "dashscope": {"DASHSCOPE_API_KEY": ("test-dashscope-key", "api_key")},
+    "fal": {"FAL_KEY": ("test-fal-key", "api_key")},
+    "replicate": {"REPLICATE_API_TOKEN": ("test-replicate-token", "api_token")},
+    "runway": {"RUNWAYML_API_SECRET": ("test-runway-key", "api_key")},
+}
+
+
+@dataclass
+class Fleet:
+    servers: dict[str, FakeServer] = field(default_factory=dict)
+    books: dict[str, JobBook] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        """Keys set to the fakes' test values and every VIDEO_PIPELINE_<PROVIDER>_BASE_URL pointed at its fake."""
+        env = {"VIDEO_PIPELINE_MODE": "live"}
+        for name, server in self.servers.items():
+            env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = server.url
+            env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
+        return env
+
+    def duplicate_submissions(self) -> int:
+        return sum(book.duplicate_submissions() for book in self.books.values())
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def __enter__(self) -> "Fleet":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_dir: Path | None = None,
+                base_port: int | None = None) -> Fleet:
+    """Start one fake per provider (all by default) with jobs taking `latency` seconds."""
+    fleet = Fleet()
+    for i, name in enumerate(providers or list(FAKE_CREDENTIALS)):
+        module = importlib.import_module(f"video_pipeline.providers.fakes.{name}")
+        book = JobBook(latency=latency, work_dir=(work_dir / name) if work_dir else None)
+        kwargs = {kw: value for value, kw in FAKE_CREDENTIALS[name].values()}
+        server = FakeServer(module.create_app(book, **kwargs), port=(base_port + i) if base_port else None).start()
+        fleet.servers[name], fleet.books[name] = server, book
+    return fleet

@@ -1,0 +1,138 @@
+"""A fake Replicate: the predictions API (model and version endpoints), Bearer auth, problem-detail errors,
+prediction statuses, cancel and 1-hour output URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .faults import injected, serve_video
+from .jobs import FakeJob, JobBook
+
+STATUS = {"queued": "starting", "running": "processing", "succeeded": "succeeded", "failed": "failed",
+          "canceled": "canceled"}
+FAILURES = {"fail-policy": "The input or output was flagged as sensitive. Please try again with different inputs. "
+                           "(E005)",
+            "fail-invalid": "ValueError: duration must be one of 4, 6, 8 at 1080p",
+            "fail-retryable": "Prediction interrupted; please retry (code: PA)"}
+TITLES = {400: "Bad request", 401: "Unauthenticated", 404: "Not found", 422: "Input validation failed",
+          429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
+
+
+def _error(status: int, message: str) -> dict:
+    if status == 429:
+        return {"detail": "Request was throttled. Your rate limit resets in ~30s.", "status": 429}
+    return {"title": TITLES.get(status, "Error"), "detail": message, "status": status}
+
+
+def _stamp(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starlette:
+    seen = {"prefer": []}
+
+    def authorized(request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {api_token}"
+
+    def unauthorized() -> JSONResponse:
+        return JSONResponse(_error(401, "You did not pass a valid authentication token"), status_code=401)
+
+    def prediction(request: Request, job: FakeJob) -> dict:
+        api = f"{request.base_url}v1/predictions/{job.id}"
+        phase = job.phase()
+        body = {"id": job.id, "model": job.meta["model"], "version": job.meta["version"], "input": job.meta["input"],
+                "logs": "", "output": None, "data_removed": False, "error": None, "status": STATUS[phase],
+                "created_at": _stamp(job.created), "started_at": None, "completed_at": None,
+                "urls": {"get": api, "cancel": f"{api}/cancel", "stream": f"{request.base_url}stream/{job.id}",
+                         "web": f"https://replicate.com/p/{job.id}"}}
+        if phase != "queued":
+            body["started_at"] = _stamp(job.created + job.latency * 0.25)
+            body["logs"] = "Generating video...\n"
+        done = job.created + job.latency
+        if phase == "succeeded":
+            body.update(completed_at=_stamp(done), metrics={"predict_time": job.latency * 0.75,
+                                                            "total_time": job.latency},
+                        output=f"{request.base_url}files/{job.id}.mp4?expires={int(book.expires_at(job))}")
+        elif phase == "failed":
+            body.update(completed_at=_stamp(done), error=FAILURES[job.fault])
+        elif phase == "canceled":
+            body["completed_at"] = _stamp(job.meta.get("canceled_at", done))
+        return body
+
+    async def create(request: Request, model: str, version: str) -> Response:
+        seen["prefer"].append(request.headers.get("prefer"))
+        if not authorized(request):
+            return unauthorized()
+        if (fault := await injected(book, "submit", _error)) is not None:
+            return fault
+        body = await request.json()
+        inputs = body.get("input")
+        if not isinstance(inputs, dict) or not (inputs.get("prompt") or inputs.get("video")
+                                                or (inputs.get("image") and inputs.get("audio"))):
+            failure = _error(422, "- input: prompt is required")
+            failure["invalid_fields"] = [{"type": "required", "field": "input.prompt",
+                                          "description": "prompt is required"}]
+            return JSONResponse(failure, status_code=422)
+        ratio = inputs.get("aspect_ratio", "16:9")
+        job = book.create(body, inputs.get("prompt") or "talking head", inputs.get("duration", 4),
+                          ratio if ratio in ("16:9", "9:16", "1:1") else "16:9", model=model, version=version,
+                          input=inputs)
+        return JSONResponse(prediction(request, job), status_code=201)
+
+    async def create_for_model(request: Request) -> Response:
+        book.requests.append(("POST", request.url.path))
+        model = f"{request.path_params['owner']}/{request.path_params['name']}"
+        return await create(request, model, hashlib.sha256(model.encode()).hexdigest())
+
+    async def create_for_version(request: Request) -> Response:
+        book.requests.append(("POST", request.url.path))
+        body = await request.json()
+        if not body.get("version"):
+            return JSONResponse(_error(422, "- version: version is required"), status_code=422)
+        return await create(request, "unknown/version", body["version"])
+
+    async def get(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        if (fault := await injected(book, "poll", _error)) is not None:
+            return fault
+        job = book.get(request.path_params["prediction_id"])
+        if job is None:
+            return JSONResponse(_error(404, "The requested resource could not be found."), status_code=404)
+        return JSONResponse(prediction(request, job))
+
+    async def cancel(request: Request) -> Response:
+        book.requests.append(("POST", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        job = book.get(request.path_params["prediction_id"])
+        if job is None:
+            return JSONResponse(_error(404, "The requested resource could not be found."), status_code=404)
+        if job.phase() in ("queued", "running"):
+            job.meta["canceled_at"] = dt.datetime.now(dt.timezone.utc).timestamp()
+            job.canceled = True
+        return JSONResponse(prediction(request, job))
+
+    async def download(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        job = book.get(request.path_params["job_id"])
+        if job is None:
+            return Response(status_code=404)
+        return serve_video(book, job, book.faults.take("download"))
+
+    app = Starlette(routes=[
+        Route("/v1/models/{owner}/{name}/predictions", create_for_model, methods=["POST"]),
+        Route("/v1/predictions", create_for_version, methods=["POST"]),
+        Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),
+        Route("/v1/predictions/{prediction_id}/cancel", cancel, methods=["POST"]),
+        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+    ])
+    app.state.seen = seen
+    return app

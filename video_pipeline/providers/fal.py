@@ -1,0 +1,259 @@
+"""fal.ai queue API: one queued request per video, for fal's own models and its gateway routes to others.
+
+Submit `POST https://queue.fal.run/{owner}/{app}[/{subpath}]` → `{request_id, response_url, status_url, cancel_url,
+queue_position}`; poll `GET status_url?logs=1` → `IN_QUEUE` (+ `queue_position`) · `IN_PROGRESS` · `COMPLETED`
+(a failure is COMPLETED with `error`/`error_type`, or the result GET answering an error); result `GET response_url`
+→ model JSON such as `{"video": {"url", ...}}`; cancel `PUT cancel_url` (queued requests only, else 400).
+The returned URLs drop the subpath, so they are used verbatim. Auth: `Authorization: Key $FAL_KEY`.
+Sources: fal-ai/fal `projects/fal_client/src/fal_client/client.py`; docs.fal.ai model-endpoints/queue,
+documentation/model-apis/errors and request-errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import httpx
+
+from ..errors import ProviderError
+from .base import GenerationRequest, JobState, JobStatus
+from .http import HttpProvider, classify_status
+from .media_inputs import data_uri
+
+STATES = {"IN_QUEUE": JobState.QUEUED, "IN_PROGRESS": JobState.RUNNING, "COMPLETED": JobState.SUCCEEDED,
+          # only in a third-party schema of the queue API; mapped so they are never mistaken for "running"
+          "FAILED": JobState.FAILED, "CANCELED": JobState.CANCELED, "CANCELLED": JobState.CANCELED}
+#: model error `type`s (docs.fal.ai/errors) that the same input on this model will hit again
+TERMINAL_TYPES = {
+    "content_policy_violation", "no_media_generated", "image_too_small", "image_too_large", "image_load_error",
+    "file_download_error", "face_detection_error", "file_too_large", "greater_than", "greater_than_equal",
+    "less_than", "less_than_equal", "multiple_of", "sequence_too_short", "sequence_too_long", "one_of",
+    "feature_not_supported", "invalid_archive", "archive_file_count_below_minimum",
+    "archive_file_count_exceeds_maximum", "unsupported_image_format", "unsupported_audio_format",
+    "unsupported_video_format", "audio_duration_too_long", "audio_duration_too_short",
+    "video_duration_too_long", "video_duration_too_short", "bad_request", "missing",
+}
+#: model and request error types (documentation/model-apis/request-errors) that a later attempt may not hit
+RETRYABLE_TYPES = {
+    "internal_server_error", "generation_timeout", "downstream_service_error", "downstream_service_unavailable",
+    "request_timeout", "startup_timeout", "runner_scheduling_failure", "runner_connection_timeout",
+    "runner_disconnected", "runner_connection_refused", "runner_connection_error", "runner_incomplete_response",
+    "runner_server_error", "client_disconnected", "internal_error",
+}
+FATAL_TYPES = {"invalid_api_key"}
+CANCELED_TYPES = {"client_cancelled"}
+# Old FAQ: outputs kept "at least 7 days"; the lifecycle header below asks for exactly that, so the claim holds.
+URL_LIFETIME = dt.timedelta(days=7)
+LIFECYCLE_HEADER = "X-Fal-Object-Lifecycle-Preference"
+#: fal_client's app namespaces: `workflows/{owner}/{app}/...`
+APP_NAMESPACES = ("workflows", "comfy")
+#: the variant of a text-to-video endpoint that serves each input-bearing category
+VARIANTS = {"image_to_video": "image-to-video", "video_to_video": "reference-to-video"}
+QUEUE_WAIT_BASE, QUEUE_WAIT_PER_POSITION, QUEUE_WAIT_CAP = 5.0, 5.0, 60.0
+
+
+def queue_wait(position: int | None) -> float:
+    """Seconds until the next status check for a request with `position` requests ahead of it."""
+    ahead = max(0, int(position or 0))
+    return min(QUEUE_WAIT_CAP, QUEUE_WAIT_BASE + QUEUE_WAIT_PER_POSITION * ahead)
+
+
+def families(model_id: str) -> set[str]:
+    """The family words of an endpoint id: `fal-ai/veo3.1/fast` → {"fal", "veo", "fast"}."""
+    return {re.split(r"[-.\d]", segment, maxsplit=1)[0] for segment in model_id.lower().split("/")}
+
+
+def kind_for(error_type: str) -> str | None:
+    if error_type in FATAL_TYPES:
+        return ProviderError.FATAL
+    if error_type in TERMINAL_TYPES:
+        return ProviderError.TERMINAL
+    if error_type in RETRYABLE_TYPES:
+        return ProviderError.RETRYABLE
+    return None
+
+
+def error_parts(body: object) -> tuple[str, str]:
+    """(type, message) from fal's model errors (`detail: [{loc, msg, type}]`) or request errors
+    (`{detail: "...", error_type}`)."""
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        return str(first.get("type") or ""), str(first.get("msg") or "")
+    error_type = body.get("error_type") if isinstance(body, dict) else None
+    return str(error_type or ""), "" if detail is None else str(detail)
+
+
+class FalProvider(HttpProvider):
+    name = "fal"
+    default_base_url = "https://queue.fal.run"
+    env_keys = ("FAL_KEY",)
+
+    def __init__(self, api_key: str, **kw):
+        super().__init__(**kw)
+        self._api_key = api_key
+        # job id → the URLs fal returned at submit; a job id alone still rebuilds them (see `_urls`)
+        self._returned: dict[str, dict[str, str]] = {}
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Key {self._api_key}"}
+
+    @staticmethod
+    def _body(response: httpx.Response) -> object:
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def error_message(self, response: httpx.Response) -> str:
+        body = self._body(response)
+        if body is None:
+            return super().error_message(response)
+        error_type, message = error_parts(body)
+        error_type = error_type or response.headers.get("x-fal-error-type", "")
+        return f"{error_type}: {message}".strip(": ") or super().error_message(response)
+
+    def error_kind(self, response: httpx.Response) -> str:
+        error_type, _ = error_parts(self._body(response))
+        kind = kind_for(error_type or response.headers.get("x-fal-error-type", ""))
+        if kind is not None:
+            return kind
+        if response.status_code in (401, 402, 403):
+            return ProviderError.FATAL     # bad key, or 403 "User is locked. Reason: Exhausted balance."
+        retryable = response.headers.get("x-fal-retryable", "").lower()
+        if retryable in ("true", "false"):
+            return ProviderError.RETRYABLE if retryable == "true" else ProviderError.TERMINAL
+        return classify_status(response.status_code)
+
+    @staticmethod
+    def endpoint_for(request: GenerationRequest) -> str:
+        """The endpoint id: the route's text-to-video id switched to the variant the request's inputs need."""
+        base = request.route_model_id.strip("/")
+        variant = VARIANTS.get(request.category)
+        if variant is None or base.rsplit("/", 1)[-1] in VARIANTS.values():
+            return base
+        if base.endswith("/text-to-video"):
+            return base[: -len("text-to-video")] + variant
+        return f"{base}/{variant}"
+
+    @staticmethod
+    def body(request: GenerationRequest) -> dict:
+        """The model input for the request's category; file inputs go inline as data URIs (fal decodes them)."""
+        family = families(request.route_model_id)
+        if request.category == "audio_lip_sync":
+            if request.image is None or request.audio is None:
+                raise ProviderError("lip sync needs a portrait image and an audio track", kind=ProviderError.TERMINAL,
+                                    provider="fal")
+            return {"image_url": data_uri(request.image), "audio_url": data_uri(request.audio)}
+        if request.category == "video_enhance":
+            if request.video is None:
+                raise ProviderError("upscaling needs an input video", kind=ProviderError.TERMINAL, provider="fal")
+            return {"video_url": data_uri(request.video)}
+        seconds = int(request.seconds)
+        body: dict = {"prompt": request.prompt, "duration": f"{seconds}s" if "veo" in family else str(seconds),
+                      "aspect_ratio": request.aspect_ratio, "resolution": request.resolution}
+        if "hailuo" in family:
+            body["resolution"] = {"720p": "768P", "1080p": "1080P"}.get(request.resolution, "768P")
+            body["prompt_optimizer"] = False
+        if "wan" in family:
+            body["enable_prompt_expansion"] = False
+            if request.options.get("shot_type") == "multi":
+                body["multi_shots"] = True
+        if request.image is not None:
+            body["image_url"] = data_uri(request.image)
+        if request.video is not None:
+            body["video_urls"] = [data_uri(request.video)]
+        if request.audio is not None:
+            body["audio_url"] = data_uri(request.audio)
+        return body
+
+    def _job_id(self, endpoint: str, submitted: dict) -> str:
+        """The response URL relative to the base (or absolute when fal answers on another host): the status and
+        cancel URLs are that plus `/status` and `/cancel`, so a job id survives a process restart."""
+        response_url = submitted.get("response_url")
+        if not response_url:
+            parts = endpoint.split("/")
+            app = parts[:3] if parts[0] in APP_NAMESPACES else parts[:2]
+            response_url = self.url(f"{'/'.join(app)}/requests/{submitted['request_id']}")
+        prefix = self.base_url + "/"
+        return response_url[len(prefix):] if response_url.startswith(prefix) else response_url
+
+    def _urls(self, job_id: str) -> dict[str, str]:
+        response_url = self.url(job_id)
+        rebuilt = {"response_url": response_url, "status_url": f"{response_url}/status",
+                   "cancel_url": f"{response_url}/cancel"}
+        return {**rebuilt, **self._returned.get(job_id, {})}
+
+    async def submit(self, request: GenerationRequest) -> str:
+        endpoint = self.endpoint_for(request)
+        lifecycle = json.dumps({"expiration_duration_seconds": int(URL_LIFETIME.total_seconds())})
+        response = await self.request("POST", f"/{endpoint}", json=self.body(request),
+                                      headers={LIFECYCLE_HEADER: lifecycle})
+        submitted = response.json()
+        job_id = self._job_id(endpoint, submitted)
+        self._returned[job_id] = {k: submitted[k] for k in ("response_url", "status_url", "cancel_url")
+                                  if submitted.get(k)}
+        return job_id
+
+    async def poll(self, job_id: str) -> JobStatus:
+        urls = self._urls(job_id)
+        response = await self.request("GET", urls["status_url"], params={"logs": "1"}, job_id=job_id)
+        payload = response.json()
+        status = self.status_from(payload)
+        if status.state == JobState.SUCCEEDED:
+            try:
+                result = await self.request("GET", payload.get("response_url") or urls["response_url"], job_id=job_id)
+            except ProviderError as exc:
+                if exc.kind == ProviderError.FATAL:
+                    raise
+                # a failed request answers its result GET with the model's error (422 policy, 5xx runner)
+                return JobStatus(JobState.FAILED, error=str(exc), error_kind=exc.kind)
+            status = self.status_from(payload, result.json())
+        if status.state.terminal:
+            self._returned.pop(job_id, None)
+        return status
+
+    @staticmethod
+    def status_from(payload: dict, result: dict | None = None) -> JobStatus:
+        """Map a status body (and, once COMPLETED, the result body) as the docs show them onto the common status."""
+        name = payload.get("status", "")
+        state = STATES.get(name, JobState.RUNNING)
+        if state == JobState.QUEUED:
+            return JobStatus(state, poll_after=queue_wait(payload.get("queue_position")))
+        error, error_type = payload.get("error"), str(payload.get("error_type") or "")
+        if state in (JobState.SUCCEEDED, JobState.FAILED) and (error or error_type or state == JobState.FAILED):
+            message = f"{error_type}: {error or ''}".strip(": ") or name
+            if error_type in CANCELED_TYPES:
+                return JobStatus(JobState.CANCELED, error=message)
+            return JobStatus(JobState.FAILED, error=message, error_kind=kind_for(error_type) or ProviderError.RETRYABLE)
+        if state != JobState.SUCCEEDED or result is None:
+            return JobStatus(state)
+        url = video_url(result)
+        if not url:
+            return JobStatus(JobState.FAILED, error="COMPLETED, but the result names no video URL",
+                             error_kind=ProviderError.RETRYABLE)
+        return JobStatus(state, progress=1.0, output_url=url,
+                         url_expires_at=dt.datetime.now(dt.timezone.utc) + URL_LIFETIME)
+
+    async def cancel(self, job_id: str) -> bool:
+        try:
+            response = await self.request("PUT", self._urls(job_id)["cancel_url"], job_id=job_id)
+        except ProviderError as exc:
+            if exc.kind == ProviderError.FATAL:
+                raise
+            return False   # 400 ALREADY_COMPLETED: the request is being processed or done
+        body = self._body(response)
+        return not (isinstance(body, dict) and body.get("status") in ("ALREADY_COMPLETED", "NOT_FOUND"))
+
+
+def video_url(result: dict) -> str | None:
+    """The video file URL in a model's result: `video.url`, else the first of `videos[]`."""
+    video = result.get("video")
+    if isinstance(video, dict) and video.get("url"):
+        return video["url"]
+    videos = result.get("videos")
+    if isinstance(videos, list) and videos and isinstance(videos[0], dict):
+        return videos[0].get("url")
+    return None

@@ -1,0 +1,149 @@
+"""Replicate predictions API: one prediction per video.
+
+Create `POST /v1/models/{owner}/{name}/predictions` with `{input: {...}}` (or `POST /v1/predictions` with
+`{version, input}` for an `owner/name:version` route), poll `GET /v1/predictions/{id}`, cancel
+`POST /v1/predictions/{id}/cancel`. Statuses: starting · processing · succeeded · failed · canceled · aborted.
+`output` is a URI or a list of them; API outputs are deleted after 1 hour. No `Prefer: wait` (the async flow is the
+default). Auth: `Authorization: Bearer $REPLICATE_API_TOKEN`. Errors are problem details `{title, detail, status}`;
+429 carries `Retry-After`. Sources: replicate/replicate-python `prediction.py`, `client.py`;
+replicate.com/docs/topics/predictions/lifecycle, …/rate-limits, …/data-retention.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import httpx
+
+from ..errors import ProviderError
+from ..media.render import frame_size
+from .base import GenerationRequest, JobState, JobStatus
+from .http import HttpProvider
+from .media_inputs import data_uri
+
+STATES = {"starting": JobState.QUEUED, "processing": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
+          "failed": JobState.FAILED, "canceled": JobState.CANCELED, "aborted": JobState.CANCELED}
+#: failed-prediction errors that the same input on this model will hit again: E005 is Replicate's content filter;
+#: input errors raised inside the model surface as Python exception names (unconfirmed: no documented code)
+TERMINAL_ERRORS = re.compile(r"\(E005\)|flagged as sensitive|\b(ValueError|ValidationError|TypeError)\b|"
+                             r"[Ii]nvalid input", re.IGNORECASE)
+URL_LIFETIME = dt.timedelta(hours=1)
+#: per-owner name of the first-frame input (most official video models call it `image`)
+IMAGE_FIELDS = {"kwaivgi": "start_image", "minimax": "first_frame_image"}
+
+
+class ReplicateProvider(HttpProvider):
+    name = "replicate"
+    default_base_url = "https://api.replicate.com"
+    env_keys = ("REPLICATE_API_TOKEN",)
+
+    def __init__(self, api_token: str, **kw):
+        super().__init__(**kw)
+        self._api_token = api_token
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_token}"}
+
+    # Classification is by status alone (the inherited `error_kind`): 401 bad token and 402 "Insufficient credit"
+    # stop the campaign, 404/422 (unknown model, input validation failed) end this model, 429 and 5xx are retried.
+    def error_message(self, response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return super().error_message(response)
+        if not isinstance(body, dict):
+            return super().error_message(response)
+        return f"{body.get('title') or ''}: {body.get('detail') or ''}".strip(": ") or super().error_message(response)
+
+    @staticmethod
+    def body(request: GenerationRequest) -> dict:
+        """`{input: {...}}` for the request's category; files go inline as data URIs."""
+        owner = request.route_model_id.split("/", 1)[0].lower()
+        model = request.route_model_id.lower()
+        if request.category == "audio_lip_sync":
+            if request.image is None or request.audio is None:
+                raise ProviderError("lip sync needs a portrait image and an audio track", kind=ProviderError.TERMINAL,
+                                    provider="replicate")
+            return {"input": {"image": data_uri(request.image), "audio": data_uri(request.audio)}}
+        if request.category == "video_enhance":
+            if request.video is None:
+                raise ProviderError("upscaling needs an input video", kind=ProviderError.TERMINAL,
+                                    provider="replicate")
+            return {"input": {"video": data_uri(request.video), "target_resolution": request.resolution}}
+        inputs: dict = {"prompt": request.prompt, "duration": int(request.seconds),
+                        "aspect_ratio": request.aspect_ratio, "resolution": request.resolution}
+        if "hailuo" in model:
+            inputs["resolution"] = {"720p": "768p"}.get(request.resolution, request.resolution)
+        if owner == "wan-video":
+            width, height = frame_size(request.resolution, request.aspect_ratio)
+            del inputs["aspect_ratio"], inputs["resolution"]
+            inputs["size"] = f"{width}*{height}"
+        if request.image is not None:
+            inputs[IMAGE_FIELDS.get(owner, "image")] = data_uri(request.image)
+        if request.video is not None:
+            inputs["video"] = data_uri(request.video)
+        if request.audio is not None:
+            inputs["audio"] = data_uri(request.audio)
+        return {"input": inputs}
+
+    @staticmethod
+    def model_for(request: GenerationRequest) -> str:
+        """The route's model, switched to its image-to-video twin where the family splits them (`wan-2.6-t2v`)."""
+        model = request.route_model_id
+        if request.category == "image_to_video" and model.endswith("-t2v"):
+            return model[: -len("t2v")] + "i2v"
+        return model
+
+    async def submit(self, request: GenerationRequest) -> str:
+        model, _, version = self.model_for(request).partition(":")
+        if version:
+            response = await self.request("POST", "/v1/predictions", json={"version": version, **self.body(request)})
+        else:
+            response = await self.request("POST", f"/v1/models/{model}/predictions", json=self.body(request))
+        return response.json()["id"]
+
+    async def poll(self, job_id: str) -> JobStatus:
+        response = await self.request("GET", f"/v1/predictions/{job_id}", job_id=job_id)
+        return self.status_from(response.json())
+
+    @staticmethod
+    def status_from(prediction: dict) -> JobStatus:
+        """Map a prediction (as the docs show it) onto the common status."""
+        name = prediction.get("status", "")
+        state = STATES.get(name, JobState.RUNNING)
+        if state == JobState.SUCCEEDED:
+            output = prediction.get("output")
+            url = output[0] if isinstance(output, list) and output else output
+            if not isinstance(url, str) or not url:
+                return JobStatus(JobState.FAILED, error="succeeded without an output URI",
+                                 error_kind=ProviderError.RETRYABLE)
+            completed = _parse_time(prediction.get("completed_at"))
+            created = _parse_time(prediction.get("created_at"))
+            latency = (completed - created).total_seconds() if completed and created else None
+            expires = (completed or dt.datetime.now(dt.timezone.utc)) + URL_LIFETIME
+            return JobStatus(state, progress=1.0, output_url=url, url_expires_at=expires, latency_seconds=latency)
+        if state == JobState.FAILED:
+            error = str(prediction.get("error") or "prediction failed")
+            kind = ProviderError.TERMINAL if TERMINAL_ERRORS.search(error) else ProviderError.RETRYABLE
+            return JobStatus(state, error=error, error_kind=kind)
+        if name == "aborted":
+            return JobStatus(state, error="aborted: the Cancel-After deadline passed before the prediction started")
+        return JobStatus(state)
+
+    async def cancel(self, job_id: str) -> bool:
+        try:
+            response = await self.request("POST", f"/v1/predictions/{job_id}/cancel", job_id=job_id)
+        except ProviderError as exc:
+            if exc.kind == ProviderError.FATAL:
+                raise
+            return False
+        # Replicate answers with the prediction; a finished one comes back unchanged.
+        return response.json().get("status") in ("canceled", "starting", "processing")
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
