@@ -9,7 +9,8 @@ from assets.prompts import prompt_batches
 from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
 from assets.sensors import campaign_inbox_sensor
-from resources import ClipStorage, ParquetTableIOManager, PipelineConfig, VideoProviders
+from resources import ClipStorage, ParquetTableIOManager, PipelineConfig
+from resources.providers import from_environment as providers_from_environment
 
 
 def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:
@@ -17,7 +18,7 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
     pipeline = pipeline or PipelineConfig()
     resources = {
         "pipeline": pipeline,
-        "providers": VideoProviders(),
+        "providers": providers_from_environment(),
         "clip_storage": ClipStorage(),
         "io_manager": ParquetTableIOManager(pipeline=pipeline),
     }

@@ -25,7 +25,7 @@ def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFram
         campaign = load_active(settings, context.partition_key)
         if campaign.source.sha256 != prompt_batches["spec_sha256"].iloc[0]:
             context.log.warning("the campaign spec changed since prompt_batches ran; planning the current spec")
-        plan, frame = build_plans(campaign, catalog, settings)
+        plan, frame = build_plans(campaign, catalog, settings, providers=providers.configured(settings))
     except (*INVALID, FileNotFoundError) as exc:
         raise Failure(description=str(exc)) from None
     for warning in plan.warnings:

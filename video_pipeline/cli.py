@@ -128,6 +128,94 @@ def cmd_run(args, settings: Settings) -> int:
     return EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED
 
 
+def cmd_status(args, settings: Settings) -> int:
+    """The ledger's view: per campaign, jobs in flight, done, failed, and what was spent."""
+    from .ledger import JobLedger
+
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        with ledger.engine.connect() as conn:
+            from sqlalchemy import select
+
+            from .ledger import jobs
+            names = [args.campaign] if args.campaign else sorted(
+                {r[0] for r in conn.execute(select(jobs.c.campaign).distinct())})
+        report = []
+        for name in names:
+            rows = ledger.campaign_rows(name)
+            latest: dict[tuple, object] = {}
+            for row in rows:                       # the newest attempt of each segment decides its state
+                latest[(row.video_id, row.segment_index)] = row
+            states: dict[str, int] = {}
+            for row in latest.values():
+                states[row.state] = states.get(row.state, 0) + 1
+            report.append({
+                "campaign": name, "segments": len(latest), "jobs": len(rows), "states": states,
+                "in_flight": [{"video_id": r.video_id, "segment_index": r.segment_index, "model": r.model,
+                               "provider": r.provider, "state": r.state, "provider_job_id": r.provider_job_id}
+                              for r in latest.values() if r.state in ("submitting", "queued", "running")],
+                "failed": [{"video_id": r.video_id, "segment_index": r.segment_index, "model": r.model,
+                            "error": r.last_error} for r in latest.values() if r.state in ("failed", "abandoned")],
+                "cost_usd": round(sum(r.cost_usd or 0 for r in rows if r.state in ("succeeded", "stored")), 4),
+            })
+    finally:
+        ledger.dispose()
+    if args.campaign and not report[0]["jobs"]:
+        return _fail(args, ValueError(f"campaign {args.campaign!r} has no jobs in the ledger ({settings.ledger_url.split('://')[0]})"))
+    if args.json:
+        print(json.dumps({"version": JSON_SCHEMA_VERSION, "ok": True, "campaigns": report}, indent=2))
+        return EXIT_OK
+    if not report:
+        print("no jobs in the ledger yet")
+    for c in report:
+        states = ", ".join(f"{k} {v}" for k, v in sorted(c["states"].items()))
+        print(f"{c['campaign']}: {c['segments']} segment(s) [{states}], ${c['cost_usd']:.2f} spent")
+        for r in c["in_flight"]:
+            print(f"  in flight: {r['video_id']}[{r['segment_index']}] {r['model']} on {r['provider']} ({r['state']})")
+        for r in c["failed"]:
+            print(f"  failed: {r['video_id']}[{r['segment_index']}] {r['model']}: {r['error']}")
+    return EXIT_OK
+
+
+def cmd_webhooks_serve(args, settings: Settings) -> int:
+    import uvicorn
+
+    from .ledger import JobLedger
+    from .webhooks import ReceiverConfig, create_receiver
+
+    ledger = JobLedger(settings.ledger_url)
+    print(f"webhook receiver on http://{args.host}:{args.port}/webhooks/{{replicate,gemini,fal,minimax,kling}}", flush=True)
+    try:
+        uvicorn.run(create_receiver(ledger, ReceiverConfig.from_env()), host=args.host, port=args.port,
+                    log_level="warning")
+    finally:
+        ledger.dispose()
+    return EXIT_OK
+
+
+def cmd_fakes_serve(args, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from .providers.fakes.fleet import fixed_environment, fleet_base_port, start_fleet
+
+    port = args.port or fleet_base_port()
+    fleet = start_fleet(latency=args.latency, base_port=port, work_dir=settings.work_dir / "fakes")
+    print(f"fake providers are up on 127.0.0.1:{port}-{port + len(fleet.servers) - 1}; to use them:\n"
+          f"  export VIDEO_PIPELINE_MODE=fake VIDEO_PIPELINE_FAKES_PORT={port}\nor point live mode at them:\n"
+          + "\n".join(f"  export {k}={v}" for k, v in {"VIDEO_PIPELINE_MODE": "live", **fixed_environment(port)}.items()),
+          flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fleet.stop()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="video-pipeline", description="Turn campaign files of prompts into finished videos.",
@@ -142,6 +230,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--launcher", default="dagster", help=argparse.SUPPRESS)
         p.set_defaults(func=func)
+    p = sub.add_parser("status", help="the ledger's view of a campaign: in flight, done, failed, cost so far")
+    p.add_argument("campaign", nargs="?", help="campaign id (default: every campaign in the ledger)")
+    p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")
+    p.set_defaults(func=cmd_status)
+    hooks = sub.add_parser("webhooks", help="the webhook receiver").add_subparsers(dest="action", required=True)
+    p = hooks.add_parser("serve", help="verify provider webhooks and write them to the ledger")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8787)
+    p.set_defaults(func=cmd_webhooks_serve, json=False)
+    fakes = sub.add_parser("fakes", help="fake provider servers for demos").add_subparsers(dest="action", required=True)
+    p = fakes.add_parser("serve", help="serve every provider's fake on loopback until interrupted")
+    p.add_argument("--port", type=int, default=None, help="first port (default VIDEO_PIPELINE_FAKES_PORT or 8710)")
+    p.add_argument("--latency", type=float, default=0.5, help="seconds each fake job takes")
+    p.set_defaults(func=cmd_fakes_serve, json=False)
     return parser
 
 

@@ -13,7 +13,9 @@ ENV_PREFIX = "VIDEO_PIPELINE_"
 
 #: Every variable the project reads, with its default and meaning (the README lists these).
 VARIABLES: dict[str, tuple[str, str]] = {
-    "VIDEO_PIPELINE_MODE": ("local", "`local` renders every clip offline with ffmpeg; `live` calls provider APIs"),
+    "VIDEO_PIPELINE_MODE": ("local", "`local` renders every clip offline; `fake` runs the live adapters against the "
+                            "fake servers of `video-pipeline fakes serve`; `live` calls the providers whose keys are set"),
+    "VIDEO_PIPELINE_FAKES_PORT": ("8710", "first port of `video-pipeline fakes serve` (one port per provider)"),
     "VIDEO_PIPELINE_TIME_SCALE": ("0.02", "local provider: simulated wait = model latency sample x this factor"),
     "VIDEO_PIPELINE_DATA_DIR": ("./data", "campaign inbox, archive, clip store, tables and outputs"),
     "VIDEO_PIPELINE_CATALOG": ("<data dir>/catalog.yaml", "the model catalog file"),
@@ -24,7 +26,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),
 }
 
-MODES = ("local", "live")
+MODES = ("local", "fake", "live")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 

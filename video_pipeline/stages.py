@@ -80,7 +80,8 @@ def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, o
         observed = log.summary()
     finally:
         log.dispose()
-    providers = providers if providers is not None else live_provider_names(settings)
+    if providers is None:
+        providers = live_provider_names(settings)
     try:
         plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed)
     except PlanningError as exc:
@@ -103,29 +104,45 @@ def segments_from_frame(frame: pd.DataFrame) -> list[SegmentPlan]:
     return segments
 
 
-def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
-    """Local mode: the offline renderer serves every model. Live mode: the configured HTTP adapters."""
+def build_registry(settings: Settings, catalog: Catalog, keys: dict[str, str] | None = None) -> ProviderRegistry:
+    """local: the offline renderer serves every model. fake: the live adapters against fake servers started for
+    this run. live: the adapters whose API keys are set (`keys`, else the environment)."""
     if settings.mode == "local":
         local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, seed=settings.seed,
                               preset=settings.x264_preset, font=settings.font_path)
         return ProviderRegistry(catalog, {}, local=local)
-    from .providers.live import ADAPTERS, configured_providers, required_keys
+    from .providers.live import ADAPTERS, adapter_class, configured_providers, required_keys
 
-    providers = configured_providers()
+    if settings.mode == "fake":
+        from .providers.fakes.fleet import fixed_environment, fleet_base_port, fleet_is_up
+
+        if not fleet_is_up():
+            raise SettingsError(f"VIDEO_PIPELINE_MODE=fake but no fake servers answer on 127.0.0.1:{fleet_base_port()}; "
+                                "start them with `video-pipeline fakes serve` (or set VIDEO_PIPELINE_FAKES_PORT)")
+        env = fixed_environment()
+        providers = {}
+        for name in ADAPTERS:
+            cls, base_url = adapter_class(name), env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"]
+            providers[name] = (cls.from_env(env, base_url=base_url) if hasattr(cls, "from_env")
+                               else cls(env[required_keys(name)[0]], base_url=base_url))
+            # fake jobs finish in about a second: poll on the catalog's schedule scaled like the local provider's
+            providers[name].latency_scale = settings.time_scale
+        return ProviderRegistry(catalog, providers)
+    providers = configured_providers(keys)
     if not providers:
-        keys = ", ".join(k for p in ADAPTERS for k in required_keys(p))
-        raise SettingsError(f"VIDEO_PIPELINE_MODE=live but no provider API key is set; set at least one of {keys} "
+        names = ", ".join(k for p in ADAPTERS for k in required_keys(p))
+        raise SettingsError(f"VIDEO_PIPELINE_MODE=live but no provider API key is set; set at least one of {names} "
                             "(or VIDEO_PIPELINE_MODE=local to render offline)")
     return ProviderRegistry(catalog, providers)
 
 
-def live_provider_names(settings: Settings) -> frozenset[str] | None:
+def live_provider_names(settings: Settings, keys: dict[str, str] | None = None) -> frozenset[str] | None:
     """In live mode, the providers whose keys are set (planning routes only to models they serve)."""
     if settings.mode != "live":
         return None
     from .providers.live import configured_names
 
-    return configured_names()
+    return configured_names(keys)
 
 
 def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:

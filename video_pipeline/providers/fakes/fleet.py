@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,32 @@ FAKE_CREDENTIALS: dict[str, dict[str, tuple[str, str]]] = {
     "replicate": {"REPLICATE_API_TOKEN": ("test-replicate-token", "api_token")},
     "runway": {"RUNWAYML_API_SECRET": ("test-runway-key", "api_key")},
 }
+
+
+DEFAULT_BASE_PORT = 8710
+
+
+def fleet_base_port() -> int:
+    return int(os.environ.get("VIDEO_PIPELINE_FAKES_PORT", DEFAULT_BASE_PORT))
+
+
+def fixed_environment(base_port: int | None = None) -> dict[str, str]:
+    """The environment for fakes served by `video-pipeline fakes serve` on consecutive ports from `base_port`."""
+    base = base_port or fleet_base_port()
+    env: dict[str, str] = {}
+    for i, name in enumerate(FAKE_CREDENTIALS):
+        env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = f"http://127.0.0.1:{base + i}"
+        env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
+    return env
+
+
+def fleet_is_up(base_port: int | None = None) -> bool:
+    base = base_port or fleet_base_port()
+    try:
+        with socket.create_connection(("127.0.0.1", base), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
