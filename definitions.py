@@ -8,7 +8,7 @@ from assets.jobs import campaign_job
 from assets.prompts import prompt_batches
 from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
-from assets.sensors import campaign_inbox_sensor
+from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
 from resources import ClipStorage, ParquetTableIOManager, PipelineConfig
 from resources.providers import from_environment as providers_from_environment
 
@@ -31,7 +31,7 @@ ASSETS = [prompt_batches, routed_job_plans, generated_segments, stored_clips, as
 defs = Definitions(
     assets=ASSETS,
     jobs=[campaign_job],
-    sensors=[campaign_inbox_sensor],
+    sensors=[campaign_inbox_sensor, expiring_outputs_sensor],
     schedules=[nightly_batch_schedule],
     resources=build_resources(),
 )

@@ -1,6 +1,7 @@
 """The inbox sensor: a campaign file dropped into data/inbox/ becomes a partition and a run."""
 
 
+import datetime as dt
 import json
 import time
 
@@ -9,6 +10,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from resources.pipeline import PipelineConfig
 from video_pipeline.campaign import SUFFIXES
 from video_pipeline.intake import INVALID, accept, reject
+from video_pipeline.ledger import JobLedger
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions
@@ -63,3 +65,28 @@ def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineCo
         dynamic_partitions_requests=[campaign_partitions.build_add_request(new_partitions)] if new_partitions else [],
         cursor=json.dumps(cursor),
     )
+
+
+EXPIRY_MARGIN = dt.timedelta(hours=2)
+
+
+@sensor(job=campaign_job, minimum_interval_seconds=300, default_status=DefaultSensorStatus.RUNNING,
+        description="Finds provider outputs that were paid for but not yet stored and whose URLs expire within "
+                    "two hours, and reruns their campaign: the ledger reuses the finished jobs, so the rerun only "
+                    "downloads and stores them (refreshing URLs where the provider can).")
+def expiring_outputs_sensor(context: SensorEvaluationContext, pipeline: PipelineConfig):
+    ledger = JobLedger(pipeline.settings().ledger_url)
+    try:
+        rows = ledger.unstored_expiring(EXPIRY_MARGIN)
+    finally:
+        ledger.dispose()
+    campaigns: dict[str, int] = {}
+    for row in rows:
+        campaigns[row.campaign] = max(campaigns.get(row.campaign, 0), row.id)
+    known = set(context.instance.get_dynamic_partitions(campaign_partitions.name))
+    requests = [RunRequest(partition_key=c, run_key=f"store-{c}-{newest}", tags={"campaign/reason": "outputs expiring"})
+                for c, newest in sorted(campaigns.items()) if c in known]
+    if not requests:
+        return SkipReason("no unstored outputs near expiry")
+    context.log.info(f"storing outputs before they expire: {', '.join(r.partition_key for r in requests)}")
+    return SensorResult(run_requests=requests)

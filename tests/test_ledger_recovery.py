@@ -219,3 +219,48 @@ def test_concurrent_runs_of_the_same_request_share_one_job(settings):
         t.join(timeout=120)
     assert all(r[0].state == "succeeded" for r in results)
     assert len(_submissions(settings)) == 1
+
+
+def test_expired_url_of_a_paid_job_is_refreshed_not_paid_again(settings, data_dir):
+    catalog = load_catalog(settings.catalog_file)
+    campaign = load_campaign(write(data_dir / "one.yaml", FOUR.replace("kill-test", "refresh")), data_dir)
+    _, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
+    stages.generated_segments(frame, catalog, settings)      # paid, but never stored
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        with ledger.engine.begin() as conn:                  # every URL has expired since
+            conn.execute(jobs.update().values(url_expires_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
+        assert ledger.reusable(frame["job_key"][0]) is None
+    finally:
+        ledger.dispose()
+    out = stages.generated_segments(frame, catalog, settings)
+    assert out["reused"].all() and out["cost_usd"].sum() == 0
+    assert len(_submissions(settings)) == 4                 # nothing submitted a second time
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger)
+    finally:
+        ledger.dispose()
+    assert list(clips["state"]) == ["stored"] * 4
+
+
+def test_expiring_outputs_sensor_reruns_the_campaign_to_store_them(settings, data_dir):
+    from dagster import build_sensor_context, instance_for_test
+
+    from assets.sensors import expiring_outputs_sensor
+    from resources import PipelineConfig
+
+    catalog = load_catalog(settings.catalog_file)
+    campaign = load_campaign(write(data_dir / "one.yaml", FOUR.replace("kill-test", "expiring")), data_dir)
+    _, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
+    stages.generated_segments(frame, catalog, settings)
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        with ledger.engine.begin() as conn:
+            conn.execute(jobs.update().values(url_expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)))
+    finally:
+        ledger.dispose()
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions("campaigns", ["expiring"])
+        result = expiring_outputs_sensor(build_sensor_context(instance=instance, resources={"pipeline": PipelineConfig()}))
+    assert [r.partition_key for r in result.run_requests] == ["expiring"]

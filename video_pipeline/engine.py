@@ -208,6 +208,9 @@ class JobEngine:
             hit = self.ledger.reusable(seg.job_key)
             if hit is not None:
                 return self._reused(outcome, hit)
+            refreshed = await self._refresh_expired(seg.job_key)
+            if refreshed is not None:
+                return self._reused(outcome, refreshed)
             self.ledger.abandon_unsubmitted(seg.job_key)
             resume = self.ledger.in_flight(seg.job_key)
         chain = [seg.model, *seg.fallbacks]
@@ -285,6 +288,23 @@ class JobEngine:
         outcome.latency_seconds = round(time.monotonic() - started, 3)
         self.on_change(outcome)
         return outcome
+
+    async def _refresh_expired(self, job_key: str) -> JobRow | None:
+        """A succeeded job whose URL expired before it was stored: ask its provider again for a fresh URL
+        (Runway and MiniMax re-issue them on a new query) instead of paying for the clip a second time."""
+        row = self.ledger.succeeded_unstored(job_key)
+        if row is None:
+            return None
+        try:
+            provider, _ = self.registry.provider_named(row.provider, row.model)
+            refresh = getattr(provider, "refresh_output_url", provider.poll)
+            status = await refresh(row.provider_job_id)
+        except ProviderError:
+            return None
+        if status.state != JobState.SUCCEEDED or not status.output_url:
+            return None
+        self.ledger.refreshed_url(row.id, status.output_url, status.url_expires_at)
+        return next((r for r in self.ledger.rows(job_key) if r.id == row.id), None)
 
     def _reused(self, outcome: SegmentOutcome, hit: JobRow) -> SegmentOutcome:
         """A job key that already succeeded: reuse its clip (or live URL) and pay nothing."""

@@ -141,6 +141,13 @@ class JobLedger:
                 return row
         return None
 
+    def succeeded_unstored(self, job_key: str) -> JobRow | None:
+        """A paid-for job whose output was never stored (its URL may have expired): refresh it, never repay."""
+        for row in self.rows(job_key):
+            if row.state == "succeeded" and row.provider_job_id:
+                return row
+        return None
+
     def in_flight(self, job_key: str) -> JobRow | None:
         """A submitted job for this key still waiting on its provider: resume polling it, never resubmit."""
         for row in self.rows(job_key):
