@@ -16,7 +16,7 @@ from .campaign import resolve_reference
 from .catalog import Catalog
 from .errors import ProviderError
 from .media.render import extract_last_frame
-from .ledger import JobLedger, JobRow
+from .ledger import TAKEN, JobLedger, JobRow
 from .planner import SegmentPlan
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .store import fetch
@@ -56,6 +56,10 @@ class SegmentOutcome:
 
     def row(self) -> dict:
         return asdict(self)
+
+
+class _TakenElsewhere(Exception):
+    """Raised inside the engine when another run holds the job key; the segment starts over and shares it."""
 
 
 class CampaignAborted(RuntimeError):
@@ -198,6 +202,15 @@ class JobEngine:
         )
 
     async def _run_segment(self, seg: SegmentPlan, seed_image: Path | None, abort: asyncio.Event) -> SegmentOutcome:
+        while True:
+            try:
+                return await self._run_segment_once(seg, seed_image, abort)
+            except _TakenElsewhere:
+                # Another run claimed this exact request between our check and our claim: share its job.
+                await asyncio.sleep(0.05)
+
+    async def _run_segment_once(self, seg: SegmentPlan, seed_image: Path | None,
+                                abort: asyncio.Event) -> SegmentOutcome:
         outcome = self._outcome(seg, seg.model)
         started = time.monotonic()
         resume: JobRow | None = None
@@ -333,6 +346,8 @@ class JobEngine:
             row_id = self.ledger.try_begin(job_key=seg.job_key, campaign=seg.campaign, video_id=seg.video_id,
                                            segment_index=seg.segment_index, model=model, provider=provider,
                                            attempt=attempt, limit=limit)
+            if row_id == TAKEN:
+                raise _TakenElsewhere(seg.job_key)
             if row_id is not None:
                 return row_id
             await asyncio.sleep(wait * (1 + self.rng.random() * 0.2))

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from .db import make_engine, metadata
 
 IN_FLIGHT = ("submitting", "queued", "running")
+TAKEN = -1   # try_begin: another run holds this job key
 #: a job in flight whose heartbeat is older than this holds no concurrency slot (its run died)
 LEASE = dt.timedelta(minutes=10)
 #: no provider takes longer than this to answer a submit: an older `submitting` row's run died mid-request
@@ -187,10 +188,18 @@ class JobLedger:
     def try_begin(self, *, job_key: str, campaign: str, video_id: str, segment_index: int, model: str,
                   provider: str, attempt: int, limit: int) -> int | None:
         """Take one of `limit` slots for `model` across every run sharing this ledger: insert a `submitting`
-        row and return its id, or None when the model's account concurrency is in use."""
+        row and return its id; None when the model's account concurrency is in use; TAKEN when another run has
+        this job key in flight or done (checked in the same transaction, so two runs never both submit it)."""
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(model.encode())})
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(job_key.encode())})
+            busy = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
+                jobs.c.job_key == job_key,
+                sa.or_(sa.and_(jobs.c.state.in_(IN_FLIGHT), jobs.c.heartbeat_at >= now() - LEASE),
+                       jobs.c.state.in_(("succeeded", "stored"))))).scalar_one()
+            if busy:
+                return TAKEN
             if self._count_in_flight(conn, model) >= limit:
                 return None
             t = now()

@@ -32,6 +32,16 @@ def simulated_latency(p50: float, p95: float, rng: random.Random) -> float:
     return min(max(rng.lognormvariate(math.log(p50), sigma), 0.2 * p50), 3 * p95)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _request_to_json(request: GenerationRequest) -> dict:
     data = dataclasses.asdict(request)
     for key in ("image", "video", "audio"):
@@ -145,8 +155,31 @@ class LocalProvider:
 
     def _start_render(self, job_id: str, record: dict) -> None:
         task = self._renders.get(job_id)
-        if task is None or (task.done() and not self._output(job_id).exists() and job_id not in self._errors):
-            self._renders[job_id] = asyncio.create_task(self._render(job_id, _request_from_json(record["request"])))
+        if task is not None and not (task.done() and not self._output(job_id).exists() and job_id not in self._errors):
+            return
+        if not self._claim_render(job_id):
+            return   # another live process is rendering this job (a run that shares it): wait for its output
+        self._renders[job_id] = asyncio.create_task(self._render(job_id, _request_from_json(record["request"])))
+
+    def _claim_render(self, job_id: str) -> bool:
+        """One renderer per job across processes: a lock file holding the renderer's pid; a dead one's is taken over."""
+        lock = self.jobs_dir / f"{job_id}.render"
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text() or "0")
+                except (OSError, ValueError):
+                    return False
+                if pid == os.getpid() or _alive(pid):
+                    return pid == os.getpid()
+                lock.unlink(missing_ok=True)   # the renderer died (a killed run): take the job over
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return True
+        return False
 
     async def _render(self, job_id: str, r: GenerationRequest) -> None:
         spec = self.catalog.get(r.model)
@@ -156,10 +189,12 @@ class LocalProvider:
                         audio_offset=r.audio_offset, native_audio=spec.audio.output and r.audio is None,
                         preset=self.preset, font=self.font)
         out = self._output(job_id)
-        partial = out.with_name(f"{job_id}.part.mp4")
+        partial = out.with_name(f"{job_id}.{uuid.uuid4().hex[:8]}.part.mp4")
         async with self._render_slots:
             try:
                 await asyncio.to_thread(render_clip, clip, partial)
                 os.replace(partial, out)   # a killed render never leaves a half file behind as the output
             except MediaError as exc:
                 self._errors[job_id] = str(exc)
+            finally:
+                (self.jobs_dir / f"{job_id}.render").unlink(missing_ok=True)
