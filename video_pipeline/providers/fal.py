@@ -19,7 +19,7 @@ import httpx
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
+from .http import HttpProvider, callback_url, classify_status
 from .media_inputs import data_uri
 
 STATES = {"IN_QUEUE": JobState.QUEUED, "IN_PROGRESS": JobState.RUNNING, "COMPLETED": JobState.SUCCEEDED,
@@ -186,11 +186,18 @@ class FalProvider(HttpProvider):
                    "cancel_url": f"{response_url}/cancel"}
         return {**rebuilt, **self._returned.get(job_id, {})}
 
+    @staticmethod
+    def event_key(job_id: str) -> str:
+        """fal's webhooks name the request id: the last part of our job id."""
+        return job_id.rstrip("/").rsplit("/", 1)[-1]
+
     async def submit(self, request: GenerationRequest) -> str:
         endpoint = self.endpoint_for(request)
         lifecycle = json.dumps({"expiration_duration_seconds": int(URL_LIFETIME.total_seconds())})
+        hook = callback_url("fal")
         response = await self.request("POST", f"/{endpoint}", json=self.body(request),
-                                      headers={LIFECYCLE_HEADER: lifecycle})
+                                      headers={LIFECYCLE_HEADER: lifecycle},
+                                      params={"fal_webhook": hook} if hook else None)
         submitted = response.json()
         job_id = self._job_id(endpoint, submitted)
         self._returned[job_id] = {k: submitted[k] for k in ("response_url", "status_url", "cancel_url")

@@ -16,7 +16,7 @@ import httpx
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
+from .http import HttpProvider, callback_url, classify_status
 from .media_inputs import mime_type, raw_base64
 
 #: google.rpc.Code values in a finished operation's `error.code`
@@ -88,7 +88,10 @@ class GeminiProvider(HttpProvider):
                             "resolution": request.resolution}
         if request.options.get("negative_prompt"):
             parameters["negativePrompt"] = request.options["negative_prompt"]
-        return {"instances": [instance], "parameters": parameters}
+        body = {"instances": [instance], "parameters": parameters}
+        if hook := callback_url("gemini"):
+            body["webhookConfig"] = {"uris": [hook]}   # Veo's `video.generated` event (beta)
+        return body
 
     async def submit(self, request: GenerationRequest) -> str:
         response = await self.request("POST", f"/v1beta/models/{request.route_model_id}:predictLongRunning",

@@ -29,6 +29,17 @@ def base_url_for(provider: str, default: str) -> str:
     return os.environ.get(f"VIDEO_PIPELINE_{provider.upper()}_BASE_URL", "").strip() or default
 
 
+def callback_url(provider: str, unsigned: bool = False) -> str | None:
+    """Where a provider should deliver webhooks, when VIDEO_PIPELINE_WEBHOOK_URL (the public base URL of
+    `video-pipeline webhooks serve`) is set. Unsigned schemes (MiniMax, Kling) carry the shared token."""
+    base = os.environ.get("VIDEO_PIPELINE_WEBHOOK_URL", "").strip().rstrip("/")
+    if not base:
+        return None
+    url = f"{base}/webhooks/{provider}"
+    token = os.environ.get("VIDEO_PIPELINE_WEBHOOK_TOKEN", "").strip()
+    return f"{url}?token={token}" if unsigned and token else url
+
+
 def retry_after_seconds(response: httpx.Response) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP date), or None."""
     value = response.headers.get("retry-after")

@@ -20,7 +20,7 @@ import jwt
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
+from .http import HttpProvider, callback_url, classify_status
 from .media_inputs import raw_base64
 
 FAMILIES = ("text2video", "image2video")
@@ -116,7 +116,14 @@ class KlingProvider(HttpProvider):
             body["aspect_ratio"] = request.aspect_ratio    # image2video takes its shape from the image
         if request.options.get("negative_prompt"):
             body["negative_prompt"] = request.options["negative_prompt"]
+        if hook := callback_url("kling", unsigned=True):
+            body["callback_url"] = hook   # Kling signs nothing: the URL carries the receiver's token
         return body
+
+    @staticmethod
+    def event_key(job_id: str) -> str:
+        """Kling's callbacks name the task id; our job id also says which family it belongs to."""
+        return job_id.split(":", 1)[-1]
 
     async def submit(self, request: GenerationRequest) -> str:
         """Create the task; `external_task_id` is the job key, suffixed -2, -3 … once a task under it has failed.

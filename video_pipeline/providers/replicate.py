@@ -19,7 +19,7 @@ import httpx
 from ..errors import ProviderError
 from ..media.render import frame_size
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider
+from .http import HttpProvider, callback_url
 from .media_inputs import data_uri
 
 STATES = {"starting": JobState.QUEUED, "processing": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
@@ -95,12 +95,20 @@ class ReplicateProvider(HttpProvider):
             return model[: -len("t2v")] + "i2v"
         return model
 
+    @staticmethod
+    def webhook_fields() -> dict:
+        """Ask Replicate to POST the prediction to our receiver when it completes (Standard Webhooks signed)."""
+        url = callback_url("replicate")
+        return {"webhook": url, "webhook_events_filter": ["completed"]} if url else {}
+
     async def submit(self, request: GenerationRequest) -> str:
         model, _, version = self.model_for(request).partition(":")
         if version:
-            response = await self.request("POST", "/v1/predictions", json={"version": version, **self.body(request)})
+            response = await self.request("POST", "/v1/predictions", json={"version": version, **self.body(request),
+                                                                            **self.webhook_fields()})
         else:
-            response = await self.request("POST", f"/v1/models/{model}/predictions", json=self.body(request))
+            response = await self.request("POST", f"/v1/models/{model}/predictions",
+                                          json={**self.body(request), **self.webhook_fields()})
         return response.json()["id"]
 
     async def poll(self, job_id: str) -> JobStatus:
