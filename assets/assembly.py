@@ -2,11 +2,19 @@
 
 
 import pandas as pd
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue,
-                     Output, asset)
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.stages import Stopwatch, assembled_outputs as assemble
+from video_pipeline.stages import Stopwatch
+from video_pipeline.stages import assembled_outputs as assemble
 
 from .metadata import markdown_table
 from .partitions import campaign_partitions

@@ -2,14 +2,24 @@
 
 
 import pandas as pd
-from dagster import (AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, Failure,
-                     MetadataValue, Output, asset)
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
 
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from resources.storage import ClipStorage
 from video_pipeline.engine import CampaignAborted
-from video_pipeline.stages import Stopwatch, generated_segments as run_generation, job_ledger, stored_clips as store_outputs
+from video_pipeline.stages import Stopwatch, job_ledger
+from video_pipeline.stages import generated_segments as run_generation
+from video_pipeline.stages import stored_clips as store_outputs
 
 from .metadata import latency_by_model, markdown_table, models_used
 from .partitions import campaign_partitions

@@ -6,7 +6,8 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from video_pipeline.intake import INVALID, load_active
-from video_pipeline.stages import Stopwatch, prompt_batches as build_prompt_batches
+from video_pipeline.stages import Stopwatch
+from video_pipeline.stages import prompt_batches as build_prompt_batches
 
 from .metadata import markdown_table
 from .partitions import campaign_partitions

@@ -7,7 +7,8 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from video_pipeline.intake import INVALID, load_active
-from video_pipeline.stages import Stopwatch, routed_job_plans as build_plans
+from video_pipeline.stages import Stopwatch
+from video_pipeline.stages import routed_job_plans as build_plans
 
 from .metadata import markdown_table
 from .partitions import campaign_partitions

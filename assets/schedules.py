@@ -1,8 +1,15 @@
 """The nightly batch: campaigns that asked for `schedule: batch` run off-peak, once per spec version."""
 
 
-from dagster import (DagsterRunStatus, DefaultScheduleStatus, RunRequest, RunsFilter, ScheduleEvaluationContext,
-                     SkipReason, schedule)
+from dagster import (
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    RunRequest,
+    RunsFilter,
+    ScheduleEvaluationContext,
+    SkipReason,
+    schedule,
+)
 
 from resources.pipeline import PipelineConfig
 from video_pipeline.intake import INVALID, load_active

@@ -10,7 +10,7 @@ from tests.conftest import assert_video, write
 from video_pipeline import stages
 from video_pipeline.campaign import load_campaign
 from video_pipeline.catalog import load_catalog
-from video_pipeline.engine import CampaignAborted, JobEngine, run_segments
+from video_pipeline.engine import CampaignAborted
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry

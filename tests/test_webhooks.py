@@ -10,11 +10,11 @@ import hashlib
 import json
 import time
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
-import httpx
 
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT

@@ -15,8 +15,8 @@ from typing import Callable
 from .campaign import resolve_reference
 from .catalog import Catalog
 from .errors import ProviderError
-from .media.render import extract_last_frame
 from .ledger import TAKEN, JobLedger, JobRow
+from .media.render import extract_last_frame
 from .planner import SegmentPlan
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .store import fetch

@@ -17,10 +17,10 @@ from .catalog import Catalog
 from .config import Settings, SettingsError
 from .engine import OUTCOME_COLUMNS, JobEngine, SegmentOutcome, run_segments
 from .errors import MediaError, PlanningError, ProviderError
+from .ledger import JobLedger
 from .media.assemble import SegmentInput, concat
 from .media.probe import probe
 from .media.render import frame_size
-from .ledger import JobLedger
 from .observed import ObservationLog
 from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
 from .providers.base import ProviderRegistry

@@ -16,17 +16,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-import tempfile
-from pathlib import Path
 
-import ffmpeg
 import httpx
 
 from ..errors import ProviderError
-from ..media.ffmpeg import run_graph
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
-from .media_inputs import data_uri, raw_base64
+from .http import BearerKeyProvider, classify_status
+from .media_inputs import audio_segment_uri, data_uri
 
 TASKS = "/api/v3/contents/generations/tasks"
 STATES = {"queued": JobState.QUEUED, "running": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
@@ -63,17 +59,10 @@ def _error(body: object) -> tuple[str, str]:
     return str(error.get("code") or ""), str(error.get("message") or "")
 
 
-class ArkProvider(HttpProvider):
+class ArkProvider(BearerKeyProvider):
     name = "ark"
     default_base_url = "https://ark.ap-southeast.bytepluses.com"
     env_keys = ("ARK_API_KEY",)
-
-    def __init__(self, api_key: str, **kw):
-        super().__init__(**kw)
-        self._api_key = api_key
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}"}
 
     def error_message(self, response: httpx.Response) -> str:
         try:
@@ -126,11 +115,7 @@ class ArkProvider(HttpProvider):
     @staticmethod
     def audio_reference(request: GenerationRequest, seconds: float) -> str:
         """The segment's own stretch of the soundtrack (from `audio_offset`), as a WAV data URI."""
-        with tempfile.TemporaryDirectory(prefix="vp-ark-") as tmp:
-            out = Path(tmp) / "reference.wav"
-            sound = ffmpeg.input(str(request.audio), ss=f"{request.audio_offset:.3f}", t=f"{seconds:.3f}").audio
-            run_graph(ffmpeg.output(sound, str(out), acodec="pcm_s16le", ar=44100, ac=2), what="Ark audio reference")
-            return f"data:audio/wav;base64,{raw_base64(out)}"
+        return audio_segment_uri(request.audio, request.audio_offset, seconds)
 
     async def submit(self, request: GenerationRequest) -> str:
         body = await asyncio.to_thread(self.body, request)

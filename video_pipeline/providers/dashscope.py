@@ -7,6 +7,7 @@ Auth: `Authorization: Bearer $DASHSCOPE_API_KEY`. The legacy `input`/`parameters
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import httpx
@@ -14,8 +15,8 @@ import httpx
 from ..errors import ProviderError
 from ..media.render import frame_size
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
-from .media_inputs import data_uri
+from .http import BearerKeyProvider, classify_status
+from .media_inputs import audio_segment_uri, data_uri
 
 STATES = {"PENDING": JobState.QUEUED, "SUSPENDED": JobState.QUEUED, "RUNNING": JobState.RUNNING,
           "SUCCEEDED": JobState.SUCCEEDED, "FAILED": JobState.FAILED, "UNKNOWN": JobState.FAILED,
@@ -26,17 +27,10 @@ FATAL_CODES = {"InvalidApiKey", "Arrearage", "AccessDenied"}
 URL_LIFETIME = dt.timedelta(hours=24)
 
 
-class DashScopeProvider(HttpProvider):
+class DashScopeProvider(BearerKeyProvider):
     name = "dashscope"
     default_base_url = "https://dashscope-intl.aliyuncs.com"
     env_keys = ("DASHSCOPE_API_KEY",)
-
-    def __init__(self, api_key: str, **kw):
-        super().__init__(**kw)
-        self._api_key = api_key
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}"}
 
     def error_message(self, response: httpx.Response) -> str:
         try:
@@ -72,7 +66,7 @@ class DashScopeProvider(HttpProvider):
         if request.video is not None:
             inputs["reference_video_urls"] = [data_uri(request.video)]
         if request.audio is not None:
-            inputs["audio_url"] = data_uri(request.audio)
+            inputs["audio_url"] = audio_segment_uri(request.audio, request.audio_offset, request.seconds)
         parameters = {"size": f"{width}*{height}", "duration": int(request.seconds), "prompt_extend": False,
                       "watermark": False}
         if request.options.get("shot_type"):
@@ -80,8 +74,9 @@ class DashScopeProvider(HttpProvider):
         return {"model": self.model_for(request), "input": inputs, "parameters": parameters}
 
     async def submit(self, request: GenerationRequest) -> str:
+        body = await asyncio.to_thread(self.body, request)   # reads and cuts input files: off the event loop
         response = await self.request("POST", "/api/v1/services/aigc/video-generation/video-synthesis",
-                                      json=self.body(request), headers={"X-DashScope-Async": "enable"})
+                                      json=body, headers={"X-DashScope-Async": "enable"})
         return response.json()["output"]["task_id"]
 
     async def poll(self, job_id: str) -> JobStatus:

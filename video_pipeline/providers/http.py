@@ -158,3 +158,14 @@ class HttpProvider(abc.ABC):
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+class BearerKeyProvider(HttpProvider):
+    """An adapter authenticated by one API key sent as `Authorization: Bearer <key>`."""
+
+    def __init__(self, api_key: str, **kw):
+        super().__init__(**kw)
+        self._api_key = api_key
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}

@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, RetryableHTTPError, callback_url, classify_status
+from .http import BearerKeyProvider, RetryableHTTPError, callback_url, classify_status
 from .media_inputs import data_uri
 
 STATES = {"Preparing": JobState.QUEUED, "Queueing": JobState.QUEUED, "Processing": JobState.RUNNING,
@@ -53,17 +53,10 @@ class BaseRespRetryable(RetryableHTTPError):
     """A retryable `base_resp` code on an HTTP 200 answer (e.g. 1002 rate limit)."""
 
 
-class MiniMaxProvider(HttpProvider):
+class MiniMaxProvider(BearerKeyProvider):
     name = "minimax"
     default_base_url = "https://api.minimax.io"
     env_keys = ("MINIMAX_API_KEY",)
-
-    def __init__(self, api_key: str, **kw):
-        super().__init__(**kw)
-        self._api_key = api_key
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}"}
 
     def error_message(self, response: httpx.Response) -> str:
         try:

@@ -19,7 +19,7 @@ import httpx
 from ..errors import ProviderError
 from ..media.render import frame_size
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, callback_url
+from .http import BearerKeyProvider, callback_url
 from .media_inputs import data_uri
 
 STATES = {"starting": JobState.QUEUED, "processing": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
@@ -33,17 +33,10 @@ URL_LIFETIME = dt.timedelta(hours=1)
 IMAGE_FIELDS = {"kwaivgi": "start_image", "minimax": "first_frame_image"}
 
 
-class ReplicateProvider(HttpProvider):
+class ReplicateProvider(BearerKeyProvider):
     name = "replicate"
     default_base_url = "https://api.replicate.com"
     env_keys = ("REPLICATE_API_TOKEN",)
-
-    def __init__(self, api_token: str, **kw):
-        super().__init__(**kw)
-        self._api_token = api_token
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_token}"}
 
     # Classification is by status alone (the inherited `error_kind`): 401 bad token and 402 "Insufficient credit"
     # stop the campaign, 404/422 (unknown model, input validation failed) end this model, 429 and 5xx are retried.

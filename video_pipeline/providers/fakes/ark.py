@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
+from .faults import download_route, injected
 from .jobs import JobBook
 
 TASKS = "/api/v3/contents/generations/tasks"
@@ -148,16 +148,9 @@ def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
             job.meta["deleted"] = True
         return JSONResponse({})
 
-    async def download(request: Request) -> Response:
-        book.requests.append(("GET", request.url.path))
-        job = book.get(request.path_params["job_id"])
-        if job is None:
-            return Response(status_code=404)
-        return serve_video(book, job, book.faults.take("download"))
-
     return Starlette(routes=[
         Route(TASKS, submit, methods=["POST"]),
         Route(TASKS + "/{task_id}", get, methods=["GET"]),
         Route(TASKS + "/{task_id}", delete, methods=["DELETE"]),
-        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+        download_route(book),
     ])

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
+from .faults import download_route, injected
 from .jobs import JobBook
 
 STATUS = {"queued": "PENDING", "running": "RUNNING", "succeeded": "SUCCEEDED", "failed": "FAILED",
@@ -89,16 +89,9 @@ def create_app(book: JobBook, api_key: str = "test-dashscope-key") -> Starlette:
         job.canceled = True
         return JSONResponse({"request_id": str(uuid.uuid4())})
 
-    async def download(request: Request) -> Response:
-        book.requests.append(("GET", request.url.path))
-        job = book.get(request.path_params["job_id"])
-        if job is None:
-            return Response(status_code=404)
-        return serve_video(book, job, book.faults.take("download"))
-
     return Starlette(routes=[
         Route("/api/v1/services/aigc/video-generation/video-synthesis", submit, methods=["POST"]),
         Route("/api/v1/tasks/{task_id}", task, methods=["GET"]),
         Route("/api/v1/tasks/{task_id}/cancel", cancel, methods=["POST"]),
-        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+        download_route(book),
     ])

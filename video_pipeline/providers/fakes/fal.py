@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
+from .faults import download_route, injected
 from .jobs import FakeJob, JobBook
 
 STATUS = {"queued": "IN_QUEUE", "running": "IN_PROGRESS", "succeeded": "COMPLETED", "failed": "COMPLETED",
@@ -142,15 +142,8 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
         job.canceled = True
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
-    async def download(request: Request) -> Response:
-        book.requests.append(("GET", request.url.path))
-        job = book.get(request.path_params["job_id"])
-        if job is None:
-            return Response(status_code=404)
-        return serve_video(book, job, book.faults.take("download"))
-
     app = Starlette(routes=[
-        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+        download_route(book),
         Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
         Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
         Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),

@@ -67,3 +67,17 @@ class TruncatedBody(Response):
                     "headers": [(b"content-type", b"video/mp4"), (b"content-length", str(len(self.data)).encode())]})
         await send({"type": "http.response.body", "body": self.data[: len(self.data) // 2], "more_body": True})
         raise ConnectionResetError("fake: download truncated")
+
+
+def download_route(book: JobBook, path: str = "/files/{job_id}.mp4"):
+    """The fakes' shared result download: the job's real MP4, or its injected fault (expired, truncated)."""
+    from starlette.routing import Route
+
+    async def download(request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        job = book.get(request.path_params["job_id"])
+        if job is None:
+            return Response(status_code=404)
+        return serve_video(book, job, book.faults.take("download"))
+
+    return Route(path, download, methods=["GET"])

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
+from .faults import download_route, injected
 from .jobs import JobBook
 
 STATUS = {"queued": "submitted", "running": "processing", "succeeded": "succeed", "failed": "failed"}
@@ -144,17 +144,10 @@ def create_app(book: JobBook, access_key: str = "test-kling-access-key-012345678
         shown = newest[(page - 1) * size: page * size]
         return JSONResponse(_envelope(0, "SUCCEED", [task_json(j, str(request.base_url)) for j in shown]))
 
-    async def download(request: Request) -> Response:
-        book.requests.append(("GET", request.url.path))
-        job = book.get(request.path_params["job_id"])
-        if job is None:
-            return Response(status_code=404)
-        return serve_video(book, job, book.faults.take("download"))
-
     return Starlette(routes=[
         Route("/v1/videos/text2video", submit, methods=["POST"]),
         Route("/v1/videos/image2video", submit, methods=["POST"]),
         Route("/v1/videos/{family:str}", task_list, methods=["GET"]),
         Route("/v1/videos/{family:str}/{task_id}", task, methods=["GET"]),
-        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+        download_route(book),
     ])

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
+from .faults import download_route, injected
 from .jobs import FaultPlan, JobBook
 
 FAILURES = {"fail-policy": (1027, "output new_sensitive"),
@@ -114,16 +114,9 @@ def create_app(book: JobBook, api_key: str = "test-minimax-key") -> Starlette:
                                       "purpose": "video_generation", "download_url": url},
                              "base_resp": _base()})
 
-    async def download(request: Request) -> Response:
-        book.requests.append(("GET", request.url.path))
-        job = book.get(request.path_params["job_id"])
-        if job is None:
-            return Response(status_code=404)
-        return serve_video(book, job, book.faults.take("download"))
-
     return Starlette(routes=[
         Route("/v1/video_generation", submit, methods=["POST"]),
         Route("/v1/query/video_generation", query, methods=["GET"]),
         Route("/v1/files/retrieve", retrieve, methods=["GET"]),
-        Route("/download/{job_id}.mp4", download, methods=["GET"]),
+        download_route(book, "/download/{job_id}.mp4"),
     ])

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
+from .faults import download_route, injected
 from .jobs import FakeJob, JobBook
 
 STATUS = {"queued": "starting", "running": "processing", "succeeded": "succeeded", "failed": "failed",
@@ -120,19 +120,12 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
             job.canceled = True
         return JSONResponse(prediction(request, job))
 
-    async def download(request: Request) -> Response:
-        book.requests.append(("GET", request.url.path))
-        job = book.get(request.path_params["job_id"])
-        if job is None:
-            return Response(status_code=404)
-        return serve_video(book, job, book.faults.take("download"))
-
     app = Starlette(routes=[
         Route("/v1/models/{owner}/{name}/predictions", create_for_model, methods=["POST"]),
         Route("/v1/predictions", create_for_version, methods=["POST"]),
         Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),
         Route("/v1/predictions/{prediction_id}/cancel", cancel, methods=["POST"]),
-        Route("/files/{job_id}.mp4", download, methods=["GET"]),
+        download_route(book),
     ])
     app.state.seen = seen
     return app
