@@ -38,3 +38,17 @@ def test_engine_package_imports_no_dagster():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_readme_documents_every_variable_the_project_reads():
+    import re
+
+    from video_pipeline.config import VARIABLES
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    code = "\n".join(p.read_text() for p in (PROJECT_ROOT / "video_pipeline").rglob("*.py"))
+    read = set(re.findall(r"VIDEO_PIPELINE_[A-Z0-9_]+", code)) - {"VIDEO_PIPELINE_"}
+    listed = {v for v in read if v in readme or v.replace("_FILE", "") in readme}
+    missing = sorted(v for v in read - listed if not v.endswith("_BASE_URL"))
+    assert missing == [], f"README does not document {missing}"
+    assert set(VARIABLES) <= set(re.findall(r"VIDEO_PIPELINE_[A-Z0-9_]+", readme))

@@ -23,6 +23,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_FONT": ("bundled DejaVu Sans", "font file for text drawn by the local provider"),
     "VIDEO_PIPELINE_SEED": ("0", "seed for the local provider's simulated latencies"),
     "VIDEO_PIPELINE_WEBHOOKS": ("0", "1: the engine also wakes on webhook deliveries written to the ledger (polling stays on)"),
+    "VIDEO_PIPELINE_WEBHOOK_URL": ("unset", "public base URL of `webhooks serve`; adapters register it with providers"),
+    "VIDEO_PIPELINE_WEBHOOK_TOKEN": ("unset", "shared token for providers that sign nothing (MiniMax, Kling)"),
+    "VIDEO_PIPELINE_FAL_JWKS_URL": ("fal's JWKS", "keys that verify fal's webhook signatures (or _FILE for a file)"),
     "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),
 }
 
