@@ -45,6 +45,7 @@ def registry_for(fleet, catalog, wrong_key: bool = False) -> ProviderRegistry:
             keys[required_keys(name)[0]], base_url=server.url)
         adapter.latency_scale = 0.01          # the fakes finish in 0.3 s: poll on a scaled schedule
         adapter.backoff_base = 0.01
+        adapter.stuck_grace_seconds = 1.0     # a stuck fake job is given up on within seconds
         providers[name] = adapter
     return ProviderRegistry(catalog, providers)
 

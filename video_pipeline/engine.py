@@ -362,7 +362,8 @@ class JobEngine:
         # a resumed job picks up its schedule where it was: real seconds since it was submitted
         waited = self.ledger.seconds_since_submitted(row_id) if self.ledger is not None and row_id else 0.0
         started = time.monotonic() - waited
-        deadline = started + (self.poll.timeout_factor * p95 + 30) * min(scale, 1.0)
+        # stuck: past timeout_factor x p95 of provider time, plus the provider's grace in real seconds
+        deadline = started + self.poll.timeout_factor * p95 * scale + getattr(provider, "stuck_grace_seconds", 30.0)
         next_at = self.poll.first_poll(p50, p95)
         event_key = getattr(provider, "event_key", lambda j: j)(job_id)
         while True:

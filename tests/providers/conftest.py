@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,31 @@ async def poll_until_terminal(adapter, job_id: str, timeout: float = 20.0, inter
 
 
 @pytest.fixture
-def book(tmp_path: Path) -> JobBook:
-    return JobBook(latency=0.4, work_dir=tmp_path / "fake-work")
+def latency() -> float:
+    """Seconds a fake job takes; a test file overrides this fixture to run shorter jobs."""
+    return 0.4
+
+
+@pytest.fixture
+def book(tmp_path: Path, latency: float) -> JobBook:
+    return JobBook(latency=latency, work_dir=tmp_path / "fake-work")
 
 
 def serve(app) -> FakeServer:
     return FakeServer(app).start()
+
+
+# A provider's test file defines its fake as the fixture `app`, and `adapter(server, **keys)` building its adapter
+# against a server; `server` and `connect` below do the rest.
+
+@pytest.fixture
+def server(app):
+    """The test file's fake (its `app` fixture) served on loopback for one test."""
+    with FakeServer(app) as srv:
+        yield srv
+
+
+@pytest.fixture
+def connect(request, server):
+    """A factory of fresh adapters against `server`: the test file's `adapter(server, **keys)`, server bound."""
+    return partial(request.module.adapter, server)

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
+from functools import partial
 
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import poll_until_terminal, request
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_POLL_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_terminal_before_any_call,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    cancel_stuck_then_pending,
+    fast_retries,
+    run_to_terminal,
+    submit_once,
+    using,
+)
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.ark import ArkProvider
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes.ark import create_app
-from video_pipeline.store import fetch
 
 KEY = "test-ark-key"
 MODEL = "dreamina-seedance-2-0-260128"
@@ -25,41 +41,27 @@ MEDIA = PROJECT_ROOT / "data" / "samples" / "media"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def adapter(server, key: str = KEY) -> ArkProvider:
-    a = ArkProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(ArkProvider(key, base_url=server.url))
 
 
 def seedance(job_key: str = "k1", **kw):
     return request(job_key, **{"route_model_id": "seedance-2-0", "seconds": 4, **kw})
 
 
-async def submit_and_finish(server, req=None):
-    a = adapter(server)
-    try:
-        return await poll_until_terminal(a, await a.submit(req or seedance()))
-    finally:
-        await a.aclose()
-
-
-def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(server, book, tmp_path):
-    status, seen = run(submit_and_finish(server))
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, tmp_path):
+    outcome = run_to_terminal(connect, seedance())
+    status = outcome.status
     assert 0 <= status.latency_seconds <= 1          # Ark stamps tasks in whole Unix seconds
     to_expiry = status.url_expires_at - dt.datetime.now(dt.timezone.utc)
     assert dt.timedelta(hours=23, minutes=59) < to_expiry <= dt.timedelta(hours=24)
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(4, abs=0.1)
-    [job] = book.jobs.values()
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=4)
     assert (job.meta["model"], job.meta["ratio"], job.meta["resolution"], job.seconds) == (MODEL, "16:9", "720p", 4.0)
-    assert book.total_submissions == 1
 
 
 def test_request_body_puts_duration_ratio_and_resolution_at_the_top_level():
@@ -92,19 +94,16 @@ def test_audio_becomes_a_reference_cut_from_the_segments_offset(tmp_path, offset
     assert info.audio_codec == "pcm_s16le" and info.duration == pytest.approx(expected, abs=0.05)
 
 
-def test_image_and_audio_references_are_accepted_by_the_service(server, book):
+def test_image_and_audio_references_are_accepted_by_the_service(connect, book):
     req = seedance(seconds=5, image=MEDIA / "bottle.png", audio=MEDIA / "beat.m4a", audio_offset=1.0)
-    status, _ = run(submit_and_finish(server, req))
-    assert status.state == JobState.SUCCEEDED
+    assert run_to_terminal(connect, req).status.state == JobState.SUCCEEDED
     [job] = book.jobs.values()
     assert job.meta["roles"] == ["reference_image", "reference_audio"]
 
 
 @pytest.mark.parametrize("kw", [dict(audio=MEDIA / "beat.m4a"), dict(video=MEDIA / "street.mp4")])
 def test_inputs_ark_cannot_take_are_refused_before_anything_is_sent(kw):
-    with pytest.raises(ProviderError) as exc:
-        ArkProvider("k").body(seedance(**kw))
-    assert exc.value.kind == ProviderError.TERMINAL
+    assert_terminal_before_any_call(lambda: ArkProvider("k").body(seedance(**kw)))
 
 
 @pytest.mark.parametrize("content, message", [
@@ -123,50 +122,22 @@ def test_the_fake_refuses_reference_combinations_ark_refuses(server, book, conte
     assert book.total_submissions == 0
 
 
-def test_an_unknown_model_id_is_terminal(server, book):
-    async def go():
-        a = adapter(server)
-        try:
-            await a.submit(seedance(route_model_id="seedance-9-0"))
-        finally:
-            await a.aclose()
-
+def test_an_unknown_model_id_is_terminal(connect, book):
     with pytest.raises(ProviderError) as exc:
-        run(go())
+        submit_once(connect, seedance(route_model_id="seedance-9-0"))
     assert exc.value.kind == ProviderError.TERMINAL and "InvalidEndpointOrModel.NotFound" in str(exc.value)
     assert [p for _, p in book.requests] == [TASKS]
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(seedance())
-        finally:
-            await a.aclose()
-
-    task_id = run(go())
-    assert task_id.removeprefix("cgt-") in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"].count(TASKS) == 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, seedance(), book, fault, submit_path=TASKS,
+                                          book_id=lambda task_id: task_id.removeprefix("cgt-"))
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "reset"])
-def test_transient_poll_faults_are_retried(server, book, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            task_id = await a.submit(seedance())
-            book.faults.add("poll", fault)
-            return await poll_until_terminal(a, task_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED
+@pytest.mark.parametrize("fault", TRANSIENT_POLL_FAULTS)
+def test_transient_poll_faults_are_retried(connect, book, fault):
+    assert_transient_poll_fault_retried(connect, seedance(), book, fault)
 
 
 @pytest.mark.parametrize("fault, kind, code", [
@@ -174,70 +145,37 @@ def test_transient_poll_faults_are_retried(server, book, fault):
     ("fail-invalid", ProviderError.TERMINAL, "InvalidParameter"),
     ("fail-retryable", ProviderError.RETRYABLE, "InternalServiceError"),
 ])
-def test_failed_tasks_carry_the_providers_code_and_are_classified(server, book, fault, kind, code):
-    book.faults.add("job", fault)
-    status, _ = run(submit_and_finish(server))
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert code in status.error
+def test_failed_tasks_carry_the_providers_code_and_are_classified(connect, book, fault, kind, code):
+    assert_failed_job_is_classified(connect, seedance(), book, fault, kind=kind, says=code)
 
 
-def test_stuck_task_stays_running_and_only_a_queued_task_is_cancelled(server, book):
-    book.faults.add("job", "stuck")
-
-    async def go():
-        a = adapter(server)
-        try:
-            stuck = await a.submit(seedance("a"))
-            await asyncio.sleep(0.6)
-            still = (await a.poll(stuck)).state
-            refused = await a.cancel(stuck)              # running: no DELETE is sent
-            queued = await a.submit(seedance("b", prompt="other"))
-            accepted = await a.cancel(queued)
-            return still, refused, accepted, (await a.poll(queued)).state, queued
-        finally:
-            await a.aclose()
-
-    still, refused, accepted, after, queued = run(go())
-    assert (still, refused, accepted, after) == (JobState.RUNNING, False, True, JobState.CANCELED)
-    assert [p for m, p in book.requests if m == "DELETE"] == [f"{TASKS}/{queued}"]
+def test_stuck_task_stays_running_and_only_a_queued_task_is_cancelled(connect, book):
+    cancels = cancel_stuck_then_pending(connect, book, seedance("a"), seedance("b", prompt="other"))
+    # running: no DELETE is sent for the stuck task; the queued one is deleted
+    assert (cancels.still, cancels.refused, cancels.accepted, cancels.after.state) == (JobState.RUNNING, False, True,
+                                                                                      JobState.CANCELED)
+    assert [p for m, p in book.requests if m == "DELETE"] == [f"{TASKS}/{cancels.pending_id}"]
 
 
-def test_cancel_never_deletes_a_finished_task(server, book):
-    async def go():
-        a = adapter(server)
-        try:
-            task_id = await a.submit(seedance())
-            await poll_until_terminal(a, task_id)
-            return await a.cancel(task_id), (await a.poll(task_id)).state
-        finally:
-            await a.aclose()
+def test_cancel_never_deletes_a_finished_task(connect, book):
+    async def scenario(a):
+        task_id = await a.submit(seedance())
+        await poll_until_terminal(a, task_id)
+        return await a.cancel(task_id), (await a.poll(task_id)).state
 
-    assert run(go()) == (False, JobState.SUCCEEDED)
+    assert using(connect, scenario) == (False, JobState.SUCCEEDED)
     assert "DELETE" not in [m for m, _ in book.requests]
 
 
-def test_wrong_key_is_fatal_with_the_providers_401(server, book):
-    async def go():
-        a = adapter(server, key="wrong-secret")
-        try:
-            await a.submit(seedance())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "AuthenticationError" in str(exc.value)
-    assert "wrong-secret" not in str(exc.value)
-    assert book.total_submissions == 0
+def test_wrong_key_is_fatal_with_the_providers_401(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong-secret"), seedance()), book,
+                              secrets=["wrong-secret"], says=["401", "AuthenticationError"])
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    status, _ = run(submit_and_finish(server))
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, seedance())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 def _task(status: str, **kw) -> dict:

@@ -2,51 +2,50 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import request
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_POLL_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    cancel_stuck_then_pending,
+    fast_retries,
+    run_to_terminal,
+    submit_once,
+)
 from video_pipeline.errors import ProviderError
-from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.dashscope import DashScopeProvider
 from video_pipeline.providers.fakes.dashscope import create_app
-from video_pipeline.store import fetch
 
 KEY = "test-dashscope-key"
+SUBMIT = "/api/v1/services/aigc/video-generation/video-synthesis"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def adapter(server, key: str = KEY) -> DashScopeProvider:
-    a = DashScopeProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(DashScopeProvider(key, base_url=server.url))
 
 
-def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(server, book, tmp_path):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(request(route_model_id="wan2.6-t2v", options={"shot_type": "multi"}))
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, seen = run(go())
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
-    assert status.latency_seconds == pytest.approx(0.4, abs=0.05)
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(2, abs=0.1)
-    [job] = book.jobs.values()
+def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, tmp_path):
+    outcome = run_to_terminal(connect, request(route_model_id="wan2.6-t2v", options={"shot_type": "multi"}))
+    assert outcome.status.latency_seconds == pytest.approx(0.4, abs=0.05)
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=2)
     assert job.meta["model"] == "wan2.6-t2v"
-    assert book.total_submissions == 1
 
 
 def test_request_body_follows_the_legacy_protocol():
@@ -56,36 +55,14 @@ def test_request_body_follows_the_legacy_protocol():
                                    "shot_type": "multi"}}
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(request())
-        finally:
-            await a.aclose()
-
-    job_id = run(go())
-    assert job_id in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"].count("/api/v1/services/aigc/video-generation/video-synthesis") == 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, request(), book, fault, submit_path=SUBMIT)
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "reset"])
-def test_transient_poll_faults_are_retried(server, book, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(request())
-            book.faults.add("poll", fault)
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED
+@pytest.mark.parametrize("fault", TRANSIENT_POLL_FAULTS)
+def test_transient_poll_faults_are_retried(connect, book, fault):
+    assert_transient_poll_fault_retried(connect, request(), book, fault)
 
 
 @pytest.mark.parametrize("fault, kind, code", [
@@ -93,69 +70,26 @@ def test_transient_poll_faults_are_retried(server, book, fault):
     ("fail-invalid", ProviderError.TERMINAL, "InvalidParameter"),
     ("fail-retryable", ProviderError.RETRYABLE, "InternalError"),
 ])
-def test_failed_tasks_carry_the_providers_code_and_are_classified(server, book, fault, kind, code):
-    book.faults.add("job", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await poll_until_terminal(a, await a.submit(request()))
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert code in status.error
+def test_failed_tasks_carry_the_providers_code_and_are_classified(connect, book, fault, kind, code):
+    assert_failed_job_is_classified(connect, request(), book, fault, kind=kind, says=code)
 
 
-def test_stuck_task_stays_running_and_can_be_cancelled_only_while_pending(server, book):
-    book.faults.add("job", "stuck")
-
-    async def go():
-        a = adapter(server)
-        try:
-            stuck = await a.submit(request("a"))
-            await asyncio.sleep(0.6)
-            still = (await a.poll(stuck)).state
-            refused = await a.cancel(stuck)            # RUNNING: DashScope refuses
-            pending = await a.submit(request("b", prompt="other"))
-            accepted = await a.cancel(pending)
-            return still, refused, accepted, (await a.poll(pending)).state
-        finally:
-            await a.aclose()
-
-    assert run(go()) == (JobState.RUNNING, False, True, JobState.CANCELED)
+def test_stuck_task_stays_running_and_can_be_cancelled_only_while_pending(connect, book):
+    cancels = cancel_stuck_then_pending(connect, book, request("a"), request("b", prompt="other"))
+    # RUNNING: DashScope refuses; PENDING: it cancels
+    assert (cancels.still, cancels.refused, cancels.accepted, cancels.after.state) == (JobState.RUNNING, False, True,
+                                                                      JobState.CANCELED)
 
 
-def test_wrong_key_is_fatal_with_the_providers_401(server, book):
-    async def go():
-        a = adapter(server, key="wrong")
-        try:
-            await a.submit(request())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "InvalidApiKey" in str(exc.value)
-    assert "wrong" not in str(exc.value)        # the key never appears in errors
-    assert book.total_submissions == 0
+def test_wrong_key_is_fatal_with_the_providers_401(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong"), request()), book,
+                              secrets=["wrong"], says=["401", "InvalidApiKey"])
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    async def go():
-        a = adapter(server)
-        try:
-            return await poll_until_terminal(a, await a.submit(request()))
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, request())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 @pytest.mark.parametrize("payload, state, kind", [

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import httpx
 import pytest
 
 from tests.providers.conftest import request as video_request
-from tests.providers.conftest import run, serve
+from tests.providers.contract import (
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_transient_tts_fault_retried,
+    assert_unknown_voice_is_terminal,
+    assert_video_job_protocol_refused,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    synthesize_once,
+)
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.elevenlabs import ElevenLabsProvider, word_timings
@@ -21,22 +31,12 @@ PATH = f"/v1/text-to-speech/{VOICE}/with-timestamps"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
-def speak(server, req: TtsRequest, dest, key: str = KEY):
-    async def go():
-        a = ElevenLabsProvider(key, base_url=server.url)
-        a.backoff_base = 0.01
-        try:
-            return await a.synthesize(req, dest)
-        finally:
-            await a.aclose()
-
-    return run(go())
+def adapter(server, key: str = KEY) -> ElevenLabsProvider:
+    return fast_retries(ElevenLabsProvider(key, base_url=server.url))
 
 
 def tts(text: str = TEXT, **kw) -> TtsRequest:
@@ -49,9 +49,9 @@ def assert_monotonic(timings: list[WordTiming]) -> None:
         assert before.start_seconds <= before.end_seconds <= after.start_seconds <= after.end_seconds
 
 
-def test_synthesize_decodes_real_mp3_and_times_every_word(server, book, tmp_path):
+def test_synthesize_decodes_real_mp3_and_times_every_word(connect, book, tmp_path):
     dest = tmp_path / "narration" / "v1.mp3"
-    result = speak(server, tts(), dest)
+    result = synthesize_once(connect, tts(), dest)
     info = probe(dest)
     assert info.audio_codec is not None and info.width is None
     assert result.path == dest and result.duration_seconds == pytest.approx(info.duration)
@@ -82,8 +82,9 @@ def test_request_body_and_output_format():
     assert isinstance(a, TtsProvider)
 
 
-def test_language_and_opus_reach_the_api_in_a_form_it_accepts(server, book, tmp_path):
-    result = speak(server, tts("Guten Abend, Hamburg.", language="de", response_format="opus"), tmp_path / "de.ogg")
+def test_language_and_opus_reach_the_api_in_a_form_it_accepts(connect, book, tmp_path):
+    result = synthesize_once(connect, tts("Guten Abend, Hamburg.", language="de", response_format="opus"),
+                             tmp_path / "de.ogg")
     assert probe(result.path).audio_codec == "opus"
     assert [t.text for t in result.timings] == ["Guten", "Abend,", "Hamburg."]
     [job] = book.jobs.values()
@@ -102,39 +103,27 @@ def test_word_timings_follow_the_character_alignment_and_stay_monotonic():
     assert word_timings([], [], []) == []
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_faults_are_retried_and_synthesize_once(server, book, tmp_path, fault):
-    book.faults.add("submit", fault)
-    result = speak(server, tts(), tmp_path / "n.mp3")
-    assert probe(result.path).duration == pytest.approx(spoken_seconds(TEXT), abs=0.1)
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_faults_are_retried_and_synthesize_once(connect, book, tmp_path, fault):
+    result = assert_transient_tts_fault_retried(connect, tts(), book, tmp_path / "n.mp3", fault, path=PATH)
     assert len(result.timings) == len(TEXT.split())
-    assert book.total_submissions == 1
-    assert book.requests == [("POST", PATH)] * 2
 
 
-def test_wrong_key_is_fatal_and_the_key_never_appears(server, book, tmp_path):
-    with pytest.raises(ProviderError) as exc:
-        speak(server, tts(), tmp_path / "n.mp3", key="wrong-eleven-secret")
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "invalid_api_key" in str(exc.value)
-    assert "wrong-eleven-secret" not in str(exc.value)
-    assert book.total_submissions == 0 and not (tmp_path / "n.mp3").exists()
+def test_wrong_key_is_fatal_and_the_key_never_appears(connect, book, tmp_path):
+    wrong = partial(connect, key="wrong-eleven-secret")
+    assert_wrong_key_is_fatal(lambda: synthesize_once(wrong, tts(), tmp_path / "n.mp3"), book,
+                              secrets=["wrong-eleven-secret"], says=["401", "invalid_api_key"])
+    assert not (tmp_path / "n.mp3").exists()
 
 
-def test_an_unknown_voice_is_terminal_and_not_retried(server, book, tmp_path):
-    with pytest.raises(ProviderError) as exc:
-        speak(server, tts(voice="no-such-voice"), tmp_path / "n.mp3")
-    assert exc.value.kind == ProviderError.TERMINAL
-    assert "voice_not_found" in str(exc.value)
+def test_an_unknown_voice_is_terminal_and_not_retried(connect, book, tmp_path):
+    message = assert_unknown_voice_is_terminal(connect, tts(voice="no-such-voice"), tmp_path / "n.mp3")
+    assert "voice_not_found" in message
     assert book.requests == [("POST", "/v1/text-to-speech/no-such-voice/with-timestamps")]
 
 
 def test_the_video_job_protocol_is_refused():
-    a = ElevenLabsProvider("k")
-    for call in (a.submit(video_request()), a.poll("job-1")):
-        with pytest.raises(ProviderError, match="synthesize") as exc:
-            run(call)
-        assert exc.value.kind == ProviderError.TERMINAL
+    assert_video_job_protocol_refused(ElevenLabsProvider("k"), video_request())
 
 
 @pytest.mark.parametrize("status, body, kind, text", [

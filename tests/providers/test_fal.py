@@ -2,70 +2,68 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import json
 from dataclasses import replace
+from functools import partial
 
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import poll_until_terminal, request, serve
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    cancel_stuck_then_pending,
+    fast_retries,
+    finish,
+    run_to_terminal,
+    submit_once,
+    using,
+)
 from video_pipeline.errors import ProviderError
-from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes.fal import create_app
 from video_pipeline.providers.fakes.jobs import JobBook
 from video_pipeline.providers.fal import URL_LIFETIME, FalProvider
-from video_pipeline.store import fetch
 
 KEY = "test-fal-key"
 VEO = "fal-ai/veo3.1/fast"
 
 
 @pytest.fixture
-def book(tmp_path) -> JobBook:
-    return JobBook(latency=0.3, work_dir=tmp_path / "fake-work")
+def latency() -> float:
+    return 0.3
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def adapter(server, key: str = KEY) -> FalProvider:
-    a = FalProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(FalProvider(key, base_url=server.url))
 
 
 def veo(job_key: str = "k1", **kw):
     return request(job_key, route_model_id=VEO, **kw)
 
 
-async def finish(a: FalProvider, req=None):
-    return await poll_until_terminal(a, await a.submit(req or veo()))
-
-
-def test_happy_path_uses_the_returned_urls_without_the_subpath_and_downloads_a_real_mp4(server, book, tmp_path):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(veo())
-            return job_id, await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    job_id, (status, seen) = run(go())
-    [job] = book.jobs.values()
-    assert job_id == f"fal-ai/veo3.1/requests/{job.id}"
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+def test_happy_path_uses_the_returned_urls_without_the_subpath_and_downloads_a_real_mp4(connect, server, book,
+                                                                                        tmp_path):
+    outcome = run_to_terminal(connect, veo())
+    status = outcome.status
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=2)
+    assert outcome.job_id == f"fal-ai/veo3.1/requests/{job.id}"
     assert status.output_url.startswith(f"{server.url}/files/{job.id}.mp4")
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(2, abs=0.1)
     expected_expiry = dt.datetime.now(dt.timezone.utc) + URL_LIFETIME
     assert abs((status.url_expires_at - expected_expiry).total_seconds()) < 30
     paths = [p for _, p in book.requests]
@@ -75,23 +73,13 @@ def test_happy_path_uses_the_returned_urls_without_the_subpath_and_downloads_a_r
     assert not any("/fast/requests" in p for p in paths)
     assert set(server.app.state.seen["status_queries"]) == {"logs=1"}
     assert json.loads(server.app.state.seen["lifecycle"][0]) == {"expiration_duration_seconds": 7 * 24 * 3600}
-    assert job.meta["model"] == VEO and book.total_submissions == 1
+    assert job.meta["model"] == VEO
 
 
-def test_a_job_id_alone_is_enough_to_poll_after_a_restart(server, book):
-    async def go():
-        first = adapter(server)
-        try:
-            job_id = await first.submit(veo())
-        finally:
-            await first.aclose()
-        fresh = adapter(server)                   # a new process: no memory of the submit response
-        try:
-            return await poll_until_terminal(fresh, job_id)
-        finally:
-            await fresh.aclose()
-
-    status, seen = run(go())
+def test_a_job_id_alone_is_enough_to_poll_after_a_restart(connect, book):
+    job_id = submit_once(connect, veo())
+    # a new process: no memory of the submit response
+    status, _ = using(connect, lambda fresh: poll_until_terminal(fresh, job_id))
     assert status.state == JobState.SUCCEEDED and status.output_url
     assert book.total_submissions == 1
 
@@ -112,20 +100,16 @@ def test_job_ids_carry_the_response_url(endpoint, submitted, job_id):
 
 def test_queue_position_sets_longer_waits_deeper_in_the_queue(tmp_path):
     slow = JobBook(latency=8.0, work_dir=tmp_path / "w")
+
+    async def scenario(a):
+        ids = [await a.submit(veo(f"k{i}", prompt=f"shot {i}")) for i in range(3)]
+        statuses = [await a.poll(i) for i in ids]
+        cancelled = [await a.cancel(i) for i in ids]
+        return statuses, cancelled
+
     srv = serve(create_app(slow, api_key=KEY))
-
-    async def go():
-        a = adapter(srv)
-        try:
-            ids = [await a.submit(veo(f"k{i}", prompt=f"shot {i}")) for i in range(3)]
-            statuses = [await a.poll(i) for i in ids]
-            cancelled = [await a.cancel(i) for i in ids]
-            return statuses, cancelled
-        finally:
-            await a.aclose()
-
     try:
-        statuses, cancelled = run(go())
+        statuses, cancelled = using(partial(adapter, srv), scenario)
     finally:
         srv.stop()
     assert [s.state for s in statuses] == [JobState.QUEUED] * 3
@@ -171,61 +155,35 @@ def test_endpoint_follows_the_category(route, category, endpoint):
     assert FalProvider.endpoint_for(replace(request(route_model_id=route), category=category)) == endpoint
 
 
-def test_lip_sync_and_upscale_run_end_to_end_on_their_own_endpoints(server, book, tmp_path):
+def test_lip_sync_and_upscale_run_end_to_end_on_their_own_endpoints(connect, book, tmp_path):
     image, audio, video = tmp_path / "face.png", tmp_path / "voice.wav", tmp_path / "clip.mp4"
     for path in (image, audio, video):
         path.write_bytes(b"fake media")
 
-    async def go():
-        a = adapter(server)
-        try:
-            lip = await finish(a, replace(request("a", route_model_id="fal-ai/bytedance/omnihuman", image=image,
-                                                  audio=audio), category="audio_lip_sync"))
-            up = await finish(a, replace(request("b", route_model_id="fal-ai/topaz/upscale/video", video=video),
-                                         category="video_enhance"))
-            return lip, up
-        finally:
-            await a.aclose()
+    async def scenario(a):
+        lip = await finish(a, replace(request("a", route_model_id="fal-ai/bytedance/omnihuman", image=image,
+                                              audio=audio), category="audio_lip_sync"))
+        up = await finish(a, replace(request("b", route_model_id="fal-ai/topaz/upscale/video", video=video),
+                                     category="video_enhance"))
+        return lip.status, up.status
 
-    (lip, _), (up, _) = run(go())
+    lip, up = using(connect, scenario)
     assert lip.state == up.state == JobState.SUCCEEDED
     assert sorted(job.meta["model"] for job in book.jobs.values()) == ["fal-ai/bytedance/omnihuman",
                                                                        "fal-ai/topaz/upscale/video"]
     assert "/fal-ai/topaz/requests/" in "".join(p for _, p in book.requests)
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(veo())
-        finally:
-            await a.aclose()
-
-    job_id = run(go())
-    assert job_id.rsplit("/", 1)[-1] in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"] == [f"/{VEO}"] * 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, veo(), book, fault, submit_path=f"/{VEO}",
+                                          book_id=lambda job_id: job_id.rsplit("/", 1)[-1])
 
 
 @pytest.mark.parametrize("phase, fault", [("poll", "429"), ("poll", "500"), ("poll", "reset"),
                                           ("result", "503"), ("result", "reset")])
-def test_transient_status_and_result_faults_are_retried(server, book, phase, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(veo())
-            book.faults.add(phase, fault)
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED and status.output_url
-    assert book.total_submissions == 1
+def test_transient_status_and_result_faults_are_retried(connect, book, phase, fault):
+    assert_transient_poll_fault_retried(connect, veo(), book, fault, phase=phase)
 
 
 @pytest.mark.parametrize("fault, kind, error_type, status_errors", [
@@ -238,78 +196,32 @@ def test_transient_status_and_result_faults_are_retried(server, book, phase, fau
 ])
 def test_failed_requests_carry_the_error_type_and_are_classified(book, fault, kind, error_type, status_errors):
     srv = serve(create_app(book, api_key=KEY, status_errors=status_errors))
-    book.faults.add("job", fault)
-
-    async def go():
-        a = adapter(srv)
-        try:
-            return await finish(a)
-        finally:
-            await a.aclose()
-
     try:
-        status, _ = run(go())
+        assert_failed_job_is_classified(partial(adapter, srv), veo(), book, fault, kind=kind, says=error_type)
     finally:
         srv.stop()
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert error_type in status.error
-    assert book.total_submissions == 1
 
 
-def test_stuck_request_stays_in_progress_and_only_a_queued_one_can_be_cancelled(server, book):
+def test_stuck_request_stays_in_progress_and_only_a_queued_one_can_be_cancelled(connect, book):
     book.latency = 2.0            # queued for 0.5 s: room to cancel the second request before it starts
-    book.faults.add("job", "stuck")
-
-    async def go():
-        a = adapter(server)
-        try:
-            stuck = await a.submit(veo("a"))
-            await asyncio.sleep(0.6)
-            still = (await a.poll(stuck)).state
-            refused = await a.cancel(stuck)            # IN_PROGRESS: fal answers 400 ALREADY_COMPLETED
-            pending = await a.submit(veo("b", prompt="other"))
-            accepted = await a.cancel(pending)
-            return still, refused, accepted, await a.poll(pending)
-        finally:
-            await a.aclose()
-
-    still, refused, accepted, after = run(go())
-    assert (still, refused, accepted) == (JobState.RUNNING, False, True)
-    assert after.state == JobState.CANCELED and "client_cancelled" in after.error
+    # IN_PROGRESS: fal answers 400 ALREADY_COMPLETED to the stuck request's cancel
+    cancels = cancel_stuck_then_pending(connect, book, veo("a"), veo("b", prompt="other"))
+    assert (cancels.still, cancels.refused, cancels.accepted) == (JobState.RUNNING, False, True)
+    assert cancels.after.state == JobState.CANCELED and "client_cancelled" in cancels.after.error
     stuck_job, pending_job = sorted(book.jobs.values(), key=lambda j: j.created)
     assert [p for m, p in book.requests if m == "PUT"] == [f"/fal-ai/veo3.1/requests/{stuck_job.id}/cancel",
                                                            f"/fal-ai/veo3.1/requests/{pending_job.id}/cancel"]
 
 
-def test_wrong_key_is_fatal_with_fals_401(server, book):
-    async def go():
-        a = adapter(server, key="wrong-secret")
-        try:
-            await a.submit(veo())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "No user found for Key ID and Secret" in str(exc.value)
-    assert "wrong-secret" not in str(exc.value)
-    assert book.total_submissions == 0
+def test_wrong_key_is_fatal_with_fals_401(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong-secret"), veo()), book,
+                              secrets=["wrong-secret"], says=["401", "No user found for Key ID and Secret"])
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    async def go():
-        a = adapter(server)
-        try:
-            return await finish(a)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, veo())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 @pytest.mark.parametrize("status_code, body, headers, kind", [

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from dataclasses import replace
+from functools import partial
 
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import request
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_POLL_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_stuck_job_runs_and_cancel_is_refused_without_a_call,
+    assert_terminal_before_any_call,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    run_to_terminal,
+    submit_once,
+)
 from video_pipeline.errors import ProviderError
-from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes.gemini import create_app
 from video_pipeline.providers.gemini import GeminiProvider
@@ -23,43 +38,35 @@ SUBMIT = f"/v1beta/models/{MODEL}:predictLongRunning"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def adapter(server, key: str = KEY) -> GeminiProvider:
-    a = GeminiProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(GeminiProvider(key, base_url=server.url))
 
 
 def veo(job_key: str = "k1", **kw):
     return request(job_key, route_model_id=MODEL, seconds=4, **kw)
 
 
-def test_happy_path_runs_to_success_and_the_video_downloads_only_with_the_key(server, book, tmp_path):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(veo())
-            return job_id, await poll_until_terminal(a, job_id), a.download_headers
-        finally:
-            await a.aclose()
+def operation_id(job_id: str) -> str:
+    """The fake's job id: the last segment of `models/{model}/operations/{id}`."""
+    return job_id.rsplit("/", 1)[1]
 
-    job_id, (status, seen), headers_for = run(go())
-    assert job_id.startswith(f"models/{MODEL}/operations/")
-    assert seen == [JobState.RUNNING, JobState.SUCCEEDED]      # the Gemini API has no queued state
+
+def test_happy_path_runs_to_success_and_the_video_downloads_only_with_the_key(connect, server, book, tmp_path):
+    outcome = run_to_terminal(connect, veo())
+    status = outcome.status
+    assert outcome.job_id.startswith(f"models/{MODEL}/operations/")
     assert status.output_url.startswith(f"{server.url}/v1beta/files/") and status.output_url.endswith(":download?alt=media")
     assert status.url_expires_at is not None
     with pytest.raises(ProviderError, match="403"):
         fetch(status.output_url, tmp_path / "nokey.mp4")
-    fetch(status.output_url, tmp_path / "out.mp4", headers=headers_for(status.output_url))
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(4, abs=0.1)
-    [job] = book.jobs.values()
+    headers = outcome.adapter.download_headers(status.output_url)
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4", headers=headers,
+                            seen=[JobState.RUNNING, JobState.SUCCEEDED], seconds=4)   # the Gemini API has no queued state
     assert (job.meta["model"], job.seconds, job.aspect_ratio) == (MODEL, 4.0, "16:9")
-    assert book.total_submissions == 1
     assert [m for m, _ in book.requests].count("POST") == 1
 
 
@@ -93,42 +100,17 @@ def test_request_body_follows_the_gemini_api_form(tmp_path):
 def test_inputs_veo_cannot_take_are_terminal_before_any_call(kw, match, tmp_path):
     if "video" in kw:
         kw["video"] = tmp_path / kw["video"]
-    with pytest.raises(ProviderError, match=match) as exc:
-        GeminiProvider("k").body(request(route_model_id=MODEL, **kw))
-    assert exc.value.kind == ProviderError.TERMINAL
+    assert_terminal_before_any_call(lambda: GeminiProvider("k").body(request(route_model_id=MODEL, **kw)), match)
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(veo())
-        finally:
-            await a.aclose()
-
-    job_id = run(go())
-    assert job_id.rsplit("/", 1)[1] in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"].count(SUBMIT) == 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, veo(), book, fault, submit_path=SUBMIT, book_id=operation_id)
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "reset"])
-def test_transient_poll_faults_are_retried(server, book, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(veo())
-            book.faults.add("poll", fault)
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED
-    assert book.faults.take("poll") is None          # the fault was served, not skipped
+@pytest.mark.parametrize("fault", TRANSIENT_POLL_FAULTS)
+def test_transient_poll_faults_are_retried(connect, book, fault):
+    assert_transient_poll_fault_retried(connect, veo(), book, fault)
 
 
 @pytest.mark.parametrize("fault, kind, text", [
@@ -136,52 +118,18 @@ def test_transient_poll_faults_are_retried(server, book, fault):
     ("fail-invalid", ProviderError.TERMINAL, "operation error 3"),
     ("fail-retryable", ProviderError.RETRYABLE, "operation error 13"),
 ])
-def test_failed_operations_are_classified(server, book, fault, kind, text):
-    book.faults.add("job", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await poll_until_terminal(a, await a.submit(veo()))
-        finally:
-            await a.aclose()
-
-    status, seen = run(go())
-    assert seen == [JobState.RUNNING, JobState.FAILED]
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert text in status.error
+def test_failed_operations_are_classified(connect, book, fault, kind, text):
+    outcome = assert_failed_job_is_classified(connect, veo(), book, fault, kind=kind, says=text)
+    assert outcome.seen == [JobState.RUNNING, JobState.FAILED]
 
 
-def test_stuck_operation_stays_running_and_cancel_is_refused_without_a_call(server, book):
-    book.faults.add("job", "stuck")
-
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(veo())
-            await asyncio.sleep(0.6)
-            before = len(book.requests)
-            return (await a.poll(job_id)).state, await a.cancel(job_id), len(book.requests) - before
-        finally:
-            await a.aclose()
-
-    assert run(go()) == (JobState.RUNNING, False, 1)     # only the poll reached the server
+def test_stuck_operation_stays_running_and_cancel_is_refused_without_a_call(connect, book):
+    assert_stuck_job_runs_and_cancel_is_refused_without_a_call(connect, veo(), book)
 
 
-def test_wrong_key_is_fatal_with_googles_api_key_invalid_answer(server, book):
-    async def go():
-        a = adapter(server, key="wrong-key-123")
-        try:
-            await a.submit(veo())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "HTTP 400" in str(exc.value) and "API key not valid" in str(exc.value)
-    assert "wrong-key-123" not in str(exc.value)
-    assert book.total_submissions == 0
+def test_wrong_key_is_fatal_with_googles_api_key_invalid_answer(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong-key-123"), veo()), book,
+                              secrets=["wrong-key-123"], says=["HTTP 400", "API key not valid"])
     assert len(book.requests) == 1                      # fatal: not retried
 
 
@@ -207,21 +155,12 @@ def test_http_errors_are_classified_from_googles_error_envelope(status, body, ki
     assert body["error"]["status"] in a.error_message(response)
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    async def go():
-        a = adapter(server)
-        try:
-            status, _ = await poll_until_terminal(a, await a.submit(veo()))
-            return status, a.download_headers(status.output_url)
-        finally:
-            await a.aclose()
-
-    status, headers = run(go())
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, veo())
+    headers = outcome.adapter.download_headers(outcome.status.output_url)
     assert headers == {"x-goog-api-key": KEY}
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4", headers=headers)
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match, headers=headers)
 
 
 OP = "models/veo-3.1-generate-preview/operations/abc123"

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 from dataclasses import replace
+from functools import partial
 
 import httpx
 import jwt
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import poll_until_terminal, request, run
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_POLL_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_stuck_job_runs_and_cancel_is_refused_without_a_call,
+    assert_terminal_before_any_call,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    opened,
+    run_to_terminal,
+    submit_once,
+)
 from video_pipeline.errors import ProviderError
-from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes.kling import create_app
 from video_pipeline.providers.kling import KlingProvider
 from video_pipeline.providers.live import adapter_class
-from video_pipeline.store import fetch
 
 # Kling secret keys are 32 characters; shorter ones would trip PyJWT's HMAC key-length warning.
 AK, SK = "test-kling-access-key-0123456789ab", "test-kling-secret-key-0123456789ab"
@@ -26,20 +41,21 @@ T2V = "/v1/videos/text2video"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, access_key=AK, secret_key=SK))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, access_key=AK, secret_key=SK)
 
 
 def adapter(server, ak: str = AK, sk: str = SK) -> KlingProvider:
-    a = KlingProvider(ak, sk, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(KlingProvider(ak, sk, base_url=server.url))
 
 
 def kling(job_key: str = "k1", seconds: int = 5, **kw):
     return request(job_key, route_model_id="kling-v3", seconds=seconds, **kw)
+
+
+def task_id(job_id: str) -> str:
+    """The fake's task id: the part after `{family}:`."""
+    return job_id.split(":", 1)[1]
 
 
 def png(tmp_path):
@@ -48,42 +64,23 @@ def png(tmp_path):
     return path
 
 
-def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(server, book, tmp_path):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(kling())
-            return job_id, await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    job_id, (status, seen) = run(go())
-    [job] = book.jobs.values()
-    assert job_id == f"text2video:{job.id}"
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, tmp_path):
+    outcome = run_to_terminal(connect, kling())
+    status = outcome.status
     assert status.latency_seconds == pytest.approx(0.4, abs=0.01)
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=5)
+    assert outcome.job_id == f"text2video:{job.id}"
     assert status.url_expires_at.timestamp() == pytest.approx(job.created + 0.4 + 30 * 86400, abs=1)
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(5, abs=0.1)
     assert (job.meta["model"], job.meta["mode"], job.meta["external_task_id"]) == ("kling-v3", "std", "k1")
-    assert book.total_submissions == 1
     assert ("GET", f"{T2V}/{job.id}") in book.requests
 
 
-def test_image_to_video_uses_its_own_family_for_submit_and_poll(server, book, tmp_path):
+def test_image_to_video_uses_its_own_family_for_submit_and_poll(connect, book, tmp_path):
     image = png(tmp_path)
-
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(kling(image=image))
-            return job_id, await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    job_id, (status, _) = run(go())
+    outcome = run_to_terminal(connect, kling(image=image))
     [job] = book.jobs.values()
-    assert job_id == f"image2video:{job.id}" and status.state == JobState.SUCCEEDED
+    assert outcome.job_id == f"image2video:{job.id}" and outcome.status.state == JobState.SUCCEEDED
     assert job.meta["image"] == base64.b64encode(image.read_bytes()).decode()
     assert ("POST", "/v1/videos/image2video") in book.requests
     assert ("GET", f"/v1/videos/image2video/{job.id}") in book.requests
@@ -105,9 +102,8 @@ def test_request_bodies_follow_the_documented_fields(tmp_path):
 def test_inputs_kling_cannot_take_are_terminal_before_any_call(kw, match, tmp_path):
     if "audio" in kw:
         kw["audio"] = tmp_path / kw["audio"]
-    with pytest.raises(ProviderError, match=match) as exc:
-        KlingProvider(AK, SK).body(request(route_model_id="kling-v3", **{"seconds": 5, **kw}))
-    assert exc.value.kind == ProviderError.TERMINAL
+    assert_terminal_before_any_call(
+        lambda: KlingProvider(AK, SK).body(request(route_model_id="kling-v3", **{"seconds": 5, **kw})), match)
 
 
 def test_the_bearer_token_is_the_documented_hs256_jwt_and_is_reminted_before_expiry():
@@ -133,37 +129,14 @@ def test_the_registry_builds_the_adapter_from_both_environment_keys():
     assert jwt.decode(provider.token(), SK, algorithms=["HS256"])["iss"] == AK
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(kling())
-        finally:
-            await a.aclose()
-
-    job_id = run(go())
-    assert job_id.split(":", 1)[1] in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"].count(T2V) == 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, kling(), book, fault, submit_path=T2V, book_id=task_id)
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "reset"])
-def test_transient_poll_faults_are_retried(server, book, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(kling())
-            book.faults.add("poll", fault)
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED
-    assert book.faults.take("poll") is None
+@pytest.mark.parametrize("fault", TRANSIENT_POLL_FAULTS)
+def test_transient_poll_faults_are_retried(connect, book, fault):
+    assert_transient_poll_fault_retried(connect, kling(), book, fault)
 
 
 @pytest.mark.parametrize("fault, kind, text", [
@@ -171,38 +144,21 @@ def test_transient_poll_faults_are_retried(server, book, fault):
     ("fail-invalid", ProviderError.TERMINAL, "Invalid parameter"),
     ("fail-retryable", ProviderError.RETRYABLE, "Internal error"),
 ])
-def test_failed_tasks_carry_the_providers_message_and_are_classified(server, book, fault, kind, text):
-    book.faults.add("job", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await poll_until_terminal(a, await a.submit(kling()))
-        finally:
-            await a.aclose()
-
-    status, seen = run(go())
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.FAILED]
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert text in status.error
+def test_failed_tasks_carry_the_providers_message_and_are_classified(connect, book, fault, kind, text):
+    outcome = assert_failed_job_is_classified(connect, kling(), book, fault, kind=kind, says=text)
+    assert outcome.seen == [JobState.QUEUED, JobState.RUNNING, JobState.FAILED]
 
 
-def test_resubmitting_a_job_key_adopts_its_live_task_and_retries_past_a_failed_one(server, book):
+def test_resubmitting_a_job_key_adopts_its_live_task_and_retries_past_a_failed_one(connect, book):
     book.faults.add("job", "fail-retryable")
 
     async def go():
-        first = adapter(server)
-        try:
+        async with opened(connect) as first:
             failed_id = await first.submit(kling("k9"))
             failed, _ = await poll_until_terminal(first, failed_id)
             retry_id = await first.submit(kling("k9"))          # the engine's next attempt after a failure
-        finally:
-            await first.aclose()
-        restarted = adapter(server)                              # a new process, same job key
-        try:
+        async with opened(connect) as restarted:                 # a new process, same job key
             return failed.state, failed_id, retry_id, await restarted.submit(kling("k9"))
-        finally:
-            await restarted.aclose()
 
     state, failed_id, retry_id, adopted_id = run(go())
     assert state == JobState.FAILED and retry_id != failed_id
@@ -211,37 +167,14 @@ def test_resubmitting_a_job_key_adopts_its_live_task_and_retries_past_a_failed_o
     assert sorted(j.meta["external_task_id"] for j in book.jobs.values()) == ["k9", "k9-2"]
 
 
-def test_stuck_task_stays_running_and_cancel_is_refused_without_a_call(server, book):
-    book.faults.add("job", "stuck")
-
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(kling())
-            await asyncio.sleep(0.6)
-            before = len(book.requests)
-            return (await a.poll(job_id)).state, await a.cancel(job_id), len(book.requests) - before
-        finally:
-            await a.aclose()
-
-    assert run(go()) == (JobState.RUNNING, False, 1)
+def test_stuck_task_stays_running_and_cancel_is_refused_without_a_call(connect, book):
+    assert_stuck_job_runs_and_cancel_is_refused_without_a_call(connect, kling(), book)
 
 
 @pytest.mark.parametrize("ak, sk, code", [(AK, "wrong-secret-key-0123456789abcdef", 1002), ("wrong-access-xyz", SK, 1000)])
-def test_wrong_keys_are_fatal_with_klings_401_codes(server, book, ak, sk, code):
-    async def go():
-        a = adapter(server, ak=ak, sk=sk)
-        try:
-            await a.submit(kling())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "HTTP 401" in str(exc.value) and f"code {code}" in str(exc.value)
-    assert "wrong-secret-key-0123456789abcdef" not in str(exc.value) and SK not in str(exc.value)
-    assert book.total_submissions == 0
+def test_wrong_keys_are_fatal_with_klings_401_codes(connect, book, ak, sk, code):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, ak=ak, sk=sk), kling()), book,
+                              secrets=["wrong-secret-key-0123456789abcdef", SK], says=["HTTP 401", f"code {code}"])
     assert len(book.requests) == 1
 
 
@@ -278,19 +211,10 @@ def test_envelope_codes_decide_the_error_kind(http, code, kind):
     assert f"code {code}" in a.error_message(response) and "r1" in a.error_message(response)
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    async def go():
-        a = adapter(server)
-        try:
-            return await poll_until_terminal(a, await a.submit(kling()))
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, kling())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 def _task(status: str, **extra) -> dict:

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 from dataclasses import replace
+from functools import partial
 
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import request
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_stuck_job_runs_and_cancel_is_refused_without_a_call,
+    assert_terminal_before_any_call,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    run_to_terminal,
+    submit_once,
+)
 from video_pipeline.errors import ProviderError
-from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
-from video_pipeline.providers.fakes import JobBook
 from video_pipeline.providers.fakes.minimax import create_app
 from video_pipeline.providers.minimax import MiniMaxProvider
-from video_pipeline.store import fetch
 
 KEY = "test-minimax-key"
 MODEL = "MiniMax-Hailuo-02"
@@ -25,46 +37,33 @@ SUBMIT, QUERY, RETRIEVE = "/v1/video_generation", "/v1/query/video_generation", 
 
 
 @pytest.fixture
-def book(tmp_path) -> JobBook:
-    return JobBook(latency=0.3, work_dir=tmp_path / "fake-work")   # the shortest job: this file has many
+def latency() -> float:
+    return 0.3                     # the shortest job: this file has many
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def adapter(server, key: str = KEY) -> MiniMaxProvider:
-    a = MiniMaxProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(MiniMaxProvider(key, base_url=server.url))
 
 
 def hailuo(job_key: str = "k1", **kw):
     return request(job_key, route_model_id=MODEL, **{"seconds": 6, **kw})
 
 
-async def submit_and_finish(server, req=None):
-    a = adapter(server)
-    try:
-        return await poll_until_terminal(a, await a.submit(req or hailuo()))
-    finally:
-        await a.aclose()
-
-
-def test_happy_path_goes_through_every_status_resolves_the_file_and_downloads_a_real_mp4(server, book, tmp_path):
-    status, seen = run(submit_and_finish(server))
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+def test_happy_path_goes_through_every_status_resolves_the_file_and_downloads_a_real_mp4(connect, server, book,
+                                                                                         tmp_path):
+    outcome = run_to_terminal(connect, hailuo())
+    status = outcome.status
     assert status.output_url.startswith(f"{server.url}/download/")
     hours = (status.url_expires_at - dt.datetime.now(dt.timezone.utc)).total_seconds() / 3600
     assert hours == pytest.approx(9, abs=0.01)
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(6, abs=0.1)
-    [job] = book.jobs.values()
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=6)
     assert (job.meta["model"], job.meta["resolution"], job.seconds) == (MODEL, "768P", 6.0)
-    assert book.total_submissions == 1
     # the download URL only exists after files/retrieve, called once, when the task reports Success
     assert [p for _, p in book.requests].count(RETRIEVE) == 1
     assert book.requests.index(("GET", RETRIEVE)) == len(book.requests) - 2
@@ -85,26 +84,12 @@ def test_request_body_uses_v1_fields_durations_and_resolution_tiers(tmp_path):
 def test_an_input_video_is_refused_before_anything_is_sent(tmp_path):
     clip = tmp_path / "in.mp4"
     clip.write_bytes(b"\x00")
-    with pytest.raises(ProviderError) as exc:
-        MiniMaxProvider("k").body(hailuo(video=clip))
-    assert exc.value.kind == ProviderError.TERMINAL
+    assert_terminal_before_any_call(lambda: MiniMaxProvider("k").body(hailuo(video=clip)))
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(hailuo())
-        finally:
-            await a.aclose()
-
-    job_id = run(go())
-    assert job_id in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"].count(SUBMIT) == 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, hailuo(), book, fault, submit_path=SUBMIT)
 
 
 def test_rate_limit_is_an_http_200_with_base_resp_1002(server, book):
@@ -120,33 +105,15 @@ def test_rate_limit_is_an_http_200_with_base_resp_1002(server, book):
     ("poll", QUERY, "429"), ("poll", QUERY, "429-no-retry-after"), ("poll", QUERY, "reset"),
     ("result", RETRIEVE, "429-no-retry-after"), ("result", RETRIEVE, "500"), ("result", RETRIEVE, "reset"),
 ])
-def test_transient_query_and_retrieve_faults_are_retried(server, book, phase, path, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(hailuo())
-            book.faults.add(phase, fault)
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED and status.output_url
+def test_transient_query_and_retrieve_faults_are_retried(connect, book, phase, path, fault):
+    assert_transient_poll_fault_retried(connect, hailuo(), book, fault, phase=phase)
     assert [p for _, p in book.requests].count(path) >= 2
 
 
-def test_a_rate_limit_that_never_clears_ends_as_a_retryable_error(server, book):
+def test_a_rate_limit_that_never_clears_ends_as_a_retryable_error(connect, book):
     book.faults.add("submit", *["429-no-retry-after"] * 5)
-
-    async def go():
-        a = adapter(server)
-        try:
-            await a.submit(hailuo())
-        finally:
-            await a.aclose()
-
     with pytest.raises(ProviderError) as exc:
-        run(go())
+        submit_once(connect, hailuo())
     assert exc.value.kind == ProviderError.RETRYABLE and "1002" in str(exc.value)
     assert book.total_submissions == 0
 
@@ -156,69 +123,34 @@ def test_a_rate_limit_that_never_clears_ends_as_a_retryable_error(server, book):
     ("fail-invalid", ProviderError.TERMINAL, "2013"),
     ("fail-retryable", ProviderError.RETRYABLE, "1000"),
 ])
-def test_failed_tasks_carry_the_providers_code_and_are_classified(server, book, fault, kind, code):
-    book.faults.add("job", fault)
-    status, seen = run(submit_and_finish(server))
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert seen[-1] == JobState.FAILED and code in status.error
+def test_failed_tasks_carry_the_providers_code_and_are_classified(connect, book, fault, kind, code):
+    assert_failed_job_is_classified(connect, hailuo(), book, fault, kind=kind, says=code)
     assert RETRIEVE not in [p for _, p in book.requests]
 
 
-def test_invalid_parameters_on_an_http_200_are_terminal_and_not_retried(server, book):
-    async def go():
-        a = adapter(server)
-        try:
-            await a.submit(replace(hailuo(seconds=10), resolution="1080p"))   # 1080P is 6 s only
-        finally:
-            await a.aclose()
-
+def test_invalid_parameters_on_an_http_200_are_terminal_and_not_retried(connect, book):
     with pytest.raises(ProviderError) as exc:
-        run(go())
+        submit_once(connect, replace(hailuo(seconds=10), resolution="1080p"))   # 1080P is 6 s only
     assert exc.value.kind == ProviderError.TERMINAL and "2013" in str(exc.value)
     assert book.total_submissions == 0
     assert [p for _, p in book.requests] == [SUBMIT]
 
 
-def test_stuck_task_stays_processing_and_cancel_is_refused_without_a_call(server, book):
-    book.faults.add("job", "stuck")
-
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(hailuo())
-            await asyncio.sleep(0.6)
-            calls = len(book.requests)
-            still = (await a.poll(job_id)).state
-            refused = await a.cancel(job_id)
-            return still, refused, len(book.requests) - calls
-        finally:
-            await a.aclose()
-
-    assert run(go()) == (JobState.RUNNING, False, 1)     # one query, no cancel call: MiniMax has none
+def test_stuck_task_stays_processing_and_cancel_is_refused_without_a_call(connect, book):
+    # one query, no cancel call: MiniMax has none
+    assert_stuck_job_runs_and_cancel_is_refused_without_a_call(connect, hailuo(), book)
 
 
-def test_wrong_key_is_fatal_with_the_providers_base_resp_code(server, book):
-    async def go():
-        a = adapter(server, key="wrong-secret")
-        try:
-            await a.submit(hailuo())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "2049" in str(exc.value) and "invalid api key" in str(exc.value)
-    assert "wrong-secret" not in str(exc.value)
-    assert book.total_submissions == 0 and len(book.requests) == 1
+def test_wrong_key_is_fatal_with_the_providers_base_resp_code(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong-secret"), hailuo()), book,
+                              secrets=["wrong-secret"], says=["2049", "invalid api key"])
+    assert len(book.requests) == 1
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    status, _ = run(submit_and_finish(server))
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, hailuo())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 def _ok(**kw) -> dict:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import httpx
 import pytest
 
 from tests.providers.conftest import request as video_request
-from tests.providers.conftest import run, serve
+from tests.providers.contract import (
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_transient_tts_fault_retried,
+    assert_unknown_voice_is_terminal,
+    assert_video_job_protocol_refused,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    synthesize_once,
+    using,
+)
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.fakes.openai_tts import create_app, spoken_seconds
@@ -21,36 +31,21 @@ SPEECH = "/v1/audio/speech"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def adapter(server, key: str = KEY) -> OpenAISpeechProvider:
-    a = OpenAISpeechProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
-
-
-def speak(server, req: TtsRequest, dest, **kw):
-    async def go():
-        a = adapter(server, **kw)
-        try:
-            return await a.synthesize(req, dest)
-        finally:
-            await a.aclose()
-
-    return run(go())
+    return fast_retries(OpenAISpeechProvider(key, base_url=server.url))
 
 
 def tts(text: str = TEXT, **kw) -> TtsRequest:
     return TtsRequest(text=text, voice=kw.pop("voice", "coral"), model_id=kw.pop("model_id", "gpt-4o-mini-tts"), **kw)
 
 
-def test_synthesize_writes_real_mp3_whose_probed_length_is_the_duration(server, book, tmp_path):
+def test_synthesize_writes_real_mp3_whose_probed_length_is_the_duration(connect, book, tmp_path):
     dest = tmp_path / "narration" / "v1.mp3"
-    result = speak(server, tts(), dest)
+    result = synthesize_once(connect, tts(), dest)
     assert result.path == dest and dest.is_file()
     info = probe(dest)
     assert info.audio_codec is not None and info.width is None
@@ -72,19 +67,15 @@ def test_request_body_follows_the_speech_create_params():
     assert isinstance(a, TtsProvider)
 
 
-def test_text_past_the_input_limit_is_split_at_sentences_and_joined_into_one_file(server, book, tmp_path):
+def test_text_past_the_input_limit_is_split_at_sentences_and_joined_into_one_file(connect, book, tmp_path):
     sentences = [f"Sentence number {i} tells the viewer something new about the product." for i in range(8)]
     text = " ".join(sentences)
 
-    async def go():
-        a = adapter(server)
+    async def scenario(a):
         a.max_input_chars = 150
-        try:
-            return await a.synthesize(tts(text), tmp_path / "long.mp3")
-        finally:
-            await a.aclose()
+        return await a.synthesize(tts(text), tmp_path / "long.mp3")
 
-    result = run(go())
+    result = using(connect, scenario)
     parts = [job.prompt for job in book.jobs.values()]
     assert len(parts) == len(book.requests) == 4
     assert all(len(p) <= 150 and p.endswith("product.") for p in parts)
@@ -108,53 +99,41 @@ def test_split_text_keeps_every_chunk_within_4096_and_loses_nothing():
 
 
 @pytest.mark.parametrize("fmt", ["wav", "opus", "pcm"])
-def test_other_response_formats_are_measured_too(server, book, tmp_path, fmt):
-    result = speak(server, tts(response_format=fmt), tmp_path / f"n.{fmt}")
+def test_other_response_formats_are_measured_too(connect, book, tmp_path, fmt):
+    result = synthesize_once(connect, tts(response_format=fmt), tmp_path / f"n.{fmt}")
     assert result.duration_seconds == pytest.approx(spoken_seconds(TEXT), abs=0.1)
     if fmt != "pcm":
         assert probe(result.path).duration == pytest.approx(result.duration_seconds)
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_faults_are_retried_and_synthesize_once(server, book, tmp_path, fault):
-    book.faults.add("submit", fault)
-    result = speak(server, tts(), tmp_path / "n.mp3")
-    assert probe(result.path).duration == pytest.approx(spoken_seconds(TEXT), abs=0.1)
-    assert book.total_submissions == 1
-    assert book.requests == [("POST", SPEECH)] * 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_faults_are_retried_and_synthesize_once(connect, book, tmp_path, fault):
+    assert_transient_tts_fault_retried(connect, tts(), book, tmp_path / "n.mp3", fault, path=SPEECH)
 
 
-def test_wrong_key_is_fatal_and_neither_the_key_nor_its_masked_echo_appears(server, book, tmp_path):
-    with pytest.raises(ProviderError) as exc:
-        speak(server, tts(), tmp_path / "n.mp3", key="sk-wrong-secret")
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "invalid_api_key" in str(exc.value)
-    assert "sk-wrong-secret" not in str(exc.value) and "sk***et" not in str(exc.value)
-    assert book.total_submissions == 0 and not (tmp_path / "n.mp3").exists()
+def test_wrong_key_is_fatal_and_neither_the_key_nor_its_masked_echo_appears(connect, book, tmp_path):
+    wrong = partial(connect, key="sk-wrong-secret")
+    assert_wrong_key_is_fatal(lambda: synthesize_once(wrong, tts(), tmp_path / "n.mp3"), book,
+                              secrets=["sk-wrong-secret", "sk***et"], says=["401", "invalid_api_key"])
+    assert not (tmp_path / "n.mp3").exists()
 
 
-def test_an_unknown_voice_is_terminal_and_not_retried(server, book, tmp_path):
-    with pytest.raises(ProviderError) as exc:
-        speak(server, tts(voice="narrator-9000"), tmp_path / "n.mp3")
-    assert exc.value.kind == ProviderError.TERMINAL
-    assert re.search(r"HTTP 400: .*narrator-9000", str(exc.value))
+def test_an_unknown_voice_is_terminal_and_not_retried(connect, book, tmp_path):
+    message = assert_unknown_voice_is_terminal(connect, tts(voice="narrator-9000"), tmp_path / "n.mp3")
+    assert re.search(r"HTTP 400: .*narrator-9000", message)
     assert book.requests == [("POST", SPEECH)]
 
 
-def test_empty_text_and_unknown_formats_are_refused_before_any_request(server, book, tmp_path):
+def test_empty_text_and_unknown_formats_are_refused_before_any_request(connect, book, tmp_path):
     for req in (tts("   "), tts(response_format="mp4")):
         with pytest.raises(ProviderError) as exc:
-            speak(server, req, tmp_path / "n.mp3")
+            synthesize_once(connect, req, tmp_path / "n.mp3")
         assert exc.value.kind == ProviderError.TERMINAL
     assert book.requests == []
 
 
 def test_the_video_job_protocol_is_refused():
-    a = OpenAISpeechProvider("k")
-    for call in (a.submit(video_request()), a.poll("job-1")):
-        with pytest.raises(ProviderError, match="synthesize") as exc:
-            run(call)
-        assert exc.value.kind == ProviderError.TERMINAL
+    assert_video_job_protocol_refused(OpenAISpeechProvider("k"), video_request())
 
 
 @pytest.mark.parametrize("status, error, kind", [

@@ -6,17 +6,30 @@ import asyncio
 import base64
 import datetime as dt
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import request
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_POLL_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    run_to_terminal,
+    submit_once,
+    using,
+)
 from video_pipeline.errors import ProviderError
-from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
-from video_pipeline.providers.fakes.jobs import JobBook
 from video_pipeline.providers.fakes.replicate import create_app
 from video_pipeline.providers.replicate import ReplicateProvider
-from video_pipeline.store import fetch
 
 TOKEN = "test-replicate-token"
 VEO = "google/veo-3.1-fast"
@@ -24,63 +37,39 @@ CREATE = f"/v1/models/{VEO}/predictions"
 
 
 @pytest.fixture
-def book(tmp_path) -> JobBook:
-    return JobBook(latency=0.3, work_dir=tmp_path / "fake-work")
+def latency() -> float:
+    return 0.3
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_token=TOKEN))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_token=TOKEN)
 
 
 def adapter(server, token: str = TOKEN) -> ReplicateProvider:
-    a = ReplicateProvider(token, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(ReplicateProvider(token, base_url=server.url))
 
 
 def veo(job_key: str = "k1", **kw):
     return request(job_key, **{"route_model_id": VEO, **kw})
 
 
-async def finish(a: ReplicateProvider, req=None):
-    return await poll_until_terminal(a, await a.submit(req or veo()))
-
-
-def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(server, book, tmp_path):
-    async def go():
-        a = adapter(server)
-        try:
-            return await finish(a)
-        finally:
-            await a.aclose()
-
-    status, seen = run(go())
-    [job] = book.jobs.values()
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, server, book, tmp_path):
+    outcome = run_to_terminal(connect, veo())
+    status = outcome.status
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=2)
     assert status.latency_seconds == pytest.approx(0.3, abs=0.01)       # completed_at - created_at
     completed = dt.datetime.fromtimestamp(job.created + job.latency, dt.timezone.utc)
     assert abs((status.url_expires_at - completed).total_seconds() - 3600) < 0.01
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(2, abs=0.1)
     assert book.requests[0] == ("POST", CREATE)
     assert ("GET", f"/v1/predictions/{job.id}") in book.requests
     assert server.app.state.seen["prefer"] == [None]                    # no `Prefer: wait`: async by default
-    assert job.meta["model"] == VEO and book.total_submissions == 1
+    assert job.meta["model"] == VEO
 
 
-def test_a_version_pinned_route_uses_the_predictions_endpoint(server, book):
-    async def go():
-        a = adapter(server)
-        try:
-            return await finish(a, veo(route_model_id=f"{VEO}:af87cbb0ee4d"))
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED
+def test_a_version_pinned_route_uses_the_predictions_endpoint(connect, book):
+    assert run_to_terminal(connect, veo(route_model_id=f"{VEO}:af87cbb0ee4d")).status.state == JobState.SUCCEEDED
     [job] = book.jobs.values()
     assert book.requests[0] == ("POST", "/v1/predictions") and job.meta["version"] == "af87cbb0ee4d"
 
@@ -115,52 +104,25 @@ def test_request_bodies_follow_each_category(tmp_path):
     assert exc.value.kind == ProviderError.TERMINAL
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_prediction(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(veo())
-        finally:
-            await a.aclose()
-
-    prediction_id = run(go())
-    assert prediction_id in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"] == [CREATE] * 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_prediction(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, veo(), book, fault, submit_path=CREATE)
 
 
-@pytest.mark.parametrize("fault", ["429", "500", "reset"])
-def test_transient_poll_faults_are_retried(server, book, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            prediction_id = await a.submit(veo())
-            book.faults.add("poll", fault)
-            return await poll_until_terminal(a, prediction_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED and status.output_url
+@pytest.mark.parametrize("fault", TRANSIENT_POLL_FAULTS)
+def test_transient_poll_faults_are_retried(connect, book, fault):
+    assert_transient_poll_fault_retried(connect, veo(), book, fault)
 
 
-def test_throttling_honours_retry_after(server, book):
+def test_throttling_honours_retry_after(connect, book):
     book.faults.add("submit", "429")
-    started = []
 
-    async def go():
-        a = adapter(server)
-        try:
-            started.append(asyncio.get_running_loop().time())
-            await a.submit(veo())
-            return asyncio.get_running_loop().time() - started[0]
-        finally:
-            await a.aclose()
+    async def scenario(a):
+        started = asyncio.get_running_loop().time()
+        await a.submit(veo())
+        return asyncio.get_running_loop().time() - started
 
-    assert run(go()) >= 1.0                        # the fake's Retry-After: 1, not the 0.01 s backoff
+    assert using(connect, scenario) >= 1.0           # the fake's Retry-After: 1, not the 0.01 s backoff
 
 
 @pytest.mark.parametrize("fault, kind, text", [
@@ -168,84 +130,42 @@ def test_throttling_honours_retry_after(server, book):
     ("fail-invalid", ProviderError.TERMINAL, "ValueError"),
     ("fail-retryable", ProviderError.RETRYABLE, "(code: PA)"),
 ])
-def test_failed_predictions_carry_replicates_error_and_are_classified(server, book, fault, kind, text):
-    book.faults.add("job", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await finish(a)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert text in status.error
+def test_failed_predictions_carry_replicates_error_and_are_classified(connect, book, fault, kind, text):
+    assert_failed_job_is_classified(connect, veo(), book, fault, kind=kind, says=text)
 
 
-def test_input_validation_failure_on_create_is_terminal(server, book):
-    async def go():
-        a = adapter(server)
-        try:
-            await a.submit(veo(prompt=""))
-        finally:
-            await a.aclose()
-
+def test_input_validation_failure_on_create_is_terminal(connect, book):
     with pytest.raises(ProviderError) as exc:
-        run(go())
+        submit_once(connect, veo(prompt=""))
     assert exc.value.kind == ProviderError.TERMINAL
     assert "422" in str(exc.value) and "Input validation failed" in str(exc.value)
     assert book.total_submissions == 0
 
 
-def test_stuck_prediction_can_be_cancelled_while_processing_but_not_after_it_finished(server, book):
+def test_stuck_prediction_can_be_cancelled_while_processing_but_not_after_it_finished(connect, book):
     book.faults.add("job", "stuck")
 
-    async def go():
-        a = adapter(server)
-        try:
-            stuck = await a.submit(veo("a"))
-            done = await a.submit(veo("b", prompt="other"))
-            await asyncio.sleep(0.5)
-            still = (await a.poll(stuck)).state
-            accepted = await a.cancel(stuck)         # Replicate cancels running predictions too
-            refused = await a.cancel(done)           # succeeded: the prediction comes back unchanged
-            return still, accepted, refused, (await a.poll(stuck)).state, (await a.poll(done)).state
-        finally:
-            await a.aclose()
+    async def scenario(a):
+        stuck = await a.submit(veo("a"))
+        done = await a.submit(veo("b", prompt="other"))
+        await asyncio.sleep(0.5)
+        still = (await a.poll(stuck)).state
+        accepted = await a.cancel(stuck)         # Replicate cancels running predictions too
+        refused = await a.cancel(done)           # succeeded: the prediction comes back unchanged
+        return still, accepted, refused, (await a.poll(stuck)).state, (await a.poll(done)).state
 
-    assert run(go()) == (JobState.RUNNING, True, False, JobState.CANCELED, JobState.SUCCEEDED)
+    assert using(connect, scenario) == (JobState.RUNNING, True, False, JobState.CANCELED, JobState.SUCCEEDED)
 
 
-def test_wrong_token_is_fatal_with_replicates_401(server, book):
-    async def go():
-        a = adapter(server, token="r8_wrong-token")
-        try:
-            await a.submit(veo())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "You did not pass a valid authentication token" in str(exc.value)
-    assert "r8_wrong-token" not in str(exc.value)
-    assert book.total_submissions == 0
+def test_wrong_token_is_fatal_with_replicates_401(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, token="r8_wrong-token"), veo()), book,
+                              secrets=["r8_wrong-token"], says=["401", "You did not pass a valid authentication token"])
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    async def go():
-        a = adapter(server)
-        try:
-            return await finish(a)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, veo())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 CREATED, COMPLETED = "2025-06-02T10:00:00.000000Z", "2025-06-02T10:01:30.500000Z"

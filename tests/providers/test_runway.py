@@ -5,11 +5,30 @@ from __future__ import annotations
 import asyncio
 import base64
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run, serve
+from tests.providers.conftest import poll_until_terminal, request
+from tests.providers.contract import (
+    DOWNLOAD_FAULTS,
+    TRANSIENT_SUBMIT_FAULTS,
+    Outcome,
+    assert_download_fault_raises,
+    assert_failed_job_is_classified,
+    assert_happy_path,
+    assert_terminal_before_any_call,
+    assert_transient_poll_fault_retried,
+    assert_transient_submit_fault_retried,
+    assert_wrong_key_is_fatal,
+    fast_retries,
+    finish,
+    run_to_terminal,
+    submit_once,
+    using,
+)
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
@@ -23,10 +42,8 @@ MEDIA = Path(__file__).resolve().parents[2] / "data" / "samples" / "media"
 
 
 @pytest.fixture
-def server(book):
-    srv = serve(create_app(book, api_key=KEY))
-    yield srv
-    srv.stop()
+def app(book):
+    return create_app(book, api_key=KEY)
 
 
 def shot(*args, route_model_id: str = "gen4.5", **kw):
@@ -35,49 +52,33 @@ def shot(*args, route_model_id: str = "gen4.5", **kw):
 
 
 def adapter(server, key: str = KEY) -> RunwayProvider:
-    a = RunwayProvider(key, base_url=server.url)
-    a.backoff_base = 0.01
-    return a
+    return fast_retries(RunwayProvider(key, base_url=server.url))
 
 
-async def finished(a: RunwayProvider, req):
-    return await poll_until_terminal(a, await a.submit(req))
+def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, tmp_path):
+    async def scenario(a):
+        job_id = await a.submit(shot(route_model_id="veo3.1_fast", seconds=2))
+        first = await a.poll(job_id)
+        status, seen = await poll_until_terminal(a, job_id)
+        return first, Outcome(job_id, status, seen, a)
 
-
-def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(server, book, tmp_path):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(shot(route_model_id="veo3.1_fast", seconds=2))
-            first = await a.poll(job_id)
-            status, seen = await poll_until_terminal(a, job_id)
-            return first, status, seen
-        finally:
-            await a.aclose()
-
-    first, status, seen = run(go())
-    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED]
+    first, outcome = using(connect, scenario)
+    status = outcome.status
     assert first.state == JobState.QUEUED and first.poll_after is None      # PENDING, not THROTTLED
     assert status.latency_seconds is None          # a Runway task carries createdAt only, no finish time
     assert status.url_expires_at is not None
-    fetch(status.output_url, tmp_path / "out.mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(2, abs=0.1)
-    [job] = book.jobs.values()
+    job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
+                            seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=2)
     assert job.meta == {"model": "veo3.1_fast", "endpoint": "/v1/text_to_video"}
-    assert book.total_submissions == 1
 
 
-def test_running_tasks_report_progress(server, book):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(shot(route_model_id="gen4.5"))
-            await asyncio.sleep(0.2)
-            return await a.poll(job_id)
-        finally:
-            await a.aclose()
+def test_running_tasks_report_progress(connect, book):
+    async def scenario(a):
+        job_id = await a.submit(shot(route_model_id="gen4.5"))
+        await asyncio.sleep(0.2)
+        return await a.poll(job_id)
 
-    status = run(go())
+    status = using(connect, scenario)
     assert status.state == JobState.RUNNING
     assert 0.25 <= status.progress < 1.0
 
@@ -90,20 +91,16 @@ def test_request_body_is_camel_case_with_a_runway_ratio():
     assert tall["ratio"] == "1080:1920"
 
 
-def test_category_picks_the_endpoint_and_inputs_travel_as_data_uris(server, book):
+def test_category_picks_the_endpoint_and_inputs_travel_as_data_uris(connect, book):
     image = shot(route_model_id="gen4.5", image=MEDIA / "bottle.png")
     image = replace(image, category="image_to_video")
     video = replace(shot(route_model_id="gen4_aleph", seconds=5, video=MEDIA / "street.mp4"),
                     category="video_to_video", aspect_ratio="1:1")
 
-    async def go():
-        a = adapter(server)
-        try:
-            return [await a.submit(image), await a.submit(video)]
-        finally:
-            await a.aclose()
+    async def scenario(a):
+        return [await a.submit(image), await a.submit(video)]
 
-    i2v, v2v = (book.jobs[j] for j in run(go()))
+    i2v, v2v = (book.jobs[j] for j in using(connect, scenario))
     assert (i2v.meta["endpoint"], v2v.meta["endpoint"]) == ("/v1/image_to_video", "/v1/video_to_video")
     i2v_body = RunwayProvider("k").body(image)
     assert i2v_body["promptImage"].startswith("data:image/png;base64,")
@@ -115,19 +112,11 @@ def test_category_picks_the_endpoint_and_inputs_travel_as_data_uris(server, book
     assert v2v.aspect_ratio == "1:1"
 
 
-def test_prompt_over_1000_utf16_units_is_refused_before_any_request(server, book):
+def test_prompt_over_1000_utf16_units_is_refused_before_any_request(connect, book):
     # 600 emoji are 600 code points but 1200 UTF-16 code units, which is what Runway counts
     long = shot(prompt="🌊" * 600)
-
-    async def go():
-        a = adapter(server)
-        try:
-            await a.submit(long)
-        finally:
-            await a.aclose()
-
     with pytest.raises(ProviderError) as exc:
-        run(go())
+        submit_once(connect, long)
     assert exc.value.kind == ProviderError.TERMINAL
     assert "1200 UTF-16 code units" in str(exc.value) and "at most 1000" in str(exc.value)
     assert book.requests == []
@@ -135,41 +124,18 @@ def test_prompt_over_1000_utf16_units_is_refused_before_any_request(server, book
 
 
 def test_categories_runway_does_not_serve_are_terminal():
-    with pytest.raises(ProviderError, match="video_enhance") as exc:
-        RunwayProvider("k").body(replace(shot(), category="video_enhance"))
-    assert exc.value.kind == ProviderError.TERMINAL
+    assert_terminal_before_any_call(lambda: RunwayProvider("k").body(replace(shot(), category="video_enhance")),
+                                    "video_enhance")
 
 
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after", "500", "503", "reset"])
-def test_transient_submit_faults_are_retried_and_create_exactly_one_job(server, book, fault):
-    book.faults.add("submit", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await a.submit(shot())
-        finally:
-            await a.aclose()
-
-    job_id = run(go())
-    assert job_id in book.jobs
-    assert book.total_submissions == 1
-    assert [p for m, p in book.requests if m == "POST"].count("/v1/text_to_video") == 2
+@pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
+def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
+    assert_transient_submit_fault_retried(connect, shot(), book, fault, submit_path="/v1/text_to_video")
 
 
 @pytest.mark.parametrize("fault", ["429", "503", "reset"])
-def test_transient_poll_faults_are_retried(server, book, fault):
-    async def go():
-        a = adapter(server)
-        try:
-            job_id = await a.submit(shot())
-            book.faults.add("poll", fault)
-            return await poll_until_terminal(a, job_id)
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert status.state == JobState.SUCCEEDED
+def test_transient_poll_faults_are_retried(connect, book, fault):
+    assert_transient_poll_fault_retried(connect, shot(), book, fault)
 
 
 @pytest.mark.parametrize("fault, kind, code", [
@@ -177,80 +143,50 @@ def test_transient_poll_faults_are_retried(server, book, fault):
     ("fail-invalid", ProviderError.TERMINAL, "ASSET.INVALID"),
     ("fail-retryable", ProviderError.RETRYABLE, "INPUT_PREPROCESSING.INTERNAL"),
 ])
-def test_failed_tasks_carry_the_failure_code_and_are_classified(server, book, fault, kind, code):
-    book.faults.add("job", fault)
-
-    async def go():
-        a = adapter(server)
-        try:
-            return await finished(a, shot())
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    assert (status.state, status.error_kind) == (JobState.FAILED, kind)
-    assert status.error.startswith(code + ": ")
+def test_failed_tasks_carry_the_failure_code_and_are_classified(connect, book, fault, kind, code):
+    outcome = assert_failed_job_is_classified(connect, shot(), book, fault, kind=kind, says=code)
+    assert outcome.status.error.startswith(code + ": ")
 
 
 def test_tasks_over_the_concurrency_limit_are_throttled_with_a_longer_poll_hint(tmp_path):
     book = JobBook(latency=2.0, work_dir=tmp_path / "fake-work")
-    with FakeServer(create_app(book, api_key=KEY, concurrency=2)) as srv:
-        async def go():
-            a = adapter(srv)
-            try:
-                ids = [await a.submit(shot(str(i), prompt=f"shot {i}")) for i in range(3)]
-                return [await a.poll(i) for i in ids]
-            finally:
-                await a.aclose()
 
-        first, second, third = run(go())
+    async def scenario(a):
+        ids = [await a.submit(shot(str(i), prompt=f"shot {i}")) for i in range(3)]
+        return [await a.poll(i) for i in ids]
+
+    with FakeServer(create_app(book, api_key=KEY, concurrency=2)) as srv:
+        first, second, third = using(partial(adapter, srv), scenario)
     assert [s.state for s in (first, second, third)] == [JobState.QUEUED] * 3
     assert (first.poll_after, second.poll_after) == (None, None)
     assert third.poll_after == THROTTLED_POLL_SECONDS
 
 
-def test_stuck_task_stays_running_and_cancel_is_a_delete_only_while_unfinished(server, book):
+def test_stuck_task_stays_running_and_cancel_is_a_delete_only_while_unfinished(connect, book):
     book.faults.add("job", "stuck")
 
-    async def go():
-        a = adapter(server)
-        try:
-            stuck = await a.submit(shot("a"))
-            await asyncio.sleep(0.6)
-            still = (await a.poll(stuck)).state
-            cancelled = await a.cancel(stuck)
-            after = (await a.poll(stuck)).state
-            done = await a.submit(shot("b", prompt="other"))
-            await poll_until_terminal(a, done)
-            refused = await a.cancel(done)        # DELETE would erase a finished task's output
-            kept = (await a.poll(done)).state
-            return still, cancelled, after, refused, kept
-        finally:
-            await a.aclose()
+    async def scenario(a):
+        stuck = await a.submit(shot("a"))
+        await asyncio.sleep(0.6)
+        still = (await a.poll(stuck)).state
+        cancelled = await a.cancel(stuck)
+        after = (await a.poll(stuck)).state
+        done = await a.submit(shot("b", prompt="other"))
+        await poll_until_terminal(a, done)
+        refused = await a.cancel(done)        # DELETE would erase a finished task's output
+        kept = (await a.poll(done)).state
+        return still, cancelled, after, refused, kept
 
-    assert run(go()) == (JobState.RUNNING, True, JobState.CANCELED, False, JobState.SUCCEEDED)
+    assert using(connect, scenario) == (JobState.RUNNING, True, JobState.CANCELED, False, JobState.SUCCEEDED)
     assert [p for m, p in book.requests if m == "DELETE"] == [f"/v1/tasks/{next(iter(book.jobs))}"]
 
 
-def test_wrong_key_is_fatal_with_runways_401(server, book):
-    async def go():
-        a = adapter(server, key="key_wrong_secret")
-        try:
-            await a.submit(shot())
-        finally:
-            await a.aclose()
-
-    with pytest.raises(ProviderError) as exc:
-        run(go())
-    assert exc.value.kind == ProviderError.FATAL
-    assert "401" in str(exc.value) and "Invalid API key" in str(exc.value)
-    assert "key_wrong_secret" not in str(exc.value)
-    assert book.total_submissions == 0
+def test_wrong_key_is_fatal_with_runways_401(connect, book):
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="key_wrong_secret"), shot()), book,
+                              secrets=["key_wrong_secret"], says=["401", "Invalid API key"])
 
 
 def test_exhausted_credits_are_fatal_and_validation_errors_terminal():
-    import httpx
-
     a = RunwayProvider("k")
     credits = httpx.Response(400, json={"error": "You do not have enough credits to run this task."})
     invalid = httpx.Response(400, json={"error": "Validation of body failed",
@@ -260,34 +196,20 @@ def test_exhausted_credits_are_fatal_and_validation_errors_terminal():
     assert a.error_message(invalid) == "Validation of body failed (ratio: Invalid enum value)"
 
 
-@pytest.mark.parametrize("fault, match", [("expired", "403"), ("truncated", "truncated")])
-def test_expired_and_truncated_downloads_are_errors_not_clips(server, book, tmp_path, fault, match):
-    async def go():
-        a = adapter(server)
-        try:
-            return await finished(a, shot())
-        finally:
-            await a.aclose()
-
-    status, _ = run(go())
-    book.faults.add("download", fault)
-    with pytest.raises(Exception, match=match):
-        fetch(status.output_url, tmp_path / "x.mp4")
+@pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
+def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
+    outcome = run_to_terminal(connect, shot())
+    assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
 def test_refresh_output_url_re_signs_an_expired_url(book, tmp_path):
-    with FakeServer(create_app(book, api_key=KEY, url_lifetime=1.0)) as srv:
-        async def go():
-            a = adapter(srv)
-            try:
-                job_id = await a.submit(shot())
-                status, _ = await poll_until_terminal(a, job_id)
-                await asyncio.sleep(1.1)
-                return status, await a.refresh_output_url(job_id)
-            finally:
-                await a.aclose()
+    async def scenario(a):
+        outcome = await finish(a, shot())
+        await asyncio.sleep(1.1)
+        return outcome.status, await a.refresh_output_url(outcome.job_id)
 
-        stale, fresh = run(go())
+    with FakeServer(create_app(book, api_key=KEY, url_lifetime=1.0)) as srv:
+        stale, fresh = using(partial(adapter, srv), scenario)
         with pytest.raises(ProviderError, match="403"):
             fetch(stale.output_url, tmp_path / "stale.mp4")
         assert fresh.state == JobState.SUCCEEDED and fresh.output_url != stale.output_url

@@ -60,6 +60,8 @@ class LocalProvider:
     """Serves every catalog model offline; its output URLs are file:// URLs that expire like real ones."""
 
     name = "local"
+    #: rendering takes real time whatever the time scale: a job is stuck only well past it
+    stuck_grace_seconds = 300.0
 
     def __init__(self, catalog: Catalog, work_dir: Path, time_scale: float = 0.02, seed: int = 0,
                  preset: str = "veryfast", font: Path | None = None, render_slots: int | None = None):

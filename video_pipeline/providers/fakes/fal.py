@@ -1,5 +1,9 @@
 """A fake fal.ai queue: submit under the full endpoint id, status/result/cancel under `{owner}/{app}/requests/{id}`
-(the subpath dropped, as fal does), `Key` auth, queue positions, and fal's two error shapes."""
+(the subpath dropped, as fal does), `Key` auth, queue positions, and fal's two error shapes.
+
+With `?fal_webhook=<url>` on submit, the finished request is POSTed there as
+`{request_id, gateway_request_id, status: "OK"|"ERROR", payload, error}`, Ed25519-signed with the book's
+`webhook_key`, whose public half is served at GET /.well-known/jwks.json."""
 
 from __future__ import annotations
 
@@ -43,8 +47,8 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
     def authorized(request: Request) -> bool:
         return request.headers.get("authorization") == f"Key {api_key}"
 
-    def urls(request: Request, job: FakeJob) -> dict:
-        base = f"{request.base_url}{job.meta['app']}/requests/{job.id}"
+    def urls(request: Request | str, job: FakeJob) -> dict:
+        base = f"{request if isinstance(request, str) else request.base_url}{job.meta['app']}/requests/{job.id}"
         return {"request_id": job.id, "response_url": base, "status_url": f"{base}/status",
                 "cancel_url": f"{base}/cancel"}
 
@@ -76,6 +80,9 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
         job = book.create(body, body.get("prompt") or "talking head", _seconds(body.get("duration")),
                           ratio if re.fullmatch(r"\d+:\d+", str(ratio)) else "16:9",
                           model=endpoint, app="/".join(endpoint.split("/")[:2]))
+        if hook := request.query_params.get("fal_webhook"):
+            base = str(request.base_url)
+            book.schedule_webhook(job, hook, lambda: webhook_body(base, job), book.fal_signer())
         return JSONResponse({**urls(request, job), "gateway_request_id": job.id, "queue_position": position(job)})
 
     async def status(request: Request) -> Response:
@@ -119,17 +126,38 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
             return JSONResponse({"detail": "Request was cancelled", "error_type": "client_cancelled"},
                                 status_code=499, headers={"X-Fal-Error-Type": "client_cancelled"})
         if phase == "failed":
-            error_type, message, code, field = FAILURES[job.fault]
-            if field is None:
-                return JSONResponse({"detail": message, "error_type": error_type}, status_code=code,
-                                    headers={"X-Fal-Error-Type": error_type})
-            return JSONResponse({"detail": [{"loc": ["body", field], "msg": message, "type": error_type,
-                                             "url": f"https://docs.fal.ai/errors#{error_type}",
-                                             "input": job.prompt if field == "prompt" else None}]},
-                                status_code=code, headers={"X-Fal-Retryable": "false"})
-        url = f"{request.base_url}files/{job.id}.mp4?expires={int(book.expires_at(job))}"
-        return JSONResponse({"video": {"url": url, "content_type": "video/mp4", "file_name": "output.mp4",
-                                       "file_size": len(book.mp4(job))}})
+            code, body, headers = failure(job)
+            return JSONResponse(body, status_code=code, headers=headers)
+        return JSONResponse(output(str(request.base_url), job))
+
+    def failure(job: FakeJob) -> tuple[int, dict, dict]:
+        """A failed request's result: (HTTP status, body, headers)."""
+        error_type, message, code, field = FAILURES[job.fault]
+        if field is None:
+            return code, {"detail": message, "error_type": error_type}, {"X-Fal-Error-Type": error_type}
+        return code, {"detail": [{"loc": ["body", field], "msg": message, "type": error_type,
+                                  "url": f"https://docs.fal.ai/errors#{error_type}",
+                                  "input": job.prompt if field == "prompt" else None}]}, {"X-Fal-Retryable": "false"}
+
+    def output(base: str, job: FakeJob) -> dict:
+        url = f"{base}files/{job.id}.mp4?expires={int(book.expires_at(job))}"
+        return {"video": {"url": url, "content_type": "video/mp4", "file_name": "output.mp4",
+                          "file_size": len(book.mp4(job))}}
+
+    def webhook_body(base: str, job: FakeJob) -> dict | None:
+        """What fal POSTs to `fal_webhook` when the request ends: the result as `payload`, or the error."""
+        phase = job.phase()
+        body = {"request_id": job.id, "gateway_request_id": job.id}
+        if phase == "succeeded":
+            return {**body, "status": "OK", "payload": output(base, job), "error": None}
+        if phase == "failed":
+            code, detail, _ = failure(job)
+            return {**body, "status": "ERROR", "payload": detail, "error": f"Invalid status code: {code}"}
+        return None
+
+    async def jwks(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        return JSONResponse(book.jwks())
 
     async def cancel(request: Request) -> Response:
         book.requests.append(("PUT", request.url.path))
@@ -143,6 +171,7 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
     app = Starlette(routes=[
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         download_route(book),
         Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
         Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),

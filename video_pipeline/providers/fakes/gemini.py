@@ -1,4 +1,7 @@
-"""A fake Gemini API for Veo: predictLongRunning operations, the key check, RAI filtering and keyed file downloads."""
+"""A fake Gemini API for Veo: predictLongRunning operations, the key check, RAI filtering, keyed file downloads,
+and the `video.generated` webhook to each `webhookConfig.uris` entry (Standard Webhooks signed with the book's
+`webhook_secret`; body `{"type": "video.generated", "data": {"operation": <the operation as GET returns it>}}`,
+the event's shape being unconfirmed)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,24 @@ def _error(status: int, message: str, reason: str | None = None) -> dict:
                              "domain": "googleapis.com",
                              "metadata": {"service": "generativelanguage.googleapis.com"}}]
     return {"error": error}
+
+
+def operation_json(job, base_url: str) -> dict:
+    """The operation as `GET /v1beta/models/{model}/operations/{id}` returns it now."""
+    name = f"models/{job.meta['model']}/operations/{job.id}"
+    phase = job.phase()
+    if phase in ("queued", "running"):
+        return {"name": name}      # proto3 JSON omits done=false
+    if phase == "failed" and job.fault in FAILURES:
+        return {"name": name, "done": True, "error": FAILURES[job.fault]}
+    result_type = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+    if phase == "failed":        # fail-policy: the RAI filter removed every sample
+        return {"name": name, "done": True, "response": {
+            "@type": result_type,
+            "generateVideoResponse": {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [RAI_REASON]}}}
+    uri = f"{base_url}v1beta/files/{job.id}:download?alt=media"
+    return {"name": name, "done": True, "response": {
+        "@type": result_type, "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]}}}
 
 
 def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
@@ -66,6 +87,11 @@ def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
         model = request.path_params["model"]
         job = book.create(body, prompt, duration, ratio, model=model, resolution=params.get("resolution", "720p"),
                           image=image is not None)
+        base = str(request.base_url)
+        for uri in (body.get("webhookConfig") or {}).get("uris") or []:
+            book.schedule_webhook(job, uri, lambda: {"type": "video.generated",
+                                                     "data": {"operation": operation_json(job, base)}},
+                                  book.standard_signer())
         return JSONResponse({"name": f"models/{model}/operations/{job.id}"})
 
     async def operation(request: Request) -> Response:
@@ -78,20 +104,7 @@ def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
         job = book.get(op_id)
         if job is None or job.meta.get("model") != model:
             return JSONResponse(_error(404, f"Operation models/{model}/operations/{op_id} not found"), status_code=404)
-        name = f"models/{model}/operations/{job.id}"
-        phase = job.phase()
-        if phase in ("queued", "running"):
-            return JSONResponse({"name": name})      # proto3 JSON omits done=false
-        if phase == "failed" and job.fault in FAILURES:
-            return JSONResponse({"name": name, "done": True, "error": FAILURES[job.fault]})
-        result_type = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
-        if phase == "failed":        # fail-policy: the RAI filter removed every sample
-            return JSONResponse({"name": name, "done": True, "response": {
-                "@type": result_type,
-                "generateVideoResponse": {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [RAI_REASON]}}})
-        uri = f"{request.base_url}v1beta/files/{job.id}:download?alt=media"
-        return JSONResponse({"name": name, "done": True, "response": {
-            "@type": result_type, "generateVideoResponse": {"generatedSamples": [{"video": {"uri": uri}}]}}})
+        return JSONResponse(operation_json(job, str(request.base_url)))
 
     async def download(request: Request) -> Response:
         book.requests.append(("GET", request.url.path))

@@ -11,27 +11,34 @@ import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ...media.render import ClipSpec, render_clip
+from .webhooks import FalSigner, StandardSigner, handshake, new_secret, post
 
 #: fault kinds: where they strike, and what the fake does
 REQUEST_FAULTS = {"429", "429-no-retry-after", "500", "503", "reset"}          # on any HTTP call of that phase
 JOB_FAULTS = {"fail-retryable", "fail-policy", "fail-invalid", "stuck"}         # decided when a job is created
 DOWNLOAD_FAULTS = {"expired", "truncated"}                                      # on the result download
+WEBHOOK_FAULTS = {"forged", "replay", "drop"}    # on a job's webhook: bad signature, sent twice, never sent
 
 
 @dataclass
 class FaultPlan:
-    """Faults to inject, consumed in order per phase: submit, poll, result, download, job."""
+    """Faults to inject, consumed in order per phase: submit, poll, result, download, job, webhook."""
 
     submit: list[str] = field(default_factory=list)
     poll: list[str] = field(default_factory=list)
     result: list[str] = field(default_factory=list)
     download: list[str] = field(default_factory=list)
     job: list[str] = field(default_factory=list)
+    webhook: list[str] = field(default_factory=list)
 
     def __post_init__(self):
-        self._queues = {name: deque(getattr(self, name)) for name in ("submit", "poll", "result", "download", "job")}
+        self._queues = {name: deque(getattr(self, name))
+                        for name in ("submit", "poll", "result", "download", "job", "webhook")}
         self._lock = threading.Lock()
 
     def take(self, phase: str) -> str | None:
@@ -72,10 +79,18 @@ class FakeJob:
 
 
 class JobBook:
-    """Jobs of one fake server. Counts submissions per request body, so tests can prove nothing was paid twice."""
+    """Jobs of one fake server. Counts submissions per request body, so tests can prove nothing was paid twice.
+
+    Webhooks: a fake that got a callback URL calls `schedule_webhook`; the delivery is POSTed once the job ends,
+    signed with `webhook_secret` (Standard Webhooks) or `webhook_key` (fal's Ed25519, public half in `jwks()`),
+    both generated per book unless given. Every POST attempt lands in `deliveries` as (url, status or None);
+    MiniMax's challenge POSTs land in `handshakes` instead.
+    """
 
     def __init__(self, latency: float = 0.3, faults: FaultPlan | None = None, url_lifetime: float = 3600,
-                 render_height: int = 180, work_dir: Path | None = None):
+                 render_height: int = 180, work_dir: Path | None = None, webhook_secret: str | None = None,
+                 webhook_key: Ed25519PrivateKey | None = None, webhook_user_id: str = "fake-user",
+                 webhook_delay: float = 0.05):
         self.latency = latency
         self.faults = faults or FaultPlan()
         self.url_lifetime = url_lifetime
@@ -86,6 +101,13 @@ class JobBook:
         self._lock = threading.Lock()
         self._work = work_dir or Path(tempfile.mkdtemp(prefix="vp-fake-"))
         self._clips: dict[tuple, bytes] = {}
+        self.webhook_secret = webhook_secret or new_secret()
+        self.webhook_key = webhook_key or Ed25519PrivateKey.generate()
+        self.webhook_user_id = webhook_user_id
+        self.webhook_delay = webhook_delay        # seconds after a job ends before its delivery is sent
+        self.deliveries: list[tuple[str, int | None]] = []
+        self.handshakes: list[tuple[str, int | None]] = []
+        self._timers: list[threading.Timer] = []
 
     @staticmethod
     def body_key(body: object) -> str:
@@ -133,3 +155,59 @@ class JobBook:
             with self._lock:
                 self._clips[key] = cached
         return cached
+
+    # --- webhooks -----------------------------------------------------------------------------------------------
+
+    def standard_signer(self) -> StandardSigner:
+        return StandardSigner(self.webhook_secret)
+
+    def fal_signer(self) -> FalSigner:
+        return FalSigner(self.webhook_key, self.webhook_user_id)
+
+    def jwks(self) -> dict:
+        """The JWKS (`{"keys": [...]}`) holding the public half of `webhook_key`."""
+        return self.fal_signer().jwks()
+
+    def schedule_webhook(self, job: FakeJob, url: str, payload: Callable[[], dict | None], signer,
+                         challenge: bool = False) -> threading.Timer | None:
+        """Deliver `payload()` to `url` a little after `job` ends, signed by `signer` (see fakes.webhooks).
+
+        The payload is built when the timer fires, so it shows the job's final state; canceled jobs and jobs that
+        never end (stuck) get no delivery, nor does a `payload` that returns None. `challenge=True` sends MiniMax's
+        handshake first and delivers only if it was echoed. The plan's next "webhook" fault, taken now, applies:
+        "forged" (signed with a secret or key nobody knows), "replay" (the same delivery sent twice), "drop".
+        """
+        fault = self.faults.take("webhook")
+        if fault is not None and fault not in WEBHOOK_FAULTS:
+            raise ValueError(f"unknown webhook fault {fault!r}")
+        if fault == "drop":
+            return None
+        delay = max(0.0, job.created + job.latency - time.time()) + self.webhook_delay
+        timer = threading.Timer(delay, self._fire, args=(job, url, payload, signer, challenge, fault))
+        timer.daemon = True
+        with self._lock:
+            self._timers.append(timer)
+        timer.start()
+        return timer
+
+    def _fire(self, job: FakeJob, url: str, payload, signer, challenge: bool, fault: str | None) -> None:
+        if job.phase() not in ("succeeded", "failed"):
+            return
+        body_obj = payload()
+        if body_obj is None:
+            return
+        if challenge and not handshake(url, on_attempt=lambda u, s: self.handshakes.append((u, s))):
+            return
+        body = json.dumps(body_obj).encode()
+        target, headers = signer.sign(url, body, f"msg_{uuid.uuid4().hex}", forged=fault == "forged")
+        record = lambda u, s: self.deliveries.append((u, s))   # noqa: E731
+        post(target, body, headers, on_attempt=record)
+        if fault == "replay":
+            post(target, body, headers, on_attempt=record)
+
+    def stop_webhooks(self) -> None:
+        """Cancel deliveries not yet sent (e.g. when the server stops)."""
+        with self._lock:
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()

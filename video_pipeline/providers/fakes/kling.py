@@ -1,4 +1,7 @@
-"""A fake Kling API: JWT-checked text2video/image2video tasks, their envelope, statuses and error codes."""
+"""A fake Kling API: JWT-checked text2video/image2video tasks, their envelope, statuses and error codes.
+
+With `callback_url` in the body, the finished task is POSTed there in its envelope (`{code, message, request_id,
+data: <task>}`); nothing is signed (the URL carries the receiver's token)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from starlette.routing import Route
 
 from .faults import download_route, injected
 from .jobs import JobBook
+from .webhooks import TokenSigner
 
 STATUS = {"queued": "submitted", "running": "processing", "succeeded": "succeed", "failed": "failed"}
 #: job faults → the `task_status_msg` of the failed task (Kling puts no code on a failed task)
@@ -118,6 +122,10 @@ def create_app(book: JobBook, access_key: str = "test-kling-access-key-012345678
                           external_task_id=external, image=body.get("image"))
         if external:
             tasks_by_external[external] = job.id
+        if body.get("callback_url"):
+            base = str(request.base_url)
+            book.schedule_webhook(job, body["callback_url"],
+                                  lambda: _envelope(0, "SUCCEED", task_json(job, base)), TokenSigner())
         return JSONResponse(_envelope(0, "SUCCEED", {"task_id": job.id, "task_status": "submitted",
                                                      "task_info": {"external_task_id": external},
                                                      "created_at": _ms(job.created), "updated_at": _ms(job.created)}))

@@ -1,4 +1,7 @@
-"""A fake MiniMax (v1 video protocol): create, query, files/retrieve, and errors as HTTP 200 + `base_resp`."""
+"""A fake MiniMax (v1 video protocol): create, query, files/retrieve, and errors as HTTP 200 + `base_resp`.
+
+With `callback_url` in the body, the finished task is POSTed there as `{task_id, status, file_id, base_resp}`,
+after the `{"challenge": ...}` handshake was echoed; nothing is signed (the URL carries the receiver's token)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .faults import download_route, injected
-from .jobs import FaultPlan, JobBook
+from .jobs import FakeJob, FaultPlan, JobBook
+from .webhooks import TokenSigner
 
 FAILURES = {"fail-policy": (1027, "output new_sensitive"),
             "fail-invalid": (2013, "invalid params, the first frame image could not be decoded"),
@@ -28,6 +32,30 @@ def _base(code: int = 0, message: str = "success") -> dict:
 def _error(status: int, message: str) -> dict:
     code = {429: 1002, 401: 1004}.get(status, 1000)
     return {"base_resp": _base(code, message)}
+
+
+def task_status(job: FakeJob) -> dict:
+    """The query endpoint's answer for `job` now."""
+    phase = job.phase()
+    if phase == "queued":
+        status = "Preparing" if job.phase(queue_fraction=0.1) == "queued" else "Queueing"
+    else:
+        status = {"running": "Processing", "succeeded": "Success", "failed": "Fail"}[phase]
+    body = {"task_id": job.id, "status": status, "file_id": "", "base_resp": _base()}
+    if status == "Success":
+        width, height = (1920, 1080) if job.meta["resolution"] == "1080P" else (1366, 768)
+        body.update(file_id=job.meta["file_id"], video_width=width, video_height=height)
+    elif status == "Fail":
+        body["base_resp"] = _base(*FAILURES[job.fault])
+    return body
+
+
+def callback_body(job: FakeJob) -> dict | None:
+    """The status POST to `callback_url` once the task ended."""
+    if job.phase() not in ("succeeded", "failed"):
+        return None
+    status = task_status(job)
+    return {key: status[key] for key in ("task_id", "status", "file_id", "base_resp")}
 
 
 def create_app(book: JobBook, api_key: str = "test-minimax-key") -> Starlette:
@@ -73,6 +101,9 @@ def create_app(book: JobBook, api_key: str = "test-minimax-key") -> Starlette:
             return JSONResponse({"task_id": "", "base_resp": _base(2013, problem)})
         job = book.create(body, body.get("prompt", ""), body.get("duration", 6), "16:9", model=body["model"],
                           file_id=str(next(_file_ids)), resolution=body.get("resolution", "768P"))
+        if body.get("callback_url"):
+            book.schedule_webhook(job, body["callback_url"], lambda: callback_body(job), TokenSigner(),
+                                  challenge=True)
         return JSONResponse({"task_id": job.id, "base_resp": _base()})
 
     async def query(request: Request) -> Response:
@@ -85,18 +116,7 @@ def create_app(book: JobBook, api_key: str = "test-minimax-key") -> Starlette:
         if job is None:
             return JSONResponse({"task_id": request.query_params.get("task_id", ""), "status": "",
                                  "base_resp": _base(2013, "invalid params, task not found")})
-        phase = job.phase()
-        if phase == "queued":
-            status = "Preparing" if job.phase(queue_fraction=0.1) == "queued" else "Queueing"
-        else:
-            status = {"running": "Processing", "succeeded": "Success", "failed": "Fail"}[phase]
-        body = {"task_id": job.id, "status": status, "file_id": "", "base_resp": _base()}
-        if status == "Success":
-            width, height = (1920, 1080) if job.meta["resolution"] == "1080P" else (1366, 768)
-            body.update(file_id=job.meta["file_id"], video_width=width, video_height=height)
-        elif status == "Fail":
-            body["base_resp"] = _base(*FAILURES[job.fault])
-        return JSONResponse(body)
+        return JSONResponse(task_status(job))
 
     async def retrieve(request: Request) -> Response:
         book.requests.append(("GET", request.url.path))

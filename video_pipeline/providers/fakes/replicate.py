@@ -1,5 +1,6 @@
 """A fake Replicate: the predictions API (model and version endpoints), Bearer auth, problem-detail errors,
-prediction statuses, cancel and 1-hour output URLs."""
+prediction statuses, cancel, 1-hour output URLs, and the `completed` webhook (the prediction, Standard Webhooks
+signed with the book's `webhook_secret`) when a prediction was created with `webhook`."""
 
 from __future__ import annotations
 
@@ -43,13 +44,14 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
     def unauthorized() -> JSONResponse:
         return JSONResponse(_error(401, "You did not pass a valid authentication token"), status_code=401)
 
-    def prediction(request: Request, job: FakeJob) -> dict:
-        api = f"{request.base_url}v1/predictions/{job.id}"
+    def prediction(request: Request | str, job: FakeJob) -> dict:
+        base = request if isinstance(request, str) else str(request.base_url)
+        api = f"{base}v1/predictions/{job.id}"
         phase = job.phase()
         body = {"id": job.id, "model": job.meta["model"], "version": job.meta["version"], "input": job.meta["input"],
                 "logs": "", "output": None, "data_removed": False, "error": None, "status": STATUS[phase],
                 "created_at": _stamp(job.created), "started_at": None, "completed_at": None,
-                "urls": {"get": api, "cancel": f"{api}/cancel", "stream": f"{request.base_url}stream/{job.id}",
+                "urls": {"get": api, "cancel": f"{api}/cancel", "stream": f"{base}stream/{job.id}",
                          "web": f"https://replicate.com/p/{job.id}"}}
         if phase != "queued":
             body["started_at"] = _stamp(job.created + job.latency * 0.25)
@@ -58,7 +60,7 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
         if phase == "succeeded":
             body.update(completed_at=_stamp(done), metrics={"predict_time": job.latency * 0.75,
                                                             "total_time": job.latency},
-                        output=f"{request.base_url}files/{job.id}.mp4?expires={int(book.expires_at(job))}")
+                        output=f"{base}files/{job.id}.mp4?expires={int(book.expires_at(job))}")
         elif phase == "failed":
             body.update(completed_at=_stamp(done), error=FAILURES[job.fault])
         elif phase == "canceled":
@@ -83,6 +85,10 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
         job = book.create(body, inputs.get("prompt") or "talking head", inputs.get("duration", 4),
                           ratio if ratio in ("16:9", "9:16", "1:1") else "16:9", model=model, version=version,
                           input=inputs)
+        events = body.get("webhook_events_filter") or ["start", "output", "logs", "completed"]
+        if body.get("webhook") and "completed" in events:
+            base = str(request.base_url)
+            book.schedule_webhook(job, body["webhook"], lambda: prediction(base, job), book.standard_signer())
         return JSONResponse(prediction(request, job), status_code=201)
 
     async def create_for_model(request: Request) -> Response:
