@@ -70,7 +70,9 @@ def fal_signed(key, body: dict, request_id: str = "req-1", ts: int | None = None
 
 @pytest.mark.parametrize("provider, body, job_id", [
     ("replicate", {"id": "pred-1", "status": "succeeded", "output": "https://x/y.mp4"}, "pred-1"),
-    ("gemini", {"type": "video.generated", "data": {"operation": {"name": "models/veo/operations/op-1", "done": True}}},
+    ("gemini", {"type": "video.generated", "data": {"operation": {
+        "name": "models/veo/operations/op-1", "done": True,
+        "response": {"generateVideoResponse": {"generatedSamples": [{"video": {"uri": "https://x/v.mp4"}}]}}}}},
      "models/veo/operations/op-1"),
 ])
 def test_standard_webhooks_accept_good_and_refuse_forged_stale_and_replayed(client, ledger, provider, body, job_id):
@@ -85,6 +87,15 @@ def test_standard_webhooks_accept_good_and_refuse_forged_stale_and_replayed(clie
     assert client.post(f"/webhooks/{provider}", content=tampered, headers=good_headers).status_code == 401
     stale_raw, stale = standard(body, "msg_4", when=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10))
     assert client.post(f"/webhooks/{provider}", content=stale_raw, headers=stale).status_code == 401
+
+
+def test_veo_operation_emptied_by_the_safety_filter_is_recorded_as_failed(client, ledger):
+    body = {"type": "video.generated", "data": {"operation": {
+        "name": "models/veo/operations/op-2", "done": True,
+        "response": {"generateVideoResponse": {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["x"]}}}}}
+    raw, headers = standard(body, "msg_rai")
+    assert client.post("/webhooks/gemini", content=raw, headers=headers).status_code == 200
+    assert ledger.latest_event("gemini", "models/veo/operations/op-2")[0] == "failed"
 
 
 def test_fal_ed25519_accepts_good_and_refuses_forged_stale_and_replayed(client, ledger, fal_key):

@@ -152,7 +152,10 @@ def create_receiver(ledger: JobLedger, config: ReceiverConfig) -> Starlette:
             payload = json.loads(body)
             operation = payload.get("data", payload).get("operation", payload.get("data", payload))
             done = operation.get("done")
-            state = "failed" if operation.get("error") else ("succeeded" if done else "running")
+            samples = (operation.get("response", {}).get("generateVideoResponse", {}).get("generatedSamples") or [])
+            # done without an error but with no video: the safety filter removed it, which is a failure
+            state = ("failed" if operation.get("error") or (done and not samples)
+                     else "succeeded" if done else "running")
             return record("gemini", delivery, operation.get("name", ""), state, payload)
         return await guarded(request, handle)
 

@@ -29,6 +29,8 @@ FAKE_CREDENTIALS: dict[str, dict[str, tuple[str, str]]] = {
 
 
 DEFAULT_BASE_PORT = 8710
+#: fixed, public test secrets, so a receiver configured from the printed environment accepts the fakes' webhooks
+FAKE_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="
 
 
 def fleet_base_port() -> int:
@@ -42,7 +44,14 @@ def fixed_environment(base_port: int | None = None) -> dict[str, str]:
     for i, name in enumerate(FAKE_CREDENTIALS):
         env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = f"http://127.0.0.1:{base + i}"
         env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
+    env.update(_webhook_environment(env["VIDEO_PIPELINE_FAL_BASE_URL"]))
     return env
+
+
+def _webhook_environment(fal_url: str) -> dict[str, str]:
+    """What `video-pipeline webhooks serve` needs to verify the fakes' signed deliveries."""
+    return {"REPLICATE_WEBHOOK_SECRET": FAKE_WEBHOOK_SECRET, "GEMINI_WEBHOOK_SECRET": FAKE_WEBHOOK_SECRET,
+            "VIDEO_PIPELINE_FAL_JWKS_URL": f"{fal_url}/.well-known/jwks.json"}
 
 
 def fleet_is_up(base_port: int | None = None) -> bool:
@@ -65,12 +74,16 @@ class Fleet:
         for name, server in self.servers.items():
             env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = server.url
             env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
+        if "fal" in self.servers:
+            env.update(_webhook_environment(self.servers["fal"].url))
         return env
 
     def duplicate_submissions(self) -> int:
         return sum(book.duplicate_submissions() for book in self.books.values())
 
     def stop(self) -> None:
+        for book in self.books.values():
+            book.stop_webhooks()
         for server in self.servers.values():
             server.stop()
 
@@ -87,7 +100,8 @@ def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_d
     fleet = Fleet()
     for i, name in enumerate(providers or list(FAKE_CREDENTIALS)):
         module = importlib.import_module(f"video_pipeline.providers.fakes.{name}")
-        book = JobBook(latency=latency, work_dir=(work_dir / name) if work_dir else None)
+        book = JobBook(latency=latency, work_dir=(work_dir / name) if work_dir else None,
+                       webhook_secret=FAKE_WEBHOOK_SECRET)
         kwargs = {kw: value for value, kw in FAKE_CREDENTIALS[name].values()}
         server = FakeServer(module.create_app(book, **kwargs), port=(base_port + i) if base_port else None).start()
         fleet.servers[name], fleet.books[name] = server, book

@@ -9,9 +9,9 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -22,7 +22,7 @@ from .webhooks import FalSigner, StandardSigner, handshake, new_secret, post
 REQUEST_FAULTS = {"429", "429-no-retry-after", "500", "503", "reset"}          # on any HTTP call of that phase
 JOB_FAULTS = {"fail-retryable", "fail-policy", "fail-invalid", "stuck"}         # decided when a job is created
 DOWNLOAD_FAULTS = {"expired", "truncated"}                                      # on the result download
-WEBHOOK_FAULTS = {"forged", "replay", "drop"}    # on a job's webhook: bad signature, sent twice, never sent
+WEBHOOK_FAULTS = {"forged", "replay", "drop"}                                   # on a job's webhook delivery
 
 
 @dataclass
@@ -186,7 +186,7 @@ class JobBook:
         timer = threading.Timer(delay, self._fire, args=(job, url, payload, signer, challenge, fault))
         timer.daemon = True
         with self._lock:
-            self._timers.append(timer)
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
         return timer
 
@@ -200,7 +200,10 @@ class JobBook:
             return
         body = json.dumps(body_obj).encode()
         target, headers = signer.sign(url, body, f"msg_{uuid.uuid4().hex}", forged=fault == "forged")
-        record = lambda u, s: self.deliveries.append((u, s))   # noqa: E731
+
+        def record(attempted: str, status: int | None) -> None:
+            self.deliveries.append((attempted, status))
+
         post(target, body, headers, on_attempt=record)
         if fault == "replay":
             post(target, body, headers, on_attempt=record)

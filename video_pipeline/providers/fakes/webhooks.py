@@ -20,7 +20,7 @@ import json
 import os
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
