@@ -1,0 +1,101 @@
+"""The path the Dagster UI's Materialize button takes: webserver + daemon on loopback, GraphQL, a real run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import assert_video
+from video_pipeline.config import PROJECT_ROOT, Settings
+from video_pipeline.intake import accept
+from video_pipeline.providers.fakes.server import free_port
+
+STAGES = ["prompt_batches", "routed_job_plans", "generated_segments", "stored_clips", "assembled_outputs"]
+
+
+def _gql(url: str, query: str, variables: dict | None = None) -> dict:
+    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture
+def dagster_ui(data_dir: Path, tmp_path: Path):
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    bin_dir = Path(sys.executable).parent
+    procs = [subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+                               "-p", str(port)], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "webserver.log", "w"), start_new_session=True),
+             subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=PROJECT_ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "daemon.log", "w"),
+                              start_new_session=True)]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("dagster-webserver did not answer: " + (tmp_path / "webserver.log").read_text()[-2000:])
+        yield url
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ui_shows_the_five_stages_and_materializes_a_campaign_partition(dagster_ui, data_dir):
+    url = dagster_ui
+    nodes = _gql(url, "{ assetNodes { assetKey { path } dependencyKeys { path } partitionDefinition { name } } }")
+    graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes["assetNodes"]}
+    assert set(graph) == set(STAGES)
+    for upstream, downstream in zip(STAGES, STAGES[1:]):
+        assert graph[downstream] == [upstream]
+
+    accepted = accept(data_dir / "samples" / "social-ideas.csv", Settings.from_env(), move=False)
+    location = _gql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")[
+        "workspaceOrError"]["locationEntries"][0]["name"]
+    repo = {"repositoryLocationName": location, "repositoryName": "__repository__"}
+    added = _gql(url, """mutation($r: RepositorySelector!, $p: String!, $k: String!) {
+        addDynamicPartition(repositorySelector: $r, partitionsDefName: $p, partitionKey: $k) { __typename } }""",
+                 {"r": repo, "p": "campaigns", "k": accepted.campaign_id})
+    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess"
+    launched = _gql(url, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+                    {"p": {"selector": {**repo, "jobName": "campaign_job",
+                                        "assetSelection": [{"path": [k]} for k in STAGES]},
+                           "executionMetadata": {"tags": [{"key": "dagster/partition", "value": accepted.campaign_id}]},
+                           "runConfigData": {}}})
+    assert launched["launchRun"]["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["launchRun"]["run"]["runId"]
+    status, deadline = None, time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = _gql(url, "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
+                      {"id": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    assert status == "SUCCESS"
+    materialized = _gql(url, """{ assetOrError(assetKey: {path: ["assembled_outputs"]}) { ... on Asset {
+        assetMaterializations(partitions: ["social-ideas"], limit: 1) { runId } } } }""")
+    assert materialized["assetOrError"]["assetMaterializations"][0]["runId"] == run_id
+    for video, seconds in (("morning", 6), ("ocean", 8), ("neon", 6)):
+        assert_video(data_dir / "outputs" / "social-ideas" / f"{video}.mp4", seconds)
