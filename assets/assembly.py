@@ -7,12 +7,14 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Failure,
     MetadataValue,
     Output,
     asset,
 )
 
 from resources.pipeline import PipelineConfig
+from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import assembled_outputs as assemble
 
@@ -33,7 +35,11 @@ DURATION_TOLERANCE_SECONDS = 0.5
 def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, pipeline: PipelineConfig):
     watch = Stopwatch()
     settings = pipeline.settings()
-    frame = assemble(stored_clips, settings)
+    try:
+        campaign = load_active(settings, context.partition_key)
+    except (*INVALID, FileNotFoundError) as exc:
+        raise Failure(description=str(exc)) from None
+    frame = assemble(stored_clips, settings, campaign)
     done = frame[frame["state"] == "assembled"]
     failed = frame[frame["state"] != "assembled"]
     for row in done.itertuples():

@@ -188,3 +188,25 @@ def test_expired_output_url_is_reported_not_stored(settings, tmp_path):
 
     with pytest.raises(ProviderError, match="gone"):
         fetch((tmp_path / "vanished.mp4").as_uri(), tmp_path / "x.mp4")
+
+
+@pytest.mark.parametrize("transition, trim", [("crossfade", 0), ("cut", 2), ("crossfade", 3)])
+def test_crossfades_and_trimmed_joins_still_meet_the_target_length(settings, data_dir, transition, trim):
+    campaign = _campaign(data_dir, f"""
+campaign: joins
+defaults: {{quality_tier: social}}
+videos:
+  - id: joined
+    target_seconds: 14
+    transition: {transition}
+    transition_seconds: 0.8
+    trim_join_frames: {trim}
+    shots:
+      - prompt: "Morning fog over a lake"
+      - prompt: "The sun breaks through"
+""")
+    plan, outcomes, _ = _run(settings, campaign)
+    overlap = (0.8 if transition == "crossfade" else 0) + 2 * trim / 24
+    assert sum(s.seconds for s in plan.segments) == pytest.approx(14 + (len(plan.segments) - 1) * overlap, abs=0.05)
+    videos = stages.assembled_outputs(stages.stored_clips(outcomes, ClipStore(settings.clips_dir)), settings, campaign)
+    assert_video(videos["output_path"][0], 14)

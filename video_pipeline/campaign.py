@@ -76,6 +76,8 @@ class Video(_Strict):
     target_seconds: float | None = Field(default=None, gt=0, le=MAX_TARGET_SECONDS, allow_inf_nan=False)
     continuity: Literal["parallel", "chained"] = "parallel"
     transition: Literal["cut", "crossfade"] = "cut"
+    transition_seconds: float = Field(default=0.5, ge=0.1, le=2.0, allow_inf_nan=False)
+    trim_join_frames: int = Field(default=0, ge=0, le=12)
     narration: str | None = Field(default=None, max_length=20000)
     music: str | None = None
     audio: str | None = None
@@ -237,7 +239,8 @@ class _LazyLines(dict):
 
 _ROW_SHOT_FIELDS = ("prompt", "image", "video", "transform", "has_human_subjects", "complexity",
                     "requires_character_consistency", "model")
-_ROW_VIDEO_FIELDS = ("id", "target_seconds", "continuity", "transition", "narration", "music", "audio")
+_ROW_VIDEO_FIELDS = ("id", "target_seconds", "continuity", "transition", "transition_seconds", "trim_join_frames",
+                     "narration", "music", "audio")
 
 
 def _rows_to_campaign(rows: list[tuple[int, dict]], campaign_id: str, display: str) -> tuple[dict, dict[tuple, int]]:

@@ -121,6 +121,12 @@ def split_seconds(seconds: float, durations: list[int]) -> list[tuple[int, float
     return [(g, round(f / FPS, 6)) for g, f in zip(generate, used_frames)]
 
 
+def join_overlap(video: Video) -> float:
+    """Seconds each join takes out of the timeline: the crossfade, plus frames dropped at both sides."""
+    crossfade = video.transition_seconds if video.transition == "crossfade" else 0.0
+    return crossfade + 2 * video.trim_join_frames / FPS
+
+
 def share_seconds(total: float, parts: int) -> list[float]:
     """Split `total` seconds into `parts` whole-frame shares that add up to the total in frames."""
     frames = to_frames(total)
@@ -205,17 +211,20 @@ class _Planner:
                                     f"for this shot (${self.catalog.get(cheapest).price(task.resolution):.3f}/s; "
                                     f"the plan would use {decision.model})")
 
-    def shot_seconds(self, video: Video, si: int, shot: Shot, model: ModelSpec, category: TaskCategory) -> float:
+    def shot_seconds(self, video: Video, si: int, shot: Shot, model: ModelSpec, category: TaskCategory,
+                     extra: float = 0.0) -> float:
         if video.target_seconds is not None:
-            return share_seconds(video.target_seconds, len(video.shots))[si]
+            # `extra` is what crossfades and trimmed join frames take away: generate it so the target still holds
+            return share_seconds(video.target_seconds + extra, len(video.shots))[si]
         if category in (TaskCategory.VIDEO_ENHANCE, TaskCategory.VIDEO_TO_VIDEO) and shot.video:
             return min(self.probe_seconds(resolve_reference(shot.video, self.data_dir)), model.max_duration)
         if video.audio:  # the audio drives the video (or the lip sync): its length sets the video's
-            share = share_seconds(self.probe_seconds(resolve_reference(video.audio, self.data_dir)), len(video.shots))[si]
+            audio = self.probe_seconds(resolve_reference(video.audio, self.data_dir))
+            share = share_seconds(audio + extra, len(video.shots))[si]
             return min(share, model.max_duration) if category == TaskCategory.AUDIO_LIP_SYNC else share
         return float(model.default_duration())
 
-    def plan_video(self, vi: int, video: Video) -> list[SegmentPlan]:
+    def _stage(self, vi: int, video: Video, extra: float) -> list | None:
         c = self.campaign
         staged: list[tuple[int, Shot, TaskCategory, object, list[tuple[int, float]]]] = []
         for si, shot in enumerate(video.shots):
@@ -224,19 +233,40 @@ class _Planner:
             try:
                 decision = self.decide(self.task_for(video, shot, category), lambda m, si=si, shot=shot, category=category: (
                     m.price(self.resolution) * sum(g for g, _ in split_seconds(
-                        self.shot_seconds(video, si, shot, m, category), m.durations))))
+                        self.shot_seconds(video, si, shot, m, category, extra), m.durations))))
             except NoCapableModel as exc:
                 path = ("videos", vi, "shots", si, "model") if shot.model else ("videos", vi, "shots", si)
                 file, line = c.where(*path)
                 self.problems.append(Problem(file, field_name(path), str(exc), line))
                 continue
             model = self.catalog.get(decision.model)
-            pieces = split_seconds(self.shot_seconds(video, si, shot, model, category), model.durations)
+            pieces = split_seconds(self.shot_seconds(video, si, shot, model, category, extra), model.durations)
             staged.append((si, shot, category, decision, pieces))
-        if len(staged) != len(video.shots):
+        return staged if len(staged) == len(video.shots) else None
+
+    def plan_video(self, vi: int, video: Video) -> list[SegmentPlan]:
+        c = self.campaign
+        overlap = join_overlap(video)
+        extra = 0.0
+        for _ in range(5):   # the segment count sets the overlap, and the overlap can change the count
+            staged = self._stage(vi, video, extra)
+            if staged is None:
+                return []
+            joins = sum(len(p) for *_, p in staged) - 1
+            # compensate when the video has a length to meet: its target, or the audio that drives it
+            needed = joins * overlap if (video.target_seconds is not None or video.audio) else 0.0
+            if abs(needed - extra) < 1e-9:
+                break
+            extra = needed
+        shortest = min(u for *_, p in staged for _, u in p)
+        if joins and shortest <= overlap + 1 / FPS:
+            file, line = c.where("videos", vi, "transition_seconds")
+            self.problems.append(Problem(file, f"videos[{vi}].transition_seconds", (
+                f"a {overlap:g}s join overlap needs every segment longer than that, but one is {shortest:g}s; "
+                "shorten transition_seconds or trim_join_frames, or give the video fewer shots"), line))
             return []
         total = sum(len(p) for *_, p in staged)
-        target = round(sum(u for *_, p in staged for _, u in p), 3)
+        target = round(sum(u for *_, p in staged for _, u in p) - (total - 1) * overlap, 3)
         segments: list[SegmentPlan] = []
         start = 0.0
         previous_key: str | None = None
@@ -267,7 +297,7 @@ class _Planner:
                     est_latency_seconds=latency.p50_seconds, p95_latency_seconds=latency.p95_seconds,
                     job_key=key,
                 ))
-                start += used
+                start += used - overlap
                 previous_key = key
         return segments
 
@@ -281,9 +311,6 @@ def _plan_once(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date
     if planner.problems:
         raise PlanningError("cannot plan campaign:\n" + "\n".join(f"  - {p}" for p in planner.problems))
     plan = CampaignPlan(campaign=campaign.campaign, segments=segments, budget_usd=campaign.budget_usd)
-    for video in campaign.videos:
-        if video.transition == "crossfade":
-            plan.warnings.append(f"video {video.id}: crossfade joins are not built yet; segments are joined with cuts")
     return plan
 
 

@@ -196,8 +196,10 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
     return pd.DataFrame(rows, columns=CLIP_COLUMNS)
 
 
-def assembled_outputs(clips: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Join each video's stored segments in order into data/outputs/<campaign>/<video>.mp4."""
+def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaign | None = None) -> pd.DataFrame:
+    """Join each video's stored segments in order into data/outputs/<campaign>/<video>.mp4, with the video's
+    transition (cut or crossfade) and trimmed join frames from the campaign."""
+    videos = {v.id: v for v in campaign.videos} if campaign is not None else {}
     rows = []
     for video_id, group in clips.groupby("video_id", sort=False):
         group = group.sort_values("segment_index")
@@ -214,8 +216,12 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             continue
         out = settings.outputs_dir / campaign / f"{video_id}.mp4"
         try:
+            spec = videos.get(video_id)
             concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], out,
-                   width, height, settings.x264_preset)
+                   width, height, settings.x264_preset,
+                   transition=spec.transition if spec else "cut",
+                   transition_seconds=spec.transition_seconds if spec else 0.5,
+                   trim_join_frames=spec.trim_join_frames if spec else 0)
             info = probe(out)
         except MediaError as exc:
             rows.append({**row, "state": "failed", "error": str(exc)})

@@ -31,10 +31,12 @@ def needs_normalising(info: MediaInfo, seconds: float, width: int, height: int) 
     )
 
 
-def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, preset: str) -> Path:
-    """Trim to `seconds`, scale and pad to width x height, 24 fps, yuv420p, AAC stereo (silence if none)."""
+def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, preset: str,
+              skip_seconds: float = 0.0) -> Path:
+    """Trim to `seconds` (after skipping `skip_seconds`), scale and pad to width x height, 24 fps, yuv420p,
+    AAC stereo (silence if none)."""
     info = probe(src)
-    clip = ffmpeg.input(str(src))
+    clip = ffmpeg.input(str(src), ss=f"{skip_seconds:.3f}") if skip_seconds else ffmpeg.input(str(src))
     picture = (clip.video.filter("scale", width, height, force_original_aspect_ratio="decrease")
                .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2", color="black")
                .filter("setsar", 1).filter("fps", FPS).filter("format", "yuv420p"))
@@ -50,17 +52,32 @@ def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, pre
     return dst
 
 
-def concat(segments: list[SegmentInput], out: Path, width: int, height: int, preset: str = "veryfast") -> Path:
-    """Join segments in order into `out` (written atomically). Returns `out`."""
+def concat(segments: list[SegmentInput], out: Path, width: int, height: int, preset: str = "veryfast",
+           transition: str = "cut", transition_seconds: float = 0.5, trim_join_frames: int = 0) -> Path:
+    """Join segments in order into `out` (written atomically): cuts by stream copy where the inputs already match,
+    crossfades with xfade + acrossfade; `trim_join_frames` drops that many frames on each side of every join.
+    Each segment's `seconds` includes its share of the overlap the planner added for the joins."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    trim = trim_join_frames * FRAME
     with tempfile.TemporaryDirectory(prefix="vp-join-", dir=out.parent) as tmp:
         parts: list[Path] = []
+        lengths: list[float] = []
         for i, seg in enumerate(segments):
+            head = trim if i > 0 else 0.0
+            tail = trim if i < len(segments) - 1 else 0.0
+            length = seg.seconds - head - tail
             info = probe(seg.path)
-            if needs_normalising(info, seg.seconds, width, height):
-                parts.append(normalise(seg.path, Path(tmp) / f"part-{i:04d}.mp4", seg.seconds, width, height, preset))
+            if head or tail or needs_normalising(info, seg.seconds, width, height):
+                parts.append(normalise(seg.path, Path(tmp) / f"part-{i:04d}.mp4", length, width, height, preset,
+                                       skip_seconds=head))
             else:
                 parts.append(seg.path)
+            lengths.append(length)
+        if transition == "crossfade" and len(parts) > 1:
+            partial = Path(tmp) / "joined.mp4"
+            _crossfade(parts, lengths, partial, transition_seconds, preset)
+            os.replace(partial, out)
+            return out
         listing = Path(tmp) / "parts.txt"
         # The concat demuxer's list syntax: single-quoted paths, a quote written as '\''.
         listing.write_text("".join("file '" + str(p.resolve()).replace("'", "'\\''") + "'\n" for p in parts),
@@ -71,3 +88,18 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
         run_graph(stream, what=f"join {out.name}")
         os.replace(partial, out)
     return out
+
+
+def _crossfade(parts: list[Path], lengths: list[float], out: Path, seconds: float, preset: str) -> None:
+    """One ffmpeg graph: a chain of xfade (picture) and acrossfade (sound), each join overlapping `seconds`."""
+    inputs = [ffmpeg.input(str(p)) for p in parts]
+    picture, sound = inputs[0].video, inputs[0].audio
+    offset = 0.0
+    for i in range(1, len(inputs)):
+        offset += lengths[i - 1] - seconds
+        picture = ffmpeg.filter([picture, inputs[i].video], "xfade", transition="fade", duration=f"{seconds:.3f}",
+                                offset=f"{offset:.3f}")
+        sound = ffmpeg.filter([sound, inputs[i].audio], "acrossfade", d=f"{seconds:.3f}")
+    stream = ffmpeg.output(picture.filter("format", "yuv420p"), sound, str(out), vcodec="libx264", preset=preset,
+                           crf=20, acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart")
+    run_graph(stream, what=f"crossfade into {out.name}")
