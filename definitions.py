@@ -5,6 +5,7 @@ from dagster import Definitions
 from assets.assembly import assembled_outputs
 from assets.generation import generated_segments, stored_clips
 from assets.jobs import campaign_job
+from assets.narration import narration_tracks
 from assets.prompts import prompt_batches
 from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
@@ -26,7 +27,7 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
     return resources
 
 
-ASSETS = [prompt_batches, routed_job_plans, generated_segments, stored_clips, assembled_outputs]
+ASSETS = [prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips, assembled_outputs]
 
 defs = Definitions(
     assets=ASSETS,

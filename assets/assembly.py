@@ -22,6 +22,7 @@ from .metadata import markdown_table
 from .partitions import campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
+TARGET_LUFS = -14.0
 
 
 @asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg"},
@@ -31,15 +32,18 @@ DURATION_TOLERANCE_SECONDS = 0.5
                           description="every video of the campaign has a finished MP4"),
            AssetCheckSpec("durations_on_target", asset="assembled_outputs",
                           description=f"each video lasts its target within {DURATION_TOLERANCE_SECONDS}s"),
+           AssetCheckSpec("loudness_on_target", asset="assembled_outputs",
+                          description="each video with sound measures -14 LUFS integrated within 1 LU (ebur128)"),
        ])
-def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, pipeline: PipelineConfig):
+def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, narration_tracks: pd.DataFrame,
+                      pipeline: PipelineConfig):
     watch = Stopwatch()
     settings = pipeline.settings()
     try:
         campaign = load_active(settings, context.partition_key)
     except (*INVALID, FileNotFoundError) as exc:
         raise Failure(description=str(exc)) from None
-    frame = assemble(stored_clips, settings, campaign)
+    frame = assemble(stored_clips, settings, campaign, narration_tracks)
     done = frame[frame["state"] == "assembled"]
     failed = frame[frame["state"] != "assembled"]
     for row in done.itertuples():
@@ -57,6 +61,8 @@ def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame
         "output_dir": MetadataValue.path(str(out_dir)),
         "outputs": MetadataValue.json({r.video_id: r.output_path for r in done.itertuples()}),
         "seconds_of_video": MetadataValue.float(round(float(done["duration_seconds"].sum()), 3)),
+        "loudness_lufs": MetadataValue.json({r.video_id: r.loudness_lufs for r in done.itertuples()}),
+        "posters": MetadataValue.json({r.video_id: r.poster for r in done.itertuples()}),
         "wall_seconds": watch.seconds,
         "preview": markdown_table(frame, ["video_id", "state", "duration_seconds", "target_seconds", "models",
                                           "cost_usd", "output_path", "error"]),
@@ -65,6 +71,11 @@ def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame
                            severity=AssetCheckSeverity.ERROR,
                            metadata={"failed": MetadataValue.text("\n".join(f"{r.video_id}: {r.error}"
                                                                             for r in failed.itertuples()) or "none")})
+    off_loudness = {r.video_id: r.loudness_lufs for r in done.itertuples()
+                    if r.loudness_lufs is not None and r.loudness_lufs == r.loudness_lufs
+                    and abs(r.loudness_lufs - TARGET_LUFS) > 1.0}
+    yield AssetCheckResult(check_name="loudness_on_target", passed=not off_loudness,
+                           severity=AssetCheckSeverity.WARN, metadata={"off_target": MetadataValue.json(off_loudness)})
     yield AssetCheckResult(check_name="durations_on_target", passed=off.empty, severity=AssetCheckSeverity.ERROR,
                            metadata={"off_target": MetadataValue.json(
                                {r.video_id: {"seconds": r.duration_seconds, "target": r.target_seconds}

@@ -2,7 +2,8 @@
 
 from dagster import AssetSelection, define_asset_job
 
-STAGES = ["prompt_batches", "routed_job_plans", "generated_segments", "stored_clips", "assembled_outputs"]
+STAGES = ["prompt_batches", "narration_tracks", "routed_job_plans", "generated_segments", "stored_clips",
+          "assembled_outputs"]
 
 campaign_job = define_asset_job(
     "campaign_job",

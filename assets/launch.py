@@ -41,8 +41,8 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
     with DagsterInstance.get() as instance:
         if not instance.has_dynamic_partition(campaign_partitions.name, accepted.campaign_id):
             instance.add_dynamic_partitions(campaign_partitions.name, [accepted.campaign_id])
-        echo(f"materializing prompt_batches → routed_job_plans → generated_segments → stored_clips → "
-             f"assembled_outputs for partition {accepted.campaign_id}")
+        echo(f"materializing prompt_batches → narration_tracks → routed_job_plans → generated_segments → "
+             f"stored_clips → assembled_outputs for partition {accepted.campaign_id}")
         result = defs.resolve_job_def("campaign_job").execute_in_process(
             partition_key=accepted.campaign_id, instance=instance, raise_on_error=False, run_config=QUIET_LOGS,
             tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": path.name},

@@ -17,8 +17,8 @@ from .partitions import campaign_partitions
 @asset(partitions_def=campaign_partitions, group_name="planning", kinds={"pandas"},
        description="One row per segment: model, fallback chain, the reason, seconds, estimated cost and latency. "
                    "A campaign over its budget stops here, before any money is spent.")
-def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFrame, pipeline: PipelineConfig,
-                     providers: VideoProviders) -> pd.DataFrame:
+def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFrame, narration_tracks: pd.DataFrame,
+                     pipeline: PipelineConfig, providers: VideoProviders) -> pd.DataFrame:
     watch = Stopwatch()
     settings = pipeline.settings()
     catalog = pipeline.catalog()
@@ -26,7 +26,8 @@ def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFram
         campaign = load_active(settings, context.partition_key)
         if campaign.source.sha256 != prompt_batches["spec_sha256"].iloc[0]:
             context.log.warning("the campaign spec changed since prompt_batches ran; planning the current spec")
-        plan, frame = build_plans(campaign, catalog, settings, providers=providers.configured(settings))
+        plan, frame = build_plans(campaign, catalog, settings, providers=providers.configured(settings),
+                                  narration=narration_tracks)
     except (*INVALID, FileNotFoundError) as exc:
         raise Failure(description=str(exc)) from None
     for warning in plan.warnings:

@@ -29,6 +29,16 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi
+# The offline narration voice is a Debian package, not a wheel: install it where we can, say how where we cannot.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing espeak-ng (the offline narration voice)"
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; } \
+      || echo "warning: could not install espeak-ng; narrated videos need it offline (or a live TTS key)"
+  else
+    echo "note: espeak-ng is not installed; narrated videos need it offline: sudo apt-get install espeak-ng"
+  fi
+fi
 export PATH="$VENV/bin:$PATH"
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster}"
 mkdir -p "$DAGSTER_HOME"

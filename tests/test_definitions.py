@@ -10,14 +10,17 @@ from dagster import AssetKey
 from video_pipeline.config import PROJECT_ROOT
 
 
-def test_definitions_load_with_five_assets_in_lineage_order():
+def test_definitions_load_with_the_stages_in_lineage_order():
     from definitions import defs
 
     graph = defs.resolve_asset_graph()
     keys = ["prompt_batches", "routed_job_plans", "generated_segments", "stored_clips", "assembled_outputs"]
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(keys)
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(keys) | {"narration_tracks"}
+    narration = AssetKey("narration_tracks")
+    assert graph.get(narration).parent_keys == {AssetKey("prompt_batches")}
     for upstream, downstream in zip(keys, keys[1:]):
-        assert graph.get(AssetKey(downstream)).parent_keys == {AssetKey(upstream)}
+        extra = {narration} if downstream in ("routed_job_plans", "assembled_outputs") else set()
+        assert graph.get(AssetKey(downstream)).parent_keys == {AssetKey(upstream)} | extra
     assert defs.resolve_job_def("campaign_job") is not None
     assert defs.resolve_sensor_def("campaign_inbox_sensor") is not None
     assert defs.resolve_schedule_def("nightly_batch_schedule").cron_schedule == "0 2 * * *"

@@ -17,7 +17,8 @@ from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
 from video_pipeline.providers.fakes.server import free_port
 
-STAGES = ["prompt_batches", "routed_job_plans", "generated_segments", "stored_clips", "assembled_outputs"]
+STAGES = ["prompt_batches", "narration_tracks", "routed_job_plans", "generated_segments", "stored_clips",
+          "assembled_outputs"]
 
 
 def _gql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -67,8 +68,10 @@ def test_ui_shows_the_five_stages_and_materializes_a_campaign_partition(dagster_
     nodes = _gql(url, "{ assetNodes { assetKey { path } dependencyKeys { path } partitionDefinition { name } } }")
     graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes["assetNodes"]}
     assert set(graph) == set(STAGES)
-    for upstream, downstream in zip(STAGES, STAGES[1:]):
-        assert graph[downstream] == [upstream]
+    assert graph["narration_tracks"] == ["prompt_batches"]
+    assert sorted(graph["routed_job_plans"]) == ["narration_tracks", "prompt_batches"]
+    assert graph["generated_segments"] == ["routed_job_plans"] and graph["stored_clips"] == ["generated_segments"]
+    assert sorted(graph["assembled_outputs"]) == ["narration_tracks", "stored_clips"]
 
     accepted = accept(data_dir / "samples" / "social-ideas.csv", Settings.from_env(), move=False)
     location = _gql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")[

@@ -42,6 +42,8 @@ class Defaults(_Strict):
     aspect_ratio: AspectRatio = "16:9"
     resolution: Resolution = "720p"
     max_wait_seconds: int | None = Field(default=None, gt=0, le=86400)
+    native_audio: Literal["keep", "replace"] = "keep"
+    voice: str | None = Field(default=None, max_length=64)
 
     @field_validator("aspect_ratio", mode="before")
     @classmethod

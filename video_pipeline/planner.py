@@ -91,6 +91,9 @@ class CampaignPlan:
 
 
 FPS = 24
+#: narration starts this long after the picture and leaves this much after its last word
+NARRATION_LEAD = 0.5
+NARRATION_TAIL = 0.5
 
 
 def to_frames(seconds: float) -> int:
@@ -161,7 +164,7 @@ def segment_prompt(shot: Shot, style: str | None, index: int, count: int) -> str
 class _Planner:
     def __init__(self, campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date,
                  providers: frozenset[str] | None, probe_seconds, observed: Observed | None = None,
-                 resolution: str | None = None, cheapest: bool = False):
+                 resolution: str | None = None, cheapest: bool = False, narration: dict[str, float] | None = None):
         self.campaign = campaign
         self.catalog = catalog
         self.data_dir = data_dir
@@ -171,6 +174,7 @@ class _Planner:
         self.observed = observed
         self.resolution = resolution or campaign.defaults.resolution
         self.cheapest = cheapest
+        self.narration = narration or {}
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
 
@@ -211,11 +215,20 @@ class _Planner:
                                     f"for this shot (${self.catalog.get(cheapest).price(task.resolution):.3f}/s; "
                                     f"the plan would use {decision.model})")
 
+    def target_of(self, video: Video) -> float | None:
+        """The video's length to meet: its target, stretched to fit its narration (lead-in and tail included)."""
+        spoken = self.narration.get(video.id)
+        if spoken is None:
+            return video.target_seconds
+        needed = spoken + NARRATION_LEAD + NARRATION_TAIL
+        return max(video.target_seconds or 0.0, needed)
+
     def shot_seconds(self, video: Video, si: int, shot: Shot, model: ModelSpec, category: TaskCategory,
                      extra: float = 0.0) -> float:
-        if video.target_seconds is not None:
+        target = self.target_of(video)
+        if target is not None:
             # `extra` is what crossfades and trimmed join frames take away: generate it so the target still holds
-            return share_seconds(video.target_seconds + extra, len(video.shots))[si]
+            return share_seconds(target + extra, len(video.shots))[si]
         if category in (TaskCategory.VIDEO_ENHANCE, TaskCategory.VIDEO_TO_VIDEO) and shot.video:
             return min(self.probe_seconds(resolve_reference(shot.video, self.data_dir)), model.max_duration)
         if video.audio:  # the audio drives the video (or the lip sync): its length sets the video's
@@ -254,7 +267,7 @@ class _Planner:
                 return []
             joins = sum(len(p) for *_, p in staged) - 1
             # compensate when the video has a length to meet: its target, or the audio that drives it
-            needed = joins * overlap if (video.target_seconds is not None or video.audio) else 0.0
+            needed = joins * overlap if (self.target_of(video) is not None or video.audio) else 0.0
             if abs(needed - extra) < 1e-9:
                 break
             extra = needed
@@ -303,14 +316,20 @@ class _Planner:
 
 
 def _plan_once(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date, providers, probe_seconds,
-               observed, resolution: str | None = None, cheapest: bool = False) -> CampaignPlan:
-    planner = _Planner(campaign, catalog, data_dir, on, providers, probe_seconds, observed, resolution, cheapest)
+               observed, narration, resolution: str | None = None, cheapest: bool = False) -> CampaignPlan:
+    planner = _Planner(campaign, catalog, data_dir, on, providers, probe_seconds, observed, resolution, cheapest,
+                       narration)
     segments: list[SegmentPlan] = []
     for vi, video in enumerate(campaign.videos):
         segments.extend(planner.plan_video(vi, video))
     if planner.problems:
         raise PlanningError("cannot plan campaign:\n" + "\n".join(f"  - {p}" for p in planner.problems))
     plan = CampaignPlan(campaign=campaign.campaign, segments=segments, budget_usd=campaign.budget_usd)
+    for video in campaign.videos:
+        spoken = (narration or {}).get(video.id)
+        if spoken is not None and video.target_seconds is not None and planner.target_of(video) > video.target_seconds:
+            plan.warnings.append(f"video {video.id}: the narration needs {planner.target_of(video):.1f}s, longer than "
+                                 f"target_seconds {video.target_seconds:g}; the video is planned to the narration")
     return plan
 
 
@@ -323,7 +342,7 @@ def _cost_by_model(plan: CampaignPlan) -> str:
 
 def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date | None = None,
                   providers: frozenset[str] | None = None, probe_seconds=None, enforce_budget: bool = True,
-                  observed: Observed | None = None) -> CampaignPlan:
+                  observed: Observed | None = None, narration: dict[str, float] | None = None) -> CampaignPlan:
     """Expand, route and price every segment; raise PlanningError (naming file, line, field) when impossible.
 
     Over budget with `budget_policy: fit`, the plan first drops to 720p, then to the cheapest capable models;
@@ -336,7 +355,7 @@ def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.d
             return probe(path).duration
 
     on = on or dt.date.today()
-    args = (campaign, catalog, data_dir, on, providers, probe_seconds, observed)
+    args = (campaign, catalog, data_dir, on, providers, probe_seconds, observed, narration)
     plan = _plan_once(*args)
     budget = campaign.budget_usd
     if not enforce_budget or budget is None or plan.total_cost_usd <= budget + 1e-9:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,7 +36,10 @@ CLIP_COLUMNS = ["campaign", "video_id", "segment_index", "job_key", "model", "cl
                 "size_bytes", "duration_seconds", "seconds", "width", "height", "source_url", "state", "error",
                 "cost_usd", "latency_seconds", "target_seconds", "resolution", "aspect_ratio", "reused"]
 OUTPUT_COLUMNS = ["campaign", "video_id", "state", "output_uri", "output_path", "duration_seconds", "target_seconds",
-                  "width", "height", "video_codec", "segments", "models", "cost_usd", "error"]
+                  "width", "height", "video_codec", "segments", "models", "cost_usd", "error", "loudness_lufs",
+                  "subtitles_srt", "subtitles_vtt", "poster", "contact_sheet", "narration_seconds"]
+NARRATION_COLUMNS = ["campaign", "video_id", "provider", "voice", "audio_path", "duration_seconds", "timings_json",
+                     "characters", "cost_usd", "sha256"]
 
 
 def prompt_batches(campaign: Campaign) -> pd.DataFrame:
@@ -57,6 +61,72 @@ def prompt_batches(campaign: Campaign) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
 
+def narration_voice(settings: Settings, catalog: Catalog, keys: dict[str, str] | None = None):
+    """The TTS provider for this mode: OpenAI or ElevenLabs live when their keys are set, else espeak-ng offline."""
+    import os
+
+    from .providers.espeak import EspeakProvider
+
+    env = keys or os.environ
+    if settings.mode == "live" and env.get("OPENAI_API_KEY"):
+        from .providers.openai_tts import OpenAISpeechProvider
+
+        return OpenAISpeechProvider(env["OPENAI_API_KEY"]), catalog.tts["openai-gpt-4o-mini-tts"], "alloy"
+    if settings.mode == "live" and env.get("ELEVENLABS_API_KEY"):
+        from .providers.elevenlabs import ElevenLabsProvider
+
+        return (ElevenLabsProvider(env["ELEVENLABS_API_KEY"]), catalog.tts["elevenlabs-multilingual-v2"],
+                "21m00Tcm4TlvDq8ikWAM")
+    return EspeakProvider(), catalog.tts["local-espeak"], "en"
+
+
+def narration_tracks(campaign: Campaign, catalog: Catalog, settings: Settings, voice=None) -> pd.DataFrame:
+    """Speak each video's narration (one row per narrated video), kept content-addressed: the same text with the
+    same voice is synthesized once."""
+    import asyncio
+    import hashlib
+
+    from .providers.tts import TtsRequest
+
+    provider, spec, default_voice = voice or narration_voice(settings, catalog)
+    rows = []
+
+    async def speak_all() -> None:
+        try:
+            for video in campaign.videos:
+                if not video.narration:
+                    continue
+                chosen = campaign.defaults.voice or default_voice
+                key = hashlib.sha256(json.dumps([provider.name, spec.model_id, chosen, video.narration]).encode())
+                sha = key.hexdigest()
+                dest = settings.data_dir / "narration" / sha[:2] / f"{sha}.m4a"
+                meta = dest.with_suffix(".json")
+                if dest.exists() and meta.exists():
+                    result = json.loads(meta.read_text())
+                else:
+                    spoken = await provider.synthesize(TtsRequest(text=video.narration, voice=chosen,
+                                                                  model_id=spec.model_id, response_format="aac"), dest)
+                    result = {"duration_seconds": spoken.duration_seconds, "characters": spoken.characters,
+                              "timings": [[t.text, t.start_seconds, t.end_seconds] for t in spoken.timings]}
+                    meta.write_text(json.dumps(result))
+                rows.append({"campaign": campaign.campaign, "video_id": video.id, "provider": provider.name,
+                             "voice": chosen, "audio_path": str(dest), "duration_seconds": result["duration_seconds"],
+                             "timings_json": json.dumps(result["timings"]), "characters": result["characters"],
+                             "cost_usd": round(spec.price_per_1k_chars * result["characters"] / 1000, 4),
+                             "sha256": sha})
+        finally:
+            await provider.aclose()
+
+    asyncio.run(speak_all())
+    return pd.DataFrame(rows, columns=NARRATION_COLUMNS)
+
+
+def narration_seconds(narration: pd.DataFrame | None) -> dict[str, float]:
+    if narration is None or narration.empty:
+        return {}
+    return {r.video_id: float(r.duration_seconds) for r in narration.itertuples()}
+
+
 def plan_frame(plan: CampaignPlan) -> pd.DataFrame:
     frame = pd.DataFrame(plan.rows(), columns=PLAN_COLUMNS)
     frame["fallbacks"] = frame["fallbacks"].map(lambda f: ",".join(f))
@@ -73,7 +143,8 @@ def job_ledger(settings: Settings) -> JobLedger:
 
 
 def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, on: dt.date | None = None,
-                     providers: frozenset[str] | None = None) -> tuple[CampaignPlan, pd.DataFrame]:
+                     providers: frozenset[str] | None = None,
+                     narration: pd.DataFrame | None = None) -> tuple[CampaignPlan, pd.DataFrame]:
     """Plan with what has been observed of each model (latency, failures) blended into the catalog's priors."""
     log = observation_log(settings)
     try:
@@ -83,7 +154,8 @@ def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, o
     if providers is None:
         providers = live_provider_names(settings)
     try:
-        plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed)
+        plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed,
+                             narration=narration_seconds(narration))
     except PlanningError as exc:
         if providers is not None and "no configured provider" in str(exc):
             raise PlanningError(f"{exc}\n{missing_key_hint(catalog, providers)}") from None
@@ -196,17 +268,20 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
     return pd.DataFrame(rows, columns=CLIP_COLUMNS)
 
 
-def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaign | None = None) -> pd.DataFrame:
-    """Join each video's stored segments in order into data/outputs/<campaign>/<video>.mp4, with the video's
-    transition (cut or crossfade) and trimmed join frames from the campaign."""
+def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaign | None = None,
+                      narration: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Join each video's stored segments into data/outputs/<campaign>/<video>.mp4 (cut or crossfade), then finish
+    it: native audio kept or replaced, narration placed, music ducked under it, loudness normalised, subtitles
+    (soft track plus .srt/.vtt), a poster and a contact sheet."""
     videos = {v.id: v for v in campaign.videos} if campaign is not None else {}
+    spoken = {r.video_id: r for r in narration.itertuples()} if narration is not None and len(narration) else {}
     rows = []
     for video_id, group in clips.groupby("video_id", sort=False):
         group = group.sort_values("segment_index")
         first = group.iloc[0]
-        campaign = first["campaign"]
+        name = first["campaign"]
         width, height = frame_size(first["resolution"], first["aspect_ratio"])
-        row = {"campaign": campaign, "video_id": video_id, "target_seconds": float(first["target_seconds"]),
+        row = {"campaign": name, "video_id": video_id, "target_seconds": float(first["target_seconds"]),
                "segments": len(group), "models": ",".join(sorted(set(group["model"]))),
                "cost_usd": round(float(group["cost_usd"].fillna(0).sum()), 4)}
         missing = group[group["state"] != "stored"]
@@ -214,22 +289,60 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
             reasons = "; ".join(f"segment {int(r.segment_index)}: {r.error}" for r in missing.itertuples())
             rows.append({**row, "state": "failed", "error": f"{len(missing)} of {len(group)} segments missing ({reasons})"})
             continue
-        out = settings.outputs_dir / campaign / f"{video_id}.mp4"
+        out = settings.outputs_dir / name / f"{video_id}.mp4"
+        spec = videos.get(video_id)
         try:
-            spec = videos.get(video_id)
-            concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], out,
+            joined = out.with_name(f".{video_id}.joined.mp4")
+            concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], joined,
                    width, height, settings.x264_preset,
                    transition=spec.transition if spec else "cut",
                    transition_seconds=spec.transition_seconds if spec else 0.5,
                    trim_join_frames=spec.trim_join_frames if spec else 0)
+            finished = finish_video(joined, out, settings, campaign, spec, spoken.get(video_id))
+            joined.unlink(missing_ok=True)
             info = probe(out)
         except MediaError as exc:
             rows.append({**row, "state": "failed", "error": str(exc)})
             continue
-        rows.append({**row, "state": "assembled", "output_uri": out.resolve().as_uri(), "output_path": str(out),
-                     "duration_seconds": round(info.duration, 3), "width": info.width, "height": info.height,
-                     "video_codec": info.video_codec})
+        narration_cost = float(spoken[video_id].cost_usd) if video_id in spoken else 0.0
+        rows.append({**row, **finished, "state": "assembled", "output_uri": out.resolve().as_uri(),
+                     "output_path": str(out), "duration_seconds": round(info.duration, 3), "width": info.width,
+                     "height": info.height, "video_codec": info.video_codec,
+                     "cost_usd": round(row["cost_usd"] + narration_cost, 4)})
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+
+def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign | None, spec, spoken) -> dict:
+    """Sound, subtitles and stills for one joined video; returns what the outputs table records about them."""
+    from .campaign import resolve_reference
+    from .media.measure import integrated_loudness
+    from .media.mix import MixSpec, mix
+    from .media.stills import contact_sheet, poster
+    from .media.subtitles import add_soft_subtitles, cues_from_timings, write_srt, write_vtt
+    from .planner import NARRATION_LEAD
+    from .providers.tts import WordTiming
+
+    duration = probe(joined).duration
+    music = resolve_reference(spec.music, settings.data_dir) if spec is not None and spec.music else None
+    keep_native = campaign is None or campaign.defaults.native_audio == "keep"
+    mix(joined, out, MixSpec(duration=duration, narration=Path(spoken.audio_path) if spoken is not None else None,
+                             narration_offset=NARRATION_LEAD, music=music, keep_native=keep_native))
+    result: dict = {"narration_seconds": float(spoken.duration_seconds) if spoken is not None else None}
+    timings = [WordTiming(t, a + NARRATION_LEAD, b + NARRATION_LEAD)
+               for t, a, b in json.loads(spoken.timings_json)] if spoken is not None else []
+    if timings:
+        cues = cues_from_timings(timings)
+        srt, vtt = write_srt(cues, out.with_suffix(".srt")), write_vtt(cues, out.with_suffix(".vtt"))
+        with_subs = out.with_name(f".{out.stem}.subs.mp4")
+        add_soft_subtitles(out, srt, with_subs)
+        os.replace(with_subs, out)
+        result.update(subtitles_srt=str(srt), subtitles_vtt=str(vtt))
+    result["poster"] = str(poster(out, out.with_suffix(".poster.png")))
+    result["contact_sheet"] = str(contact_sheet(out, out.with_suffix(".contact.png")))
+    if probe(out).has_audio:
+        lufs, _ = integrated_loudness(out)
+        result["loudness_lufs"] = round(lufs, 2) if lufs == lufs and lufs > -70 else None
+    return result
 
 
 class Stopwatch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def contact_sheet(video: Path, out_png: Path, columns: int = 4, rows: int = 3, w
     count = columns * rows
     # Frame k is the first frame at or after the middle of the k-th of `count` equal slices of the clip;
     # `prev_selected_t` (NaN before the first pick) stops one slice from picking twice.
-    targets = [(k + 0.5) * info.duration / count for k in range(count)]
-    pick = "+".join(f"gte(t,{t:.4f})*not(gte(prev_selected_t,{t:.4f}))" for t in targets)
+    # Targets are rounded down to the microsecond so a frame exactly on a target is not skipped by rounding.
+    targets = [math.floor((k + 0.5) * info.duration / count * 1e6) / 1e6 for k in range(count)]
+    pick = "+".join(f"gte(t,{t:.6f})*not(gte(prev_selected_t,{t:.6f}))" for t in targets)
     graph = ",".join([
         "select=" + pick.replace(",", "\\,"),   # the expression's commas escaped, or they would split the graph
         f"scale={width}:-2",

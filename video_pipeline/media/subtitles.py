@@ -83,7 +83,7 @@ def _clean_lines(text: str) -> list[str]:
 
 
 def _timestamp(seconds: float, separator: str) -> str:
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     hours, ms = divmod(ms, 3_600_000)
     minutes, ms = divmod(ms, 60_000)
     secs, ms = divmod(ms, 1000)
@@ -162,7 +162,8 @@ def add_soft_subtitles(video: Path, srt: Path, out: Path, language: str = "eng")
     """Mux `srt` into `out` as a mov_text track (ISO 639-2 `language`), copying video and audio unchanged."""
     video, srt, out = Path(video).resolve(), Path(srt).resolve(), Path(out).resolve()
     if out.suffix.lower() not in SOFT_SUBTITLE_SUFFIXES:
-        raise MediaError(f"{out.name}: soft subtitles need an MP4/MOV output ({', '.join(sorted(SOFT_SUBTITLE_SUFFIXES))})")
+        suffixes = ", ".join(sorted(SOFT_SUBTITLE_SUFFIXES))
+        raise MediaError(f"{out.name}: soft subtitles need an MP4/MOV output ({suffixes})")
     if not re.fullmatch(r"[a-z]{3}", language):
         raise MediaError(f"{out.name}: subtitle language must be an ISO 639-2 code such as 'eng', got {language!r}")
     audio = ["-map", "0:a"] if probe(video).has_audio else []

@@ -1,0 +1,36 @@
+"""narration_tracks: each video's narration spoken once, so the planner can fit the picture to the voice."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+
+from resources.pipeline import PipelineConfig
+from video_pipeline.errors import ProviderError
+from video_pipeline.intake import INVALID, load_active
+from video_pipeline.stages import Stopwatch
+from video_pipeline.stages import narration_tracks as speak
+
+from .metadata import markdown_table
+from .partitions import campaign_partitions
+
+
+@asset(partitions_def=campaign_partitions, group_name="narration", kinds={"python"},
+       description="One spoken track per narrated video (espeak-ng offline; OpenAI or ElevenLabs live), with "
+                   "sentence or word timings for subtitles. Its length becomes the video's target when longer.")
+def narration_tracks(context: AssetExecutionContext, prompt_batches: pd.DataFrame,
+                     pipeline: PipelineConfig) -> pd.DataFrame:
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    try:
+        campaign = load_active(settings, context.partition_key)
+        frame = speak(campaign, pipeline.catalog(), settings)
+    except (*INVALID, FileNotFoundError, ProviderError) as exc:
+        raise Failure(description=str(exc)) from None
+    context.add_output_metadata({
+        "dagster/row_count": len(frame),
+        "seconds_of_speech": MetadataValue.float(round(float(frame["duration_seconds"].sum()), 3)),
+        "characters": int(frame["characters"].sum()),
+        "cost_usd": MetadataValue.float(round(float(frame["cost_usd"].sum()), 4)),
+        "wall_seconds": watch.seconds,
+        "preview": markdown_table(frame, ["video_id", "provider", "voice", "duration_seconds", "audio_path"]),
+    })
+    return frame

@@ -1,0 +1,79 @@
+"""Finished videos a person would publish: narration sets the length, music ducks under it, loudness is on
+target, subtitles and stills are there. Verified by ffmpeg's own measurements, not by the code that made them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import av
+import pytest
+
+from tests.conftest import assert_video, write
+from video_pipeline import stages
+from video_pipeline.campaign import load_campaign
+from video_pipeline.catalog import load_catalog
+from video_pipeline.media.measure import integrated_loudness, silence_runs
+from video_pipeline.planner import NARRATION_LEAD, NARRATION_TAIL
+from video_pipeline.store import ClipStore
+
+RUN_DATE = dt.date(2026, 11, 24)
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                reason="needs espeak-ng: ./scripts/test installs it when it runs as root")
+
+
+def _finish(settings, campaign):
+    catalog = load_catalog(settings.catalog_file)
+    narration = stages.narration_tracks(campaign, catalog, settings)
+    plan, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE, narration=narration)
+    clips = stages.stored_clips(stages.generated_segments(frame, catalog, settings), ClipStore(settings.clips_dir))
+    return narration, plan, stages.assembled_outputs(clips, settings, campaign, narration)
+
+
+def test_narrated_spot_is_as_long_as_its_voice_at_minus_14_lufs_with_subtitles_and_stills(settings, data_dir):
+    campaign = load_campaign(data_dir / "samples" / "narrated-spot.yaml", data_dir)
+    narration, plan, videos = _finish(settings, campaign)
+    spoken = float(narration.iloc[0]["duration_seconds"])
+    assert narration.iloc[0]["provider"] == "local" and spoken > 3
+    video = videos.iloc[0]
+    assert video["state"] == "assembled", video["error"]
+    expected = spoken + NARRATION_LEAD + NARRATION_TAIL          # the voice sets the length; crossfades included
+    assert_video(video["output_path"], expected)
+    lufs, peak = integrated_loudness(video["output_path"])
+    assert abs(lufs - (-14)) <= 1.0 and peak <= -1.0
+    # the voice is heard from its lead-in to its end: no silence there
+    voiced = (NARRATION_LEAD, NARRATION_LEAD + spoken)
+    assert not [r for r in silence_runs(video["output_path"], min_seconds=0.6) if r[0] < voiced[1] and r[1] > voiced[0]]
+    with av.open(video["output_path"]) as container:
+        assert len(container.streams.subtitles) == 1 and container.streams.audio
+    srt = open(video["subtitles_srt"], encoding="utf-8").read()
+    assert srt.count(" --> ") == 3 and "100% less waste" in srt
+    assert open(video["subtitles_vtt"], encoding="utf-8").read().startswith("WEBVTT")
+    for still in ("poster", "contact_sheet"):
+        with av.open(video[still]) as image:
+            assert image.streams.video[0].codec_context.width > 0
+
+
+def test_narration_longer_than_the_target_stretches_the_video_and_says_so(settings, data_dir):
+    campaign = load_campaign(write(data_dir / "short.yaml", """
+campaign: short-target
+defaults: {quality_tier: social, native_audio: replace}
+videos:
+  - id: v
+    target_seconds: 4
+    narration: "This sentence is much longer than four seconds of picture could ever hold. And it goes on."
+    shots: [{prompt: "A long road"}]
+"""), data_dir)
+    narration, plan, videos = _finish(settings, campaign)
+    spoken = float(narration.iloc[0]["duration_seconds"])
+    assert spoken > 4 and any("longer than target_seconds 4" in w for w in plan.warnings)
+    assert_video(videos.iloc[0]["output_path"], spoken + NARRATION_LEAD + NARRATION_TAIL)
+
+
+def test_the_same_narration_is_spoken_once(settings, data_dir):
+    campaign = load_campaign(data_dir / "samples" / "narrated-spot.yaml", data_dir)
+    catalog = load_catalog(settings.catalog_file)
+    first = stages.narration_tracks(campaign, catalog, settings)
+    files = sorted((data_dir / "narration").rglob("*.m4a"))
+    second = stages.narration_tracks(campaign, catalog, settings)
+    assert list(first["audio_path"]) == list(second["audio_path"]) and sorted((data_dir / "narration").rglob("*.m4a")) == files
