@@ -12,6 +12,7 @@ from assets.schedules import nightly_batch_schedule
 from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
 from resources import ClipStorage, ParquetTableIOManager, PipelineConfig
 from resources.providers import from_environment as providers_from_environment
+from resources.providers import voices_from_environment
 
 
 def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:
@@ -20,6 +21,7 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
     resources = {
         "pipeline": pipeline,
         "providers": providers_from_environment(),
+        "voices": voices_from_environment(),
         "clip_storage": ClipStorage(),
         "io_manager": ParquetTableIOManager(pipeline=pipeline),
     }

@@ -4,6 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
+from resources.providers import NarrationVoices
 from video_pipeline.errors import ProviderError
 from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
@@ -16,13 +17,13 @@ from .partitions import campaign_partitions
 @asset(partitions_def=campaign_partitions, group_name="narration", kinds={"python"},
        description="One spoken track per narrated video (espeak-ng offline; OpenAI or ElevenLabs live), with "
                    "sentence or word timings for subtitles. Its length becomes the video's target when longer.")
-def narration_tracks(context: AssetExecutionContext, prompt_batches: pd.DataFrame,
-                     pipeline: PipelineConfig) -> pd.DataFrame:
+def narration_tracks(context: AssetExecutionContext, prompt_batches: pd.DataFrame, pipeline: PipelineConfig,
+                     voices: NarrationVoices) -> pd.DataFrame:
     watch = Stopwatch()
     settings = pipeline.settings()
     try:
         campaign = load_active(settings, context.partition_key)
-        frame = speak(campaign, pipeline.catalog(), settings)
+        frame = speak(campaign, pipeline.catalog(), settings, voices.voice(settings, pipeline.catalog()))
     except (*INVALID, FileNotFoundError, ProviderError) as exc:
         raise Failure(description=str(exc)) from None
     context.add_output_metadata({

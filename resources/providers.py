@@ -58,3 +58,26 @@ def from_environment() -> VideoProviders:
     from dagster import EnvVar
 
     return VideoProviders(**{field: EnvVar(var) for var, field in KEY_FIELDS.items() if os.environ.get(var)})
+
+
+class NarrationVoices(ConfigurableResource):
+    """The narration (TTS) provider family: espeak-ng offline; OpenAI or ElevenLabs live when their keys are bound."""
+
+    mode: str | None = Field(default=None, description="local | fake | live; empty: VIDEO_PIPELINE_MODE")
+    openai_api_key: str | None = None
+    elevenlabs_api_key: str | None = None
+
+    def voice(self, settings: Settings, catalog: Catalog):
+        from video_pipeline.stages import narration_voice
+
+        keys = {var: value for var, value in (("OPENAI_API_KEY", self.openai_api_key),
+                                              ("ELEVENLABS_API_KEY", self.elevenlabs_api_key)) if value}
+        mode_settings = Settings.from_env(mode=self.mode, data_dir=settings.data_dir) if self.mode else settings
+        return narration_voice(mode_settings, catalog, keys or None)
+
+
+def voices_from_environment() -> NarrationVoices:
+    from dagster import EnvVar
+
+    fields = {"OPENAI_API_KEY": "openai_api_key", "ELEVENLABS_API_KEY": "elevenlabs_api_key"}
+    return NarrationVoices(**{field: EnvVar(var) for var, field in fields.items() if os.environ.get(var)})

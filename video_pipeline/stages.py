@@ -67,7 +67,7 @@ def narration_voice(settings: Settings, catalog: Catalog, keys: dict[str, str] |
 
     from .providers.espeak import EspeakProvider
 
-    env = keys or os.environ
+    env = keys if keys is not None else os.environ
     if settings.mode == "live" and env.get("OPENAI_API_KEY"):
         from .providers.openai_tts import OpenAISpeechProvider
 
