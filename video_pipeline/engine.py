@@ -221,7 +221,10 @@ class JobEngine:
             hit = self.ledger.reusable(seg.job_key)
             if hit is not None:
                 return self._reused(outcome, hit)
-            refreshed = await self._refresh_expired(seg.job_key)
+            try:
+                refreshed = await self._refresh_expired(seg.job_key)
+            except ProviderError as exc:   # the provider that was paid is not configured now: stop, never repay
+                return self._fatal(outcome, exc, abort)
             if refreshed is not None:
                 return self._reused(outcome, refreshed)
             self.ledger.abandon_unsubmitted(seg.job_key)
@@ -263,7 +266,13 @@ class JobEngine:
                         else:
                             row_id = await self._take_slot(seg, model, provider.name, outcome.attempts)
                             request = self._request(seg, model, route_model_id, seed_image)
-                            job_id = await provider.submit(request)
+                            try:
+                                job_id = await provider.submit(request)
+                            except ProviderError:
+                                raise
+                            except Exception as exc:  # an adapter that cannot build this request: not this model
+                                raise ProviderError(f"{type(exc).__name__}: {exc}", kind=ProviderError.TERMINAL,
+                                                    provider=provider.name) from exc
                             outcome.provider_job_id = job_id
                             if self.ledger is not None:   # before anything else happens
                                 self.ledger.submitted(row_id, job_id)
@@ -308,12 +317,14 @@ class JobEngine:
         row = self.ledger.succeeded_unstored(job_key)
         if row is None:
             return None
+        provider, _ = self.registry.provider_named(row.provider, row.model)   # fatal when not configured
         try:
-            provider, _ = self.registry.provider_named(row.provider, row.model)
             refresh = getattr(provider, "refresh_output_url", provider.poll)
             status = await refresh(row.provider_job_id)
-        except ProviderError:
-            return None
+        except ProviderError as exc:
+            if exc.kind == ProviderError.FATAL:
+                raise
+            return None   # the provider no longer has the job: it must be generated again
         if status.state != JobState.SUCCEEDED or not status.output_url:
             return None
         self.ledger.refreshed_url(row.id, status.output_url, status.url_expires_at)
