@@ -1,6 +1,6 @@
 """Planning: the router reproduces the guide's `route_video_task`, and the planner splits, prices and explains.
 
-The guide's rules are in /work/shared/reference/seed-article.txt (`route_video_task`, `LATENCY_PROFILE`,
+The guide's rules are in the project's reference copy of the guide (shared/reference/seed-article.txt) (`route_video_task`, `LATENCY_PROFILE`,
 `is_viable_for_interactive`); `guide_choice` in video_pipeline/router.py mirrors them.
 """
 
