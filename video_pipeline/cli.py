@@ -200,7 +200,8 @@ def cmd_fakes_serve(args, settings: Settings) -> int:
     from .providers.fakes.fleet import fixed_environment, fleet_base_port, start_fleet
 
     port = args.port or fleet_base_port()
-    fleet = start_fleet(latency=args.latency, base_port=port, work_dir=settings.work_dir / "fakes")
+    fleet = start_fleet(latency=args.latency, latency_p95=args.latency_p95, base_port=port,
+                        work_dir=settings.work_dir / "fakes")
     print(f"fake providers are up on 127.0.0.1:{port}-{port + len(fleet.servers) - 1}; to use them:\n"
           f"  export VIDEO_PIPELINE_MODE=fake VIDEO_PIPELINE_FAKES_PORT={port}\nor point live mode at them:\n"
           + "\n".join(f"  export {k}={v}" for k, v in {"VIDEO_PIPELINE_MODE": "live", **fixed_environment(port)}.items()),
@@ -242,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     fakes = sub.add_parser("fakes", help="fake provider servers for demos").add_subparsers(dest="action", required=True)
     p = fakes.add_parser("serve", help="serve every provider's fake on loopback until interrupted")
     p.add_argument("--port", type=int, default=None, help="first port (default VIDEO_PIPELINE_FAKES_PORT or 8710)")
-    p.add_argument("--latency", type=float, default=0.5, help="seconds each fake job takes")
+    p.add_argument("--latency", type=float, default=0.5, help="seconds each fake job takes (the median with --latency-p95)")
+    p.add_argument("--latency-p95", type=float, default=None, help="vary job latencies: log-normal with this p95")
     p.set_defaults(func=cmd_fakes_serve, json=False)
     return parser
 

@@ -109,3 +109,15 @@ def test_status_mapping_from_documented_payloads(payload, state, kind):
     assert (status.state, status.error_kind) == (state, kind)
     if state == JobState.SUCCEEDED:
         assert status.output_url == "https://x/v.mp4" and status.latency_seconds == 120
+
+
+def test_job_latencies_follow_the_configured_distribution(tmp_path):
+    import statistics
+
+    from video_pipeline.providers.fakes import JobBook
+
+    book = JobBook(latency=0.4, latency_p95=1.2, seed=3, work_dir=tmp_path)
+    drawn = sorted(book.create({"n": i}, "p", 2).latency for i in range(400))
+    assert statistics.median(drawn) == pytest.approx(0.4, rel=0.15)
+    assert drawn[int(0.95 * len(drawn))] == pytest.approx(1.2, rel=0.25)
+    assert JobBook(latency=0.4, work_dir=tmp_path).create({}, "p", 2).latency == 0.4

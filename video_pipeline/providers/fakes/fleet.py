@@ -95,13 +95,14 @@ class Fleet:
 
 
 def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_dir: Path | None = None,
-                base_port: int | None = None) -> Fleet:
-    """Start one fake per provider (all by default) with jobs taking `latency` seconds."""
+                base_port: int | None = None, latency_p95: float | None = None) -> Fleet:
+    """Start one fake per provider (all by default) with jobs taking `latency` seconds (the median, when a
+    `latency_p95` makes them vary)."""
     fleet = Fleet()
     for i, name in enumerate(providers or list(FAKE_CREDENTIALS)):
         module = importlib.import_module(f"video_pipeline.providers.fakes.{name}")
-        book = JobBook(latency=latency, work_dir=(work_dir / name) if work_dir else None,
-                       webhook_secret=FAKE_WEBHOOK_SECRET)
+        book = JobBook(latency=latency, latency_p95=latency_p95, seed=i,
+                       work_dir=(work_dir / name) if work_dir else None, webhook_secret=FAKE_WEBHOOK_SECRET)
         kwargs = {kw: value for value, kw in FAKE_CREDENTIALS[name].values()}
         server = FakeServer(module.create_app(book, **kwargs), port=(base_port + i) if base_port else None).start()
         fleet.servers[name], fleet.books[name] = server, book

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
 import tempfile
 import threading
 import time
@@ -90,8 +92,10 @@ class JobBook:
     def __init__(self, latency: float = 0.3, faults: FaultPlan | None = None, url_lifetime: float = 3600,
                  render_height: int = 180, work_dir: Path | None = None, webhook_secret: str | None = None,
                  webhook_key: Ed25519PrivateKey | None = None, webhook_user_id: str = "fake-user",
-                 webhook_delay: float = 0.05):
-        self.latency = latency
+                 webhook_delay: float = 0.05, latency_p95: float | None = None, seed: int = 0):
+        self.latency = latency            # each job's latency: this, or the median of a log-normal when
+        self.latency_p95 = latency_p95    # a p95 is given (latencies then vary like a real provider's)
+        self._rng = random.Random(seed)
         self.faults = faults or FaultPlan()
         self.url_lifetime = url_lifetime
         self.render_height = render_height
@@ -116,12 +120,20 @@ class JobBook:
 
     def create(self, body: object, prompt: str, seconds: float, aspect_ratio: str = "16:9", **meta) -> FakeJob:
         job = FakeJob(id=uuid.uuid4().hex, body_sha256=self.body_key(body), prompt=prompt, seconds=float(seconds),
-                      aspect_ratio=aspect_ratio, created=time.time(), latency=self.latency,
+                      aspect_ratio=aspect_ratio, created=time.time(), latency=self.draw_latency(),
                       fault=self.faults.take("job"), meta=meta)
         with self._lock:
             self.jobs[job.id] = job
             self.submissions[job.body_sha256] += 1
         return job
+
+    def draw_latency(self) -> float:
+        """A job's latency: fixed, or drawn from the log-normal with median `latency` and 95th percentile `latency_p95`."""
+        if not self.latency_p95 or self.latency_p95 <= self.latency:
+            return self.latency
+        sigma = math.log(self.latency_p95 / self.latency) / 1.645
+        with self._lock:
+            return self._rng.lognormvariate(math.log(self.latency), sigma)
 
     @property
     def total_submissions(self) -> int:
