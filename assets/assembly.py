@@ -1,5 +1,6 @@
 """assembled_outputs: each video's segments joined into one MP4, checked against its target."""
 
+import json
 
 import pandas as pd
 from dagster import (
@@ -34,6 +35,10 @@ TARGET_LUFS = -14.0
                           description=f"each video lasts its target within {DURATION_TOLERANCE_SECONDS}s"),
            AssetCheckSpec("loudness_on_target", asset="assembled_outputs",
                           description="each video with sound measures -14 LUFS integrated within 1 LU (ebur128)"),
+           AssetCheckSpec("no_black_runs", asset="assembled_outputs",
+                          description="no black stretch longer than 0.5 s (blackdetect)"),
+           AssetCheckSpec("narration_audible", asset="assembled_outputs",
+                          description="no second of silence while the narration should be speaking (silencedetect)"),
        ])
 def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, narration_tracks: pd.DataFrame,
                       pipeline: PipelineConfig):
@@ -63,6 +68,8 @@ def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame
         "seconds_of_video": MetadataValue.float(round(float(done["duration_seconds"].sum()), 3)),
         "loudness_lufs": MetadataValue.json({r.video_id: r.loudness_lufs for r in done.itertuples()}),
         "posters": MetadataValue.json({r.video_id: r.poster for r in done.itertuples()}),
+        "join_scores": MetadataValue.json({r.video_id: json.loads(r.join_scores) for r in done.itertuples()
+                                           if isinstance(r.join_scores, str)}),
         "wall_seconds": watch.seconds,
         "preview": markdown_table(frame, ["video_id", "state", "duration_seconds", "target_seconds", "models",
                                           "cost_usd", "output_path", "error"]),
@@ -76,6 +83,13 @@ def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame
                     and abs(r.loudness_lufs - TARGET_LUFS) > 1.0}
     yield AssetCheckResult(check_name="loudness_on_target", passed=not off_loudness,
                            severity=AssetCheckSeverity.WARN, metadata={"off_target": MetadataValue.json(off_loudness)})
+    black = {r.video_id: json.loads(r.black_runs) for r in done.itertuples() if r.black_runs and json.loads(r.black_runs)}
+    yield AssetCheckResult(check_name="no_black_runs", passed=not black, severity=AssetCheckSeverity.WARN,
+                           metadata={"black_runs": MetadataValue.json(black)})
+    quiet = {r.video_id: json.loads(r.silent_in_narration) for r in done.itertuples()
+             if isinstance(r.silent_in_narration, str) and json.loads(r.silent_in_narration)}
+    yield AssetCheckResult(check_name="narration_audible", passed=not quiet, severity=AssetCheckSeverity.ERROR,
+                           metadata={"silent_stretches": MetadataValue.json(quiet)})
     yield AssetCheckResult(check_name="durations_on_target", passed=off.empty, severity=AssetCheckSeverity.ERROR,
                            metadata={"off_target": MetadataValue.json(
                                {r.video_id: {"seconds": r.duration_seconds, "target": r.target_seconds}

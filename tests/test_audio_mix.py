@@ -77,3 +77,21 @@ def test_the_same_narration_is_spoken_once(settings, data_dir):
     files = sorted((data_dir / "narration").rglob("*.m4a"))
     second = stages.narration_tracks(campaign, catalog, settings)
     assert list(first["audio_path"]) == list(second["audio_path"]) and sorted((data_dir / "narration").rglob("*.m4a")) == files
+
+
+def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(settings, data_dir):
+    text = (data_dir / "samples" / "narrated-spot.yaml").read_text().replace(
+        "  resolution: 720p\n", "  resolution: 720p\n  subtitles: burned\n").replace("transition: crossfade", "transition: cut")
+    campaign = load_campaign(write(data_dir / "burned.yaml", text), data_dir)
+    _, plan, videos = _finish(settings, campaign)
+    video = videos.iloc[0]
+    with av.open(video["output_path"]) as container:
+        assert len(container.streams.subtitles) == 0          # drawn into the picture instead
+    assert video["subtitles_srt"].endswith(".srt")
+    import json
+
+    scores = json.loads(video["join_scores"])
+    assert len(scores) == len(plan.segments) - 1 == 1
+    # a hard cut between two differently coloured shots jumps far more than the picture moves in a second
+    assert scores[0]["score"] > 3 * scores[0]["baseline"]
+    assert json.loads(video["black_runs"]) == [] and json.loads(video["silent_in_narration"]) == []

@@ -43,6 +43,7 @@ class Defaults(_Strict):
     resolution: Resolution = "720p"
     max_wait_seconds: int | None = Field(default=None, gt=0, le=86400)
     native_audio: Literal["keep", "replace"] = "keep"
+    subtitles: Literal["soft", "burned", "none"] = "soft"
     voice: str | None = Field(default=None, max_length=64)
 
     @field_validator("aspect_ratio", mode="before")

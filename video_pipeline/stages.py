@@ -37,7 +37,8 @@ CLIP_COLUMNS = ["campaign", "video_id", "segment_index", "job_key", "model", "cl
                 "cost_usd", "latency_seconds", "target_seconds", "resolution", "aspect_ratio", "reused"]
 OUTPUT_COLUMNS = ["campaign", "video_id", "state", "output_uri", "output_path", "duration_seconds", "target_seconds",
                   "width", "height", "video_codec", "segments", "models", "cost_usd", "error", "loudness_lufs",
-                  "subtitles_srt", "subtitles_vtt", "poster", "contact_sheet", "narration_seconds"]
+                  "subtitles_srt", "subtitles_vtt", "poster", "contact_sheet", "narration_seconds", "black_runs",
+                  "silent_in_narration", "join_scores"]
 NARRATION_COLUMNS = ["campaign", "video_id", "provider", "voice", "audio_path", "duration_seconds", "timings_json",
                      "characters", "cost_usd", "sha256"]
 
@@ -299,6 +300,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
                    transition_seconds=spec.transition_seconds if spec else 0.5,
                    trim_join_frames=spec.trim_join_frames if spec else 0)
             finished = finish_video(joined, out, settings, campaign, spec, spoken.get(video_id))
+            finished["join_scores"] = json.dumps(join_scores(out, _join_times(group, spec)))
             joined.unlink(missing_ok=True)
             info = probe(out)
         except MediaError as exc:
@@ -315,10 +317,10 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
 def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign | None, spec, spoken) -> dict:
     """Sound, subtitles and stills for one joined video; returns what the outputs table records about them."""
     from .campaign import resolve_reference
-    from .media.measure import integrated_loudness
+    from .media.measure import black_runs, integrated_loudness, silence_runs
     from .media.mix import MixSpec, mix
     from .media.stills import contact_sheet, poster
-    from .media.subtitles import add_soft_subtitles, cues_from_timings, write_srt, write_vtt
+    from .media.subtitles import add_soft_subtitles, burn_subtitles, cues_from_timings, write_srt, write_vtt
     from .planner import NARRATION_LEAD
     from .providers.tts import WordTiming
 
@@ -330,19 +332,74 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
     result: dict = {"narration_seconds": float(spoken.duration_seconds) if spoken is not None else None}
     timings = [WordTiming(t, a + NARRATION_LEAD, b + NARRATION_LEAD)
                for t, a, b in json.loads(spoken.timings_json)] if spoken is not None else []
-    if timings:
+    style = campaign.defaults.subtitles if campaign is not None else "soft"
+    if timings and style != "none":
         cues = cues_from_timings(timings)
         srt, vtt = write_srt(cues, out.with_suffix(".srt")), write_vtt(cues, out.with_suffix(".vtt"))
         with_subs = out.with_name(f".{out.stem}.subs.mp4")
-        add_soft_subtitles(out, srt, with_subs)
+        if style == "burned":
+            burn_subtitles(out, srt, with_subs, preset=settings.x264_preset)
+        else:
+            add_soft_subtitles(out, srt, with_subs)
         os.replace(with_subs, out)
         result.update(subtitles_srt=str(srt), subtitles_vtt=str(vtt))
+    result["black_runs"] = json.dumps(black_runs(out, min_seconds=0.5))
+    if spoken is not None:
+        window = (NARRATION_LEAD, NARRATION_LEAD + float(spoken.duration_seconds))
+        quiet = [r for r in silence_runs(out, min_seconds=1.0) if r[0] < window[1] and r[1] > window[0]]
+        result["silent_in_narration"] = json.dumps(quiet)
     result["poster"] = str(poster(out, out.with_suffix(".poster.png")))
     result["contact_sheet"] = str(contact_sheet(out, out.with_suffix(".contact.png")))
     if probe(out).has_audio:
         lufs, _ = integrated_loudness(out)
         result["loudness_lufs"] = round(lufs, 2) if lufs == lufs and lufs > -70 else None
     return result
+
+
+def _join_times(group: pd.DataFrame, spec) -> list[float]:
+    """Where each join falls in the finished video (the middle of a crossfade)."""
+    overlap = 0.0
+    if spec is not None:
+        from .planner import join_overlap
+
+        overlap = join_overlap(spec)
+    times, position = [], 0.0
+    for seconds in list(group["seconds"])[:-1]:
+        position += float(seconds) - overlap
+        times.append(round(position + overlap / 2, 3))
+    return times
+
+
+def join_scores(video: Path, times: list[float]) -> list[dict]:
+    """A discontinuity score per join: mean absolute luma change (0-255) between the frames either side of it,
+    against the same measure one second earlier, so a score well above its baseline marks a visible jump."""
+    import av
+    import numpy as np
+
+    def luma(at: float):
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            container.seek(max(int((at - 0.5) / stream.time_base), 0), stream=stream, backward=True)
+            previous = None
+            for frame in container.decode(stream):
+                current = frame.to_ndarray(format="gray").astype(np.int16)
+                if frame.time is not None and frame.time >= at - 0.5 / 24:   # join times are rounded to ms
+                    return previous if previous is not None else current, current
+                previous = current
+        return None, None
+
+    with av.open(str(video)) as container:   # the picture may start a frame late (B-frame delay): shift with it
+        stream = container.streams.video[0]
+        start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+    scores = []
+    for t in (x + start for x in times):
+        before, after = luma(t)
+        base_before, base_after = luma(max(t - 1.0, 0.05))
+        if before is None or base_before is None:
+            continue
+        scores.append({"at_seconds": round(t, 3), "score": round(float(np.abs(after - before).mean()), 2),
+                       "baseline": round(float(np.abs(base_after - base_before).mean()), 2)})
+    return scores
 
 
 class Stopwatch:

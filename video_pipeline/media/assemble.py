@@ -80,8 +80,10 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
             return out
         listing = Path(tmp) / "parts.txt"
         # The concat demuxer's list syntax: single-quoted paths, a quote written as '\''.
-        listing.write_text("".join("file '" + str(p.resolve()).replace("'", "'\\''") + "'\n" for p in parts),
-                           encoding="utf-8")
+        # Each entry's `duration` is its picture's planned length: without it the demuxer offsets the next file by
+        # the longer AAC stream (1024-sample frames), and the picture drifts by a few ms at every join.
+        listing.write_text("".join("file '" + str(p.resolve()).replace("'", "'\\''") + f"'\nduration {n:.6f}\n"
+                                   for p, n in zip(parts, lengths)), encoding="utf-8")
         partial = Path(tmp) / "joined.mp4"
         stream = ffmpeg.output(ffmpeg.input(str(listing), f="concat", safe=0), str(partial), c="copy",
                                movflags="+faststart")
