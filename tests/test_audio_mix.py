@@ -95,3 +95,41 @@ def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(set
     # a hard cut between two differently coloured shots jumps far more than the picture moves in a second
     assert scores[0]["score"] > 3 * scores[0]["baseline"]
     assert json.loads(video["black_runs"]) == [] and json.loads(video["silent_in_narration"]) == []
+
+
+def _flash_and_beep_clip(path, seconds: float = 3.0):
+    """A black clip with a white flash and a 1 kHz beep both starting at exactly 1.0 s."""
+    import ffmpeg
+
+    from video_pipeline.media.ffmpeg import run_graph
+
+    picture = ffmpeg.input(f"color=black:s=320x180:r=24:d={seconds}", f="lavfi").drawbox(
+        0, 0, "iw", "ih", color="white", thickness="fill", enable="between(t,1,1.05)")
+    sound = ffmpeg.input(f"aevalsrc=if(between(t\\,1\\,1.2)\\,0.5*sin(2*PI*1000*t)\\,0):s=48000:d={seconds}",
+                         f="lavfi")
+    run_graph(ffmpeg.output(picture, sound, str(path), vcodec="libx264", preset="veryfast", pix_fmt="yuv420p",
+                            acodec="aac", ac=2, ar=48000), what="flash and beep")
+    return path
+
+
+def _flashes(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [round(float(f.time), 4) for f in container.decode(container.streams.video[0])
+                if f.to_ndarray(format="gray").mean() > 128]
+
+
+def test_joined_and_mixed_sound_stays_in_sync_with_the_picture(tmp_path):
+    from video_pipeline.media.assemble import SegmentInput, concat
+    from video_pipeline.media.mix import MixSpec, mix
+
+    clips = [_flash_and_beep_clip(tmp_path / f"{i}.mp4") for i in range(3)]
+    joined = concat([SegmentInput(c, 3.0) for c in clips], tmp_path / "joined.mp4", 320, 180, "veryfast")
+    mixed = tmp_path / "mixed.mp4"
+    mix(joined, mixed, MixSpec(duration=9.0, narration_offset=0.5))
+    for out in (joined, mixed):
+        flashes = _flashes(out)
+        beeps = [end for _, end in silence_runs(out, min_seconds=0.5, noise_db=-40)][:3]   # sound begins
+        starts = [flashes[0]] + [b for a, b in zip(flashes, flashes[1:]) if b - a > 1]
+        assert len(starts) == 3 and len(beeps) == 3, (out.name, flashes, beeps)
+        for flash, beep in zip(starts, beeps):
+            assert abs(flash - beep) <= 0.012, (out.name, starts, beeps)   # a quarter of a frame at 24 fps
