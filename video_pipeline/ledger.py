@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
 
-from .db import make_engine, metadata
+from .db import aware, make_engine, metadata
 
 IN_FLIGHT = ("submitting", "queued", "running")
 TAKEN = -1   # try_begin: another run holds this job key
@@ -67,11 +67,6 @@ events = sa.Table(
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes even for timezone-aware columns.
-    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -172,10 +167,6 @@ class JobLedger:
         with self.engine.connect() as conn:
             submitted = aware(conn.execute(sa.select(jobs.c.submitted_at).where(jobs.c.id == row_id)).scalar_one_or_none())
         return max(0.0, (now() - submitted).total_seconds()) if submitted else 0.0
-
-    def in_flight_count(self, model: str) -> int:
-        with self.engine.connect() as conn:
-            return self._count_in_flight(conn, model)
 
     @staticmethod
     def _count_in_flight(conn, model: str) -> int:

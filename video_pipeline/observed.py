@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .catalog import Latency, ModelSpec
-from .db import make_engine, metadata
+from .db import aware, make_engine, metadata
 
 observations = sa.Table(
     "model_observations", metadata,
@@ -90,7 +90,7 @@ class ObservationLog:
                     .where(observations.c.model == model).order_by(observations.c.id.desc()).limit(window)
                 ).all()
                 latencies = sorted(r.latency_seconds for r in rows if r.succeeded and r.latency_seconds is not None)
-                recent = [r for r in rows[:COOLDOWN_LOOKBACK] if _aware(r.observed_at) >= now - COOLDOWN_WINDOW]
+                recent = [r for r in rows[:COOLDOWN_LOOKBACK] if aware(r.observed_at) >= now - COOLDOWN_WINDOW]
                 failures = sum(1 for r in rows if not r.succeeded)
                 out[model] = ModelObservation(
                     model=model, samples=len(latencies),
@@ -104,8 +104,3 @@ class ObservationLog:
     def dispose(self) -> None:
         if self._owns_engine:
             self.engine.dispose()
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)

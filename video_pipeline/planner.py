@@ -13,6 +13,7 @@ from .campaign import Campaign, Shot, Video, field_name, resolve_reference
 from .catalog import Catalog, ModelSpec
 from .errors import PlanningError, Problem
 from .router import NoCapableModel, Observed, RouteDecision, RoutingTask, effective_latency, route
+from .store import file_sha256
 from .taxonomy import TaskCategory, categorize
 
 #: The columns of a plan table, in order (the `plan --json` shape documents each).
@@ -137,14 +138,6 @@ def share_seconds(total: float, parts: int) -> list[float]:
     return [(base + (1 if i < extra else 0)) / FPS for i in range(parts)]
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def job_key(**fields) -> str:
     """A job's identity: a hash of everything that determines the provider's output."""
     blob = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
@@ -182,7 +175,7 @@ class _Planner:
         if ref is None:
             return None
         if ref not in self.hashes:
-            self.hashes[ref] = _file_sha256(resolve_reference(ref, self.data_dir))
+            self.hashes[ref] = file_sha256(resolve_reference(ref, self.data_dir))
         return self.hashes[ref]
 
     def task_for(self, video: Video, shot: Shot, category: TaskCategory) -> RoutingTask:

@@ -256,8 +256,10 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
                 headers = download_headers(o["provider"], o["output_url"]) if download_headers else None
                 # file:// URLs come only from the local provider or from clips this store already holds
                 allow_file = o["provider"] == "local" or bool(o.get("reused"))
-                clip = store.store_url(o["output_url"], expected_seconds=float(o["generate_seconds"]), headers=headers,
-                                       allow_file=allow_file)
+                held = store.held(o["output_url"]) if o.get("reused") else None   # already kept: not copied again
+                clip = held or store.store_url(
+                    o["output_url"], expected_seconds=float(o["generate_seconds"]), headers=headers,
+                    allow_file=allow_file)
                 if ledger is not None:
                     ledger.stored(o["job_key"], uri=clip.uri, sha256=clip.sha256)
                 row.update(clip_uri=clip.uri, clip_path=str(clip.path), sha256=clip.sha256, size_bytes=clip.size_bytes,

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 
 from .errors import MediaError, ProviderError
-from .media.probe import MediaInfo, probe
+from .media.probe import MediaInfo, decodes, probe
 
 MAX_CLIP_BYTES = 2 * 1024 ** 3
 MAX_REDIRECTS = 5
@@ -27,6 +27,15 @@ class StoredClip:
     sha256: str
     size_bytes: int
     info: MediaInfo
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float = 120.0,
@@ -106,15 +115,11 @@ class ClipStore:
     def put_file(self, src: Path, expected_seconds: float | None = None, tolerance: float = 0.5) -> StoredClip:
         """Verify `src` decodes (and lasts `expected_seconds`), then move it into the store atomically."""
         info = probe(src)
-        if info.video_codec is None:
-            raise MediaError(f"{src.name}: no video stream")
+        if info.video_codec is None or not decodes(src):
+            raise MediaError(f"{src.name}: no decodable video stream")
         if expected_seconds is not None and abs(info.duration - expected_seconds) > tolerance:
             raise MediaError(f"{src.name}: lasts {info.duration:.2f}s, expected {expected_seconds:g}s")
-        digest = hashlib.sha256()
-        with src.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        sha = digest.hexdigest()
+        sha = file_sha256(src)
         dest = self.path_for(sha, src.suffix or ".mp4")
         dest.parent.mkdir(parents=True, exist_ok=True)
         size = src.stat().st_size
@@ -123,6 +128,17 @@ class ClipStore:
         else:
             os.replace(src, dest)
         return StoredClip(uri=self.uri_for(dest), path=dest, sha256=sha, size_bytes=size, info=info)
+
+    def held(self, url: str) -> StoredClip | None:
+        """The stored clip a file:// URL points at, when it is already in this store (a reused job's clip)."""
+        if urlparse(url).scheme != "file":
+            return None
+        path = Path(unquote(urlparse(url).path))
+        root = (self.root / "sha256").resolve()
+        if root not in path.resolve().parents or not path.is_file():
+            return None
+        return StoredClip(uri=self.uri_for(path), path=path, sha256=path.stem, size_bytes=path.stat().st_size,
+                          info=probe(path))
 
     def store_url(self, url: str, expected_seconds: float | None = None,
                   headers: dict[str, str] | None = None, allow_file: bool = True) -> StoredClip:

@@ -109,10 +109,6 @@ class ProviderRegistry:
         adapter = self.providers.get(provider)
         return adapter.download_headers(url) if adapter is not None and hasattr(adapter, "download_headers") else {}
 
-    def serves(self, model: str) -> bool:
-        spec = self.catalog.get(model)
-        return self.local is not None or any(r.provider in self.providers for r in spec.routes)
-
     async def aclose(self) -> None:
         for p in list(self.providers.values()) + ([self.local] if self.local else []):
             await p.aclose()
