@@ -56,6 +56,11 @@ class JobStatus:
 
 
 class VideoProvider(Protocol):
+    """What the engine needs of a provider. Optional extras the engine uses when present:
+    `event_key(job_id)` (the id its webhooks name), `refresh_output_url(job_id)` (a fresh URL for a finished job),
+    `download_headers(url)` (auth an output download needs) and `stuck_grace_seconds` (real-time slack before a
+    job counts as stuck, default 30)."""
+
     name: str
     #: factor applied to catalog latencies when planning waits (1.0 for real providers)
     latency_scale: float
