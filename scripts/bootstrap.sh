@@ -29,15 +29,20 @@ if [ ! -f "$STAMP" ]; then
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi
-# The offline narration voice is a Debian package, not a wheel: install it where we can, say how where we cannot.
-if ! command -v espeak-ng >/dev/null 2>&1; then
+# Debian packages that are not wheels: install them where we can (root with apt-get), say how where we cannot.
+apt_install() {  # apt_install <command> <package> <why>
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing espeak-ng (the offline narration voice)"
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null; } \
-      || echo "warning: could not install espeak-ng; narrated videos need it offline (or a live TTS key)"
+    echo "==> installing $2 ($3)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; } \
+      || echo "warning: could not install $2; $3"
   else
-    echo "note: espeak-ng is not installed; narrated videos need it offline: sudo apt-get install espeak-ng"
+    echo "note: $2 is not installed ($3): sudo apt-get install $2"
   fi
+}
+apt_install espeak-ng espeak-ng "the offline narration voice; narrated videos need it offline, or a live TTS key"
+if [ "${BOOTSTRAP_FOR:-}" = tests ]; then
+  apt_install chromium chromium "headless browser for the report and UI screenshot tests"
 fi
 export PATH="$VENV/bin:$PATH"
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster}"
