@@ -14,6 +14,7 @@ import httpx
 
 from .errors import MediaError, ProviderError
 from .media.probe import MediaInfo, decodes, probe
+from .netguard import DownloadPolicy
 
 MAX_CLIP_BYTES = 2 * 1024 ** 3
 MAX_REDIRECTS = 5
@@ -39,10 +40,11 @@ def file_sha256(path: Path) -> str:
 
 
 def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float = 120.0,
-          headers: dict[str, str] | None = None, allow_file: bool = True) -> int:
+          headers: dict[str, str] | None = None, allow_file: bool = True, policy: DownloadPolicy | None = None) -> int:
     """Stream `url` (https, http or file) to `dest` with a size cap; returns the byte count.
 
-    `headers` are for providers whose output URLs need auth (Gemini): they are never logged or stored."""
+    `headers` are for providers whose output URLs need auth (Gemini): they are never logged or stored.
+    http(s) URLs and each redirect must pass `policy` (default: netguard's policy for this environment)."""
     scheme = urlparse(url).scheme
     if scheme == "file" and not allow_file:
         raise ProviderError("a remote provider returned a file:// URL; refusing to read local files",
@@ -59,17 +61,19 @@ def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float 
     if scheme not in ("https", "http"):
         raise ProviderError(f"refusing to download from a {scheme or 'schemeless'} URL", kind=ProviderError.TERMINAL)
     try:
-        return _fetch_http(url, dest, max_bytes, timeout, headers or {})
+        return _fetch_http(url, dest, max_bytes, timeout, headers or {}, policy or DownloadPolicy.from_env())
     except httpx.HTTPStatusError as exc:
         raise ProviderError(f"download failed: HTTP {exc.response.status_code}") from None
     except httpx.HTTPError as exc:
         raise ProviderError(f"download truncated or interrupted: {exc}") from None
 
 
-def _fetch_http(url: str, dest: Path, max_bytes: int, timeout: float, headers: dict[str, str]) -> int:
+def _fetch_http(url: str, dest: Path, max_bytes: int, timeout: float, headers: dict[str, str],
+                policy: DownloadPolicy) -> int:
     origin = urlparse(url).netloc
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
+            policy.check(url)   # every hop: scheme, known host, no private address (netguard)
             # Auth headers go only to the host they were given for, never along a redirect to another host.
             sent = headers if urlparse(url).netloc == origin else {}
             with client.stream("GET", url, headers=sent) as response:
