@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -105,19 +106,23 @@ def guide_poller(latency: float) -> tuple[float, int]:
         interval = min(interval * 2, 60.0)
 
 
-def our_poller(latency: float, p50: float, p95: float, progress: bool, policy: PollPolicy) -> tuple[float, int]:
+def our_poller(latency: float, p50: float, p95: float, policy: PollPolicy,
+               progress: Callable[[float], float | None] | None = None) -> tuple[float, int]:
     t, polls = policy.first_poll(p50, p95), 1
     while t < latency:
-        report = (t / latency) if progress else None   # a provider reporting linear progress
-        t = policy.next_poll(t, p50, p95, progress=report)
+        t = policy.next_poll(t, p50, p95, progress=progress(t) if progress else None)
         polls += 1
     return t - latency, polls
 
 
+def coarse_progress(latency: float, speed_error: float) -> Callable[[float], float | None]:
+    """A provider's progress report: whole 10 % steps, from a model of the job's speed that is off by speed_error."""
+    return lambda t: math.floor(10 * min(t / (latency * speed_error), 0.99)) / 10 or None
+
+
 def p2(jobs_per_model: int, seed: int = 7) -> dict:
     rng = random.Random(seed)
-    policy = PollPolicy()
-    jobs = [(m, p50, p95, rng.lognormvariate(math.log(p50), math.log(p95 / p50) / 1.645))
+    jobs = [(m, p50, p95, rng.lognormvariate(math.log(p50), math.log(p95 / p50) / 1.645), rng.lognormvariate(0, 0.15))
             for m, (p50, p95) in GUIDE_PROFILES.items() for _ in range(jobs_per_model)]
 
     def summarise(results: list[tuple[float, int]], subset=None) -> dict:
@@ -127,14 +132,32 @@ def p2(jobs_per_model: int, seed: int = 7) -> dict:
                 "polls_per_job": round(statistics.mean(r[1] for r, _ in picked), 2)}
 
     guide = [guide_poller(j[3]) for j in jobs]
-    ours = [our_poller(j[3], j[1], j[2], False, policy) for j in jobs]
-    ours_progress = [our_poller(j[3], j[1], j[2], True, policy) for j in jobs]
-    out = {"jobs": len(jobs), "all_models": {
-        "guide": summarise(guide), "ours": summarise(ours), "ours_with_progress": summarise(ours_progress)}}
-    g, o, op = (out["all_models"][k]["lag_share_of_latency"] for k in ("guide", "ours", "ours_with_progress"))
-    out["all_models"]["improvement"] = round(g / o, 2)
-    out["all_models"]["improvement_with_progress"] = round(g / op, 2)
-    out["per_model"] = {m: {"guide": summarise(guide, m), "ours": summarise(ours, m)} for m in GUIDE_PROFILES}
+    watchers = {"ours": lambda j: None,
+                "ours_with_coarse_progress": lambda j: coarse_progress(j[3], j[4]),
+                "ours_with_exact_progress": lambda j: (lambda t, L=j[3]: t / L)}
+
+    def watch(name: str, policy: PollPolicy) -> list[tuple[float, int]]:
+        return [our_poller(j[3], j[1], j[2], policy, watchers[name](j)) for j in jobs]
+
+    runs = {"guide": guide, **{name: watch(name, PollPolicy()) for name in watchers}}
+    out = {"jobs": len(jobs), "all_models": {name: summarise(r) for name, r in runs.items()}}
+    g = out["all_models"]["guide"]
+    for name in watchers:
+        out["all_models"][name]["improvement"] = round(g["lag_share_of_latency"] / out["all_models"][name]["lag_share_of_latency"], 2)
+    # each watcher again at the poll_cost where it spends exactly the guide's polls per job (bisection)
+    out["at_equal_polls"] = {}
+    for name in watchers:
+        low, high = 0.002, 0.2
+        for _ in range(10):
+            mid = math.sqrt(low * high)
+            if summarise(watch(name, PollPolicy(poll_cost=mid)))["polls_per_job"] > g["polls_per_job"]:
+                low = mid
+            else:
+                high = mid
+        ours = summarise(watch(name, PollPolicy(poll_cost=high)))
+        out["at_equal_polls"][name] = {"poll_cost": round(high, 4), **ours,
+                                       "improvement": round(g["lag_share_of_latency"] / ours["lag_share_of_latency"], 2)}
+    out["per_model"] = {m: {"guide": summarise(guide, m), "ours": summarise(runs["ours"], m)} for m in GUIDE_PROFILES}
     return out
 
 

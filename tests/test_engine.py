@@ -171,7 +171,7 @@ def test_poll_policy_follows_the_models_latency_profile():
     from video_pipeline.engine import PollPolicy
 
     policy = PollPolicy()
-    first = policy.first_poll(20, 45)                     # veo-3-1-fast: the 10% quantile, ~10.7 s
+    first = policy.first_poll(20, 45)                     # veo-3-1-fast: ~10 s, half its p50
     assert 9 < first < 13
     assert 90 < policy.first_poll(180, 300) < 140          # kling-3-0
     later = [first]
@@ -181,6 +181,45 @@ def test_poll_policy_follows_the_models_latency_profile():
     assert all(g > 0 for g in gaps) and max(gaps) <= 60
     assert policy.next_poll(10, 180, 300, progress=0.5) == pytest.approx(20)   # progress 50% at 10 s: ETA 20 s
     assert policy.next_poll(10, 180, 300, hint=2) == pytest.approx(12)         # the provider's hint wins
+
+
+def test_poll_schedule_sees_jobs_finish_sooner_than_the_guides_poller_for_no_more_polls():
+    """Simulated clock over the guide's seven latency profiles (log-normal fitted to p50/p95), same jobs for both."""
+    import math
+    import random
+
+    from video_pipeline.engine import PollPolicy
+
+    profiles = [(20, 45), (25, 50), (180, 300), (150, 270), (480, 900), (90, 180), (120, 240)]
+    rng = random.Random(11)
+    jobs = [(p50, p95, rng.lognormvariate(math.log(p50), math.log(p95 / p50) / 1.645))
+            for p50, p95 in profiles for _ in range(400)]
+
+    def watch(latency, times):
+        polls = 0
+        for t in times:
+            polls += 1
+            if t >= latency:
+                return (t - latency) / latency, polls
+
+    def guide(latency):           # 10 s, doubling to 60 s
+        t, step = 0.0, 10.0
+        while True:
+            t += step
+            yield t
+            step = min(step * 2, 60.0)
+
+    def ours(p50, p95, policy=PollPolicy()):
+        t = policy.first_poll(p50, p95)
+        while True:
+            yield t
+            t = policy.next_poll(t, p50, p95)
+
+    theirs = [watch(lat, guide(lat)) for _, _, lat in jobs]
+    mine = [watch(lat, ours(p50, p95)) for p50, p95, lat in jobs]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    assert mean([p for _, p in mine]) <= mean([p for _, p in theirs]) * 1.01
+    assert mean([lag for lag, _ in mine]) * 3.8 <= mean([lag for lag, _ in theirs])
 
 
 def test_expired_output_url_is_reported_not_stored(settings, tmp_path):

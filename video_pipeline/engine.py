@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import random
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from .errors import ProviderError
 from .ledger import TAKEN, JobLedger, JobRow
 from .media.render import extract_last_frame
 from .planner import SegmentPlan
+from .polling import PollPolicy  # noqa: F401  (re-exported: the engine's public poll policy)
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .store import fetch
 
@@ -64,49 +63,6 @@ class _TakenElsewhere(Exception):
 
 class CampaignAborted(RuntimeError):
     """A fatal provider error (auth, balance, no provider) stopped the campaign."""
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """Polling shaped by the model's latency profile (a log-normal fitted to p50/p95).
-
-    The first poll comes at the profile's `first_quantile`; each later poll at the time by which a further
-    `step` share of the jobs still running would have finished (conditional quantiles), so polls cluster where
-    jobs actually end instead of doubling from 10 s. Provider hints win: `poll_after` caps the wait, and a
-    progress fraction gives an ETA to poll at. Times are provider seconds (the engine applies the time scale).
-    """
-
-    first_quantile: float = 0.1
-    step: float = 0.25
-    max_interval: float = 60.0
-    min_interval_fraction: float = 0.02   # of p50: never poll faster than this
-    timeout_factor: float = 4.0           # give up (cancel, fall back) after this many p95s
-
-    @staticmethod
-    def _fit(p50: float, p95: float) -> tuple[float, float]:
-        return math.log(p50), max(math.log(max(p95, p50) / p50) / 1.645, 1e-3)
-
-    def first_poll(self, p50: float, p95: float) -> float:
-        mu, sigma = self._fit(p50, p95)
-        return math.exp(mu + sigma * _NORMAL.inv_cdf(self.first_quantile))
-
-    def next_poll(self, elapsed: float, p50: float, p95: float, progress: float | None = None,
-                  hint: float | None = None) -> float:
-        """The elapsed time (provider seconds since submission) of the next poll."""
-        mu, sigma = self._fit(p50, p95)
-        done = _NORMAL.cdf((math.log(max(elapsed, 1e-9)) - mu) / sigma)
-        target = min(done + (1 - done) * self.step, 1 - 1e-9)
-        at = math.exp(mu + sigma * _NORMAL.inv_cdf(target))
-        if progress is not None and 0.05 <= progress < 1:
-            at = min(at, elapsed / progress)          # the provider's own progress gives an ETA
-        floor = max(self.min_interval_fraction * p50, 0.01)
-        at = min(max(at, elapsed + floor), elapsed + self.max_interval)
-        if hint is not None and hint > 0:
-            at = min(at, elapsed + hint)
-        return at
-
-
-_NORMAL = statistics.NormalDist()
 
 
 class JobEngine:
