@@ -121,8 +121,9 @@ class ClipStore:
         info = probe(src)
         if info.video_codec is None or not decodes(src):
             raise MediaError(f"{src.name}: no decodable video stream")
-        if expected_seconds is not None and abs(info.duration - expected_seconds) > tolerance:
-            raise MediaError(f"{src.name}: lasts {info.duration:.2f}s, expected {expected_seconds:g}s")
+        # Longer is fine: a fallback model may only make a longer clip (Hailuo: 6 or 10 s); assembly trims it.
+        if expected_seconds is not None and info.duration < expected_seconds - tolerance:
+            raise MediaError(f"{src.name}: lasts {info.duration:.2f}s, expected at least {expected_seconds:g}s")
         sha = file_sha256(src)
         dest = self.path_for(sha, src.suffix or ".mp4")
         dest.parent.mkdir(parents=True, exist_ok=True)
