@@ -10,9 +10,11 @@ from assets.prompts import prompt_batches
 from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
 from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
-from resources import ClipStorage, ParquetTableIOManager, PipelineConfig
+from resources import ParquetTableIOManager, PipelineConfig
+from resources.execution import executor_from_environment
 from resources.providers import from_environment as providers_from_environment
 from resources.providers import voices_from_environment
+from resources.storage import clip_storage_from_environment
 
 
 def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:
@@ -22,7 +24,7 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
         "pipeline": pipeline,
         "providers": providers_from_environment(),
         "voices": voices_from_environment(),
-        "clip_storage": ClipStorage(),
+        "clip_storage": clip_storage_from_environment(),   # VIDEO_PIPELINE_PROFILE: local files or S3
         "io_manager": ParquetTableIOManager(pipeline=pipeline),
     }
     resources.update(overrides)
@@ -37,4 +39,5 @@ defs = Definitions(
     sensors=[campaign_inbox_sensor, expiring_outputs_sensor],
     schedules=[nightly_batch_schedule],
     resources=build_resources(),
+    executor=executor_from_environment(),   # VIDEO_PIPELINE_EXECUTOR: multiprocess, in_process or celery
 )

@@ -15,6 +15,7 @@ from dagster import (
 )
 
 from resources.pipeline import PipelineConfig
+from resources.storage import ClipStorage
 from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import assembled_outputs as assemble
@@ -26,7 +27,7 @@ DURATION_TOLERANCE_SECONDS = 0.5
 TARGET_LUFS = -14.0
 
 
-@asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg"},
+@asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg"}, pool="media",
        description="One finished MP4 per video under outputs/<campaign>/, with its duration, size and cost.",
        check_specs=[
            AssetCheckSpec("every_video_assembled", asset="assembled_outputs",
@@ -41,14 +42,16 @@ TARGET_LUFS = -14.0
                           description="no second of silence while the narration should be speaking (silencedetect)"),
        ])
 def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, narration_tracks: pd.DataFrame,
-                      pipeline: PipelineConfig):
+                      pipeline: PipelineConfig, clip_storage: ClipStorage):
     watch = Stopwatch()
     settings = pipeline.settings()
     try:
         campaign = load_active(settings, context.partition_key)
     except (*INVALID, FileNotFoundError) as exc:
         raise Failure(description=str(exc)) from None
-    frame = assemble(stored_clips, settings, campaign, narration_tracks)
+    store = clip_storage.store(settings)
+    # another machine's clips are fetched from the store first; finished files are kept where the store keeps things
+    frame = store.publish_outputs(assemble(store.localize(stored_clips), settings, campaign, narration_tracks))
     done = frame[frame["state"] == "assembled"]
     failed = frame[frame["state"] != "assembled"]
     for row in done.itertuples():
@@ -65,6 +68,8 @@ def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame
         "cost_usd": MetadataValue.float(round(float(frame["cost_usd"].sum()), 4)),
         "output_dir": MetadataValue.path(str(out_dir)),
         "outputs": MetadataValue.json({r.video_id: r.output_path for r in done.itertuples()}),
+        **({f"link/{r.video_id}": MetadataValue.url(r.output_link) for r in done.itertuples()}
+           if "output_link" in frame else {}),
         "seconds_of_video": MetadataValue.float(round(float(done["duration_seconds"].sum()), 3)),
         "loudness_lufs": MetadataValue.json({r.video_id: r.loudness_lufs for r in done.itertuples()}),
         "posters": MetadataValue.json({r.video_id: r.poster for r in done.itertuples()}),

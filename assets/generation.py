@@ -25,7 +25,7 @@ from .metadata import latency_by_model, markdown_table, models_used
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python"},
+@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python"}, pool="provider_jobs",
        description="Every segment's provider job, run concurrently with per-model limits, retries and fallbacks. "
                    "One row per segment, failed ones included with the reason.")
 def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.DataFrame, pipeline: PipelineConfig,
@@ -64,7 +64,7 @@ def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.Data
     return frame
 
 
-@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"ffmpeg"},
+@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"ffmpeg"}, pool="media",
        description="Each generated output downloaded, verified (decodes, duration, checksum) and kept "
                    "content-addressed; the provider URL is kept only as provenance.",
        check_specs=[AssetCheckSpec("all_segments_stored", asset="stored_clips",
@@ -86,7 +86,7 @@ def stored_clips(context: AssetExecutionContext, generated_segments: pd.DataFram
         "stored": len(stored),
         "missing": len(missing),
         "bytes": int(stored["size_bytes"].sum()) if len(stored) else 0,
-        "store": MetadataValue.path(str(clip_storage.store(settings).root)),
+        "store": MetadataValue.text(clip_storage.store(settings).location),
         "wall_seconds": watch.seconds,
         "preview": markdown_table(frame, ["video_id", "segment_index", "state", "duration_seconds", "sha256", "error"]),
     })

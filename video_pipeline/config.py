@@ -27,7 +27,18 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_WEBHOOK_TOKEN": ("unset", "shared token for providers that sign nothing (MiniMax, Kling)"),
     "VIDEO_PIPELINE_FAL_JWKS_URL": ("fal's JWKS", "keys that verify fal's webhook signatures (or _FILE for a file)"),
     "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),
+    "VIDEO_PIPELINE_PROFILE": ("local", "`local`: clips under the data directory; `production`: clips in S3, ledger on "
+                               "PostgreSQL (docs/deployment.md); Dagster's own storage follows DAGSTER_HOME's dagster.yaml"),
+    "VIDEO_PIPELINE_S3_BUCKET": ("unset", "production profile: the bucket that keeps clips and finished outputs"),
+    "VIDEO_PIPELINE_S3_PREFIX": ("video-pipeline", "production profile: key prefix inside the bucket"),
+    "VIDEO_PIPELINE_S3_ENDPOINT_URL": ("AWS", "production profile: an S3-compatible endpoint (MinIO, moto, a region)"),
+    "VIDEO_PIPELINE_EXECUTOR": ("multiprocess", "how a run executes its steps: `multiprocess`, `in_process` or `celery`"),
+    "VIDEO_PIPELINE_CELERY_BROKER": ("redis://127.0.0.1:6379/0", "`celery` executor: the broker URL workers listen on"),
+    "VIDEO_PIPELINE_CELERY_BACKEND": ("redis://127.0.0.1:6379/1", "`celery` executor: the result backend URL"),
 }
+
+PROFILES = ("local", "production")
+EXECUTORS = ("multiprocess", "in_process", "celery")
 
 MODES = ("local", "fake", "live")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -48,6 +59,7 @@ class Settings:
     seed: int = 0
     ledger: str | None = None
     webhooks: bool = False
+    profile: str = "local"
 
     @property
     def ledger_url(self) -> str:
@@ -149,6 +161,15 @@ class Settings:
             if hooks not in ("0", "1", "true", "false"):
                 raise SettingsError(f"VIDEO_PIPELINE_WEBHOOKS={hooks!r}: expected 1 or 0")
             values["webhooks"] = hooks in ("1", "true")
+        profile = get("PROFILE")
+        if profile is not None:
+            if profile not in PROFILES:
+                raise SettingsError(f"VIDEO_PIPELINE_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
+            values["profile"] = profile
+            if profile == "production" and not str(values.get("ledger", "")).startswith("postgresql"):
+                raise SettingsError("VIDEO_PIPELINE_PROFILE=production: set VIDEO_PIPELINE_LEDGER_URL to the "
+                                    "PostgreSQL database Dagster uses (postgresql+psycopg2://user@host:5432/db); "
+                                    "runs on several machines must share one ledger")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("data_dir"), str):
             values["data_dir"] = Path(values["data_dir"]).resolve()

@@ -116,6 +116,20 @@ class ClipStore:
     def uri_for(self, path: Path) -> str:
         return path.resolve().as_uri()
 
+    # Backends (s3store.S3ClipStore) keep the permanent copy elsewhere; locally these three are the identity.
+    @property
+    def location(self) -> str:
+        """Where the permanent copies are, for metadata."""
+        return str(self.root)
+
+    def localize(self, clips):
+        """The stored-clips table with every clip_path readable on this machine."""
+        return clips
+
+    def publish_outputs(self, outputs):
+        """The outputs table after the finished files are kept where the store keeps things (here: in place)."""
+        return outputs
+
     def put_file(self, src: Path, expected_seconds: float | None = None, tolerance: float = 0.5) -> StoredClip:
         """Verify `src` decodes (and lasts `expected_seconds`), then move it into the store atomically."""
         info = probe(src)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import random
@@ -102,6 +103,9 @@ class JobBook:
         self.jobs: dict[str, FakeJob] = {}
         self.submissions: Counter[str] = Counter()
         self.requests: list[tuple[str, str]] = []       # (method, path) of every call, in order
+        # per model: jobs not yet finished when another was created, as the provider's account counts them
+        self.max_in_flight: Counter[str] = Counter()
+        self._running_until: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self._work = work_dir or Path(tempfile.mkdtemp(prefix="vp-fake-"))
         self._clips: dict[tuple, bytes] = {}
@@ -125,6 +129,12 @@ class JobBook:
         with self._lock:
             self.jobs[job.id] = job
             self.submissions[job.body_sha256] += 1
+            ends = self._running_until.setdefault(str(meta.get("model", "")), [])
+            while ends and ends[0] <= job.created:
+                heapq.heappop(ends)
+            heapq.heappush(ends, job.created + job.latency)
+            model = str(meta.get("model", ""))
+            self.max_in_flight[model] = max(self.max_in_flight[model], len(ends))
         return job
 
     def draw_latency(self) -> float:
