@@ -61,6 +61,10 @@ def s3_checksum(path: Path, part_bytes: int, threshold: int) -> tuple[str, int]:
     return f"{combined}-{len(digests)}", len(digests)
 
 
+def _sigv4(signature_version=None, **_kwargs):
+    return "s3v4" if signature_version in (None, "s3") else signature_version
+
+
 class S3ClipStore(ClipStore):
     """ClipStore whose permanent copy is `s3://bucket/prefix/clips/sha256/ab/<sha256>.mp4`.
 
@@ -71,6 +75,8 @@ class S3ClipStore(ClipStore):
                  link_seconds: int = LINK_SECONDS):
         super().__init__(cache_dir or Path(tempfile.gettempdir()) / "video-pipeline-clip-cache")
         self.client = client
+        # presigned links in SigV4 (expiry capped at 7 days, no key id in the clear), whatever the client defaulted to
+        client.meta.events.register("choose-signer.s3.*", _sigv4, unique_id="video-pipeline-sigv4")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.link_seconds = link_seconds

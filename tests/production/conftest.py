@@ -92,7 +92,7 @@ def s3_endpoint():
         proc.wait(10)
 
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret-never-logged", "AWS_REGION": "us-east-1",
            "AWS_DEFAULT_REGION": "us-east-1"}
 
 
