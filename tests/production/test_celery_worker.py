@@ -1,0 +1,93 @@
+"""Past one machine: a run's steps execute on a separate `celery worker` process (dagster-celery's worker app)
+listening on Redis, and the run's events in PostgreSQL name that worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import assert_video, write
+from tests.production.conftest import ensure_redis, pg_rows
+from video_pipeline.config import PROJECT_ROOT, Settings
+from video_pipeline.intake import accept
+
+CAMPAIGN = """version: 1
+campaign: night-market
+budget_usd: 5
+defaults: {quality_tier: social, aspect_ratio: "16:9", resolution: 720p}
+videos:
+  - id: stalls
+    target_seconds: 4
+    shots:
+      - prompt: "Lanterns sway above the night market stalls"
+"""
+# two Redis databases of their own, emptied first: no task an earlier session left behind reaches this worker
+BROKER, BACKEND = "redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def celery_worker(production_env):
+    ensure_redis()
+    for url in (BROKER, BACKEND):
+        redis.Redis.from_url(url).flushdb()
+    name = f"vp-test-{uuid.uuid4().hex[:8]}"
+    env = {**production_env, "VIDEO_PIPELINE_CELERY_BROKER": BROKER, "VIDEO_PIPELINE_CELERY_BACKEND": BACKEND,
+           "PYTHONPATH": str(PROJECT_ROOT)}
+    bin_dir = Path(sys.executable).parent
+    proc = subprocess.Popen(
+        [str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-n", name,
+         "-y", str(PROJECT_ROOT / "deploy" / "production" / "celery.yaml"), "--", "--concurrency=1"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        from celery import Celery
+
+        app = Celery(broker=BROKER, backend=BACKEND)
+        deadline = time.monotonic() + 60
+        while not (app.control.ping(timeout=1) or []):
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the celery worker did not answer a ping within 60 s"
+        yield name, env, proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)   # the worker's own process group: dagster-celery and its celery child
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_campaigns_steps_execute_on_a_celery_worker_process(celery_worker, data_dir, pg_database):
+    name, env, _ = celery_worker
+    spec = write(data_dir / "night-market.yaml", CAMPAIGN)
+    settings = Settings.from_env()
+    accepted = accept(spec, settings, move=False)
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:   # the production instance: PostgreSQL
+        instance.add_dynamic_partitions("campaigns", [accepted.campaign_id])
+
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m", "definitions", "-j", "campaign_job",
+         "--tags", '{"dagster/partition": "night-market"}'],
+        cwd=PROJECT_ROOT, env={**env, "VIDEO_PIPELINE_EXECUTOR": "celery"}, capture_output=True, text=True,
+        timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    runs = pg_rows(pg_database, "SELECT run_id, status FROM runs ORDER BY create_timestamp DESC LIMIT 1")
+    assert runs[0]["status"] == "SUCCESS"
+    handed = pg_rows(pg_database, "SELECT step_key, event FROM event_logs WHERE run_id = :r AND "
+                                  "event LIKE '%in celery worker%'", r=runs[0]["run_id"])
+    # every asset step was executed by the worker started above (its node name is in the engine event)
+    assert {r["step_key"] for r in handed} == {"prompt_batches", "narration_tracks", "routed_job_plans",
+                                              "generated_segments", "stored_clips", "assembled_outputs"}
+    assert all(f"{name}@" in r["event"] for r in handed)
+    outputs = pg_rows(pg_database, "SELECT stored_uri FROM provider_jobs WHERE campaign = 'night-market'")
+    assert len(outputs) == 1 and outputs[0]["stored_uri"].startswith("s3://")
+    assert_video(data_dir / "outputs" / "night-market" / "stalls.mp4", 4)
