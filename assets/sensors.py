@@ -11,6 +11,7 @@ from resources.pipeline import PipelineConfig
 from video_pipeline.campaign import SUFFIXES
 from video_pipeline.intake import INVALID, accept, reject
 from video_pipeline.ledger import JobLedger
+from video_pipeline.profiles import campaign_run_tags
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions
@@ -57,7 +58,8 @@ def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineCo
         if accepted.schedule == "now":
             run_requests.append(RunRequest(
                 partition_key=key, run_key=f"{key}-{accepted.sha256[:16]}",
-                tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": path.name},
+                tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": path.name,
+                      **campaign_run_tags(accepted.spec_path, settings)},   # the run queue's per-provider limits
             ))
         context.log.info(f"accepted {path.name} as campaign {key} ({accepted.schedule})")
     return SensorResult(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .catalog import Catalog, load_catalog
 from .config import Settings
+from .errors import PlanningError
 from .intake import validate_file
 from .planner import CampaignPlan
 
@@ -43,5 +44,8 @@ def campaign_run_tags(path: Path, settings: Settings) -> dict[str, str]:
     from .stages import live_provider_names
 
     configured = live_provider_names(settings)
-    campaign, plan = validate_file(path, settings, providers=configured)
+    try:
+        campaign, plan = validate_file(path, settings, providers=configured)
+    except PlanningError:   # e.g. no key for a model it pins: the run itself reports that, naming the variables
+        return {}
     return run_tags(plan, load_catalog(settings.catalog_file), campaign.defaults.quality_tier, configured)
