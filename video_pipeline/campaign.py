@@ -199,7 +199,7 @@ def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tu
             # NaN and Infinity parse as floats here and are refused by the model, which can name their field.
             return json.loads(text), None
         except json.JSONDecodeError as exc:
-            raise CampaignError([Problem(display, "", f"invalid JSON: {exc.msg}", exc.lineno)]) from None
+            raise CampaignError([Problem(display, "", f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno)]) from None
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()   # one parse gives both the data and the line of every field
@@ -275,6 +275,7 @@ def _rows_to_campaign(rows: list[tuple[int, dict]], campaign_id: str, display: s
 def _read_csv(text: str, display: str) -> list[tuple[int, dict]]:
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[int, dict]] = []
+    start = 1
     try:
         if not reader.fieldnames:
             raise CampaignError([Problem(display, "", "empty CSV; expected a header row with at least `prompt`", 1)])
@@ -295,6 +296,9 @@ def _read_csv(text: str, display: str) -> list[tuple[int, dict]]:
                 rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
+        if "unexpected end of data" in str(exc):   # a quote opened on the row's first line is never closed
+            raise CampaignError([Problem(display, "", "invalid CSV: a quoted cell is never closed; expected a "
+                                         "closing \" (write a quote inside a cell as \"\")", start)]) from None
         raise CampaignError([Problem(display, "", f"invalid CSV: {exc}", reader.line_num)]) from None
     return rows
 
@@ -307,7 +311,8 @@ def _read_jsonl(text: str, display: str) -> list[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise CampaignError([Problem(display, "", f"invalid JSON on this line: {exc.msg}", number)]) from None
+            raise CampaignError([Problem(display, "", f"invalid JSON on this line: {exc.msg} at column {exc.colno}; "
+                                         "expected one JSON object per line", number)]) from None
         if not isinstance(row, dict):
             raise CampaignError([Problem(display, "", "each line must be a JSON object like {\"prompt\": \"...\"}", number)])
         rows.append((number, row))
@@ -434,6 +439,31 @@ def resolve_reference(value: str, data_dir: Path) -> Path:
     return resolved
 
 
+#: what a referenced file must contain: PyAV stream type, and the codecs accepted for images
+_IMAGE_CODECS = {"png", "mjpeg", "jpegls", "webp"}
+
+
+def content_problem(path: Path, kind: str) -> str | None:
+    """Why the file at `path` is not the `kind` it claims to be (an image that is text, audio without sound),
+    or None when its content fits. Reads only the container header and one frame, from a local file."""
+    import av
+
+    expected = {"image": "a PNG, JPEG or WebP image", "video": "a video with a picture",
+                "music": "audio with a sound track", "audio": "audio with a sound track"}[kind]
+    try:
+        with av.open(str(path), options={"protocol_whitelist": "file"}) as container:
+            if kind in ("music", "audio"):
+                ok = bool(container.streams.audio)
+            else:
+                stream = next(iter(container.streams.video), None)
+                ok = stream is not None and (kind == "video" or stream.codec_context.name in _IMAGE_CODECS)
+                if ok:
+                    next(container.decode(stream))
+    except (av.error.FFmpegError, OSError, ValueError, StopIteration):
+        ok = False
+    return None if ok else f"the file's content is not {expected}; check that the file is what its name says"
+
+
 def check_references(campaign: Campaign, data_dir: Path) -> None:
     """Every referenced file must exist under `data_dir` and have a fitting extension."""
     problems: list[Problem] = []
@@ -448,9 +478,12 @@ def check_references(campaign: Campaign, data_dir: Path) -> None:
                                     + ", ".join(sorted(suffixes)), line))
             return
         try:
-            resolve_reference(value, data_dir)
+            resolved = resolve_reference(value, data_dir)
         except ValueError as exc:
             problems.append(Problem(file, field_name(path), f"{value!r}: {exc}", line))
+            return
+        if (wrong := content_problem(resolved, kind)) is not None:
+            problems.append(Problem(file, field_name(path), f"{value!r}: {wrong}", line))
 
     for vi, video in enumerate(campaign.videos):
         check(video.music, "music", "videos", vi, "music")

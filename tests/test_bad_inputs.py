@@ -1,0 +1,160 @@
+"""Every file of the bad-input corpus (tests/bad_inputs/) is refused with the same clear error — file, line,
+field and what was expected — by `video-pipeline validate`, by the inbox sensor's rejected/ error file and by the
+asset run; the original is kept byte for byte and nothing else in the data directory changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, Failure, build_asset_context, build_sensor_context
+
+from assets.prompts import prompt_batches
+from assets.routing import routed_job_plans
+from assets.sensors import campaign_inbox_sensor
+from resources import PipelineConfig
+from resources.providers import VideoProviders
+from tests.bad_inputs.corpus import HERE, cases, huge_file, prepare
+from video_pipeline.cli import main
+
+CASES = cases()
+
+
+def test_corpus_has_at_least_thirty_kinds_and_every_file_is_listed():
+    listed = {c.name for c in CASES}
+    on_disk = {p.name for p in HERE.iterdir() if p.is_file() and p.suffix in (".yaml", ".json", ".csv", ".jsonl")
+               and p.name != "cases.yaml"}
+    assert on_disk | {"huge.yaml"} == listed
+    assert len({c.kind for c in CASES}) >= 30
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+@pytest.fixture
+def corpus(data_dir, tmp_path) -> Path:
+    """The media the corpus refers to under data/, and a folder holding copies of the corpus files."""
+    prepare(data_dir, tmp_path / "outside")
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for c in CASES:
+        if c.name != "huge.yaml":
+            shutil.copy(c.path, folder / c.name)
+    huge_file(folder)
+    return folder
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under `root` (symlinks as their target) with its content hash; the ledger by its job count
+    (planning opens it, creating an empty one, to read what was observed of each model)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if rel.startswith("ledger.sqlite"):
+            out["ledger jobs"] = str(_ledger_jobs(path)) if rel == "ledger.sqlite" else out.get("ledger jobs", "0")
+            continue
+        if path.is_symlink():
+            out[rel] = "-> " + os.readlink(path)
+        elif path.is_file():
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _ledger_jobs(path: Path) -> int:
+    import sqlalchemy as sa
+
+    from video_pipeline.ledger import jobs
+
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+    except sa.exc.OperationalError:
+        return 0
+    finally:
+        engine.dispose()
+
+
+def same_words(text: str, name: str) -> str:
+    """An error as the person reads it, with the file shown by name whatever directory each entry point shows."""
+    return re.sub(r"[^\s'\"]*/(?=" + re.escape(name) + r"\b)", "", text.strip())
+
+
+def via_cli(path: Path, capsys) -> tuple[str, list[dict]]:
+    assert main(["validate", str(path), "--json"]) == 1
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["ok"] is False
+    return payload["error"]["message"], payload["error"]["problems"]
+
+
+def via_sensor(path: Path, data_dir: Path, instance) -> str:
+    inbox = data_dir / "inbox" / path.name
+    shutil.copy(path, inbox)
+    past = time.time() - 60
+    os.utime(inbox, (past, past))               # settled: the sensor skips files still being written
+    result = campaign_inbox_sensor(build_sensor_context(instance=instance, resources={"pipeline": PipelineConfig()}))
+    assert not result.run_requests and not result.dynamic_partitions_requests
+    note = data_dir / "rejected" / f"{path.name}.error.txt"
+    text = note.read_text(encoding="utf-8")
+    return text.split("\n\n", 1)[1].rsplit("\n\nFix the file", 1)[0]
+
+
+def via_assets(path: Path, data_dir: Path) -> str:
+    """Install the file as a campaign's active spec and run the assets that read it: the first failure's text."""
+    campaigns = data_dir / "campaigns"
+    campaigns.mkdir(exist_ok=True)
+    spec = campaigns / path.name
+    shutil.copy(path, spec)
+    key = Path(path.name).stem
+    try:
+        resources = {"pipeline": PipelineConfig(), "providers": VideoProviders()}
+        with pytest.raises(Failure) as failed:
+            frame = prompt_batches(build_asset_context(partition_key=key, resources=resources))
+            routed_job_plans(build_asset_context(partition_key=key, resources=resources), prompt_batches=frame,
+                             narration_tracks=pd.DataFrame())
+        return failed.value.description
+    finally:
+        spec.unlink()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gives_one_clear_error_through_cli_sensor_and_assets(case, corpus, data_dir, instance, capsys):
+    path = corpus / case.name
+    original = path.read_bytes()
+    before = snapshot(data_dir)
+
+    cli_message, problems = via_cli(path, capsys)
+    assert path.read_bytes() == original and snapshot(data_dir) == before      # validate changes nothing
+
+    asset_message = via_assets(path, data_dir)
+    assert snapshot(data_dir) | {"ledger jobs": "0"} == before | {"ledger jobs": "0"}   # no job, nothing written
+    before = snapshot(data_dir)
+
+    sensor_message = via_sensor(path, data_dir, instance)
+    assert (data_dir / "rejected" / case.name).read_bytes() == original       # the original, kept as it was
+    after = snapshot(data_dir)
+    assert set(after) - set(before) == {f"rejected/{case.name}", f"rejected/{case.name}.error.txt"}
+    assert {k: v for k, v in after.items() if k in before} == before          # nothing else touched
+
+    # one message, whichever way the file came in
+    message = same_words(cli_message, case.name)
+    assert same_words(sensor_message, case.name) == message
+    assert same_words(asset_message, case.name) == message
+    # and it says where and what was expected
+    where = f"{case.name}:{case.line}:" if case.line else f"{case.name}:"
+    assert where in message, message
+    if case.field:
+        assert f" {case.field}:" in message, message
+    assert case.expect in message, message
+    if problems:                                   # the --json shape carries the same facts, structured
+        assert any(p["line"] == case.line and p["field"] == case.field for p in problems), problems
