@@ -198,3 +198,18 @@ def test_adapters_register_the_receiver_when_a_public_webhook_url_is_set(monkeyp
     assert kling["callback_url"] == f"https://hooks.example.com/webhooks/kling?token={TOKEN}"
     assert FalProvider.event_key("fal-ai/veo3.1/requests/abc-123") == "abc-123"
     assert KlingProvider.event_key("text2video:task-9") == "task-9"
+
+
+@pytest.mark.parametrize("provider", ["replicate", "gemini", "fal", "minimax", "kling"])
+def test_oversize_deliveries_are_refused_with_413_before_anything_is_verified_or_written(client, ledger, provider):
+    from video_pipeline.webhooks import MAX_BODY_BYTES
+
+    big = json.dumps({"id": "pred-big", "status": "succeeded", "logs": "x" * MAX_BODY_BYTES})
+    raw, headers = standard(json.loads(big), "msg_big")
+    answer = client.post(f"/webhooks/{provider}?token={TOKEN}", content=raw, headers=headers)
+    assert answer.status_code == 413
+    # a body that declares no length (chunked) is cut off while it streams in
+    chunked = client.post(f"/webhooks/{provider}?token={TOKEN}", headers=headers,
+                          content=(raw[i:i + 65536].encode() for i in range(0, len(raw), 65536)))
+    assert chunked.status_code == 413
+    assert ledger.latest_event(provider, "pred-big") is None

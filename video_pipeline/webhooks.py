@@ -35,6 +35,8 @@ from starlette.routing import Route
 from .ledger import JobLedger
 
 TOLERANCE_SECONDS = 300
+#: the largest delivery read: provider events are small JSON (a Replicate prediction with its logs is the biggest)
+MAX_BODY_BYTES = 1024 * 1024
 FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 
 #: provider status words → the common state, for what the event says (the engine still polls for the truth)
@@ -130,9 +132,22 @@ def create_receiver(ledger: JobLedger, config: ReceiverConfig) -> Starlette:
             return JSONResponse({"error": "replayed delivery"}, status_code=409)
         return JSONResponse({"ok": True})
 
+    async def read_body(request: Request) -> bytes:
+        """The body, refused with 413 past MAX_BODY_BYTES (by its declared length, or while it streams in)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise Refused(413, f"body over {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def guarded(request: Request, handler) -> JSONResponse:
-        body = await request.body()
         try:
+            body = await read_body(request)
             return await handler(request, body)
         except Refused as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
