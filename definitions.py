@@ -7,6 +7,7 @@ from assets.generation import generated_segments, stored_clips
 from assets.jobs import campaign_job
 from assets.narration import narration_tracks
 from assets.prompts import prompt_batches
+from assets.report import campaign_report
 from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
 from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
@@ -31,7 +32,8 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
     return resources
 
 
-ASSETS = [prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips, assembled_outputs]
+ASSETS = [prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips, assembled_outputs,
+          campaign_report]
 
 defs = Definitions(
     assets=ASSETS,

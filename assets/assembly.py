@@ -20,15 +20,18 @@ from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import assembled_outputs as assemble
 
-from .metadata import markdown_table
+from .metadata import OWNERS, markdown_table
 from .partitions import campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
 TARGET_LUFS = -14.0
 
 
-@asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg"}, pool="media",
-       description="One finished MP4 per video under outputs/<campaign>/, with its duration, size and cost.",
+@asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg", "parquet"}, owners=OWNERS,
+       pool="media",
+       description="Why: a campaign asks for finished videos, not clips. Each video's segments joined (cut or "
+                   "crossfade) into one MP4 under outputs/<campaign>/ with narration, ducked music, -14 LUFS sound, "
+                   "subtitles, a poster and a contact sheet; checks say whether each one meets its target.",
        check_specs=[
            AssetCheckSpec("every_video_assembled", asset="assembled_outputs",
                           description="every video of the campaign has a finished MP4"),

@@ -21,13 +21,16 @@ from video_pipeline.stages import Stopwatch, job_ledger
 from video_pipeline.stages import generated_segments as run_generation
 from video_pipeline.stages import stored_clips as store_outputs
 
-from .metadata import latency_by_model, markdown_table, models_used
+from .metadata import OWNERS, latency_by_model, markdown_table, models_used
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python"}, pool="provider_jobs",
-       description="Every segment's provider job, run concurrently with per-model limits, retries and fallbacks. "
-                   "One row per segment, failed ones included with the reason.")
+@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python", "parquet"}, owners=OWNERS,
+       pool="provider_jobs",
+       description="Why: this is where money is spent, so every job goes through the ledger first and is never paid "
+                   "twice. Every segment's provider job, run concurrently with per-model limits, retries and "
+                   "fallbacks; one row per segment with its model, attempts, latency and cost, failed ones with the "
+                   "reason.")
 def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.DataFrame, pipeline: PipelineConfig,
                        providers: VideoProviders) -> pd.DataFrame:
     watch = Stopwatch()
@@ -64,9 +67,11 @@ def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.Data
     return frame
 
 
-@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"ffmpeg"}, pool="media",
-       description="Each generated output downloaded, verified (decodes, duration, checksum) and kept "
-                   "content-addressed; the provider URL is kept only as provenance.",
+@asset(partitions_def=campaign_partitions, group_name="storage", kinds={"ffmpeg", "parquet"}, owners=OWNERS,
+       pool="media",
+       description="Why: providers' output URLs expire within hours to days; a paid clip must be kept before then. "
+                   "Each output downloaded, verified (decodes, duration, checksum) and stored content-addressed "
+                   "(files or S3); the provider URL is kept only as provenance.",
        check_specs=[AssetCheckSpec("all_segments_stored", asset="stored_clips",
                                    description="every planned segment has a verified clip in the store")])
 def stored_clips(context: AssetExecutionContext, generated_segments: pd.DataFrame, pipeline: PipelineConfig,

@@ -1,4 +1,4 @@
-"""`video-pipeline run`: register a campaign partition and materialize its five assets through Dagster.
+"""`video-pipeline run`: register a campaign partition and materialize its assets through Dagster.
 
 The CLI (engine side, no Dagster import) reaches this through the `video_pipeline.launchers` entry point.
 """
@@ -12,7 +12,9 @@ from dagster import DagsterInstance
 
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
+from video_pipeline.report import report_path
 
+from .jobs import STAGES
 from .partitions import campaign_partitions
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -41,8 +43,7 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
     with DagsterInstance.get() as instance:
         if not instance.has_dynamic_partition(campaign_partitions.name, accepted.campaign_id):
             instance.add_dynamic_partitions(campaign_partitions.name, [accepted.campaign_id])
-        echo(f"materializing prompt_batches → narration_tracks → routed_job_plans → generated_segments → "
-             f"stored_clips → assembled_outputs for partition {accepted.campaign_id}")
+        echo(f"materializing {' → '.join(STAGES)} for partition {accepted.campaign_id}")
         result = defs.resolve_job_def("campaign_job").execute_in_process(
             partition_key=accepted.campaign_id, instance=instance, raise_on_error=False, run_config=QUIET_LOGS,
             tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": path.name},
@@ -60,6 +61,8 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
                    for row in frame[["video_id", "state", "output_path", "duration_seconds", "target_seconds",
                                      "width", "height", "video_codec", "cost_usd", "error"]].to_dict("records")]
     ok = result.success and outputs and all(o["state"] == "assembled" for o in outputs)
+    report = report_path(settings.outputs_dir, accepted.campaign_id)
+    reported = result.success or any(e.is_step_success and e.step_key == "campaign_report" for e in result.all_events)
     return {
         "campaign": accepted.campaign_id,
         "run_id": run_id,
@@ -67,5 +70,6 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
         "errors": failures,
         "outputs": outputs,
         "cost_usd": round(sum(o["cost_usd"] or 0 for o in outputs), 4),
+        "report_path": str(report) if reported and report.exists() else None,
         "wall_seconds": round(time.monotonic() - started, 2),
     }

@@ -5,6 +5,8 @@ import pandas as pd
 from dagster import MetadataValue
 
 PREVIEW_ROWS = 20
+#: who answers for the pipeline's assets (shown in the Dagster UI's owner filter)
+OWNERS = ["team:media-engineering"]
 
 
 def markdown_table(frame: pd.DataFrame, columns: list[str], rows: int = PREVIEW_ROWS) -> MetadataValue:

@@ -10,13 +10,14 @@ from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import narration_tracks as speak
 
-from .metadata import markdown_table
+from .metadata import OWNERS, markdown_table
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="narration", kinds={"python"},
-       description="One spoken track per narrated video (espeak-ng offline; OpenAI or ElevenLabs live), with "
-                   "sentence or word timings for subtitles. Its length becomes the video's target when longer.")
+@asset(partitions_def=campaign_partitions, group_name="narration", kinds={"python", "parquet"}, owners=OWNERS,
+       description="Why: the voice sets the length, so it is spoken before the picture is planned. One track per "
+                   "narrated video (espeak-ng offline; OpenAI or ElevenLabs live), kept content-addressed, with "
+                   "sentence or word timings for subtitles; its length becomes the video's target when longer.")
 def narration_tracks(context: AssetExecutionContext, prompt_batches: pd.DataFrame, pipeline: PipelineConfig,
                      voices: NarrationVoices) -> pd.DataFrame:
     watch = Stopwatch()

@@ -9,12 +9,14 @@ from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import prompt_batches as build_prompt_batches
 
-from .metadata import markdown_table
+from .metadata import OWNERS, markdown_table
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="intake", kinds={"pandas"},
-       description="Every shot the campaign asks for, validated, with its task category (one row per shot).")
+@asset(partitions_def=campaign_partitions, group_name="intake", kinds={"pandas", "parquet"}, owners=OWNERS,
+       description="Why: every later stage works from one validated table instead of re-reading the campaign "
+                   "file. One row per shot the campaign asks for, with its task category (text, image or video to "
+                   "video, enhance, lip sync) and the spec's hash, so a changed spec is noticed downstream.")
 def prompt_batches(context: AssetExecutionContext, pipeline: PipelineConfig) -> pd.DataFrame:
     """Reads the campaign's active spec (installed by the inbox sensor or `video-pipeline run`)."""
     watch = Stopwatch()

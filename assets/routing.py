@@ -10,13 +10,14 @@ from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import routed_job_plans as build_plans
 
-from .metadata import markdown_table
+from .metadata import OWNERS, markdown_table
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="planning", kinds={"pandas"},
-       description="One row per segment: model, fallback chain, the reason, seconds, estimated cost and latency. "
-                   "A campaign over its budget stops here, before any money is spent.")
+@asset(partitions_def=campaign_partitions, group_name="planning", kinds={"pandas", "parquet"}, owners=OWNERS,
+       description="Why: money is committed only after every segment has a model, a price and a reason a person "
+                   "can read. One row per segment: model, fallback chain, route reason, seconds, estimated cost and "
+                   "latency (the model's p50/p95). A campaign over its budget stops here, before anything is spent.")
 def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFrame, narration_tracks: pd.DataFrame,
                      pipeline: PipelineConfig, providers: VideoProviders) -> pd.DataFrame:
     watch = Stopwatch()

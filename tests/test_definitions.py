@@ -15,7 +15,7 @@ def test_definitions_load_with_the_stages_in_lineage_order():
 
     graph = defs.resolve_asset_graph()
     keys = ["prompt_batches", "routed_job_plans", "generated_segments", "stored_clips", "assembled_outputs"]
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(keys) | {"narration_tracks"}
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(keys) | {"narration_tracks", "campaign_report"}
     narration = AssetKey("narration_tracks")
     assert graph.get(narration).parent_keys == {AssetKey("prompt_batches")}
     for upstream, downstream in zip(keys, keys[1:]):

@@ -7,6 +7,7 @@ registered under the `video_pipeline.launchers` entry point (the Dagster one by 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from importlib.metadata import entry_points
@@ -109,7 +110,8 @@ def cmd_run(args, settings: Settings) -> int:
     run_campaign = launchers[args.launcher].load()
     echo = (lambda *_: None) if args.json else (lambda msg: print(msg, flush=True))
     try:
-        result = run_campaign(Path(args.file), settings, echo=echo)
+        with _run_progress(args, settings):
+            result = run_campaign(Path(args.file), settings, echo=echo)
     except (CampaignError, PlanningError) as exc:
         return _fail(args, exc)
     if args.json:
@@ -123,9 +125,46 @@ def cmd_run(args, settings: Settings) -> int:
                 print(f"video {out['video_id']}: FAILED: {out['error']}")
         for err in result["errors"]:
             print(f"error: {err}", file=sys.stderr)
+        if result.get("report_path"):
+            print(f"report: {result['report_path']}")
         print(f"campaign {result['campaign']}: {result['status']} in {result['wall_seconds']:.1f}s, "
               f"${result['cost_usd']:.2f} (Dagster run {result['run_id']})")
     return EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED
+
+
+def _interactive() -> bool:
+    """stdout is a terminal (rich honours FORCE_COLOR and TTY_COMPATIBLE the same way)."""
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
+@contextlib.contextmanager
+def _run_progress(args, settings: Settings):
+    """Segments queued / running / done / failed and dollars spent while the run goes, read from the ledger:
+    bars on a terminal, plain lines otherwise, nothing with --json. A file that does not plan shows nothing
+    here: the launcher reports why."""
+    if args.json:
+        yield
+        return
+    from .progress import LedgerWatch, PlainProgress, RichProgress
+
+    try:
+        campaign, plan = validate_file(Path(args.file), settings, display=args.file)
+    except (CampaignError, PlanningError, OSError):
+        yield
+        return
+    planned = [(s.video_id, s.segment_index, s.job_key) for s in plan.segments]
+    if _interactive():
+        from rich.console import Console
+
+        display = RichProgress(Console())
+    else:
+        display = PlainProgress(lambda line: print(line, flush=True))
+    table = settings.tables_dir / "routed_job_plans" / f"{campaign.campaign}.parquet"
+    with display, LedgerWatch(settings.ledger_url, campaign.campaign, planned, plan.total_cost_usd, display.show,
+                              plan_table=table):
+        yield
 
 
 def cmd_status(args, settings: Settings) -> int:
@@ -167,14 +206,57 @@ def cmd_status(args, settings: Settings) -> int:
         return EXIT_OK
     if not report:
         print("no jobs in the ledger yet")
+        return EXIT_OK
+    if _interactive():
+        _status_tables(report)
+        return EXIT_OK
     for c in report:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c["states"].items()))
-        print(f"{c['campaign']}: {c['segments']} segment(s) [{states}], ${c['cost_usd']:.2f} spent")
+        print(f"{c['campaign']}: {c['segments']} segment(s): {len(c['in_flight'])} in flight, {_done(c)} done, "
+              f"{len(c['failed'])} failed [{states}], ${c['cost_usd']:.2f} spent")
         for r in c["in_flight"]:
             print(f"  in flight: {r['video_id']}[{r['segment_index']}] {r['model']} on {r['provider']} ({r['state']})")
         for r in c["failed"]:
             print(f"  failed: {r['video_id']}[{r['segment_index']}] {r['model']}: {r['error']}")
     return EXIT_OK
+
+
+def _done(campaign: dict) -> int:
+    return sum(n for state, n in campaign["states"].items() if state in ("succeeded", "stored"))
+
+
+def _status_tables(report: list[dict]) -> None:
+    """`status` on a terminal: one table of campaigns, then what is in flight and what failed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    summary = Table(title="Job ledger", title_justify="left")
+    for name, justify in (("campaign", "left"), ("segments", "right"), ("in flight", "right"), ("done", "right"),
+                          ("failed", "right"), ("jobs", "right"), ("cost so far", "right")):
+        summary.add_column(name, justify=justify)
+    for c in report:
+        failed = len(c["failed"])
+        summary.add_row(c["campaign"], str(c["segments"]), str(len(c["in_flight"])), str(_done(c)),
+                        f"[red]{failed}[/]" if failed else "0", str(c["jobs"]), f"${c['cost_usd']:.2f}")
+    console.print(summary)
+    flying = [(c["campaign"], r) for c in report for r in c["in_flight"]]
+    if flying:
+        table = Table(title="In flight", title_justify="left")
+        for name in ("campaign", "segment", "model", "provider", "state", "provider job"):
+            table.add_column(name)
+        for campaign, r in flying:
+            table.add_row(campaign, f"{r['video_id']}[{r['segment_index']}]", r["model"], r["provider"], r["state"],
+                          r["provider_job_id"] or "")
+        console.print(table)
+    failed = [(c["campaign"], r) for c in report for r in c["failed"]]
+    if failed:
+        table = Table(title="Failed", title_justify="left")
+        for name in ("campaign", "segment", "model", "error"):
+            table.add_column(name)
+        for campaign, r in failed:
+            table.add_row(campaign, f"{r['video_id']}[{r['segment_index']}]", r["model"], r["error"] or "")
+        console.print(table)
 
 
 def cmd_webhooks_serve(args, settings: Settings) -> int:

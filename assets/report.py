@@ -1,0 +1,46 @@
+"""campaign_report: one HTML page per campaign that answers what a person asks first: where is my video, what did
+it cost, how long did each job take against its model's profile, which clips failed and why."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from resources.pipeline import PipelineConfig
+from resources.storage import ClipStorage
+from video_pipeline.intake import INVALID, load_active
+from video_pipeline.report import campaign_report as write_campaign_report
+from video_pipeline.stages import Stopwatch
+
+from .metadata import OWNERS, markdown_table
+from .partitions import campaign_partitions
+
+
+@asset(partitions_def=campaign_partitions, group_name="reporting", kinds={"html"}, owners=OWNERS,
+       description="Why: people would rather look than read logs. A self-contained HTML page per campaign (no "
+                   "network, no script): each video's player, poster and contact sheet, the segment table (model, "
+                   "route reason, latency against the model's profile, attempts, fallbacks, cost) and charts of "
+                   "latency per model and cost by model and video against the budget.")
+def campaign_report(context: AssetExecutionContext, routed_job_plans: pd.DataFrame, generated_segments: pd.DataFrame,
+                    assembled_outputs: pd.DataFrame, pipeline: PipelineConfig,
+                    clip_storage: ClipStorage) -> MaterializeResult:
+    watch = Stopwatch()
+    settings = pipeline.settings()
+    try:
+        campaign = load_active(settings, context.partition_key)
+    except (*INVALID, FileNotFoundError) as exc:
+        raise Failure(description=str(exc)) from None
+    # a store that serves files by URL (presigned S3 links) says how to link them; local files link relatively
+    link_for = getattr(clip_storage.store(settings), "link_for", None)
+    path = write_campaign_report(settings, context.partition_key, routed_job_plans, generated_segments,
+                                 assembled_outputs, pipeline.catalog(), campaign.budget_usd, link_for)
+    context.log.info(f"report: {path}")
+    return MaterializeResult(metadata={
+        "report": MetadataValue.path(str(path)),
+        "dagster/uri": MetadataValue.url(path.resolve().as_uri()),
+        "videos": len(assembled_outputs),
+        "assembled": int((assembled_outputs["state"] == "assembled").sum()),
+        "cost_usd": MetadataValue.float(round(float(assembled_outputs["cost_usd"].sum()), 4)),
+        "budget_usd": MetadataValue.float(campaign.budget_usd) if campaign.budget_usd else MetadataValue.text("none"),
+        "wall_seconds": watch.seconds,
+        "videos_table": markdown_table(assembled_outputs, ["video_id", "state", "duration_seconds", "cost_usd",
+                                                           "models", "error"]),
+    })
