@@ -90,6 +90,12 @@ def main() -> int:
                 time.sleep(0.5)
             wall = time.monotonic() - started
             statuses = {r.run_id: r.status.value for r in runs}
+            unsuccessful = {}
+            for r in runs:
+                if r.status != DagsterRunStatus.SUCCESS:
+                    logs = instance.all_logs(r.run_id)
+                    unsuccessful[r.run_id] = [f"{e.dagster_event_type}: {(e.message or '')[:300]}"
+                                              for e in logs[-8:]]
             with stack.pg().connect() as conn:
                 from sqlalchemy import text
 
@@ -119,6 +125,7 @@ def main() -> int:
         "event_log_rows": events, "storage_errors_in_events": bad_events, "storage_errors_in_daemon_log": daemon_errors,
         "ledger_jobs_by_state": ledger, "outputs_in_bucket": outputs,
         "duplicate_submissions": fleet.duplicate_submissions(), "max_in_flight": in_flight,
+        "unsuccessful_runs": unsuccessful,
     }
     print(json.dumps(result, indent=2))
     for failure in failures[:10]:

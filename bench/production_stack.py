@@ -164,6 +164,8 @@ def production_stack(extra_env: dict[str, str] | None = None, fleet_latency: flo
 
     work = Path(tempfile.mkdtemp(prefix="vp-prod-bench-"))
     with ExitStack() as stack:
+        if not keep:
+            stack.callback(shutil.rmtree, work, True)   # runs last: after every process is stopped
         db = stack.enter_context(fresh_database())
         s3_port = free_port()
         stack.enter_context(process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
@@ -191,21 +193,17 @@ def production_stack(extra_env: dict[str, str] | None = None, fleet_latency: flo
         prod.webserver_url = f"http://127.0.0.1:{web_port}"
         daemon = stack.enter_context(process([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
                                              work / "daemon.log", prod.env))
-        wait_until(lambda: httpx.get(f"{prod.webserver_url}/server_info", timeout=2).status_code == 200, 180,
+        wait_until(lambda: httpx.get(f"{prod.webserver_url}/server_info", timeout=2).status_code == 200, 600,
                    "dagster-webserver")
         prod.daemon = daemon
-        try:
-            yield prod, fleet
-        finally:
-            if not keep:
-                stack.callback(shutil.rmtree, work, True)
+        yield prod, fleet
 
 
-def fake_model_limits(fleet) -> dict[tuple[str, str], tuple[str, int]]:
+def fake_model_limits(fleet, catalog_path: Path | None = None) -> dict[tuple[str, str], tuple[str, int]]:
     """(provider, provider's model id) → (catalog model, its account concurrency), for the fleet's counters."""
     from video_pipeline.catalog import load_catalog
 
-    catalog = load_catalog(ROOT / "data" / "catalog.yaml")
+    catalog = load_catalog(catalog_path or ROOT / "data" / "catalog.yaml")
     return {(route.provider, route.model_id): (name, spec.concurrency)
             for name, spec in catalog.models.items() for route in spec.routes}
 
