@@ -1,4 +1,5 @@
-"""The path the Dagster UI's Materialize button takes: webserver + daemon on loopback, GraphQL, a real run."""
+"""The path the Dagster UI's Materialize button takes: webserver + daemon on loopback, GraphQL, a real run, and
+the asset graph as a person sees it in a browser."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser import DevToolsPage, keep_doc_image, region_stats
 from tests.conftest import assert_video
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
 from video_pipeline.providers.fakes.server import free_port
 
 STAGES = ["prompt_batches", "narration_tracks", "routed_job_plans", "generated_segments", "stored_clips",
-          "assembled_outputs"]
+          "assembled_outputs", "campaign_report"]
+GROUPS = {"prompt_batches": "intake", "narration_tracks": "narration", "routed_job_plans": "planning",
+          "generated_segments": "generation", "stored_clips": "storage", "assembled_outputs": "assembly",
+          "campaign_report": "reporting"}
 
 
 def _gql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -63,15 +68,24 @@ def dagster_ui(data_dir: Path, tmp_path: Path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_ui_shows_the_five_stages_and_materializes_a_campaign_partition(dagster_ui, data_dir):
+def test_ui_lists_the_stages_materializes_a_campaign_partition_and_draws_the_asset_graph(dagster_ui, data_dir,
+                                                                                       tmp_path):
     url = dagster_ui
-    nodes = _gql(url, "{ assetNodes { assetKey { path } dependencyKeys { path } partitionDefinition { name } } }")
-    graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes["assetNodes"]}
+    nodes = _gql(url, """{ assetNodes { assetKey { path } dependencyKeys { path } partitionDefinition { name }
+        groupName description kinds owners { ... on TeamAssetOwner { team } } } }""")["assetNodes"]
+    graph = {n["assetKey"]["path"][0]: [d["path"][0] for d in n["dependencyKeys"]] for n in nodes}
     assert set(graph) == set(STAGES)
+    for node in nodes:   # what the catalog shows a person: the stage's group, why it exists, its kinds, who owns it
+        name = node["assetKey"]["path"][0]
+        assert node["groupName"] == GROUPS[name]
+        assert node["description"].startswith("Why: ") and len(node["description"]) > 120, name
+        assert node["kinds"] and node["owners"] == [{"team": "media-engineering"}], name
+        assert node["partitionDefinition"] is not None, name
     assert graph["narration_tracks"] == ["prompt_batches"]
     assert sorted(graph["routed_job_plans"]) == ["narration_tracks", "prompt_batches"]
     assert graph["generated_segments"] == ["routed_job_plans"] and graph["stored_clips"] == ["generated_segments"]
     assert sorted(graph["assembled_outputs"]) == ["narration_tracks", "stored_clips"]
+    assert sorted(graph["campaign_report"]) == ["assembled_outputs", "generated_segments", "routed_job_plans"]
 
     accepted = accept(data_dir / "samples" / "social-ideas.csv", Settings.from_env(), move=False)
     location = _gql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")[
@@ -102,3 +116,40 @@ def test_ui_shows_the_five_stages_and_materializes_a_campaign_partition(dagster_
     assert materialized["assetOrError"]["assetMaterializations"][0]["runId"] == run_id
     for video, seconds in (("morning", 6), ("ocean", 8), ("neon", 6)):
         assert_video(data_dir / "outputs" / "social-ideas" / f"{video}.mp4", seconds)
+
+    # typed metadata: markdown tables, the report's path and link
+    entries = _gql(url, """{ assetOrError(assetKey: {path: ["campaign_report"]}) { ... on Asset {
+        assetMaterializations(partitions: ["social-ideas"], limit: 1) { runId metadataEntries { __typename label
+          ... on PathMetadataEntry { path } ... on UrlMetadataEntry { url } ... on MarkdownMetadataEntry { mdStr } }
+        } } } }""")["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+    by_label = {e["label"]: e for e in entries}
+    report = data_dir / "outputs" / "social-ideas" / "report.html"
+    assert by_label["report"]["__typename"] == "PathMetadataEntry" and by_label["report"]["path"] == str(report)
+    assert by_label["dagster/uri"]["url"] == report.resolve().as_uri() and report.is_file()
+    table = by_label["videos_table"]
+    assert table["__typename"] == "MarkdownMetadataEntry" and table["mdStr"].count("| assembled |") == 3
+
+    # the asset graph in a browser: every stage drawn, in its group, materialized
+    _gql(url, "mutation { setNuxSeen }")   # the first-visit newsletter dialog would cover the graph
+    with DevToolsPage(window=(1600, 900)) as page:
+        page.navigate(f"{url}/asset-groups")
+        page.wait_for("document.body.innerText.includes('reporting')")
+        page.press("KeyE", "e", alt=True)   # the graph's own shortcut: expand every group
+        page.wait_for("document.body.innerText.includes('campaign_report')")
+        page.navigate(f"{url}/asset-groups")   # reopened expanded, the graph zooms to fit all of it
+        names = " && ".join(f"document.body.innerText.includes('{name}')" for name in STAGES)
+        page.wait_for(names)
+        time.sleep(2)   # the zoom-to-fit animation
+        graph_area = page.evaluate("JSON.stringify((() => { const r = [...document.querySelectorAll('*')].find("
+                                   "e => e.innerText === 'campaign_report').getBoundingClientRect();"
+                                   "return {x: r.x, y: r.y, width: r.width, height: r.height}; })())")
+        shot = tmp_path / "asset-graph.png"
+        pixels = page.screenshot(shot)
+    import json
+
+    node = json.loads(graph_area)
+    assert node["x"] > 0 and node["x"] + node["width"] <= pixels.shape[1], f"campaign_report is off screen: {node}"
+    colours, inked = region_stats(pixels, {"x": pixels.shape[1] // 3, "y": 100, "width": pixels.shape[1] * 2 // 3,
+                                           "height": pixels.shape[0] - 100})
+    assert colours > 30 and inked > 0.02, (colours, inked)
+    keep_doc_image(shot, "asset-graph.png")
