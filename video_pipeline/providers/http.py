@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import email.utils
+import functools
 import os
 import random
 import time
@@ -72,8 +73,43 @@ def _summary(response: httpx.Response, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+#: what a parser raises on an answer it did not expect (a missing key, a string where a dict was, bad JSON/UTF-8)
+PARSE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+#: protocol methods whose answers are parsed → the kind of error an unparseable answer is: a submit (or a
+#: request the adapter cannot build) is terminal for the model, a poll is retried (the job may still be running)
+PARSED_METHODS = {"submit": ProviderError.TERMINAL, "poll": ProviderError.RETRYABLE,
+                  "refresh_output_url": ProviderError.RETRYABLE, "synthesize": ProviderError.TERMINAL}
+
+
+def _own_errors(method, kind: str):
+    """Wrap an adapter's protocol method so a parsing failure surfaces as a ProviderError with a message."""
+
+    @functools.wraps(method)
+    async def guarded(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except ProviderError:
+            raise
+        except PARSE_ERRORS as exc:
+            job_id = args[0] if args and isinstance(args[0], str) else ""
+            raise ProviderError(f"{method.__name__}: could not use the request or the provider's answer "
+                                f"({type(exc).__name__}: {str(exc)[:200]})", kind=kind, provider=self.name,
+                                job_id=job_id) from exc
+    return guarded
+
+
 class HttpProvider(abc.ABC):
-    """Base for adapters: subclasses set `name`, `default_base_url`, `auth_headers()` and the protocol methods."""
+    """Base for adapters: subclasses set `name`, `default_base_url`, `auth_headers()` and the protocol methods.
+
+    Each subclass's `submit`, `poll`, `refresh_output_url` and `synthesize` are wrapped so that an answer its parser
+    did not expect raises ProviderError (see PARSED_METHODS), never a bare KeyError or JSONDecodeError."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, kind in PARSED_METHODS.items():
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__wrapped__", None):
+                setattr(cls, name, _own_errors(method, kind))
 
     name = "http"
     default_base_url = ""
