@@ -1,0 +1,236 @@
+"""No one gets in: downloads go only where the policy allows (every redirect hop checked, a size cap on each),
+no subprocess goes through a shell, and API keys never reach anything a run writes."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from video_pipeline.config import PROJECT_ROOT
+from video_pipeline.errors import MediaError, ProviderError
+from video_pipeline.netguard import DownloadPolicy, DownloadRefused
+from video_pipeline.providers.fakes import FakeServer
+from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, _webhook_environment
+from video_pipeline.providers.fakes.jobs import JobBook
+from video_pipeline.store import fetch
+
+
+def resolver(table: dict[str, list[str]]):
+    return lambda host, port: table[host]
+
+
+LIVE = DownloadPolicy(mode="live", resolve=resolver({
+    "v3.fal.media": ["34.120.0.10"], "replicate.delivery": ["2600:1901:0:1::1"],
+    "evil.fal.media": ["10.0.0.5"], "rebound.replicate.delivery": ["127.0.0.1"],
+    "metadata.googleapis.com": ["169.254.169.254"], "example.com": ["93.184.216.34"],
+    "mapped.fal.media": ["::ffff:192.168.1.1"], "127.0.0.1": ["127.0.0.1"]}))
+
+
+@pytest.mark.parametrize("url", ["https://v3.fal.media/files/a.mp4", "https://replicate.delivery/x/out.mp4"])
+def test_live_downloads_from_known_provider_hosts_over_https_are_allowed(url):
+    LIVE.check(url)
+
+
+@pytest.mark.parametrize("url, why", [
+    ("http://v3.fal.media/files/a.mp4", "https only"),
+    ("https://example.com/a.mp4", "not a known provider host"),
+    ("https://evil.fal.media/a.mp4", "non-public address (10.0.0.5)"),
+    ("https://rebound.replicate.delivery/a.mp4", "non-public address (127.0.0.1)"),
+    ("https://metadata.googleapis.com/computeMetadata/v1/", "non-public address (169.254.169.254)"),
+    ("https://mapped.fal.media/a.mp4", "non-public address"),
+    ("https://127.0.0.1/a.mp4", "not a known provider host"),
+    ("ftp://v3.fal.media/a.mp4", "only http(s)"),
+])
+def test_live_downloads_elsewhere_are_refused_saying_why(url, why):
+    with pytest.raises(DownloadRefused, match=why.replace("(", r"\(").replace(")", r"\)")) as refused:
+        LIVE.check(url)
+    assert refused.value.kind == ProviderError.TERMINAL
+
+
+def test_a_host_the_operator_configured_is_allowed_even_on_loopback_over_http():
+    policy = DownloadPolicy.from_env({"VIDEO_PIPELINE_MODE": "live",
+                                      "VIDEO_PIPELINE_FAL_BASE_URL": "http://127.0.0.1:8712"})
+    policy.check("http://127.0.0.1:8712/files/a.mp4")
+    with pytest.raises(DownloadRefused):          # the same host on another port is not what was configured
+        policy.check("http://127.0.0.1:8713/files/a.mp4")
+
+
+def test_refusals_never_show_a_signed_urls_query_string():
+    with pytest.raises(DownloadRefused) as refused:
+        LIVE.check("https://example.com/a.mp4?X-Amz-Signature=sekrit&token=abc")
+    assert "sekrit" not in str(refused.value) and "token=" not in str(refused.value)
+
+
+@pytest.fixture
+def redirector():
+    """A loopback server whose /hop redirects to the URL in its query, and whose /big is 3 MB of 'video'."""
+    async def hop(request):
+        return RedirectResponse(request.query_params["to"], status_code=302)
+
+    async def big(request):
+        return Response(b"\0" * 3_000_000, media_type="video/mp4")
+
+    with FakeServer(Starlette(routes=[Route("/hop", hop), Route("/big", big)])) as server:
+        yield server
+
+
+def test_each_redirect_hop_is_checked_in_live_mode(redirector, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDEO_PIPELINE_MODE", "live")
+    monkeypatch.setenv("VIDEO_PIPELINE_FAL_BASE_URL", redirector.url)       # the fake is configured explicitly
+    dest = tmp_path / "out.mp4"
+    assert fetch(f"{redirector.url}/big", dest) == 3_000_000               # the configured host: allowed
+    for target in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/x.mp4",
+                   "https://example.com/x.mp4", "file:///etc/passwd"):
+        with pytest.raises(ProviderError, match="refusing"):
+            fetch(f"{redirector.url}/hop?to={target}", dest)
+
+
+def test_every_download_has_a_size_cap(redirector, tmp_path):
+    with pytest.raises(MediaError, match="cap"):
+        fetch(f"{redirector.url}/big", tmp_path / "out.mp4", max_bytes=1_000_000)
+    source = tmp_path / "local.mp4"
+    source.write_bytes(b"\0" * 2_000_000)
+    with pytest.raises(MediaError, match="cap"):
+        fetch(source.as_uri(), tmp_path / "copy.mp4", max_bytes=1_000_000)
+
+
+# --- no shell --------------------------------------------------------------------------------------------------
+
+SHELL_CALLS = {("os", "system"), ("os", "popen"), ("subprocess", "getoutput"), ("subprocess", "getstatusoutput"),
+               ("asyncio", "create_subprocess_shell")}
+
+
+def _python_files() -> list[Path]:
+    roots = [PROJECT_ROOT / d for d in ("video_pipeline", "assets", "resources", "bench", "tests")]
+    files = [p for root in roots for p in root.rglob("*.py")] + [PROJECT_ROOT / "definitions.py"]
+    return [p for p in files if ".venv" not in p.parts]
+
+
+def test_no_subprocess_goes_through_a_shell():
+    offences = []
+    for path in _python_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and any((node.module, a.name) in SHELL_CALLS for a in node.names):
+                offences.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")   # `from os import system`
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = (func.value.id, func.attr) if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                else (None, func.id if isinstance(func, ast.Name) else None)
+            shell_true = any(k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+                             for k in node.keywords)
+            if shell_true or name in SHELL_CALLS:
+                offences.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}")
+    assert offences == []
+    assert len(_python_files()) > 50              # the scan saw the code base, not an empty folder
+
+
+# --- secrets never written -------------------------------------------------------------------------------------
+
+SENTINEL = "SENTINEL-7f3a9c-{}-do-not-log"
+
+
+def _sentinel_fleet(work: Path) -> tuple[Fleet, dict[str, str]]:
+    """Every provider's fake, each accepting only its sentinel key(s); the environment that points live mode at them."""
+    fleet, env = Fleet(), {"VIDEO_PIPELINE_MODE": "live"}
+    for name, creds in FAKE_CREDENTIALS.items():
+        module = importlib.import_module(f"video_pipeline.providers.fakes.{name}")
+        book = JobBook(latency=0.4, work_dir=work / name)
+        keys = {var: SENTINEL.format(var) for var in creds}
+        server = FakeServer(module.create_app(book, **{kw: keys[var] for var, (_, kw) in creds.items()})).start()
+        fleet.servers[name], fleet.books[name] = server, book
+        env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = server.url
+        env.update(keys)
+    env.update(_webhook_environment(fleet.servers["fal"].url))
+    return fleet, env
+
+
+def _encodings(secret: str) -> set[bytes]:
+    raw = secret.encode()
+    out = {raw}
+    for shift in range(3):       # the secret inside any base64 blob (a JWT, a basic-auth header), at each alignment
+        chunk = base64.b64encode(b"x" * shift + raw)[4 if shift else 0:][:-4]
+        out |= {chunk, chunk.replace(b"+", b"-").replace(b"/", b"_")}
+    return out
+
+
+def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, monkeypatch, caplog, capsys):
+    """The five assets through Dagster in live mode, keys bound with EnvVar as definitions.py binds them, against
+    fakes that accept only the sentinel keys; faults make the error paths write too. Then every file under the
+    data directory and DAGSTER_HOME (ledger, tables, outputs, clips, run and event-log databases, compute logs),
+    the captured logs and the CLI's output are searched for each key, raw and base64-encoded."""
+    import logging
+
+    from dagster import DagsterInstance, EnvVar, materialize
+
+    from definitions import ASSETS, build_resources
+    from resources.providers import KEY_FIELDS, VideoProviders
+    from video_pipeline.config import Settings
+    from video_pipeline.intake import accept
+
+    class CompressedLive(VideoProviders):
+        """Live adapters, polling on the catalog's latency profiles compressed like VIDEO_PIPELINE_TIME_SCALE."""
+
+        def registry(self, settings, catalog):
+            registry = super().registry(settings, catalog)
+            for adapter in registry.providers.values():
+                adapter.latency_scale, adapter.backoff_base, adapter.stuck_grace_seconds = 0.01, 0.05, 1.0
+            return registry
+
+    fleet, env = _sentinel_fleet(tmp_path / "fakes")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    fleet.books["gemini"].faults.add("submit", "500")            # error paths write error text: exercise them
+    fleet.books["gemini"].faults.add("download", "expired")
+    fleet.books["kling"].faults.add("job", "fail-retryable")
+    caplog.set_level(logging.DEBUG)
+    settings = Settings.from_env()
+    home = Path(os.environ["DAGSTER_HOME"])
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\ncompute_logs:\n  module: "
+                                      "dagster._core.storage.local_compute_log_manager\n  class: "
+                                      "LocalComputeLogManager\n  config:\n    base_dir: " + str(home / "logs") + "\n")
+    resources = {**build_resources(),
+                 "providers": CompressedLive(**{f: EnvVar(var) for var, f in KEY_FIELDS.items()})}
+    try:
+        accepted = accept(data_dir / "samples" / "launch-teaser.yaml", settings, move=False)
+        with DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions("campaigns", [accepted.campaign_id])
+            materialize(ASSETS, partition_key=accepted.campaign_id, instance=instance, resources=resources,
+                                raise_on_error=False)
+            second = materialize(ASSETS, partition_key=accepted.campaign_id, instance=instance, resources=resources,
+                                 raise_on_error=False)
+        status = subprocess.run([sys.executable, "-m", "video_pipeline.cli", "status", "--json"],
+                                capture_output=True, text=True, env={**os.environ}, timeout=120)
+    finally:
+        fleet.stop()
+    assert second.success, second
+    clips = __import__("pandas").read_parquet(settings.tables_dir / "stored_clips" / "launch-teaser.parquet")
+    assert (clips["state"] == "stored").all()
+    assert fleet.books["gemini"].total_submissions >= 1 and fleet.books["kling"].total_submissions == 2
+
+    secrets = {s for s in env.values() if s.startswith("SENTINEL-")}
+    assert len(secrets) == 9
+    needles = {n: s for s in secrets for n in _encodings(s)}
+    scanned, hits = 0, []
+    for root in (data_dir, home):                  # ledger, tables, outputs, clips, Dagster storage, compute logs
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                blob = path.read_bytes()
+                scanned += 1
+                hits += [f"{path.relative_to(root.parent)}: {needles[n][:24]}" for n in needles if n in blob]
+    captured = capsys.readouterr()
+    texts = [caplog.text, captured.out, captured.err, status.stdout, status.stderr]
+    hits += [f"logs/output: {needles[n][:24]}" for text in texts for n in needles if n in text.encode()]
+    assert scanned > 20 and (data_dir / "ledger.sqlite").exists() and any(home.rglob("*.db"))
+    assert hits == []
