@@ -291,8 +291,9 @@ class JobEngine:
         stored = hit.stored_file()
         outcome.state = JobState.SUCCEEDED.value
         outcome.model, outcome.provider, outcome.provider_job_id = hit.model, hit.provider, hit.provider_job_id or ""
-        outcome.output_url = stored.as_uri() if stored is not None else hit.output_url
-        outcome.url_expires_at = hit.url_expires_at.isoformat() if hit.url_expires_at and stored is None else None
+        kept = stored.as_uri() if stored is not None else (hit.stored_uri if hit.kept_remotely else None)
+        outcome.output_url = kept or hit.output_url
+        outcome.url_expires_at = hit.url_expires_at.isoformat() if hit.url_expires_at and kept is None else None
         outcome.reused = True
         self.on_change(outcome)
         return outcome

@@ -101,6 +101,11 @@ class JobRow:
             d[k] = aware(d[k])
         return cls(**d)
 
+    @property
+    def kept_remotely(self) -> bool:
+        """Stored in a remote clip store (s3://): the store, not this machine's disk, has the clip."""
+        return bool(self.stored_uri) and urlparse(self.stored_uri).scheme not in ("", "file")
+
     def stored_file(self) -> Path | None:
         """The stored clip's path when it is a local file that still exists."""
         if not self.stored_uri or urlparse(self.stored_uri).scheme != "file":
@@ -130,7 +135,7 @@ class JobLedger:
     def reusable(self, job_key: str, margin: dt.timedelta = dt.timedelta(minutes=5)) -> JobRow | None:
         """A finished job for this key that can be reused: stored (and still there), or succeeded with a live URL."""
         for row in self.rows(job_key):
-            if row.state == "stored" and row.stored_file() is not None:
+            if row.state == "stored" and (row.stored_file() is not None or row.kept_remotely):
                 return row
             if row.state in ("succeeded", "stored") and row.output_url and (
                     row.url_expires_at is None or row.url_expires_at > now() + margin):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,8 @@ videos:
   - id: harbour
     target_seconds: 8
     shots:
-      - prompt: "Fishing boats leave the harbour at dawn"
-      - prompt: "Gulls circle over the nets"
+      - prompt: "Fishing boats leave the harbour at dawn (harbour-spot)"
+      - prompt: "Gulls circle over the nets (harbour-spot)"
 """
 
 
@@ -80,3 +81,23 @@ def test_a_campaign_in_the_production_profile_leaves_runs_in_postgres_clips_in_s
     response = httpx.get(link, timeout=30)
     assert response.status_code == 200 and hashlib.sha256(response.content).hexdigest() == \
         hashlib.sha256(local.read_bytes()).hexdigest()
+
+
+def test_a_rerun_on_a_machine_without_the_clips_takes_them_from_the_bucket_and_pays_nothing(
+        production_env, data_dir, pg_database):
+    # its own campaign and prompts: the session's database is shared, and another test's jobs are in another bucket
+    spec = write(data_dir / "harbour-rerun.yaml", CAMPAIGN.replace("harbour-spot", "harbour-rerun"))
+    command = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec), "--json"]
+    first = subprocess.run(command, capture_output=True, text=True, env=production_env, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    # another machine: no provider output files, no clip cache, no finished video; only the bucket and the ledger
+    for gone in ("work", "clip-cache", "outputs"):
+        shutil.rmtree(data_dir / gone)
+
+    second = subprocess.run(command, capture_output=True, text=True, env=production_env, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:] + second.stdout[-2000:]
+    assert json.loads(second.stdout)["status"] == "succeeded"
+    jobs = pg_rows(pg_database, "SELECT count(*) AS n FROM provider_jobs WHERE campaign = 'harbour-rerun'")
+    assert jobs == [{"n": 2}]   # no job submitted again
+    assert len(list((data_dir / "clip-cache").rglob("*.mp4"))) == 2   # fetched back from the bucket
+    assert_video(data_dir / "outputs" / "harbour-rerun" / "harbour.mp4", 8)
