@@ -1,0 +1,404 @@
+"""The fault campaign: the whole pipeline in live mode against the providers' fakes, one injected fault per case.
+
+Each case plans a two-segment campaign, runs generate → store → assemble against the fakes over real HTTP with
+one fault injected where it strikes (submit, poll, result, download, the job itself, the local store), then reruns
+as an operator would until every video is assembled (at most `MAX_RUNS` runs). It records:
+
+- segments lost: planned segments without a stored clip at the end (must be 0);
+- paid twice: submissions the fakes counted beyond the first for an identical request body (must be 0);
+- paid unused: jobs a fake finished (billable) whose output was never stored (a cost the fault caused);
+- time to recover: wall seconds from the first run's start until every video was assembled.
+
+`run_case` is what the tests call and what `python -m tests.faults.report` tabulates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from video_pipeline import stages
+from video_pipeline.campaign import load_campaign
+from video_pipeline.catalog import load_catalog
+from video_pipeline.config import PROJECT_ROOT, Settings
+from video_pipeline.ledger import JobLedger, jobs
+from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, start_fleet
+from video_pipeline.store import ClipStore
+
+MAX_RUNS = 3
+FAKE_LATENCY = 0.25           # seconds a fake job takes
+TIME_SCALE = "0.01"           # VIDEO_PIPELINE_TIME_SCALE: catalog latencies compressed 100x for polling
+ADAPTER_TIMEOUT = 1.0         # seconds; the fakes' "slow" fault answers after 2 s, so it is a client timeout
+PROVIDER_KEYS = [k for creds in FAKE_CREDENTIALS.values() for k in creds]
+FLEET_PROVIDERS = ["gemini", "minimax", "fal", "runway"]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    fault: str                      # the fault kind, as the table names it
+    stage: str                      # where it strikes
+    phase: str | None = None        # FaultPlan phase on the target fake (None: not a fake-side fault)
+    kind: str | None = None         # FaultPlan fault
+    target: str = "gemini"          # the fake that gets the fault
+    providers: tuple[str, ...] = ("gemini", "minimax", "runway")   # the providers this run has keys for
+    model: str | None = None        # pin the shots to a model (to reach a provider's result step)
+    expect: str = ""                # what should happen, for the table
+
+
+CASES: list[Case] = [
+    Case("none", "no fault (baseline)", "-", expect="one run"),
+    Case("429-submit", "429 with Retry-After", "submit", "submit", "429", expect="retried after the hinted second"),
+    Case("429-poll", "429 with Retry-After", "poll", "poll", "429", expect="poll retried, job kept"),
+    Case("429-result", "429 with Retry-After", "result fetch (fal)", "result", "429", target="fal",
+         providers=("fal", "minimax"), expect="result fetch retried"),
+    Case("429n-submit", "429 without Retry-After", "submit", "submit", "429-no-retry-after",
+         expect="retried with jittered backoff"),
+    Case("429n-poll", "429 without Retry-After", "poll", "poll", "429-no-retry-after", expect="poll retried"),
+    Case("5xx-submit", "5xx (503)", "submit", "submit", "503", expect="retried"),
+    Case("5xx-poll", "5xx (500)", "poll", "poll", "500", expect="poll retried, job kept"),
+    Case("5xx-result", "5xx (500)", "result fetch (MiniMax file)", "result", "500", target="minimax",
+         providers=("minimax",), model="hailuo-02", expect="file lookup retried"),
+    Case("reset-submit", "connection reset", "submit", "submit", "reset", expect="retried"),
+    Case("reset-poll", "connection reset", "poll", "poll", "reset", expect="poll retried"),
+    Case("reset-result", "connection reset", "result fetch (fal)", "result", "reset", target="fal",
+         providers=("fal", "minimax"), expect="result fetch retried"),
+    Case("timeout-submit", "timeout", "submit", "submit", "slow", expect="retried after the client timeout"),
+    Case("timeout-poll", "timeout", "poll", "poll", "slow", expect="poll retried"),
+    Case("job-retryable", "failed job (retryable)", "job", "job", "fail-retryable",
+         expect="submitted again on the same model (the failed job is not billed)"),
+    Case("job-policy", "failed job (content policy)", "job", "job", "fail-policy",
+         expect="falls back to the next model"),
+    Case("job-stuck", "stuck job", "job", "job", "stuck", expect="cancelled after its deadline, falls back"),
+    Case("url-expired", "expired result URL", "download", "download", "expired",
+         expect="rerun reuses the paid job and downloads it"),
+    Case("download-truncated", "truncated download", "download", "download", "truncated",
+         expect="rejected by the length check; rerun downloads it again"),
+    Case("store-full", "storage full (local store)", "store", None, None,
+         expect="clip not kept; rerun after space is freed stores it"),
+]
+
+CAMPAIGN = """\
+campaign: fault-{case}
+defaults: {{quality_tier: social, subtitles: none}}
+videos:
+  - id: clip
+    target_seconds: 8
+    shots:
+      - {{prompt: "Case {case}: a paper boat on a puddle"{model}}}
+      - {{prompt: "Case {case}: the rain stops over the harbour"{model}}}
+"""
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    planned: int = 0
+    stored: int = 0
+    runs: int = 0
+    paid_twice: int = 0
+    paid_unused: int = 0
+    submissions: int = 0
+    recover_seconds: float = 0.0
+    assembled: bool = False
+    note: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        return self.planned - self.stored
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str], drop: list[str]):
+    """Set `values` and remove `drop` from os.environ for the block, then restore everything."""
+    saved = {k: os.environ.get(k) for k in [*values, *drop]}
+    try:
+        for k in drop:
+            os.environ.pop(k, None)
+        os.environ.update(values)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def new_data_dir(root: Path) -> Path:
+    data = root / "data"
+    data.mkdir(parents=True)
+    shutil.copy(PROJECT_ROOT / "data" / "catalog.yaml", data / "catalog.yaml")
+    (data / "inbox").mkdir()
+    return data
+
+
+def live_environment(fleet: Fleet, providers: tuple[str, ...], data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in fleet.environment().items()
+           if not any(k in FAKE_CREDENTIALS[p] for p in FAKE_CREDENTIALS if p not in providers)}
+    env.update(VIDEO_PIPELINE_MODE="live", VIDEO_PIPELINE_DATA_DIR=str(data_dir), VIDEO_PIPELINE_TIME_SCALE=TIME_SCALE,
+               VIDEO_PIPELINE_X264_PRESET="ultrafast")
+    return env
+
+
+def _registry(settings: Settings, catalog):
+    registry = stages.build_registry(settings, catalog)     # live mode: the adapters whose keys are set
+    for adapter in registry.providers.values():
+        adapter.latency_scale = settings.time_scale          # poll on the compressed schedule
+        adapter.backoff_base = 0.05
+        adapter.stuck_grace_seconds = 1.0                    # a stuck fake job is given up on within seconds
+        adapter._timeout = httpx.Timeout(ADAPTER_TIMEOUT)
+    return registry
+
+
+def run_pipeline(settings: Settings, spec: Path, store_root: Path | None = None) -> tuple[int, int, bool, list[str]]:
+    """prompt batches → routed plans → generated segments → stored clips → assembled outputs, as the assets do.
+    Returns (planned segments, stored segments, every video assembled, errors)."""
+    catalog = load_catalog(settings.catalog_file)
+    campaign = load_campaign(spec, settings.data_dir)
+    stages.prompt_batches(campaign)
+    _, frame = stages.routed_job_plans(campaign, catalog, settings)
+    registry = _registry(settings, catalog)
+    out = stages.generated_segments(frame, catalog, settings, registry=registry)
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        clips = stages.stored_clips(out, ClipStore(store_root or settings.clips_dir), ledger, registry.download_headers)
+    finally:
+        ledger.dispose()
+    errors = [str(e) for e in clips["error"].dropna()]
+    stored = int((clips["state"] == "stored").sum())
+    assembled = False
+    if stored == len(frame):
+        videos = stages.assembled_outputs(clips, settings, campaign)
+        assembled = bool((videos["state"] == "assembled").all())
+        errors += [str(e) for e in videos["error"].dropna()]
+    return len(frame), stored, assembled, errors
+
+
+def _stored_job_ids(settings: Settings) -> set[str]:
+    engine = sa.create_engine(settings.ledger_url)
+    try:
+        with engine.connect() as conn:
+            return {r.provider_job_id for r in conn.execute(sa.select(jobs.c.provider_job_id, jobs.c.stored_uri))
+                    if r.provider_job_id and r.stored_uri}
+    finally:
+        engine.dispose()
+
+
+def _billing(fleet: Fleet, before: dict[str, set[str]], stored_ids: set[str]) -> tuple[int, int, int]:
+    """(submissions, paid twice, paid unused) among the jobs the fakes created since `before`.
+
+    A job is billable unless it failed or was canceled (providers do not charge for those); paid twice counts
+    billable jobs beyond the first for an identical request body."""
+    bodies: Counter[str] = Counter()
+    submissions = unused = 0
+    for name, book in fleet.books.items():
+        for job in list(book.jobs.values()):
+            if job.id in before[name]:
+                continue
+            submissions += 1
+            phase = job.phase()
+            if phase in ("failed", "canceled"):
+                continue
+            bodies[job.body_sha256] += 1
+            if not any(job.id in s for s in stored_ids):
+                unused += 1
+    return submissions, sum(n - 1 for n in bodies.values() if n > 1), unused
+
+
+@contextlib.contextmanager
+def full_disk(path: Path):
+    """`path` on a filesystem with no room for a clip: a 64 KiB tmpfs mounted there (needs root), or, where
+    mounting is not allowed, RLIMIT_FSIZE of 64 KiB on this process (writes fail with EFBIG, not ENOSPC).
+    Yields how the fault was made."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0 if shutil.which("mount") else False
+    if mounted:
+        try:
+            yield "a 64 KiB tmpfs mounted over the clip store (writes fail with ENOSPC)"
+        finally:
+            subprocess.run(["umount", str(path)], check=True)
+        return
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        yield "RLIMIT_FSIZE of 64 KiB on the run process (writes fail with EFBIG; no mount permission)"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+
+
+def run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
+    """Inject `case`'s fault, run the pipeline, rerun until every video is assembled; measure what it cost."""
+    data = new_data_dir(root / case.id)
+    model = f", model: {case.model}" if case.model else ""
+    spec = data / f"fault-{case.id}.yaml"
+    spec.write_text(CAMPAIGN.format(case=case.id, model=model), encoding="utf-8")
+    result = CaseResult(case)
+    before = {name: set(book.jobs) for name, book in fleet.books.items()}
+    with environment(live_environment(fleet, case.providers, data), drop=PROVIDER_KEYS):
+        settings = Settings.from_env()
+        if case.phase is not None:
+            fleet.books[case.target].faults.add(case.phase, case.kind)
+        started = time.monotonic()
+        for run in range(1, MAX_RUNS + 1):
+            result.runs = run
+            if case.id == "store-full" and run == 1:
+                # the store's own directory fills up; stored_clips writes its temp file there too
+                with full_disk(settings.clips_dir) as how:
+                    result.note = how
+                    planned, stored, assembled, errors = run_pipeline(settings, spec)
+            else:
+                planned, stored, assembled, errors = run_pipeline(settings, spec)
+            result.planned, result.stored, result.assembled = planned, stored, assembled
+            result.errors += errors
+            if assembled:
+                break
+        result.recover_seconds = round(time.monotonic() - started, 2)
+        result.submissions, result.paid_twice, result.paid_unused = _billing(fleet, before, _stored_job_ids(settings))
+    if case.phase is not None:
+        # the fault must have struck: a plan entry left over means the case tested nothing
+        assert fleet.books[case.target].faults.take(case.phase) is None, f"{case.id}: the fault never struck"
+    return result
+
+
+def start_fault_fleet(work: Path) -> Fleet:
+    return start_fleet(latency=FAKE_LATENCY, providers=FLEET_PROVIDERS, work_dir=work / "fakes")
+
+
+# --- SIGKILL of the run process at random points -------------------------------------------------------------
+
+KILL_CAMPAIGN = """\
+campaign: kill-loop
+defaults: {quality_tier: social, subtitles: none}
+videos:
+  - id: four
+    target_seconds: 16
+    shots:
+      - {prompt: "Kill loop: dawn over the dunes"}
+      - {prompt: "Kill loop: wind lifts the sand"}
+      - {prompt: "Kill loop: a caravan crosses"}
+      - {prompt: "Kill loop: night falls on the camp"}
+"""
+
+
+@dataclass
+class KillResult:
+    kills: list[float]              # seconds after each start the process was killed
+    states_at_kill: list[str]       # the ledger's job states at each kill ("-": no job yet)
+    planned: int
+    stored: int
+    paid_twice: int
+    paid_unused: int
+    submissions: int
+    recover_seconds: float          # the final, uninterrupted run
+    output_ok: bool
+
+    @property
+    def lost(self) -> int:
+        return self.planned - self.stored
+
+
+def run_kill_loop(root: Path, kills: int = 3, seed: int = 8) -> KillResult:
+    """`video-pipeline run` in fake mode, SIGKILLed `kills` times at random points, then run to the end."""
+    import json
+
+    rng = random.Random(seed)
+    data = new_data_dir(root / "kill-loop")
+    spec = data / "kill-loop.yaml"
+    spec.write_text(KILL_CAMPAIGN, encoding="utf-8")
+    home = root / "kill-loop" / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    base_port = _free_port_block(len(FAKE_CREDENTIALS))
+    fleet = start_fleet(latency=1.5, base_port=base_port, work_dir=root / "kill-loop" / "fakes")
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
+    env.update(VIDEO_PIPELINE_MODE="fake", VIDEO_PIPELINE_FAKES_PORT=str(base_port), VIDEO_PIPELINE_DATA_DIR=str(data),
+               VIDEO_PIPELINE_TIME_SCALE="0.05", VIDEO_PIPELINE_X264_PRESET="ultrafast", DAGSTER_HOME=str(home))
+    cmd = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec), "--json"]
+    at: list[float] = []
+    states: list[str] = []
+    try:
+        for _ in range(kills):
+            victim = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True)
+            delay = rng.uniform(3.0, 9.0)       # the CLI needs ~3 s to import Dagster; jobs take 1.5 s each
+            try:
+                victim.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait(timeout=30)
+            at.append(round(delay, 2))
+            states.append(_ledger_states(Settings.from_env(env)))
+        started = time.monotonic()
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        recover = round(time.monotonic() - started, 2)
+        settings = Settings.from_env(env)
+        payload = json.loads(final.stdout) if final.stdout.strip().startswith("{") else {}
+        outputs = payload.get("outputs") or []
+        ok = final.returncode == 0 and bool(outputs) and all(o["state"] == "assembled" for o in outputs)
+        import pandas as pd
+
+        table = settings.tables_dir / "stored_clips" / "kill-loop.parquet"
+        clips = pd.read_parquet(table) if table.exists() else pd.DataFrame(columns=["state"])
+        submissions, twice, unused = _billing(fleet, {n: set() for n in fleet.books}, _stored_job_ids(settings))
+        return KillResult(at, states, planned=4, stored=int((clips["state"] == "stored").sum()), paid_twice=twice,
+                          paid_unused=unused, submissions=submissions, recover_seconds=recover,
+                          output_ok=ok and fleet.duplicate_submissions() == twice)
+    finally:
+        fleet.stop()
+
+
+def _ledger_states(settings: Settings) -> str:
+    if not (settings.data_dir / "ledger.sqlite").exists():
+        return "-"
+    engine = sa.create_engine(settings.ledger_url)
+    try:
+        with engine.connect() as conn:
+            counts = Counter(r.state for r in conn.execute(sa.select(jobs.c.state)))
+    except sa.exc.OperationalError:
+        return "-"
+    finally:
+        engine.dispose()
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-"
+
+
+def _free_port_block(n: int) -> int:
+    import socket
+
+    for _ in range(50):
+        base = random.randint(20000, 40000)
+        try:
+            socks = []
+            for i in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + i))
+                socks.append(s)
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise RuntimeError("no free block of ports")
+
+
+def scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="vp-faults-"))
