@@ -65,6 +65,8 @@ def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_di
     assert [o["video_id"] for o in payload["outputs"]] == ["morning", "ocean", "neon"]
     for out in payload["outputs"]:
         assert_video(out["output_path"], out["target_seconds"])
+    assert payload["report_path"] == str(data_dir / "outputs" / "social-ideas" / "report.html")
+    assert "<video" in open(payload["report_path"]).read()
     # the run is recorded in the Dagster instance the UI reads
     from dagster import DagsterInstance
 
@@ -86,3 +88,100 @@ def test_bad_environment_variable_is_named(data_dir, monkeypatch):
     monkeypatch.setenv("VIDEO_PIPELINE_MODE", "turbo")
     proc = cli("plan", str(data_dir / "samples" / "launch-teaser.yaml"))
     assert proc.returncode == 1 and "VIDEO_PIPELINE_MODE" in proc.stderr and "local" in proc.stderr
+
+
+def on_terminal(*args: str, columns: int = 120) -> tuple[int, str]:
+    """Run the CLI with stdout on a pseudo-terminal, as a person at a shell sees it; returns (exit code, text)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE")}
+    proc = subprocess.Popen([sys.executable, "-m", "video_pipeline.cli", *args], stdin=slave, stdout=slave,
+                            stderr=subprocess.DEVNULL, env={**env, "TERM": "xterm-256color"}, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            if select.select([master], [], [], 0.5)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:   # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=300)
+    finally:
+        os.close(master)
+    return code, out.decode("utf-8", "replace")
+
+
+def plain(text: str) -> str:
+    """Terminal output without its escape codes, one line per carriage return or newline."""
+    import re
+
+    return "\n".join(line.rstrip() for line in re.split(r"[\r\n]+", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)))
+
+
+def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir):
+    code, raw = on_terminal("run", str(data_dir / "samples" / "quick-clips.jsonl"))
+    text = plain(raw)
+    assert code == 0, text
+    assert "\x1b[" in raw   # drawn by rich, not printed as lines
+    bars = [line for line in text.splitlines() if line.startswith(("segments ", "dollars "))]
+    assert any("━" in line for line in bars)
+    assert any("2/2 done  0 running  0 queued  0 failed" in line for line in bars), bars[-4:]
+    assert any("$1.30 spent of $1.30 estimated" in line for line in bars), bars[-4:]
+    assert "segments: " not in text   # the plain lines are for pipes only
+    assert f"report: {data_dir / 'outputs' / 'quick-clips' / 'report.html'}" in text
+
+
+def _ledger_with_one_job_each_way(data_dir):
+    """A campaign in the ledger as a run leaves it mid-way: one segment stored, one at the provider, one failed."""
+    from video_pipeline.config import Settings
+    from video_pipeline.ledger import JobLedger
+
+    ledger = JobLedger(Settings.from_env().ledger_url)
+    try:
+        common = {"campaign": "mid-run", "provider": "kling", "attempt": 1, "limit": 5}
+        done = ledger.try_begin(job_key="a" * 32, video_id="intro", segment_index=0, model="kling-3-0", **common)
+        ledger.submitted(done, "kling-job-1")
+        ledger.succeeded(done, output_url="https://example.invalid/1.mp4", url_expires_at=None, latency_seconds=170.0,
+                         cost_usd=0.84)
+        ledger.stored("a" * 32, uri="file:///clips/a.mp4", sha256="0" * 64)
+        flying = ledger.try_begin(job_key="b" * 32, video_id="intro", segment_index=1, model="kling-3-0", **common)
+        ledger.submitted(flying, "kling-job-2")
+        ledger.heartbeat(flying, "running")
+        failed = ledger.try_begin(job_key="c" * 32, video_id="outro", segment_index=0, model="kling-3-0", **common)
+        ledger.submitted(failed, "kling-job-3")
+        ledger.failed(failed, error="kling: task failed: content policy", kind="terminal")
+    finally:
+        ledger.dispose()
+
+
+def test_status_shows_in_flight_done_failed_and_cost_as_lines_or_tables(data_dir):
+    _ledger_with_one_job_each_way(data_dir)
+    proc = cli("status", "mid-run")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "mid-run: 3 segment(s): 1 in flight, 1 done, 1 failed [failed 1, running 1, stored 1], $0.84 spent"
+    assert "  in flight: intro[1] kling-3-0 on kling (running)" in lines
+    assert "  failed: outro[0] kling-3-0: kling: task failed: content policy" in lines
+
+    code, raw = on_terminal("status", "mid-run")
+    text = plain(raw)
+    assert code == 0 and "\x1b[" in raw
+    row = next(line for line in text.splitlines() if "mid-run" in line and "│" in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["mid-run", "3", "1", "1", "1", "3", "$0.84"]
+    assert "In flight" in text and "kling-job-2" in text and "Failed" in text and "content policy" in text
+
+    payload = json.loads(cli("status", "mid-run", "--json").stdout)   # the documented shape, unchanged
+    assert set(payload["campaigns"][0]) == {"campaign", "segments", "jobs", "states", "in_flight", "failed", "cost_usd"}
+    assert payload["campaigns"][0]["states"] == {"stored": 1, "running": 1, "failed": 1}
