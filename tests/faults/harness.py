@@ -331,7 +331,8 @@ class KillResult:
 
 
 def run_kill_loop(root: Path, kills: int = 3, seed: int = 8) -> KillResult:
-    """`video-pipeline run` in fake mode, SIGKILLed `kills` times at random points, then run to the end."""
+    """`video-pipeline run` in fake mode, SIGKILLed `kills` times — once a job is in flight, once one has finished
+    unstored, once a clip is stored — each a random fraction of a second after that moment, then run to the end."""
     import json
 
     rng = random.Random(seed)
@@ -350,20 +351,26 @@ def run_kill_loop(root: Path, kills: int = 3, seed: int = 8) -> KillResult:
     at: list[float] = []
     states: list[str] = []
     try:
-        for _ in range(kills):
+        for moment in KILL_MOMENTS[:kills]:
             victim = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True)
-            delay = rng.uniform(3.0, 9.0)       # the CLI needs ~3 s to import Dagster; jobs take 1.5 s each
-            try:
-                victim.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
+            started = time.monotonic()
+            # wait for this kill's moment in the ledger (load-independent), then a random extra moment
+            while victim.poll() is None and not _reached(Settings.from_env(env), moment):
+                if time.monotonic() - started > 240:
+                    raise RuntimeError(f"the run never reached {moment!r}")
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.6))
+            if victim.poll() is None:
                 os.killpg(victim.pid, signal.SIGKILL)
                 victim.wait(timeout=30)
-            at.append(round(delay, 2))
-            states.append(_ledger_states(Settings.from_env(env)))
+            at.append(round(time.monotonic() - started, 2))
+            states.append(f"{moment}: " + _ledger_states(Settings.from_env(env)))
         started = time.monotonic()
         final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         recover = round(time.monotonic() - started, 2)
+        if final.returncode != 0:
+            raise RuntimeError(f"the final run failed (exit {final.returncode}): {final.stderr[-2000:]}{final.stdout[-2000:]}")
         settings = Settings.from_env(env)
         payload = json.loads(final.stdout) if final.stdout.strip().startswith("{") else {}
         outputs = payload.get("outputs") or []
@@ -378,6 +385,29 @@ def run_kill_loop(root: Path, kills: int = 3, seed: int = 8) -> KillResult:
                           output_ok=ok and fleet.duplicate_submissions() == twice)
     finally:
         fleet.stop()
+
+
+#: when each kill strikes: a job in flight, a job finished but its clip not stored, a clip stored (then assembly)
+KILL_MOMENTS = ["in flight", "succeeded", "stored"]
+
+
+def _reached(settings: Settings, moment: str) -> bool:
+    """Whether the ledger shows a job at `moment` (in flight; succeeded but unstored; stored) in this run."""
+    if not (settings.data_dir / "ledger.sqlite").exists():
+        return False
+    engine = sa.create_engine(settings.ledger_url)
+    try:
+        with engine.connect() as conn:
+            rows = list(conn.execute(sa.select(jobs.c.state, jobs.c.provider_job_id, jobs.c.stored_uri)))
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+    if moment == "in flight":
+        return any(r.state in ("queued", "running") and r.provider_job_id for r in rows)
+    if moment == "succeeded":
+        return any(r.state == "succeeded" and not r.stored_uri for r in rows)
+    return any(r.stored_uri for r in rows)
 
 
 def _ledger_states(settings: Settings) -> str:
