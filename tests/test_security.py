@@ -141,6 +141,17 @@ def test_no_subprocess_goes_through_a_shell():
 SENTINEL = "SENTINEL-7f3a9c-{}-do-not-log"
 
 
+#: three videos on three providers with three auth schemes: Gemini's key header, Kling's JWT, MiniMax's bearer key
+SENTINEL_CAMPAIGN = """\
+campaign: sentinel
+defaults: {quality_tier: social, subtitles: none}
+videos:
+  - {id: veo, target_seconds: 4, shots: [{prompt: "Sentinel on Veo"}]}
+  - {id: kling, target_seconds: 5, shots: [{prompt: "Sentinel on Kling", model: kling-3-0}]}
+  - {id: hailuo, target_seconds: 6, shots: [{prompt: "Sentinel on Hailuo", model: hailuo-02}]}
+"""
+
+
 def _sentinel_fleet(work: Path) -> tuple[Fleet, dict[str, str]]:
     """Every provider's fake, each accepting only its sentinel key(s); the environment that points live mode at them."""
     fleet, env = Fleet(), {"VIDEO_PIPELINE_MODE": "live"}
@@ -203,7 +214,9 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
     resources = {**build_resources(),
                  "providers": CompressedLive(**{f: EnvVar(var) for var, f in KEY_FIELDS.items()})}
     try:
-        accepted = accept(data_dir / "samples" / "launch-teaser.yaml", settings, move=False)
+        spec = data_dir / "sentinel.yaml"
+        spec.write_text(SENTINEL_CAMPAIGN, encoding="utf-8")
+        accepted = accept(spec, settings, move=False)
         with DagsterInstance.get() as instance:
             instance.add_dynamic_partitions("campaigns", [accepted.campaign_id])
             materialize(ASSETS, partition_key=accepted.campaign_id, instance=instance, resources=resources,
@@ -215,9 +228,10 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
     finally:
         fleet.stop()
     assert second.success, second
-    clips = __import__("pandas").read_parquet(settings.tables_dir / "stored_clips" / "launch-teaser.parquet")
-    assert (clips["state"] == "stored").all()
-    assert fleet.books["gemini"].total_submissions >= 1 and fleet.books["kling"].total_submissions == 2
+    clips = __import__("pandas").read_parquet(settings.tables_dir / "stored_clips" / "sentinel.parquet")
+    assert (clips["state"] == "stored").all() and len(clips) == 3
+    assert fleet.books["gemini"].total_submissions == 1 and fleet.books["kling"].total_submissions == 2
+    assert fleet.books["minimax"].total_submissions == 1
 
     secrets = {s for s in env.values() if s.startswith("SENTINEL-")}
     assert len(secrets) == 9
