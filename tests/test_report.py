@@ -143,3 +143,24 @@ def test_report_links_through_the_stores_hook_when_it_gives_urls(demo):
     assert len(sources) == 6
     assert all(s.startswith("https://bucket.s3.example/outputs/") for s in sources), sources
     assert "teaser.contact.png?X-Amz-Signature=abc" in html
+
+
+def test_report_names_a_failed_segment_and_its_video_without_a_player(demo):
+    """What a person asks when a clip failed: which one, on which models, why, and what was spent anyway."""
+    tables = demo.data_dir / "tables"
+    frames = {n: pd.read_parquet(tables / n / "launch-teaser.parquet")
+              for n in ("routed_job_plans", "generated_segments", "assembled_outputs")}
+    segments = frames["generated_segments"].astype({"error": object, "fallbacks_taken": object})
+    outputs = frames["assembled_outputs"].astype({"error": object})
+    still = segments.index[segments["video_id"] == "product-still"][0]
+    segments.loc[still, ["state", "error", "attempts", "fallbacks_taken", "cost_usd"]] = [
+        "failed", "kling: task failed: <content policy>", 3, "kling-3-0 → hailuo-2-3", 0.0]
+    outputs.loc[outputs["video_id"] == "product-still", ["state", "error"]] = ["failed", "1 of 1 segments missing"]
+    html = render_report("launch-teaser", frames["routed_job_plans"], segments, outputs,
+                         load_catalog(PROJECT_ROOT / "data" / "catalog.yaml"), 12.0, {}, link_for=lambda p: p.name)
+    section = html[html.index('id="video-product-still"'):]
+    assert "not assembled" in section and "1 of 1 segments missing" in section and "<video" not in section
+    assert "kling: task failed: &lt;content policy&gt;" in section   # escaped, never markup
+    assert "kling-3-0 → hailuo-2-3" in section and 'class="state-failed">failed' in section
+    assert "<b>1</b> of 2 video(s) assembled" in html and "3</b> segment(s), 1 failed" in html
+    assert "cost <b>$1.20</b> of $12.00 budget" in html   # the failed segment cost nothing

@@ -21,6 +21,7 @@ from jinja2 import Environment, select_autoescape
 from .catalog import Catalog
 
 REPORT_NAME = "report.html"
+SPEECH = "narration (speech)"   # the cost-by-model row for text to speech, which no video model spent
 PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#0891b2", "#db2777", "#65a30d"]
 
 LinkFor = Callable[[Path], str]
@@ -166,7 +167,7 @@ def latency_chart(lines: list[SegmentLine], catalog: Catalog) -> str:
     top = max([catalog.models[m].latency.p95_seconds for m in models] + [v for vs in observed.values() for v in vs])
     ticks = _ticks(top * 1.1)
     top = ticks[-1] if ticks[-1] > 0 else 1.0
-    left, width, row, pad = 150, 520, 34, 30
+    left, width, row, pad = 190, 500, 34, 30
     height = pad + row * len(models) + 40
     x = lambda v: left + width * v / top   # noqa: E731
     parts = [f'<svg class="chart" id="latency-chart" role="img" viewBox="0 0 {left + width + 30} {height}" '
@@ -204,7 +205,7 @@ def cost_chart(by_video: dict[str, float], by_model: dict[str, float], budget_us
     rows += [("model", m, [(c, "#64748b")]) for m, c in sorted(by_model.items(), key=lambda kv: -kv[1])]
     ticks = _ticks(max(total, budget_usd or 0) * 1.1 or 1.0)
     top = ticks[-1] if ticks[-1] > 0 else 1.0
-    left, width, row, pad = 150, 520, 30, 30
+    left, width, row, pad = 190, 500, 30, 30
     height = pad + row * len(rows) + 20 * 2 + 40
     x = lambda v: left + width * v / top   # noqa: E731
     parts = [f'<svg class="chart" id="cost-chart" role="img" viewBox="0 0 {left + width + 30} {height}" '
@@ -218,7 +219,7 @@ def cost_chart(by_video: dict[str, float], by_model: dict[str, float], budget_us
         if kind != group and group is not None:
             y += 20
         group = kind
-        label = name if kind != "model" else f"model {name}"
+        label = name if kind != "model" or name == SPEECH else f"model {name}"
         parts.append(f'<text x="{left - 8}" y="{y + 15}" class="label" text-anchor="end">{_esc(label)}</text>')
         start = 0.0
         for amount, colour in pieces:
@@ -340,13 +341,16 @@ def render_report(campaign: str, plans: pd.DataFrame, segments: pd.DataFrame, ou
     """The report's HTML for one campaign, from the plan, the engine's outcomes and the assembled outputs."""
     lines = segment_lines(plans, segments, catalog, provider_latency)
     sections = video_sections(outputs, lines, link_for)
-    by_video = {s.video_id: round(s.cost_usd, 4) for s in sections}
     by_model: dict[str, float] = {}
     for s in lines:
         by_model[s.model] = round(by_model.get(s.model, 0.0) + s.cost_usd, 4)
-    extra = round(sum(by_video.values()) - sum(by_model.values()), 4)
-    if extra > 0.0001:   # a video's cost includes its narration (text to speech), which no video model spent
-        by_model["narration (speech)"] = extra
+    by_video = {}
+    for v in sections:   # what the video's jobs cost, plus its narration once it was assembled with it
+        jobs = round(sum(s.cost_usd for s in v.segments), 4)
+        speech = round(v.cost_usd - jobs, 4) if v.state == "assembled" else 0.0
+        by_video[v.video_id] = round(jobs + max(speech, 0.0), 4)
+        if speech > 0.0001:
+            by_model[SPEECH] = round(by_model.get(SPEECH, 0.0) + speech, 4)
     generated = generated or dt.datetime.now(dt.timezone.utc)
     return _env.from_string(_TEMPLATE).render(
         campaign=campaign, sections=sections, segments=lines, budget=budget_usd,
