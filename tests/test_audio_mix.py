@@ -98,16 +98,18 @@ def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(set
 
 
 def _flash_and_beep_clip(path, seconds: float = 3.0):
-    """A black clip with a white flash and a 1 kHz beep both starting at exactly 1.0 s."""
+    """A black clip with a white flash and a 1 kHz beep both starting at exactly 1.0 s, encoded as the local
+    provider encodes (an IDR frame every half second)."""
     import ffmpeg
 
     from video_pipeline.media.ffmpeg import run_graph
+    from video_pipeline.media.render import KEYFRAME_INTERVAL, h264_options
 
     picture = ffmpeg.input(f"color=black:s=320x180:r=24:d={seconds}", f="lavfi").drawbox(
         0, 0, "iw", "ih", color="white", thickness="fill", enable="between(t,1,1.05)")
     sound = ffmpeg.input(f"aevalsrc=if(between(t\\,1\\,1.2)\\,0.5*sin(2*PI*1000*t)\\,0):s=48000:d={seconds}",
                          f="lavfi")
-    run_graph(ffmpeg.output(picture, sound, str(path), vcodec="libx264", preset="veryfast", pix_fmt="yuv420p",
+    run_graph(ffmpeg.output(picture, sound, str(path), **h264_options("veryfast", 23, KEYFRAME_INTERVAL),
                             acodec="aac", ac=2, ar=48000), what="flash and beep")
     return path
 
@@ -118,18 +120,29 @@ def _flashes(path) -> list[float]:
                 if f.to_ndarray(format="gray").mean() > 128]
 
 
-def test_joined_and_mixed_sound_stays_in_sync_with_the_picture(tmp_path):
+@pytest.mark.parametrize("transition", ["cut", "crossfade"])
+def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, transition):
     from video_pipeline.media.assemble import SegmentInput, concat
     from video_pipeline.media.mix import MixSpec, mix
+    from video_pipeline.media.probe import probe
+    from video_pipeline.media.subtitles import Cue, burn_subtitles, write_srt
 
     clips = [_flash_and_beep_clip(tmp_path / f"{i}.mp4") for i in range(3)]
-    joined = concat([SegmentInput(c, 3.0) for c in clips], tmp_path / "joined.mp4", 320, 180, "veryfast")
-    mixed = tmp_path / "mixed.mp4"
-    mix(joined, mixed, MixSpec(duration=9.0, narration_offset=0.5))
-    for out in (joined, mixed):
+    joined = concat([SegmentInput(c, 3.0) for c in clips], tmp_path / "joined.mp4", 320, 180, "veryfast",
+                    transition=transition, transition_seconds=0.5, intermediate=True)
+    step = 2.5 if transition == "crossfade" else 3.0           # each clip starts this long after the previous
+    assert abs(probe(joined).duration - (step * 2 + 3.0)) < 0.03
+    mixed, loud = tmp_path / "mixed.mp4", tmp_path / "limited.mp4"
+    mix(joined, mixed, MixSpec(duration=probe(joined).duration, narration_offset=0.5))
+    # a loudness target the beeps reach only through the true-peak limiter, whose look-ahead delays the sound
+    assert mix(joined, loud, MixSpec(duration=probe(joined).duration, target_lufs=-3))["limited"]
+    burned = burn_subtitles(mixed, write_srt([Cue(0.2, 2.0, "in sync")], tmp_path / "s.srt"),
+                            tmp_path / "burned.mp4", preset="ultrafast")
+    for out in (joined, mixed, loud, burned):
         flashes = _flashes(out)
         beeps = [end for _, end in silence_runs(out, min_seconds=0.5, noise_db=-40)][:3]   # sound begins
         starts = [flashes[0]] + [b for a, b in zip(flashes, flashes[1:]) if b - a > 1]
         assert len(starts) == 3 and len(beeps) == 3, (out.name, flashes, beeps)
+        assert all(abs(b - a - step) <= 0.012 for a, b in zip(starts, starts[1:])), (out.name, starts)
         for flash, beep in zip(starts, beeps):
             assert abs(flash - beep) <= 0.012, (out.name, starts, beeps)   # a quarter of a frame at 24 fps

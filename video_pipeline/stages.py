@@ -300,7 +300,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
                    width, height, settings.x264_preset,
                    transition=spec.transition if spec else "cut",
                    transition_seconds=spec.transition_seconds if spec else 0.5,
-                   trim_join_frames=spec.trim_join_frames if spec else 0)
+                   trim_join_frames=spec.trim_join_frames if spec else 0, intermediate=True)
             finished = finish_video(joined, out, settings, campaign, spec, spoken.get(video_id))
             finished["join_scores"] = json.dumps(join_scores(out, _join_times(group, spec)))
             joined.unlink(missing_ok=True)
@@ -329,8 +329,12 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
     duration = probe(joined).duration
     music = resolve_reference(spec.music, settings.data_dir) if spec is not None and spec.music else None
     keep_native = campaign is None or campaign.defaults.native_audio == "keep"
+    # a video generated to its `audio` (Seedance's @Audio, lip sync) carries that audio: the planner started
+    # segment k at the track's second `start_seconds`, so the track lines up with the joined picture from 0 s
+    driving = resolve_reference(spec.audio, settings.data_dir) if spec is not None and spec.audio else None
     mix(joined, out, MixSpec(duration=duration, narration=Path(spoken.audio_path) if spoken is not None else None,
-                             narration_offset=NARRATION_LEAD, music=music, keep_native=keep_native))
+                             narration_offset=NARRATION_LEAD, driving_audio=driving, music=music,
+                             keep_native=keep_native))
     result: dict = {"narration_seconds": float(spoken.duration_seconds) if spoken is not None else None}
     timings = [WordTiming(t, a + NARRATION_LEAD, b + NARRATION_LEAD)
                for t, a, b in json.loads(spoken.timings_json)] if spoken is not None else []

@@ -1,4 +1,10 @@
-"""Assembly: normalise segments to one spec, then join them with the concat demuxer (stream copy)."""
+"""Assembly: normalise segments to one spec, then join them.
+
+Cuts: the concat demuxer stream-copies every segment. Crossfades: only each join's transition window is
+re-encoded (xfade over the tail of one clip and the head of the next, each widened to the nearest IDR frame); the
+bodies between the windows are stream-copied at their IDR frames, and the sound (acrossfade) is mixed on its own
+and muxed with the copied picture. Segments are never decoded into Python: PyAV only reads packet headers.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,15 @@ from pathlib import Path
 
 import ffmpeg
 
-from .ffmpeg import run_graph
-from .probe import MediaInfo, probe
-from .render import AUDIO_RATE, FPS
+from .ffmpeg import ffmpeg_binary, run_args, run_graph
+from .probe import MediaInfo, open_media, probe
+from .render import AUDIO_RATE, FPS, h264_options
 
 FRAME = 1 / FPS
+CRF = 20
+_SOUND_AAC = {"acodec": "aac", "audio_bitrate": "128k", "ar": AUDIO_RATE, "ac": 2}
+# FLAC in MP4 is still "experimental" to ffmpeg 5 (Debian 12's); the static ffmpeg 9 needs no flag
+_SOUND_LOSSLESS = {"acodec": "flac", "ar": AUDIO_RATE, "ac": 2, "strict": "experimental"}
 
 
 @dataclass(frozen=True)
@@ -22,19 +32,21 @@ class SegmentInput:
     seconds: float   # how much of the clip the finished video uses (from its start)
 
 
+def _fits(info: MediaInfo, width: int, height: int) -> bool:
+    return (info.video_codec == "h264" and info.pixel_format == "yuv420p" and info.width == width
+            and info.height == height and info.fps is not None and abs(info.fps - FPS) < 0.01
+            and info.audio_codec == "aac")
+
+
 def needs_normalising(info: MediaInfo, seconds: float, width: int, height: int) -> bool:
     """True unless the clip already matches the output spec and length, so it can be stream-copied."""
-    return not (
-        info.video_codec == "h264" and info.pixel_format == "yuv420p" and info.width == width
-        and info.height == height and info.fps is not None and abs(info.fps - FPS) < 0.01
-        and info.audio_codec == "aac" and abs(info.duration - seconds) <= FRAME
-    )
+    return not (_fits(info, width, height) and abs(info.duration - seconds) <= FRAME)
 
 
 def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, preset: str,
-              skip_seconds: float = 0.0) -> Path:
+              skip_seconds: float = 0.0, keyframes: tuple[float, ...] = ()) -> Path:
     """Trim to `seconds` (after skipping `skip_seconds`), scale and pad to width x height, 24 fps, yuv420p,
-    AAC stereo (silence if none)."""
+    AAC stereo (silence if none); IDR frames at `keyframes` (seconds of the output)."""
     info = probe(src)
     clip = ffmpeg.input(str(src), ss=f"{skip_seconds:.3f}") if skip_seconds else ffmpeg.input(str(src))
     picture = (clip.video.filter("scale", width, height, force_original_aspect_ratio="decrease")
@@ -45,20 +57,23 @@ def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, pre
     else:
         sound = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio
     sound = sound.filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo").filter("apad")
-    stream = ffmpeg.output(picture, sound, str(dst), t=f"{seconds:.3f}", vcodec="libx264", preset=preset, crf=20,
-                           pix_fmt="yuv420p", acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2,
-                           movflags="+faststart")
+    stream = ffmpeg.output(picture, sound, str(dst), t=f"{seconds:.3f}", **h264_options(preset, CRF, keyframes),
+                           acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart")
     run_graph(stream, what=f"normalise {src.name}")
     return dst
 
 
 def concat(segments: list[SegmentInput], out: Path, width: int, height: int, preset: str = "veryfast",
-           transition: str = "cut", transition_seconds: float = 0.5, trim_join_frames: int = 0) -> Path:
+           transition: str = "cut", transition_seconds: float = 0.5, trim_join_frames: int = 0,
+           intermediate: bool = False) -> Path:
     """Join segments in order into `out` (written atomically): cuts by stream copy where the inputs already match,
-    crossfades with xfade + acrossfade; `trim_join_frames` drops that many frames on each side of every join.
-    Each segment's `seconds` includes its share of the overlap the planner added for the joins."""
+    crossfades by re-encoding only the transition windows; `trim_join_frames` drops that many frames on each
+    side of every join. Each segment's `seconds` includes its share of the overlap the planner added for the joins.
+    `intermediate`: the sound will be mixed again, so a crossfade keeps it lossless (FLAC) instead of AAC."""
     out.parent.mkdir(parents=True, exist_ok=True)
     trim = trim_join_frames * FRAME
+    crossfade = transition == "crossfade" and len(segments) > 1
+    fade = max(1, round(transition_seconds * FPS)) if crossfade else 0
     with tempfile.TemporaryDirectory(prefix="vp-join-", dir=out.parent) as tmp:
         parts: list[Path] = []
         lengths: list[float] = []
@@ -67,24 +82,27 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
             tail = trim if i < len(segments) - 1 else 0.0
             length = seg.seconds - head - tail
             info = probe(seg.path)
-            if head or tail or needs_normalising(info, seg.seconds, width, height):
+            # a crossfade cuts a longer clip at an IDR frame and re-encodes the rest of its window
+            usable = (_fits(info, width, height) and info.duration >= length - FRAME / 2 if crossfade
+                      else not needs_normalising(info, seg.seconds, width, height))
+            if head or tail or not usable:
+                frames = round(length * FPS)
+                keys = (fade * FRAME, (frames - fade) * FRAME) if crossfade else ()
                 parts.append(normalise(seg.path, Path(tmp) / f"part-{i:04d}.mp4", length, width, height, preset,
-                                       skip_seconds=head))
+                                       skip_seconds=head, keyframes=keys))
             else:
                 parts.append(seg.path)
             lengths.append(length)
-        if transition == "crossfade" and len(parts) > 1:
-            partial = Path(tmp) / "joined.mp4"
-            _crossfade(parts, lengths, partial, transition_seconds, preset)
+        partial = Path(tmp) / "joined.mp4"
+        if crossfade:
+            _crossfade(parts, [round(n * FPS) for n in lengths], fade, partial, preset, Path(tmp), width, height,
+                       _SOUND_LOSSLESS if intermediate else _SOUND_AAC)
             os.replace(partial, out)
             return out
         listing = Path(tmp) / "parts.txt"
-        # The concat demuxer's list syntax: single-quoted paths, a quote written as '\''.
         # Each entry's `duration` is its picture's planned length: without it the demuxer offsets the next file by
         # the longer AAC stream (1024-sample frames), and the picture drifts by a few ms at every join.
-        listing.write_text("".join("file '" + str(p.resolve()).replace("'", "'\\''") + f"'\nduration {n:.6f}\n"
-                                   for p, n in zip(parts, lengths)), encoding="utf-8")
-        partial = Path(tmp) / "joined.mp4"
+        listing.write_text(_concat_list(zip(parts, lengths)), encoding="utf-8")
         stream = ffmpeg.output(ffmpeg.input(str(listing), f="concat", safe=0), str(partial), c="copy",
                                movflags="+faststart")
         run_graph(stream, what=f"join {out.name}")
@@ -92,16 +110,168 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
     return out
 
 
-def _crossfade(parts: list[Path], lengths: list[float], out: Path, seconds: float, preset: str) -> None:
-    """One ffmpeg graph: a chain of xfade (picture) and acrossfade (sound), each join overlapping `seconds`."""
-    inputs = [ffmpeg.input(str(p)) for p in parts]
-    picture, sound = inputs[0].video, inputs[0].audio
-    offset = 0.0
-    for i in range(1, len(inputs)):
-        offset += lengths[i - 1] - seconds
-        picture = ffmpeg.filter([picture, inputs[i].video], "xfade", transition="fade", duration=f"{seconds:.3f}",
-                                offset=f"{offset:.3f}")
-        sound = ffmpeg.filter([sound, inputs[i].audio], "acrossfade", d=f"{seconds:.3f}")
-    stream = ffmpeg.output(picture.filter("format", "yuv420p"), sound, str(out), vcodec="libx264", preset=preset,
-                           crf=20, acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart")
+def _concat_list(entries) -> str:
+    """The concat demuxer's list syntax: single-quoted absolute paths (a quote written as '\\''), each with its
+    exact duration in seconds."""
+    return "".join("file '" + str(Path(p).resolve()).replace("'", "'\\''") + f"'\nduration {n:.6f}\n"
+                   for p, n in entries)
+
+
+@dataclass(frozen=True)
+class _Keyframes:
+    idr: list[int]          # frame numbers of the IDR frames (a piece can start at one)
+    count: int              # frames in the file
+    extradata: bytes        # SPS/PPS: a copied body must share them with the re-encoded windows
+
+
+def _keyframes(path: Path) -> _Keyframes:
+    """IDR frames of the video stream, read from packet headers and NAL unit types (nothing is decoded)."""
+    with open_media(path) as container:
+        stream = container.streams.video[0]
+        extradata = bytes(stream.codec_context.extradata or b"")
+        size = (extradata[4] & 3) + 1 if extradata[:1] == b"\x01" else 0   # avcC: NAL length field size
+        start = stream.start_time or 0
+        idr, count = [], 0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            count += 1
+            if packet.is_keyframe and size and _has_idr(bytes(packet), size):
+                idr.append(round(float((packet.pts - start) * stream.time_base) * FPS))
+    return _Keyframes(sorted(idr), count, extradata)
+
+
+def _has_idr(data: bytes, size: int) -> bool:
+    at = 0
+    while at + size < len(data):
+        length = int.from_bytes(data[at:at + size], "big")
+        if data[at + size] & 0x1F == 5:
+            return True
+        at += size + length
+    return False
+
+
+@dataclass(frozen=True)
+class _Cut:
+    head: int   # first frame of the copied body (frames before it belong to the window with the previous clip)
+    tail: int   # first frame after the body (from here on the clip is in the next window, or trimmed away)
+
+
+def _cut(k: _Keyframes, n: int, fade: int, first: bool, last: bool) -> _Cut | None:
+    """Where a clip's copied body starts and ends: at the IDR frames just outside its crossfades.
+    None when it has no IDR frame to cut at between them."""
+    head = 0 if first else next((f for f in k.idr if f >= fade), n)
+    end = n if last else n - fade
+    tail = n if last and k.count == n else max((f for f in k.idr if f <= end), default=0)
+    return _Cut(head, tail) if head < tail else None
+
+
+def _crossfade(parts: list[Path], frames: list[int], fade: int, out: Path, preset: str, tmp: Path,
+               width: int, height: int, sound_options: dict) -> None:
+    """Crossfade `parts` (each used for its first `frames[i]` frames, `fade` frames of overlap per join)."""
+    last = len(parts) - 1
+    keys = [_keyframes(p) for p in parts]
+    cuts = [_cut(k, n, fade, i == 0, i == last) for i, (k, n) in enumerate(zip(keys, frames))]
+    for i, cut in enumerate(cuts):
+        if cut is None and frames[i] > (fade if i in (0, last) else 2 * fade):
+            # no IDR frame where the body must start or end (another encoder's GOPs): re-encode this clip with
+            # IDR frames exactly there; the other clips stay copied
+            parts[i] = normalise(parts[i], tmp / f"keyed-{i:04d}.mp4", frames[i] * FRAME, width, height, preset,
+                                 keyframes=(fade * FRAME, (frames[i] - fade) * FRAME))
+            keys[i] = _keyframes(parts[i])
+            cuts[i] = _cut(keys[i], frames[i], fade, i == 0, i == last)
+    if any(cut is None for cut in cuts):   # a clip too short to hold a body between its two crossfades
+        _crossfade_graph(parts, frames, out, fade, preset, sound_options)
+        return
+    # one window at a time: each ffmpeg holds ~140 MB at 720p (two decoders and x264), and a 10-minute assembly
+    # stays under 300 MB for the whole process tree; the windows are short, so little time is lost
+    windows: dict[int, Path] = {}
+    for j, cut in enumerate(cuts):
+        after = cuts[j + 1] if j < last else None
+        if after is not None or cut.tail < frames[j]:
+            windows[j] = _window(parts[j], cut.tail, frames[j], parts[j + 1] if after else None,
+                                 after.head if after else 0, fade, tmp / f"window-{j:04d}.mp4", preset)
+    reference = _keyframes(next(iter(windows.values()))).extradata if windows else keys[0].extradata
+    pieces: list[tuple[Path, float]] = []
+    for i, (part, cut) in enumerate(zip(parts, cuts)):
+        count = keys[i].count
+        if keys[i].extradata != reference:   # another encoder's SPS/PPS: re-encode this body to ours
+            part, count = normalise(part, tmp / f"body-{i:04d}-ours.mp4", frames[i] * FRAME, width, height, preset,
+                                    keyframes=(cut.head * FRAME, cut.tail * FRAME)), frames[i]
+        pieces.append((_body(part, cut, count, tmp / f"body-{i:04d}"), (cut.tail - cut.head) * FRAME))
+        if i in windows:
+            after = cuts[i + 1].head if i + 1 < len(parts) else 0
+            pieces.append((windows[i], (frames[i] - cut.tail + after - (fade if i + 1 < len(parts) else 0)) * FRAME))
+    listing = tmp / "pieces.txt"
+    listing.write_text(_concat_list(pieces), encoding="utf-8")
+    picture = ffmpeg.input(str(listing), f="concat", safe=0).video
+    sound = _crossfaded_sound(parts, frames, fade)
+    stream = ffmpeg.output(picture, sound, str(out), vcodec="copy", **sound_options, movflags="+faststart")
+    run_graph(stream, what=f"crossfade into {out.name}")
+
+
+def _window(first: Path, start: int, end: int, second: Path | None, head: int, fade: int, out: Path,
+            preset: str) -> Path:
+    """Re-encode frames [start, end) of `first`, crossfaded over its last `fade` frames into frames [0, head) of
+    `second` (or just the tail of `first` when there is no next clip). Picture only."""
+    # Seek a quarter frame before the IDR frame: the demuxer lands on it, and no rounding can skip it. Each input
+    # is read for a frame more than it gives (`t`): trim alone would still decode the rest of the file.
+    tail = (ffmpeg.input(str(first), ss=f"{max(start - 0.25, 0) * FRAME:.6f}", t=f"{(end - start + 1) * FRAME:.6f}")
+            .video.trim(end_frame=end - start).setpts("PTS-STARTPTS"))
+    picture = tail
+    if second is not None:
+        lead = (ffmpeg.input(str(second), t=f"{(head + 1) * FRAME:.6f}").video
+                .trim(end_frame=head).setpts("PTS-STARTPTS"))
+        picture = ffmpeg.filter([tail, lead], "xfade", transition="fade", duration=f"{fade * FRAME:.6f}",
+                                offset=f"{(end - start - fade) * FRAME:.6f}")
+    # one x264 thread: a half-second window gains nothing from frame threads, which only cost memory
+    run_graph(ffmpeg.output(picture.filter("format", "yuv420p"), str(out), an=None, r=FPS, threads=1,
+                            **h264_options(preset, CRF)), what=f"transition {out.name}")
+    return out
+
+
+def _body(part: Path, cut: _Cut, count: int, stem: Path) -> Path:
+    """Frames [head, tail) of `part`'s picture, stream-copied (both are IDR frames or the ends of the file)."""
+    times = [f for f in (cut.head, cut.tail) if 0 < f < count]   # never empty when there is a join
+    # the segment muxer starts a new file at the first keyframe at or after each time
+    run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(part),
+              "-map", "0:v:0", "-c", "copy", "-f", "segment", "-segment_format", "mp4", "-reset_timestamps", "1",
+              "-segment_times", ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in times), f"{stem}-%d.mp4"],
+             what=f"copy the body of {part.name}")
+    return Path(f"{stem}-{1 if cut.head > 0 else 0}.mp4")
+
+
+def _crossfaded_sound(parts: list[Path], frames: list[int], fade: int):
+    """Each clip's sound cut to its picture's length, chained with acrossfades as long as the picture's xfades."""
+    sources = {}
+    for part in parts:   # one input per file: a clip used twice is split, not opened twice (ffmpeg-python merges them)
+        sources.setdefault(part, []).append(None)
+    for part, uses in sources.items():
+        audio = ffmpeg.input(str(part)).audio
+        split = audio.filter_multi_output("asplit", len(uses)) if len(uses) > 1 else None
+        sources[part] = [split[k] for k in range(len(uses))] if split is not None else [audio]
+    sound = None
+    for i, (part, n) in enumerate(zip(parts, frames)):
+        index = parts[:i].count(part)
+        clip = (sources[part][index].filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+                .filter("apad").filter("atrim", end=f"{n * FRAME:.6f}").filter("asetpts", "PTS-STARTPTS"))
+        sound = clip if sound is None else ffmpeg.filter([sound, clip], "acrossfade", d=f"{fade * FRAME:.6f}")
+    return sound
+
+
+def _crossfade_graph(parts: list[Path], frames: list[int], out: Path, fade: int, preset: str,
+                     sound_options: dict) -> None:
+    """One ffmpeg graph: a chain of xfade (picture) and acrossfade (sound), each join overlapping `fade` frames.
+    Re-encodes the whole picture: only for clips too short to copy anything between their crossfades."""
+    picture, offset = None, 0
+    for part, n in zip(parts, frames):
+        clip = ffmpeg.input(str(part)).video.trim(end_frame=n).setpts("PTS-STARTPTS")
+        if picture is None:
+            picture = clip
+        else:
+            picture = ffmpeg.filter([picture, clip], "xfade", transition="fade", duration=f"{fade * FRAME:.6f}",
+                                    offset=f"{offset * FRAME:.6f}")
+        offset += n - fade
+    stream = ffmpeg.output(picture.filter("format", "yuv420p"), _crossfaded_sound(parts, frames, fade), str(out),
+                           r=FPS, **h264_options(preset, CRF), **sound_options, movflags="+faststart")
     run_graph(stream, what=f"crossfade into {out.name}")

@@ -6,28 +6,18 @@ Each runs ffmpeg once with `-f null -` (decode, write nothing) and parses the fi
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from ..errors import MediaError
-from .ffmpeg import ffmpeg_binary
+from .ffmpeg import ffmpeg_binary, run_args
 from .probe import probe
 
 _NUMBER = r"(-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|inf))"   # ffmpeg prints times with %g: 2.5e-05 happens
 
 
 def run_for_stderr(args: list[str], *, what: str, timeout: float = 1800) -> str:
-    """Run ffmpeg with `args` (an argument list, no shell) and return its stderr; MediaError on failure."""
-    command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", *args]
-    try:
-        proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        raise MediaError(f"{what}: ffmpeg did not finish within {timeout:g}s") from None
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        tail = stderr.strip().splitlines()[-5:]
-        raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + " | ".join(tail))
-    return stderr
+    """Run ffmpeg with `args` (an argument list, no shell, inputs guarded) and return its stderr."""
+    return run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", *args], what=what, timeout=timeout)
 
 
 def _input(path: Path | str) -> list[str]:
@@ -49,6 +39,11 @@ def integrated_loudness(path: Path | str) -> tuple[float, float]:
     # framelog=quiet drops the per-100 ms lines; the summary is still logged at info level.
     stderr = run_for_stderr([*_input(path), "-map", "0:a:0", "-af", "ebur128=peak=true:framelog=quiet",
                              "-f", "null", "-"], what=what)
+    return ebur128_summary(stderr, what)
+
+
+def ebur128_summary(stderr: str, what: str) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) from the summary an `ebur128=peak=true` filter logs."""
     summary = stderr.rsplit("Summary:", 1)
     if len(summary) != 2:
         raise MediaError(f"{what}: ffmpeg printed no ebur128 summary")

@@ -1,21 +1,28 @@
-"""The sound of a finished video: native audio, narration, a music bed ducked under the voice, fades, and
-two-pass loudness normalisation. The picture is stream-copied; only the audio is re-encoded."""
+"""The sound of a finished video: native audio (or the audio that drove the picture), narration, a music bed ducked
+under the voice, fades, and two-pass loudness normalisation. The picture is stream-copied; only the audio is
+re-encoded.
+
+Loudness, two passes: pass one measures the mix with ebur128 (integrated loudness and true peak, EBU R128), pass
+two applies the one linear gain that brings it to the target (loudnorm's linear mode, without its 192 kHz
+resampling, which cost more than the rest of the assembly), with a true-peak limiter only when the gain would
+push peaks past the ceiling."""
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 
-from ..errors import MediaError
 from .ffmpeg import ffmpeg_binary
-from .measure import run_for_stderr
+from .measure import ebur128_summary, run_for_stderr
 from .render import AUDIO_RATE
+
+
+LIMITER_MS = 5
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class MixSpec:
     duration: float
     narration: Path | None = None
     narration_offset: float = 0.5
+    driving_audio: Path | None = None   # the audio the picture was generated to (Seedance's @Audio): from 0 s
     music: Path | None = None
     keep_native: bool = True
     music_gain_db: float = -12.0
@@ -37,7 +45,13 @@ def _graph(video: Path, spec: MixSpec):
     source = ffmpeg.input(str(video))
     d = f"{spec.duration:.3f}"
     layers = []
-    if spec.keep_native:
+    if spec.driving_audio is not None:
+        # segment k was generated to the audio from its start in the video, so the track lines up from 0 s; the
+        # clips' own sound is dropped (silence from Seedance, or this same audio from the local renderer)
+        layers.append(ffmpeg.input(str(spec.driving_audio)).audio
+                      .filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+                      .filter("apad").filter("atrim", duration=d))
+    elif spec.keep_native:
         layers.append(source.audio.filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo"))
     voice = None
     if spec.narration is not None:
@@ -62,28 +76,33 @@ def _graph(video: Path, spec: MixSpec):
     if not layers:
         layers.append(ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio)
     mixed = layers[0] if len(layers) == 1 else ffmpeg.filter(layers, "amix", inputs=len(layers), normalize=0,
-                                                               duration="first" if spec.keep_native else "longest")
+                                                               duration="longest")
     return source.video, mixed.filter("atrim", duration=d)
 
 
 def mix(video: Path, out: Path, spec: MixSpec) -> dict:
-    """Write `video` with its new sound to `out` (atomically); returns loudnorm's measurements of pass one."""
+    """Write `video` with its new sound to `out` (atomically); returns pass one's measurement and the gain applied
+    (`input_i` LUFS, `input_tp` dBTP, `gain_db`, `limited`)."""
     # the AAC encoder overshoots peaks a little: aim 1 dB under the true-peak ceiling so the file stays below it
-    target = f"I={spec.target_lufs}:TP={spec.true_peak_db - 1.0}:LRA={spec.loudness_range}"
+    ceiling = spec.true_peak_db - 1.0
     _, audio = _graph(video, spec)
-    analysis = ffmpeg.output(audio.filter("loudnorm", **_kv(target), print_format="json"), "-", f="null")
-    stderr = run_for_stderr(ffmpeg.compile(analysis, cmd=ffmpeg_binary(), overwrite_output=True)[1:],
-                            what="measure loudness")
-    found = re.findall(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr)
-    if not found:
-        raise MediaError("measure loudness: loudnorm printed no measurement")
-    measured = json.loads(found[-1])
+    analysis = ffmpeg.output(audio.filter("ebur128", peak="true", framelog="quiet"), "-", f="null")
+    measured_i, measured_tp = ebur128_summary(
+        run_for_stderr(ffmpeg.compile(analysis, cmd=ffmpeg_binary(), overwrite_output=True)[1:],
+                       what="measure loudness"), "measure loudness")
     picture, audio = _graph(video, spec)
-    if _finite(measured["input_i"]) and float(measured["input_i"]) > -70:   # silence stays silence
-        audio = audio.filter("loudnorm", **_kv(target), measured_I=measured["input_i"],
-                             measured_TP=measured["input_tp"], measured_LRA=measured["input_lra"],
-                             measured_thresh=measured["input_thresh"], offset=measured["target_offset"],
-                             linear="true").filter("aresample", AUDIO_RATE)
+    gain, limited = 0.0, False
+    if math.isfinite(measured_i) and measured_i > -70:   # silence stays silence
+        gain = spec.target_lufs - measured_i
+        audio = audio.filter("volume", f"{gain:.2f}dB")
+        if math.isfinite(measured_tp) and measured_tp + gain > ceiling:
+            # The limiter looks ahead `attack` ms and so delays the sound by that much: cut it from the start (its
+            # own `latency` option drifts where the input's timestamps jump, as at stream-copied joins).
+            limited = True
+            audio = (audio.filter("alimiter", limit=f"{10 ** (ceiling / 20):.4f}", level="false", attack=LIMITER_MS,
+                                  release=50)
+                     .filter("atrim", start_sample=AUDIO_RATE * LIMITER_MS // 1000).filter("asetpts", "PTS-STARTPTS")
+                     .filter("apad").filter("atrim", duration=f"{spec.duration:.3f}"))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".mix-", suffix=".mp4", dir=out.parent)
     os.close(fd)
@@ -94,16 +113,4 @@ def mix(video: Path, out: Path, spec: MixSpec) -> dict:
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    return measured
-
-
-def _finite(value: str) -> bool:
-    try:
-        number = float(value)
-    except ValueError:
-        return False
-    return number == number and abs(number) != float("inf")
-
-
-def _kv(spec: str) -> dict:
-    return dict(part.split("=", 1) for part in spec.split(":"))
+    return {"input_i": measured_i, "input_tp": measured_tp, "gain_db": round(gain, 2), "limited": limited}

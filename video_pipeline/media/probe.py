@@ -8,6 +8,15 @@ from pathlib import Path
 import av
 
 from ..errors import MediaError
+from .ffmpeg import MEDIA_FORMATS, PROTOCOLS
+
+#: the same whitelists as every ffmpeg run: a playlist posing as a clip is refused, never followed
+OPEN_OPTIONS = {"protocol_whitelist": PROTOCOLS, "format_whitelist": ",".join(MEDIA_FORMATS)}
+
+
+def open_media(path: Path | str):
+    """Open a local media file with PyAV, refusing demuxers that would open other resources."""
+    return av.open(str(path), options=dict(OPEN_OPTIONS))
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,7 @@ class MediaInfo:
 def probe(path: Path | str) -> MediaInfo:
     """Duration (seconds), size, codecs and frame rate of a media file; MediaError if it cannot be read."""
     try:
-        with av.open(str(path)) as container:
+        with open_media(path) as container:
             video = next(iter(container.streams.video), None)
             audio = next(iter(container.streams.audio), None)
             duration = None
@@ -48,13 +57,24 @@ def probe(path: Path | str) -> MediaInfo:
                 pixel_format=video.codec_context.pix_fmt if video else None,
             )
     except (av.error.FFmpegError, OSError, ValueError) as exc:
+        # av.error.ArgumentError (EINVAL) is what a demuxer outside the whitelist gives
         raise MediaError(f"{Path(path).name}: cannot be decoded as media ({exc})") from None
+
+
+def video_time_base(path: Path | str) -> str:
+    """The video stream's time base as `num/den` (MP4's track timescale), e.g. `1/12288`."""
+    try:
+        with open_media(path) as container:
+            base = container.streams.video[0].time_base
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as exc:
+        raise MediaError(f"{Path(path).name}: no video stream to read a time base from ({exc})") from None
+    return f"{base.numerator}/{base.denominator}"
 
 
 def decodes(path: Path | str, max_frames: int = 3) -> bool:
     """True when the first frames of the video stream decode."""
     try:
-        with av.open(str(path)) as container:
+        with open_media(path) as container:
             stream = next(iter(container.streams.video), None)
             if stream is None:
                 return False

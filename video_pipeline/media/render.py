@@ -19,6 +19,23 @@ FPS = 24
 AUDIO_RATE = 48000
 BUNDLED_FONT = Path(__file__).resolve().parent / "fonts" / "DejaVuSans.ttf"
 RESOLUTIONS = {"720p": 720, "1080p": 1080}
+#: the local provider starts an IDR frame every half second, so a join's transition window (cut at the nearest
+#: keyframes) is the only part of a clip assembly has to re-encode; the rest is stream-copied
+KEYFRAME_INTERVAL = 0.5
+
+
+def h264_options(preset: str, crf: int, keyframes: tuple[float, ...] | float = ()) -> dict:
+    """ffmpeg output options for every H.264 encode of the pipeline (renders, normalised segments, transition
+    windows). `stitchable` keeps x264's SPS/PPS identical whatever the content and CRF, so pieces from different
+    encodes can be stream-copied into one file; forced keyframes are IDR frames (closed GOPs) so a piece can start
+    at one. `keyframes`: the times to put them at, or an interval in seconds."""
+    options = {"vcodec": "libx264", "preset": preset, "crf": crf, "pix_fmt": "yuv420p",
+               "x264-params": "stitchable=1", "forced-idr": 1}
+    if isinstance(keyframes, (int, float)):
+        options["force_key_frames"] = f"expr:gte(t,n_forced*{keyframes:g})"
+    elif keyframes:
+        options["force_key_frames"] = ",".join(f"{t:.6f}" for t in keyframes)
+    return options
 
 
 def frame_size(resolution: str, aspect_ratio: str) -> tuple[int, int]:
@@ -50,6 +67,7 @@ class ClipSpec:
     native_audio: bool = False
     preset: str = "veryfast"
     font: Path = BUNDLED_FONT
+    keyframe_interval: float = KEYFRAME_INTERVAL
 
 
 def _palette(seed: str) -> tuple[str, str]:
@@ -115,8 +133,8 @@ def render_clip(spec: ClipSpec, out: Path) -> Path:
             fontcolor="white@0.85", x=size, y=size, box=1, boxcolor="black@0.4", boxborderw=size // 3,
         )
         stream = ffmpeg.output(
-            picture, sound, str(out), t=f"{secs:.3f}", r=FPS, vcodec="libx264", preset=spec.preset, crf=23,
-            pix_fmt="yuv420p", acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart",
+            picture, sound, str(out), t=f"{secs:.3f}", r=FPS, **h264_options(spec.preset, 23, spec.keyframe_interval),
+            acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart",
         )
         run_graph(stream, what=f"render {out.name}")
     return out

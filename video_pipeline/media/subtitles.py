@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import MediaError
 from ..providers.tts import WordTiming
 from .ffmpeg import ffmpeg_binary, run_args
-from .probe import probe
+from .probe import probe, video_time_base
 from .render import BUNDLED_FONT
 
 MIN_CUE_SECONDS = 0.2            # a zero-length timing still gets a cue long enough to exist
@@ -188,6 +188,9 @@ def burn_subtitles(video: Path, srt: Path, out: Path, font_dir: Path | None = No
             raise MediaError(f"{out.name}: font name {font_name!r} cannot hold ',', '=' or a line break")
         options.append(f"force_style={filter_value(f'FontName={font_name}')}")
     audio = ["-map", "0:a", "-c:a", "copy"] if probe(video).has_audio else []
+    # The encoder keeps the input's time base: with its default (1/fps) a picture that starts 21 ms in (where a
+    # stream-copied AAC track's priming put it) is rounded to start a whole frame (42 ms) in, 20 ms after its sound.
     args = ["-i", str(video), "-map", "0:v:0", *audio, "-vf", "subtitles=" + ":".join(options),
-            "-c:v", "libx264", "-preset", preset, "-crf", "20", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+            "-c:v", "libx264", "-preset", preset, "-crf", "20", "-pix_fmt", "yuv420p",
+            "-enc_time_base:v", video_time_base(video), "-movflags", "+faststart"]
     return _run_to(out, args, what=f"burn subtitles {out.name}")

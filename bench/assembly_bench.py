@@ -1,0 +1,216 @@
+"""Benchmarks of assembly (issue 6), each comparison side by side in one run.
+
+A: 12 x 8 s 720p segments rendered by the local provider's renderer (moving gradients, moving text, native
+   sound), joined with 0.5 s crossfades, espeak-ng narration and a music bed ducked under it: our pipeline
+   (`assemble.concat` + `mix.mix`, what `assembled_outputs` runs) against the same edit in moviepy 2.x
+   (CompositeVideoClip with CrossFadeIn, CompositeAudioClip, write_videofile with libx264 + aac at the same
+   preset, CRF, size and fps). Target: ours at least 8x faster.
+B: a cut join of the same 12 compatible segments (stream copy). Target: at least 100x realtime.
+C: peak memory of a 10-minute assembly (80 x 8 s segments with crossfades, narration and music): the assembly
+   runs in a child process; its whole process tree (Python plus every ffmpeg it starts) is sampled from /proc
+   every 20 ms, and the tree's summed RSS peak is reported, with the Python process's own peak (VmHWM) and
+   the largest ffmpeg child's peak (getrusage RUSAGE_CHILDREN). Target: at most 300 MB.
+
+Usage: .venv/bin/python bench/assembly_bench.py [--skip-moviepy] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from video_pipeline.media.assemble import SegmentInput, concat  # noqa: E402
+from video_pipeline.media.mix import MixSpec, mix  # noqa: E402
+from video_pipeline.media.probe import probe  # noqa: E402
+from video_pipeline.media.render import ClipSpec, render_clip  # noqa: E402
+
+PRESET = "veryfast"           # the pipeline's default (VIDEO_PIPELINE_X264_PRESET)
+CRF = 20                      # assembly's CRF (media/assemble.py)
+FADE = 0.5
+NARRATION_LEAD = 0.5
+MUSIC = ROOT / "data" / "samples" / "media" / "beat.m4a"
+PROMPTS = ["A glass bottle of cold brew on a cafe counter at sunrise", "Coffee pours over ice in slow motion",
+           "A cyclist crosses a bridge at dawn", "Waves fold over black sand", "A street market opens its shutters",
+           "Steam rises from a cup by the window", "A train slides through a pine forest", "Lanterns over a river",
+           "A potter shapes wet clay", "Rain runs down a neon sign", "A kite climbs over dunes",
+           "The bottle turns as light sweeps its label"]
+NARRATION = ("Every morning starts somewhere. On a counter, in a cup, on a bridge over the river. "
+             "We made a bottle for all of those places. It keeps your coffee cold for a whole day. "
+             "It is made from recycled steel, and it fits in every bag you own. "
+             "Take it to the market, to the beach, to the train. Fill it again and again. "
+             "One bottle, less waste, and coffee that tastes like the first sip at noon.")
+
+
+def render_segments(folder: Path, count: int = 12, seconds: int = 8) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        out = folder / f"segment-{i:02d}.mp4"
+        if not out.exists():
+            render_clip(ClipSpec(text=PROMPTS[i % len(PROMPTS)], label=f"bench {i + 1}/{count}", seconds=seconds,
+                                 width=1280, height=720, seed=f"bench-{i}", native_audio=True, preset=PRESET), out)
+        paths.append(out)
+    return paths
+
+
+def speak(folder: Path) -> Path:
+    import asyncio
+
+    from video_pipeline.providers.espeak import EspeakProvider
+    from video_pipeline.providers.tts import TtsRequest
+
+    out = folder / "narration.m4a"
+    if not out.exists():
+        asyncio.run(EspeakProvider().synthesize(TtsRequest(text=NARRATION, voice="en", model_id="espeak-ng",
+                                                           response_format="aac"), out))
+    return out
+
+
+def ours(segments: list[Path], narration: Path, out: Path) -> float:
+    """The pipeline's edit: crossfade join, then the sound (native + narration + ducked music, loudnorm)."""
+    joined = out.with_name(f".{out.stem}.joined.mp4")
+    concat([SegmentInput(p, probe(p).duration) for p in segments], joined, 1280, 720, PRESET,
+           transition="crossfade", transition_seconds=FADE, intermediate=True)
+    duration = probe(joined).duration
+    mix(joined, out, MixSpec(duration=duration, narration=narration, narration_offset=NARRATION_LEAD, music=MUSIC))
+    joined.unlink()
+    return duration
+
+
+def with_moviepy(segments: list[Path], narration: Path, out: Path) -> float:
+    """The same edit written the way moviepy 2.x documents it."""
+    from moviepy import AudioFileClip, CompositeAudioClip, CompositeVideoClip, VideoFileClip, afx, vfx
+
+    clips, start = [], 0.0
+    for i, path in enumerate(segments):
+        clip = VideoFileClip(str(path)).with_start(start)
+        effects = []
+        if i > 0:
+            effects += [vfx.CrossFadeIn(FADE), afx.AudioFadeIn(FADE)]
+        if i < len(segments) - 1:
+            effects.append(afx.AudioFadeOut(FADE))
+        clips.append(clip.with_effects(effects))
+        start += clip.duration - FADE
+    video = CompositeVideoClip(clips)
+    voice = AudioFileClip(str(narration)).with_start(NARRATION_LEAD)
+    music = AudioFileClip(str(MUSIC)).with_effects([
+        afx.AudioLoop(duration=video.duration), afx.MultiplyVolume(0.25),      # -12 dB bed
+        afx.MultiplyVolume(0.3, start_time=NARRATION_LEAD, end_time=NARRATION_LEAD + voice.duration),   # ducked
+        afx.AudioFadeIn(1.0), afx.AudioFadeOut(1.0)])
+    video = video.with_audio(CompositeAudioClip([video.audio, music, voice]))
+    video.write_videofile(str(out), fps=24, codec="libx264", preset=PRESET, audio_codec="aac", audio_bitrate="160k",
+                          audio_fps=48000, ffmpeg_params=["-crf", str(CRF), "-pix_fmt", "yuv420p"], logger=None)
+    for clip in clips:
+        clip.close()
+    return video.duration
+
+
+def timed(fn, *args) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
+
+
+def _tree_rss(root: int) -> int:
+    """Summed RSS (bytes) of `root` and all its descendants, read from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+def peak_memory(segments: list[Path], narration: Path, work: Path, count: int = 80) -> dict:
+    """Assemble `count` segments in a child process while sampling its process tree."""
+    spec = {"segments": [str(segments[i % len(segments)]) for i in range(count)], "narration": str(narration),
+            "out": str(work / "ten-minutes.mp4")}
+    child = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], stdout=subprocess.PIPE,
+                             text=True)
+    peak, samples = 0, 0
+    while child.poll() is None:
+        peak = max(peak, _tree_rss(child.pid))
+        samples += 1
+        time.sleep(0.02)
+    report = json.loads(child.stdout.read())
+    if child.returncode != 0:
+        raise SystemExit(f"the 10-minute assembly failed ({child.returncode})")
+    return {**report, "tree_peak_mb": round(peak / 2**20, 1), "samples": samples}
+
+
+def worker(spec: dict) -> None:
+    seconds, duration = timed(ours, [Path(p) for p in spec["segments"]], Path(spec["narration"]), Path(spec["out"]))
+    # VmHWM, not getrusage(RUSAGE_SELF): Linux carries ru_maxrss across exec, so it would report the parent's peak
+    with open("/proc/self/status", encoding="ascii") as fh:
+        own = int(next(line for line in fh if line.startswith("VmHWM:")).split()[1]) / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"seconds": round(seconds, 2), "duration": round(duration, 2), "python_max_mb": round(own, 1),
+                      "largest_ffmpeg_max_mb": round(children, 1)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, help="keep rendered segments here between runs")
+    parser.add_argument("--skip-moviepy", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(json.loads(args.worker))
+        return
+    with tempfile.TemporaryDirectory(prefix="assembly-bench-") as tmp:
+        work = args.work or Path(tmp)
+        t0 = time.perf_counter()
+        segments = render_segments(work / "segments")
+        narration = speak(work)
+        print(f"setup: 12 x 8 s 720p segments and {probe(narration).duration:.1f} s of narration "
+              f"in {time.perf_counter() - t0:.1f} s")
+
+        ours_s, duration = timed(ours, segments, narration, work / "ours.mp4")
+        print(f"A ours: {ours_s:.2f} s for {duration:.2f} s of video")
+        if not args.skip_moviepy:
+            moviepy_s, mp_duration = timed(with_moviepy, segments, narration, work / "moviepy.mp4")
+            print(f"A moviepy: {moviepy_s:.2f} s for {mp_duration:.2f} s of video; "
+                  f"ours is {moviepy_s / ours_s:.1f}x faster (target >= 8x)")
+            print(f"  outputs: ours {probe(work / 'ours.mp4').duration:.2f} s, "
+                  f"moviepy {probe(work / 'moviepy.mp4').duration:.2f} s")
+
+        cut_s, _ = timed(concat, [SegmentInput(p, probe(p).duration) for p in segments], work / "cut.mp4",
+                         1280, 720, PRESET)
+        cut_duration = probe(work / "cut.mp4").duration
+        print(f"B cut join: {cut_s:.3f} s for {cut_duration:.2f} s of video = {cut_duration / cut_s:.0f}x realtime "
+              f"(target >= 100x)")
+
+        memory = peak_memory(segments, narration, work)
+        print(f"C 10-minute assembly: {memory['duration']:.1f} s of video in {memory['seconds']:.1f} s; peak RSS of "
+              f"the process tree {memory['tree_peak_mb']} MB ({memory['samples']} samples), Python max "
+              f"{memory['python_max_mb']} MB, largest ffmpeg child max {memory['largest_ffmpeg_max_mb']} MB "
+              f"(target <= 300 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Crossfades re-encode only the transition windows: the picture between them is the clips' own bitstream,
+copied, and the result is frame-accurate (its length in frames is the plan's, every frame decodes)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import ffmpeg
+import pytest
+
+from video_pipeline.media.assemble import SegmentInput, concat
+from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args, run_graph
+from video_pipeline.media.probe import open_media, probe
+from video_pipeline.media.render import ClipSpec, render_clip
+
+W, H, FPS = 320, 180, 24
+
+
+def _video_packets(path: Path) -> list[str]:
+    """A hash of every video packet's payload, in decode order; keyframes left out, since a copy may repeat the
+    stream's parameter sets inside them."""
+    with open_media(path) as container:
+        return [hashlib.sha256(bytes(p)).hexdigest() for p in container.demux(container.streams.video[0])
+                if p.size and not p.is_keyframe]
+
+
+def _frames_and_errors(path: Path) -> tuple[int, str]:
+    with open_media(path) as container:
+        frames = sum(1 for _ in container.decode(container.streams.video[0]))
+    stderr = run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                      what="decode check")
+    return frames, stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> list[Path]:
+    """Three 3 s clips from the local provider's renderer (moving gradient and text, native sound)."""
+    folder = tmp_path_factory.mktemp("rendered")
+    return [render_clip(ClipSpec(text=f"Shot {i}: a slow pan over hills", label=f"{i}", seconds=3, width=W, height=H,
+                                 seed=f"xf-{i}", native_audio=True, preset="ultrafast"), folder / f"{i}.mp4")
+            for i in range(3)]
+
+
+def test_crossfade_copies_the_picture_between_transitions_and_keeps_every_frame(rendered, tmp_path):
+    out = concat([SegmentInput(p, 3.0) for p in rendered], tmp_path / "joined.mp4", W, H, "ultrafast",
+                 transition="crossfade", transition_seconds=0.5)
+    frames, errors = _frames_and_errors(out)
+    assert frames == 3 * 72 - 2 * 12 and not errors                  # 3 clips of 72 frames, two 12-frame overlaps
+    assert abs(probe(out).duration - frames / FPS) < 0.03 and probe(out).audio_codec == "aac"
+    copied = set(_video_packets(out))
+    for clip in rendered:   # the middle of every clip (outside its crossfades) is its own bitstream, not re-encoded
+        source = _video_packets(clip)
+        assert len(source) > 48 and set(source[20:40]) <= copied
+
+
+def test_a_clip_longer_than_its_use_is_cut_on_the_frame(rendered, tmp_path):
+    """The planner uses only part of the last clip of a shot: the join ends where the plan says, to the frame."""
+    out = concat([SegmentInput(rendered[0], 3.0), SegmentInput(rendered[1], 2.25)], tmp_path / "cut.mp4", W, H,
+                 "ultrafast", transition="crossfade", transition_seconds=0.5, intermediate=True)
+    frames, errors = _frames_and_errors(out)
+    assert frames == 72 + 54 - 12 and not errors
+    assert probe(out).audio_codec == "flac"                          # lossless: the mix encodes the sound once
+
+
+def test_clips_from_another_encoder_are_rekeyed_and_still_join_frame_accurately(tmp_path):
+    """A provider's clip with one IDR frame per clip and its own H.264 headers (main profile, no stitching)."""
+    clips = []
+    for i, colour in enumerate(("red", "green", "blue")):
+        out = tmp_path / f"other-{i}.mp4"
+        picture = ffmpeg.input(f"testsrc2=s={W}x{H}:r={FPS}:d=3", f="lavfi").drawbox(
+            0, 0, 40, 40, color=colour, thickness="fill")
+        sound = ffmpeg.input("sine=frequency=330:sample_rate=48000:duration=3", f="lavfi")
+        run_graph(ffmpeg.output(picture, sound, str(out), vcodec="libx264", preset="ultrafast", pix_fmt="yuv420p",
+                                **{"profile:v": "main"}, acodec="aac", ac=2, ar=48000), what="another encoder")
+        clips.append(out)
+    out = concat([SegmentInput(p, 3.0) for p in clips], tmp_path / "joined.mp4", W, H, "ultrafast",
+                 transition="crossfade", transition_seconds=0.5)
+    frames, errors = _frames_and_errors(out)
+    assert frames == 3 * 72 - 2 * 12 and not errors
+    assert abs(probe(out).duration - frames / FPS) < 0.03
