@@ -30,6 +30,11 @@ WHY_NOT_RUN = {
                 "Kubernetes, /etc files); tests/production runs the same stack on loopback",
     "illustration": "a pattern with placeholders (FILE, <id>, ...), not a command to type as is",
 }
+#: programs an unmarked block may run: the project's own commands and harmless shell built-ins. Anything else
+#: (sudo, apt-get, docker, kubectl, psql, curl to a real host, ...) is never run blind from a page: the block must
+#: carry a not-offline marker, or the program is added here once someone has checked it is safe offline.
+OFFLINE_PROGRAMS = {"video-pipeline", "dagster", "source", ".", "set", "export", "cd", "mkdir", "cp", "cat", "ls",
+                    "echo", "test", "python", "head", "tail", "grep", ".venv/bin/video-pipeline", ".venv/bin/python"}
 SHELL = {"bash", "sh", "shell"}
 PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
@@ -85,6 +90,24 @@ def workdir(demo, tmp_path_factory) -> Path:
     return work
 
 
+def programs(script: str) -> list[str]:
+    """The program each simple command of a shell script starts (after any VAR=value assignments)."""
+    import shlex
+
+    found = []
+    for line in script.replace("\\\n", " ").splitlines():   # a line ends a command, like ; does
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.wordchars += "~-./$={}*?:@%+,"
+        expect = True
+        for token in lexer:
+            if token in (";", "&&", "||", "|", "&", "(", ")"):
+                expect = True
+            elif expect and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", token):
+                found.append(token)
+                expect = False
+    return found
+
+
 def _wildcard(expected: str) -> re.Pattern:
     return re.compile(".*".join(re.escape(part) for part in expected.split("…")) + r"\Z")
 
@@ -100,6 +123,12 @@ def test_shell_block_runs_offline_or_says_why_not(block: Block, request):
             f"{block.where}: <!-- not-offline: {block.argument} --> needs one of {', '.join(WHY_NOT_RUN)}")
         return   # not executed, for the reason in WHY_NOT_RUN
     assert block.marker is None, f"{block.where}: unknown marker {block.marker!r} before a shell block"
+    script = block.body if block.lang != "console" else "\n".join(
+        line[2:] for line in block.body.splitlines() if line.startswith("$ "))
+    unsafe = [p for p in programs(script) if p not in OFFLINE_PROGRAMS]
+    assert not unsafe, (f"{block.where}: runs {', '.join(unsafe)}, which this test does not run blind; mark the block "
+                        f"<!-- not-offline: WHY --> (WHY one of {', '.join(WHY_NOT_RUN)}) or, once checked safe "
+                        "offline, add the program to OFFLINE_PROGRAMS")
     demo, workdir = request.getfixturevalue("demo"), request.getfixturevalue("workdir")
     env = {**demo.env, "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{demo.env['PATH']}"}
     if block.lang != "console":
