@@ -94,8 +94,11 @@ def main() -> int:
             for r in runs:
                 if r.status != DagsterRunStatus.SUCCESS:
                     logs = instance.all_logs(r.run_id)
-                    unsuccessful[r.run_id] = [f"{e.dagster_event_type}: {(e.message or '')[:300]}"
-                                              for e in logs[-8:]]
+                    unsuccessful[r.run_id] = [
+                        f"{e.step_key}: {e.dagster_event.step_failure_data.error.to_string()[-1500:]}"
+                        for e in logs if e.is_dagster_event and e.dagster_event.is_step_failure
+                        and e.dagster_event.step_failure_data.error] or [
+                        f"{e.dagster_event_type}: {(e.message or '')[:300]}" for e in logs[-8:]]
             with stack.pg().connect() as conn:
                 from sqlalchemy import text
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -81,7 +82,7 @@ def pg_database():
 def s3_endpoint():
     """moto's S3 server as its own process on a loopback port: a real HTTP S3 endpoint."""
     port = free_port()
-    exe = shutil.which("moto_server", path=str(Path(os.sys.executable).parent)) or shutil.which("moto_server")
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
