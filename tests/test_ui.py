@@ -57,6 +57,16 @@ def dagster_ui(data_dir: Path, tmp_path: Path):
             time.sleep(0.5)
         else:
             pytest.fail("dagster-webserver did not answer: " + (tmp_path / "webserver.log").read_text()[-2000:])
+        entry = {}
+        while time.monotonic() < deadline:   # the code location loads after the server answers
+            entry = _gql(url, """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+                locationOrLoadError { __typename ... on PythonError { message } } } } } }""")[
+                "workspaceOrError"]["locationEntries"][0]
+            if entry["loadStatus"] == "LOADED":
+                break
+            time.sleep(0.5)
+        error = entry.get("locationOrLoadError") or {}
+        assert error.get("__typename") == "RepositoryLocation", f"definitions.py did not load in the UI: {entry}"
         yield url
     finally:
         for proc in procs:
