@@ -35,6 +35,16 @@ def test_corpus_has_at_least_thirty_kinds_and_every_file_is_listed():
     assert len({c.kind for c in CASES}) >= 30
 
 
+@pytest.fixture(autouse=True)
+def collect_garbage():
+    """Run finalizers of dropped database connections now, at a safe point: CPython 3.11.7 raises "AST constructor
+    recursion depth mismatch" when one runs inside ast.parse (as pytest's and hypothesis's lazy imports do)."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 @pytest.fixture(scope="module")
 def instance():
     with DagsterInstance.ephemeral() as inst:

@@ -24,6 +24,15 @@ from video_pipeline.providers.fakes.jobs import JobBook
 from video_pipeline.store import fetch
 
 
+@pytest.fixture(autouse=True)
+def collect_garbage():
+    """Finalize dropped database connections at a safe point (see tests/test_bad_inputs.py)."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 def resolver(table: dict[str, list[str]]):
     return lambda host, port: table[host]
 

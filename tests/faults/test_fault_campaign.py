@@ -9,6 +9,15 @@ import pytest
 from tests.faults.harness import CASES, run_case, run_kill_loop, start_fault_fleet
 
 
+@pytest.fixture(autouse=True)
+def collect_garbage():
+    """Finalize dropped database connections at a safe point (see tests/test_bad_inputs.py)."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     fleet = start_fault_fleet(tmp_path_factory.mktemp("fault-fleet"))
