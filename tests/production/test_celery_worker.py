@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from assets.jobs import STAGES
 from tests.conftest import assert_video, write
 from tests.production.conftest import ensure_redis, pg_rows
 from video_pipeline.config import PROJECT_ROOT, Settings
@@ -85,8 +86,7 @@ def test_a_campaigns_steps_execute_on_a_celery_worker_process(celery_worker, dat
     handed = pg_rows(pg_database, "SELECT step_key, event FROM event_logs WHERE run_id = :r AND "
                                   "event LIKE '%in celery worker%'", r=runs[0]["run_id"])
     # every asset step was executed by the worker started above (its node name is in the engine event)
-    assert {r["step_key"] for r in handed} == {"prompt_batches", "narration_tracks", "routed_job_plans",
-                                              "generated_segments", "stored_clips", "assembled_outputs"}
+    assert {r["step_key"] for r in handed} == set(STAGES)
     assert all(f"{name}@" in r["event"] for r in handed)
     outputs = pg_rows(pg_database, "SELECT stored_uri FROM provider_jobs WHERE campaign = 'night-market'")
     assert len(outputs) == 1 and outputs[0]["stored_uri"].startswith("s3://")
