@@ -51,7 +51,8 @@ def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, pre
     clip = ffmpeg.input(str(src), ss=f"{skip_seconds:.3f}") if skip_seconds else ffmpeg.input(str(src))
     picture = (clip.video.filter("scale", width, height, force_original_aspect_ratio="decrease")
                .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2", color="black")
-               .filter("setsar", 1).filter("fps", FPS).filter("format", "yuv420p"))
+               .filter("setsar", 1).filter("fps", FPS).filter("format", "yuv420p")
+               .filter("tpad", stop=-1, stop_mode="clone"))   # a clip a few frames short holds its last frame
     if info.has_audio:
         sound = clip.audio
     else:
