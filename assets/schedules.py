@@ -12,7 +12,8 @@ from dagster import (
 )
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.intake import INVALID, load_active
+from video_pipeline.intake import INVALID, active_spec, load_active
+from video_pipeline.profiles import campaign_run_tags
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions
@@ -39,5 +40,6 @@ def nightly_batch_schedule(context: ScheduleEvaluationContext, pipeline: Pipelin
         if done:
             continue
         requests.append(RunRequest(partition_key=key, run_key=f"batch-{key}-{sha[:16]}",
-                                   tags={"campaign/spec_sha256": sha, "campaign/source": "nightly batch"}))
+                                   tags={"campaign/spec_sha256": sha, "campaign/source": "nightly batch",
+                                         **campaign_run_tags(active_spec(settings, key), settings)}))  # run-queue limits
     return requests or SkipReason("no batch campaign is waiting")
