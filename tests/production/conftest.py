@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ import sqlalchemy as sa
 
 from video_pipeline.config import PROJECT_ROOT
 
+sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+from production_stack import answers, fresh_database, free_port  # noqa: E402  (the benches start the same stack)
+
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def wait_for(port: int, seconds: float, what: str) -> None:
@@ -35,19 +29,6 @@ def wait_for(port: int, seconds: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} does not answer on 127.0.0.1:{port}")
         time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ensure_postgres() -> None:
-    if not answers(PG["port"]):
-        versions = os.listdir("/etc/postgresql")
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "start"], check=True)
-        wait_for(PG["port"], 30, "PostgreSQL")
 
 
 def ensure_redis() -> None:
@@ -65,17 +46,8 @@ def pg_url(db: str) -> str:
 @pytest.fixture(scope="session")
 def pg_database():
     """A uniquely named database, dropped (connections and all) when the session ends."""
-    ensure_postgres()
-    name = f"vp_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(pg_url("postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_database("vp_test") as name:
         yield name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
