@@ -119,7 +119,7 @@ Notes:
   response lost). The fakes inject request faults before creating the job, so a retried submit is never a second
   job here. Kling is the one provider with an idempotency key (`external_task_id`, the job key: a resend is
   refused and the existing task adopted). The others offer none, so a lost submit response followed by a retry
-  would be paid twice there. This is the largest open gap; see the open work in the issue notes.
+  would be paid twice there. This is the largest open gap in the "nothing paid twice" promise.
 - *SIGKILL*: `video-pipeline run` (fake mode, a 16 s video of four segments) is killed three times, with its
   process group: once a job is in flight, once a job has finished but is not stored, once a clip is stored (so
   while storing or assembling), each a random (seeded) fraction of a second after the ledger shows that moment.
