@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import MediaError
 from .media.probe import probe
@@ -37,6 +38,16 @@ OUTPUT_FILE_COLUMNS = ("output_path", "subtitles_srt", "subtitles_vtt", "poster"
 
 class StorageIntegrityError(MediaError):
     """What S3 holds is not what was uploaded (or not what its key says)."""
+
+
+class StorageUnavailableError(MediaError):
+    """S3 refused or failed a request (after the client's own retries): this clip is not kept; a rerun stores it."""
+
+
+def _unavailable(action: str, uri: str, exc: Exception) -> StorageUnavailableError:
+    detail = exc.response.get("Error", {}) if isinstance(exc, ClientError) else {}
+    why = f"{detail.get('Code')}: {detail.get('Message')}" if detail else f"{type(exc).__name__}: {exc}"
+    return StorageUnavailableError(f"S3 {action} {uri} failed ({why}); the clip is not kept, a rerun stores it")
 
 
 @dataclass(frozen=True)
@@ -137,8 +148,11 @@ class S3ClipStore(ClipStore):
         """Verify `src` (decodes, duration), keep it in the cache, and upload it unless the bucket has it already."""
         local = super().put_file(src, expected_seconds, tolerance)
         key = self.key_for(local.sha256, local.path.suffix)
-        if not self._present(key, local.sha256):
-            self.upload(local.path, key, CONTENT_TYPES.get(local.path.suffix, "video/mp4"))
+        try:
+            if not self._present(key, local.sha256):
+                self.upload(local.path, key, CONTENT_TYPES.get(local.path.suffix, "video/mp4"))
+        except (ClientError, BotoCoreError, Boto3Error) as exc:   # S3 down, throttling past retries, denied
+            raise _unavailable("upload to", self.uri_for_key(key), exc) from exc
         return StoredClip(uri=self.uri_for_key(key), path=local.path, sha256=local.sha256,
                           size_bytes=local.size_bytes, info=local.info)
 

@@ -23,9 +23,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -37,6 +39,7 @@ from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.ledger import JobLedger, jobs
 from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, start_fleet
+from video_pipeline.s3store import S3ClipStore
 from video_pipeline.store import ClipStore
 
 MAX_RUNS = 3
@@ -90,6 +93,9 @@ CASES: list[Case] = [
          expect="rejected by the length check; rerun downloads it again"),
     Case("store-full", "storage full (local store)", "store", None, None,
          expect="clip not kept; rerun after space is freed stores it"),
+    Case("s3-errors", "S3 errors (production profile)", "store (S3)", None, None,
+         expect="S3 answers 503 SlowDown through the first run: clips not kept; the rerun uploads both, "
+                "checksums verified"),
 ]
 
 CAMPAIGN = """\
@@ -166,10 +172,13 @@ def _registry(settings: Settings, catalog):
     return registry
 
 
-def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcontext) -> tuple[int, int, bool, list[str]]:
+def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcontext,
+                 store: ClipStore | None = None) -> tuple[int, int, bool, list[str]]:
     """prompt batches → routed plans → generated segments → stored clips → assembled outputs, as the assets do;
-    `store_guard()` wraps the storing step (to fill the disk under it). Returns (planned segments, stored
-    segments, every video assembled, errors)."""
+    `store_guard()` wraps the storing step (to fill the disk under it); `store` is the clip store (the local one
+    by default, an S3ClipStore for the production profile). Returns (planned segments, stored segments, every
+    video assembled, errors)."""
+    store = store or ClipStore(settings.clips_dir)
     catalog = load_catalog(settings.catalog_file)
     campaign = load_campaign(spec, settings.data_dir)
     stages.prompt_batches(campaign)
@@ -179,14 +188,14 @@ def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcont
     ledger = JobLedger(settings.ledger_url)
     try:
         with store_guard():
-            clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger, registry.download_headers)
+            clips = stages.stored_clips(out, store, ledger, registry.download_headers)
     finally:
         ledger.dispose()
     errors = [str(e) for e in clips["error"].dropna()]
     stored = int((clips["state"] == "stored").sum())
     assembled = False
     if stored == len(frame):
-        videos = stages.assembled_outputs(clips, settings, campaign)
+        videos = stages.assembled_outputs(store.localize(clips), settings, campaign)
         assembled = bool((videos["state"] == "assembled").all())
         errors += [str(e) for e in videos["error"].dropna()]
     return len(frame), stored, assembled, errors
@@ -271,7 +280,15 @@ def run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
         started = time.monotonic()
         for run in range(1, MAX_RUNS + 1):
             result.runs = run
-            if case.id == "store-full" and run == 1:
+            if case.id == "s3-errors":
+                # the bucket is a real S3 endpoint (moto's server); during the first run every S3 request meets
+                # an endpoint answering 503 SlowDown (past the client's retries), as in an S3 outage
+                with s3_endpoints(root / case.id) as (healthy, failing, bucket):
+                    store = S3ClipStore(failing if run == 1 else healthy, bucket, "faults", settings.clips_dir)
+                    planned, stored, assembled, errors = run_pipeline(settings, spec, store=store)
+                    if assembled:
+                        result.note = _bucket_note(healthy, bucket, settings)
+            elif case.id == "store-full" and run == 1:
                 # the store's own directory is full while clips are stored; space is freed before the rerun
                 @contextlib.contextmanager
                 def disk_full():
@@ -291,6 +308,85 @@ def run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
         # the fault must have struck: a plan entry left over means the case tested nothing
         assert fleet.books[case.target].faults.take(case.phase) is None, f"{case.id}: the fault never struck"
     return result
+
+
+class _SlowDown(BaseHTTPRequestHandler):
+    """An S3 endpoint in trouble: every request gets 503 SlowDown, S3's own throttling answer."""
+
+    def _refuse(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        self.send_response(503)
+        self.send_header("content-type", "application/xml")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _refuse
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+_S3: dict = {}
+
+
+@contextlib.contextmanager
+def s3_endpoints(work: Path):
+    """(client of moto's S3 server with a fresh bucket, client of an endpoint answering 503, bucket name).
+
+    moto runs as its own process on loopback (a real HTTP S3 API) and lives across the case's runs."""
+    import boto3
+    from botocore.config import Config
+
+    if "moto" not in _S3:
+        port = _free_port_block(1)
+        exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+        _S3["moto"] = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+        _S3["moto_url"] = f"http://127.0.0.1:{port}"
+        failing = ThreadingHTTPServer(("127.0.0.1", 0), _SlowDown)
+        threading.Thread(target=failing.serve_forever, daemon=True).start()
+        _S3["failing"] = failing
+    creds = {"aws_access_key_id": "fault-key-id", "aws_secret_access_key": "fault-secret", "region_name": "us-east-1"}
+    quick = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
+    healthy = boto3.client("s3", endpoint_url=_S3["moto_url"], config=quick, **creds)
+    failing = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{_S3['failing'].server_address[1]}", config=quick,
+                           **creds)
+    bucket = "fault-" + work.name.lower()
+    for _ in range(100):
+        try:
+            healthy.head_bucket(Bucket=bucket)
+            break
+        except Exception:   # noqa: BLE001 — not up yet, or no bucket yet
+            try:
+                healthy.create_bucket(Bucket=bucket)
+                break
+            except Exception:   # noqa: BLE001
+                time.sleep(0.1)
+    yield healthy, failing, bucket
+
+
+def stop_s3() -> None:
+    if "moto" in _S3:
+        os.killpg(_S3["moto"].pid, signal.SIGTERM)
+        _S3["moto"].wait(timeout=10)
+        _S3["failing"].shutdown()
+        _S3.clear()
+
+
+def _bucket_note(client, bucket: str, settings: Settings) -> str:
+    """What the bucket holds after the rerun: every stored clip's object, its SHA-256 as its key names it."""
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    clips = [k for k in keys if "/clips/" in k]
+    import hashlib
+
+    verified = sum(hashlib.sha256(client.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest()
+                   == Path(k).stem for k in clips)
+    return f"bucket holds {len(clips)} clips, {verified} with the SHA-256 their key names"
 
 
 def start_fault_fleet(work: Path) -> Fleet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.harness import CASES, run_case, run_kill_loop, start_fault_fleet
+from tests.faults.harness import CASES, run_case, run_kill_loop, start_fault_fleet, stop_s3
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +23,7 @@ def fleet(tmp_path_factory):
     fleet = start_fault_fleet(tmp_path_factory.mktemp("fault-fleet"))
     yield fleet
     fleet.stop()
+    stop_s3()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -36,6 +37,10 @@ def test_fault_loses_no_segment_and_pays_nothing_twice(case, fleet, tmp_path):
         assert result.errors and "storing failed" in result.errors[0]
     if case.id == "store-full":
         assert "No space left" in result.errors[0] or "too large" in result.errors[0]
+    if case.id == "s3-errors":
+        assert result.runs == 2 and result.submissions == 2
+        assert result.errors and all("storing failed: S3 upload to s3://" in e and "503" in e for e in result.errors), result.errors
+        assert result.note == "bucket holds 2 clips, 2 with the SHA-256 their key names", result.note
 
 
 def test_sigkill_at_random_points_then_rerun_pays_each_segment_once(tmp_path):
