@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -72,7 +74,7 @@ def main() -> int:
 
     catalog = yaml.safe_load((ROOT / "data" / "catalog.yaml").read_text())
     catalog["models"]["veo-3-1-fast"]["concurrency"] = args.concurrency
-    sim_catalog = Path(ROOT / ".capacity-sim-catalog.yaml")
+    sim_catalog = Path(tempfile.mkdtemp(prefix="capacity-sim-")) / "catalog.yaml"
     sim_catalog.write_text(yaml.safe_dump(catalog, sort_keys=False))
     env = {"VIDEO_PIPELINE_TIME_SCALE": str(scale), "VIDEO_PIPELINE_EXECUTOR": "in_process"}
     try:
@@ -81,7 +83,7 @@ def main() -> int:
             stack.activate()
             result = simulate(stack, fleet, args, sim_catalog)
     finally:
-        sim_catalog.unlink(missing_ok=True)
+        shutil.rmtree(sim_catalog.parent, ignore_errors=True)
     print(json.dumps(result, indent=2))
     return 0 if result["segments_succeeded"] == result["segments"] and result["runs_succeeded"] == args.campaigns else 1
 
