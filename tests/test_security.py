@@ -4,6 +4,7 @@ no subprocess goes through a shell, and API keys never reach anything a run writ
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib
 import os
 import subprocess
@@ -71,6 +72,22 @@ def test_a_host_the_operator_configured_is_allowed_even_on_loopback_over_http():
     policy.check("http://127.0.0.1:8712/files/a.mp4")
     with pytest.raises(DownloadRefused):          # the same host on another port is not what was configured
         policy.check("http://127.0.0.1:8713/files/a.mp4")
+
+
+def test_extra_result_domains_are_allowed_with_the_same_https_and_public_address_rules():
+    table = {"media.cdn-example.net": ["93.184.216.34"], "inner.cdn-example.net": ["10.1.2.3"]}
+    policy = dataclasses.replace(
+        DownloadPolicy.from_env({"VIDEO_PIPELINE_MODE": "live", "VIDEO_PIPELINE_DOWNLOAD_HOSTS": " cdn-example.net, "}),
+        resolve=resolver(table))
+    policy.check("https://media.cdn-example.net/out.mp4")
+    with pytest.raises(DownloadRefused, match="https only"):
+        policy.check("http://media.cdn-example.net/out.mp4")
+    with pytest.raises(DownloadRefused, match="non-public address"):
+        policy.check("https://inner.cdn-example.net/out.mp4")
+    with pytest.raises(DownloadRefused, match="VIDEO_PIPELINE_DOWNLOAD_HOSTS"):
+        LIVE.check("https://example.com/a.mp4")               # the refusal says how to allow a CDN
+    with pytest.raises(DownloadRefused, match="VIDEO_PIPELINE_DOWNLOAD_HOSTS: 'https://x' is not a domain"):
+        DownloadPolicy.from_env({"VIDEO_PIPELINE_MODE": "live", "VIDEO_PIPELINE_DOWNLOAD_HOSTS": "https://x"})
 
 
 def test_refusals_never_show_a_signed_urls_query_string():

@@ -3,8 +3,8 @@
 In live mode an output URL is fetched only when
 - its origin (scheme, host, port) is one the operator configured explicitly with a
   `VIDEO_PIPELINE_<PROVIDER>_BASE_URL` (a proxy, a region, a fake on loopback): any scheme and address, or
-- it is https, its host is one of the providers' known API or result hosts (`KNOWN_HOST_SUFFIXES`), and every
-  address that host resolves to is public (never private, loopback, link-local, reserved or multicast).
+- it is https, its host is one of the providers' known API or result hosts (`KNOWN_HOST_SUFFIXES`, plus any
+  domains listed in `VIDEO_PIPELINE_DOWNLOAD_HOSTS`), and every address that host resolves to is public (never private, loopback, link-local, reserved or multicast).
 In local and fake modes, provider outputs are local files or come from fakes on loopback: only loopback hosts.
 Redirects are checked at every hop (store.fetch follows them itself). Size caps are the caller's (store.fetch).
 """
@@ -33,6 +33,8 @@ KNOWN_HOST_SUFFIXES: dict[str, tuple[str, ...]] = {
     "elevenlabs": ("elevenlabs.io",),
 }
 BASE_URL_SUFFIX = "_BASE_URL"
+#: comma-separated extra domains results may come from (a provider's CDN not listed above), same https/public rules
+EXTRA_HOSTS_VARIABLE = "VIDEO_PIPELINE_DOWNLOAD_HOSTS"
 
 
 class DownloadRefused(ProviderError):
@@ -85,7 +87,8 @@ class DownloadPolicy:
 
     @classmethod
     def from_env(cls, environ=None) -> "DownloadPolicy":
-        """The policy for this process: its mode, and every `VIDEO_PIPELINE_<PROVIDER>_BASE_URL` as configured."""
+        """The policy for this process: its mode, every `VIDEO_PIPELINE_<PROVIDER>_BASE_URL` as configured, and the
+        extra result domains of `VIDEO_PIPELINE_DOWNLOAD_HOSTS`."""
         env = os.environ if environ is None else environ
         mode = (env.get("VIDEO_PIPELINE_MODE") or "local").strip() or "local"
         configured = set()
@@ -95,7 +98,16 @@ class DownloadPolicy:
                     configured.add(_origin(value.strip()))
                 except DownloadRefused:
                     continue
-        return cls(mode=mode, configured=frozenset(configured))
+        extra = []
+        for entry in (env.get(EXTRA_HOSTS_VARIABLE) or "").split(","):
+            domain = entry.strip().lower().lstrip("*").strip(".")
+            if not domain:
+                continue
+            if "/" in domain or ":" in domain or "." not in domain:
+                raise DownloadRefused(f"{EXTRA_HOSTS_VARIABLE}: {entry.strip()!r} is not a domain; expected "
+                                      "comma-separated domains such as cdn.example.com")
+            extra.append(domain)
+        return cls(mode=mode, configured=frozenset(configured), known_suffixes=cls.known_suffixes + tuple(extra))
 
     def check(self, url: str) -> None:
         """Raise DownloadRefused unless `url` may be fetched; called for the first URL and for every redirect."""
@@ -114,7 +126,8 @@ class DownloadPolicy:
         if scheme != "https":
             raise DownloadRefused(f"refusing to download {shown}: live downloads use https only")
         if not any(host == s or host.endswith("." + s) for s in self.known_suffixes):
-            raise DownloadRefused(f"refusing to download {shown}: {host} is not a known provider host; set "
+            raise DownloadRefused(f"refusing to download {shown}: {host} is not a known provider host; add its "
+                                  f"domain to {EXTRA_HOSTS_VARIABLE} (https, public addresses only) or set "
                                   "VIDEO_PIPELINE_<PROVIDER>_BASE_URL to allow a host explicitly")
         private = [a for a in addresses if not _is_public(a)]
         if private:
