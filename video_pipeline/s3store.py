@@ -207,6 +207,14 @@ class S3ClipStore(ClipStore):
                 clips.at[i, "clip_path"] = str(self.local_copy(row["clip_uri"]))
         return clips
 
+    def output_key(self, campaign: str, path: Path) -> str:
+        return f"{self.prefix}/outputs/{campaign}/{path.name}"
+
+    def link_for(self, path: Path) -> str:
+        """The report's link to a published output file (`data/outputs/<campaign>/<name>`): a presigned URL, so a
+        report opened away from the machine that made it still plays and shows everything."""
+        return self.link(self.output_key(path.parent.name, path))
+
     def publish_outputs(self, outputs: pd.DataFrame) -> pd.DataFrame:
         """Upload each finished video and its side files to `<prefix>/outputs/<campaign>/`; the table's
         output_uri becomes the video's s3:// URI and `output_link` a presigned URL to it."""
@@ -220,7 +228,7 @@ class S3ClipStore(ClipStore):
                 if not isinstance(value, str) or not value:
                     continue
                 path = Path(value)
-                key = f"{self.prefix}/outputs/{row['campaign']}/{path.name}"
+                key = self.output_key(row["campaign"], path)
                 self.upload(path, key, CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
                 if column == "output_path":
                     outputs.at[i, "output_uri"] = self.uri_for_key(key)

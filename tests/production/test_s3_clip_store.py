@@ -63,3 +63,24 @@ def test_a_large_file_goes_up_in_parts_and_s3_reports_the_checksum_of_what_was_s
     response = httpx.get(link, timeout=30)
     assert response.status_code == 200
     assert hashlib.sha256(response.content).hexdigest() == file_sha256(big) == uploaded.sha256
+
+
+def test_the_reports_links_to_published_outputs_are_presigned_urls_that_fetch_the_files(s3_client, bucket, tmp_path):
+    import pandas as pd
+
+    store = S3ClipStore(s3_client, bucket, "studio", tmp_path / "cache")
+    folder = tmp_path / "outputs" / "launch"
+    folder.mkdir(parents=True)
+    video = small_clip(folder / "teaser.mp4")
+    poster = folder / "teaser.poster.png"
+    poster.write_bytes(b"\x89PNG\r\n\x1a\n poster bytes")
+    outputs = pd.DataFrame([{"campaign": "launch", "state": "assembled", "output_path": str(video),
+                             "poster": str(poster)}])
+
+    published = store.publish_outputs(outputs)
+
+    for path in (video, poster):
+        link = store.link_for(path)
+        assert link.startswith(s3_client.meta.endpoint_url) and "Signature" in link
+        assert httpx.get(link, timeout=30).content == path.read_bytes()
+    assert httpx.get(published.loc[0, "output_link"], timeout=30).content == video.read_bytes()
