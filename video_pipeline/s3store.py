@@ -220,6 +220,8 @@ class S3ClipStore(ClipStore):
         output_uri becomes the video's s3:// URI and `output_link` a presigned URL to it."""
         outputs = outputs.copy()
         outputs["output_link"] = None
+        if "output_uri" not in outputs:
+            outputs["output_uri"] = None
         for i, row in outputs.iterrows():
             if row.get("state") != "assembled":
                 continue
