@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Failure,
     MetadataValue,
     Output,
     asset,
@@ -16,12 +15,11 @@ from dagster import (
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
-from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import assembled_outputs as assemble
 
 from .metadata import OWNERS, markdown_table
-from .partitions import campaign_partitions
+from .partitions import active_campaign, campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
 TARGET_LUFS = -14.0
@@ -48,10 +46,7 @@ def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame
                       pipeline: PipelineConfig, clip_storage: ClipStorage):
     watch = Stopwatch()
     settings = pipeline.settings()
-    try:
-        campaign = load_active(settings, context.partition_key)
-    except (*INVALID, FileNotFoundError) as exc:
-        raise Failure(description=str(exc)) from None
+    campaign = active_campaign(context, settings)
     store = clip_storage.store(settings)
     # another machine's clips are fetched from the store first; finished files are kept where the store keeps things
     frame = store.publish_outputs(assemble(store.localize(stored_clips), settings, campaign, narration_tracks))

@@ -1,5 +1,17 @@
 """One dynamic partition per campaign: the inbox sensor and `video-pipeline run` add them."""
 
-from dagster import DynamicPartitionsDefinition
+from dagster import AssetExecutionContext, DynamicPartitionsDefinition, Failure
+
+from video_pipeline.campaign import Campaign
+from video_pipeline.config import Settings
+from video_pipeline.intake import INVALID, load_active
 
 campaign_partitions = DynamicPartitionsDefinition(name="campaigns")
+
+
+def active_campaign(context: AssetExecutionContext, settings: Settings) -> Campaign:
+    """The partition's current campaign spec; a spec that no longer loads fails the step with its own message."""
+    try:
+        return load_active(settings, context.partition_key)
+    except (*INVALID, FileNotFoundError) as exc:
+        raise Failure(description=str(exc)) from None

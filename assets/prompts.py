@@ -2,15 +2,14 @@
 
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+from dagster import AssetExecutionContext, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import prompt_batches as build_prompt_batches
 
 from .metadata import OWNERS, markdown_table
-from .partitions import campaign_partitions
+from .partitions import active_campaign, campaign_partitions
 
 
 @asset(partitions_def=campaign_partitions, group_name="intake", kinds={"pandas", "parquet"}, owners=OWNERS,
@@ -21,10 +20,7 @@ def prompt_batches(context: AssetExecutionContext, pipeline: PipelineConfig) -> 
     """Reads the campaign's active spec (installed by the inbox sensor or `video-pipeline run`)."""
     watch = Stopwatch()
     settings = pipeline.settings()
-    try:
-        campaign = load_active(settings, context.partition_key)
-    except (*INVALID, FileNotFoundError) as exc:
-        raise Failure(description=str(exc)) from None
+    campaign = active_campaign(context, settings)
     frame = build_prompt_batches(campaign)
     context.log.info(f"{len(frame)} shot(s) in {len(campaign.videos)} video(s) from {campaign.source.file}")
     context.add_output_metadata({

@@ -2,16 +2,15 @@
 it cost, how long did each job take against its model's profile, which clips failed and why."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
-from video_pipeline.intake import INVALID, load_active
 from video_pipeline.report import campaign_report as write_campaign_report
 from video_pipeline.stages import Stopwatch
 
 from .metadata import OWNERS, markdown_table
-from .partitions import campaign_partitions
+from .partitions import active_campaign, campaign_partitions
 
 
 @asset(partitions_def=campaign_partitions, group_name="reporting", kinds={"html"}, owners=OWNERS,
@@ -24,10 +23,7 @@ def campaign_report(context: AssetExecutionContext, routed_job_plans: pd.DataFra
                     clip_storage: ClipStorage) -> MaterializeResult:
     watch = Stopwatch()
     settings = pipeline.settings()
-    try:
-        campaign = load_active(settings, context.partition_key)
-    except (*INVALID, FileNotFoundError) as exc:
-        raise Failure(description=str(exc)) from None
+    campaign = active_campaign(context, settings)
     # a store that serves files by URL (presigned S3 links) says how to link them; local files link relatively
     link_for = getattr(clip_storage.store(settings), "link_for", None)
     path = write_campaign_report(settings, context.partition_key, routed_job_plans, generated_segments,
