@@ -10,6 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .billing import OUTCOMES, BillingRule, FieldProblem
 from .errors import Problem
 from .taxonomy import TaskCategory
 
@@ -65,6 +66,7 @@ class ModelSpec(_Frozen):
     output_url_lifetime_seconds: int = Field(gt=0)
     retired_on: dt.date | None = None
     routes: list[Route] = Field(min_length=1)
+    billing: BillingRule = BillingRule()
 
     @model_validator(mode="after")
     def _priced_for_every_resolution(self) -> "ModelSpec":
@@ -75,10 +77,27 @@ class ModelSpec(_Frozen):
             raise ValueError("prices must be >= 0")
         if sorted(set(self.durations)) != self.durations or self.durations[0] <= 0:
             raise ValueError("durations must be positive and listed in increasing order")
+        self.billing.check_against(self.resolutions, self.durations, {r.provider for r in self.routes})
         return self
 
     def price(self, resolution: str) -> float:
         return self.price_per_second[resolution]
+
+    def cost(self, seconds: float, resolution: str) -> float:
+        """The estimate for a job of `seconds` at `resolution` that succeeds, under the model's billing rule."""
+        return self.billing.amount(self.price_per_second, seconds, resolution)
+
+    def charge(self, seconds: float, resolution: str, outcome: str, *, provider: str | None = None,
+               output_seconds: float | None = None) -> float:
+        """What the provider bills for a job that ended in `outcome` (succeeded, failed, failed-policy, canceled).
+
+        `output_seconds` replaces `seconds` for a rule billing the output's length; `provider` picks its override."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+        if not self.billing.charges(outcome, provider):
+            return 0.0
+        billed = output_seconds if self.billing.billed_seconds == "output" and output_seconds is not None else seconds
+        return self.billing.amount(self.price_per_second, billed, resolution)
 
     def is_retired(self, on: dt.date) -> bool:
         return self.retired_on is not None and on >= self.retired_on
@@ -101,6 +120,12 @@ class TtsSpec(_Frozen):
     price_source: str = Field(min_length=1)
     price_date: dt.date
 
+    def charge(self, chars: int) -> float:
+        """What narrating `chars` characters costs, in USD rounded to 4 decimals."""
+        if chars < 0:
+            raise ValueError(f"chars must be >= 0, not {chars!r}")
+        return round(self.price_per_1k_chars * chars / 1000, 4)
+
 
 class Catalog(BaseModel):
     models: dict[str, ModelSpec]
@@ -115,6 +140,12 @@ class Catalog(BaseModel):
 
     def capable(self, category: TaskCategory) -> list[ModelSpec]:
         return [m for m in self.models.values() if category in m.categories]
+
+
+def _named_field(err: dict) -> list[str]:
+    """The field a whole-model check blamed (a FieldProblem), which pydantic's location leaves out."""
+    field = getattr((err.get("ctx") or {}).get("error"), "field", None)
+    return field.split(".") if field else []
 
 
 def load_catalog(path: Path | str) -> Catalog:
@@ -138,7 +169,7 @@ def _load_cached(path: Path, _mtime: int) -> Catalog:
             models[model_id] = ModelSpec.model_validate({"id": model_id, **(entry or {})})
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
-                field = ".".join(str(p) for p in err["loc"])
+                field = ".".join([str(p) for p in err["loc"]] + _named_field(err))
                 problems.append(str(Problem(path.name, f"models.{model_id}{'.' + field if field else ''}", err["msg"])))
     tts: dict[str, TtsSpec] = {}
     for tts_id, entry in (raw.get("tts") or {}).items():

@@ -238,7 +238,7 @@ class _Planner:
                                   transform=shot.transform, audio=video.audio is not None, use_case=c.defaults.use_case)
             try:
                 decision = self.decide(self.task_for(video, shot, category), lambda m, si=si, shot=shot, category=category: (
-                    m.price(self.resolution) * sum(g for g, _ in split_seconds(
+                    sum(m.cost(g, self.resolution) for g, _ in split_seconds(
                         self.shot_seconds(video, si, shot, m, category, extra), m.durations))))
             except NoCapableModel as exc:
                 path = ("videos", vi, "shots", si, "model") if shot.model else ("videos", vi, "shots", si)
@@ -299,7 +299,7 @@ class _Planner:
                     image=shot.image, video=shot.video, audio=video.audio,
                     audio_offset_seconds=round(start, 3) if video.audio else 0.0, continuity=video.continuity,
                     transition=video.transition, chained_from=previous_key if chained else None, options=options,
-                    est_cost_usd=round(model.price(self.resolution) * generate, 4),
+                    est_cost_usd=model.cost(generate, self.resolution),
                     est_latency_seconds=latency.p50_seconds, p95_latency_seconds=latency.p95_seconds,
                     job_key=key,
                 ))
