@@ -1,6 +1,7 @@
 """Every video provider's fake on loopback at once, with the environment that points the live adapters at them.
 
 `video-pipeline fakes serve` runs this for demos; tests use it to run campaigns in live mode, offline.
+Every fake bills its jobs by the catalog's rules and answers GET /_fake/invoice with what it would charge.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from starlette.responses import JSONResponse
+
+from ...catalog import Catalog, CatalogError, load_catalog
+from ...config import Settings, SettingsError
+from .invoice import INVOICE_PATH, Tariff, combine, fetch_invoice, is_loopback
 from .jobs import JobBook
 from .server import FakeServer
 
@@ -45,6 +51,7 @@ def fixed_environment(base_port: int | None = None) -> dict[str, str]:
         env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = f"http://127.0.0.1:{base + i}"
         env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
     env.update(_webhook_environment(env["VIDEO_PIPELINE_FAL_BASE_URL"]))
+    env["VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL"] = env["VIDEO_PIPELINE_FAL_BASE_URL"]   # fal's request listing
     return env
 
 
@@ -76,10 +83,15 @@ class Fleet:
             env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
         if "fal" in self.servers:
             env.update(_webhook_environment(self.servers["fal"].url))
+            env["VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL"] = self.servers["fal"].url     # fal's request listing
         return env
 
     def duplicate_submissions(self) -> int:
         return sum(book.duplicate_submissions() for book in self.books.values())
+
+    def invoice(self) -> dict:
+        """Every fake's invoice summed: all lines, the totals, and each provider's (see fakes.invoice)."""
+        return combine({name: book.invoice() for name, book in self.books.items()})
 
     def stop(self) -> None:
         for book in self.books.values():
@@ -94,16 +106,59 @@ class Fleet:
         self.stop()
 
 
+class WithInvoice:
+    """A fake's ASGI app with GET /_fake/invoice answered from its book (to loopback callers); the rest passes on."""
+
+    def __init__(self, app, book: JobBook):
+        self.app, self.book = app, book
+
+    @property
+    def state(self):
+        return self.app.state       # tests read what the fake saw (`server.app.state.seen`)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope.get("path") != INVOICE_PATH:
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("",))[0]
+        if not is_loopback(str(client)):
+            response = JSONResponse({"detail": "the invoice is served to loopback callers only"}, status_code=403)
+        elif scope.get("method") != "GET":
+            response = JSONResponse({"detail": "method not allowed"}, status_code=405, headers={"Allow": "GET"})
+        else:
+            response = JSONResponse(self.book.invoice())
+        await response(scope, receive, send)
+
+
+def default_catalog() -> Catalog | None:
+    """The catalog the pipeline would use (VIDEO_PIPELINE_CATALOG / data dir); None when it cannot be read."""
+    try:
+        return load_catalog(Settings.from_env().catalog_file)
+    except (CatalogError, SettingsError, OSError):
+        return None     # the fakes still serve; their invoices flag every job as unpriced
+
+
+def fetch_fleet_invoice(base_port: int | None = None, providers: list[str] | None = None) -> dict:
+    """The summed invoice of a fleet served on consecutive ports (`video-pipeline fakes serve`)."""
+    env = fixed_environment(base_port)
+    return combine({name: fetch_invoice(env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"])
+                    for name in (providers or list(FAKE_CREDENTIALS))})
+
+
 def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_dir: Path | None = None,
-                base_port: int | None = None, latency_p95: float | None = None) -> Fleet:
+                base_port: int | None = None, latency_p95: float | None = None,
+                catalog: Catalog | None = None) -> Fleet:
     """Start one fake per provider (all by default) with jobs taking `latency` seconds (the median, when a
-    `latency_p95` makes them vary)."""
+    `latency_p95` makes them vary), billing by `catalog` (default: the pipeline's own)."""
     fleet = Fleet()
+    catalog = catalog if catalog is not None else default_catalog()
     for i, name in enumerate(providers or list(FAKE_CREDENTIALS)):
         module = importlib.import_module(f"video_pipeline.providers.fakes.{name}")
         book = JobBook(latency=latency, latency_p95=latency_p95, seed=i,
-                       work_dir=(work_dir / name) if work_dir else None, webhook_secret=FAKE_WEBHOOK_SECRET)
+                       work_dir=(work_dir / name) if work_dir else None, webhook_secret=FAKE_WEBHOOK_SECRET,
+                       pricing=Tariff(name, catalog), provider=name)
         kwargs = {kw: value for value, kw in FAKE_CREDENTIALS[name].values()}
-        server = FakeServer(module.create_app(book, **kwargs), port=(base_port + i) if base_port else None).start()
+        app = WithInvoice(module.create_app(book, **kwargs), book)
+        server = FakeServer(app, port=(base_port + i) if base_port else None).start()
         fleet.servers[name], fleet.books[name] = server, book
     return fleet

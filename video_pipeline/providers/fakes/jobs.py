@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ...media.render import ClipSpec, render_clip
+from .invoice import Pricing, invoice_of
 from .webhooks import FalSigner, StandardSigner, handshake, new_secret, post
 
 #: fault kinds: where they strike, and what the fake does
@@ -88,12 +89,16 @@ class JobBook:
     signed with `webhook_secret` (Standard Webhooks) or `webhook_key` (fal's Ed25519, public half in `jwks()`),
     both generated per book unless given. Every POST attempt lands in `deliveries` as (url, status or None);
     MiniMax's challenge POSTs land in `handshakes` instead.
+
+    Billing: `pricing` (see fakes.invoice; the fleet builds it from the catalog) prices each job, and `invoice()`
+    lists every job ever created, deleted ones and ones whose answer never reached the client included.
     """
 
     def __init__(self, latency: float = 0.3, faults: FaultPlan | None = None, url_lifetime: float = 3600,
                  render_height: int = 180, work_dir: Path | None = None, webhook_secret: str | None = None,
                  webhook_key: Ed25519PrivateKey | None = None, webhook_user_id: str = "fake-user",
-                 webhook_delay: float = 0.05, latency_p95: float | None = None, seed: int = 0):
+                 webhook_delay: float = 0.05, latency_p95: float | None = None, seed: int = 0,
+                 pricing: Pricing | None = None, provider: str = ""):
         self.latency = latency            # each job's latency: this, or the median of a log-normal when
         self.latency_p95 = latency_p95    # a p95 is given (latencies then vary like a real provider's)
         self._rng = random.Random(seed)
@@ -101,6 +106,9 @@ class JobBook:
         self.url_lifetime = url_lifetime
         self.render_height = render_height
         self.jobs: dict[str, FakeJob] = {}
+        self.created: list[FakeJob] = []   # every job in creation order; a deleted job is still billed
+        self.pricing = pricing
+        self.provider = provider
         self.submissions: Counter[str] = Counter()
         self.requests: list[tuple[str, str]] = []       # (method, path) of every call, in order
         # per model: jobs not yet finished when another was created, as the provider's account counts them
@@ -128,6 +136,7 @@ class JobBook:
                       fault=self.faults.take("job"), meta=meta)
         with self._lock:
             self.jobs[job.id] = job
+            self.created.append(job)
             self.submissions[job.body_sha256] += 1
             ends = self._running_until.setdefault(str(meta.get("model", "")), [])
             while ends and ends[0] <= job.created:
@@ -155,6 +164,12 @@ class JobBook:
 
     def get(self, job_id: str) -> FakeJob | None:
         return self.jobs.get(job_id)
+
+    def invoice(self, now: float | None = None) -> dict:
+        """What the provider bills for every job created so far (see fakes.invoice for the shape)."""
+        with self._lock:
+            jobs = list(self.created)
+        return invoice_of(jobs, self.pricing, self.provider, now)
 
     def expires_at(self, job: FakeJob) -> float:
         return job.created + job.latency + self.url_lifetime
