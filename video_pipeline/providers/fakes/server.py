@@ -8,6 +8,8 @@ import time
 
 import uvicorn
 
+from .faults import LoseAnswer
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -16,14 +18,15 @@ def free_port() -> int:
 
 
 class FakeServer:
-    """`with FakeServer(app) as server: server.url` serves `app` until the block ends."""
+    """`with FakeServer(app) as server: server.url` serves `app` until the block ends; `app` is wrapped in
+    LoseAnswer, so the lost-* faults work on every fake."""
 
     def __init__(self, app, port: int | None = None):
         self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="critical", lifespan="off",
-                                access_log=False)
+        config = uvicorn.Config(LoseAnswer(app), host="127.0.0.1", port=self.port, log_level="critical",
+                                lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"fake-{self.port}", daemon=True)
 
