@@ -26,10 +26,9 @@ class FieldProblem(ValueError):
 
 
 class BillingRule(BaseModel):
-    """One model's billing: the unit billed, the seconds counted, and whether failed or canceled jobs are charged.
+    """One model's billing: the unit billed, the seconds counted, and whether failed or canceled jobs are charged."""
 
-    Field order matters: each validator sees the fields above it (`unit` first)."""
-
+    # field order matters: each validator sees only the fields above it, so `unit` comes first
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     unit: Literal["second", "clip", "request"] = "second"

@@ -89,9 +89,8 @@ class ModelSpec(_Frozen):
 
     def charge(self, seconds: float, resolution: str, outcome: str, *, provider: str | None = None,
                output_seconds: float | None = None) -> float:
-        """What the provider bills for a job that ended in `outcome` (succeeded, failed, failed-policy, canceled).
-
-        `output_seconds` replaces `seconds` for a rule billing the output's length; `provider` picks its override."""
+        """What the provider bills for a job that ended in `outcome` (succeeded, failed, failed-policy, canceled);
+        `output_seconds` counts instead of `seconds` under `billed_seconds: output`, `provider` picks its override."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
         if not self.billing.charges(outcome, provider):

@@ -1,13 +1,6 @@
 """What a fake provider bills: every job it created, priced by the catalog's billing rules.
 
-An invoice (`JobBook.invoice()`, served as JSON at GET /_fake/invoice by the fleet) is
-`{provider, currency, jobs, total_usd, pending_usd, unpriced_jobs, lines}`; each line is
-`{provider, job_id, provider_model, model, seconds, resolution, state, fault, outcome, amount_usd, pending_usd,
-credits, flags}`. `state` is the job's phase now (succeeded, failed, canceled, queued, running); a finished job's
-charge is `amount_usd`, an unfinished one's price if it succeeds is `pending_usd`, kept out of `total_usd`.
-Flags: `unknown-model` (no catalog model for that provider model id: billed nothing), `resolution-assumed` (the
-fake keeps no resolution for the job: the model's lowest was used), `resolution-unpriced`, `unpriceable`.
-"""
+`JobBook.invoice()` (served by the fleet as JSON at GET /_fake/invoice) is built by `invoice_of`, shape below."""
 
 from __future__ import annotations
 
@@ -118,6 +111,12 @@ class Tariff:
         return Quote(spec.id, resolution, amount, spec.billing.credits(amount), flags)
 
 
+# An invoice is {provider, currency, jobs, total_usd, pending_usd, unpriced_jobs, lines}; a line is {provider, job_id,
+# provider_model, model, seconds, resolution, state, fault, outcome, amount_usd, pending_usd, credits, flags}.
+# `state` is the job's phase now; a finished job's charge is `amount_usd`, an unfinished one's price if it succeeds
+# is `pending_usd`, kept out of `total_usd` because nothing is owed yet. Flags: unknown-model (no catalog model for
+# that provider model id: billed nothing), resolution-assumed (the fake keeps no resolution for the job: the
+# model's lowest is used), resolution-unpriced, unpriceable.
 def _line(job: "FakeJob", pricing: Pricing | None, provider: str, now: float) -> dict:
     phase = job.phase(now)
     outcome = outcome_of(job, phase)
