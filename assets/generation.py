@@ -17,12 +17,13 @@ from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from resources.storage import ClipStorage
 from video_pipeline.engine import CampaignAborted
+from video_pipeline.spend import campaign_spend, spent_words
 from video_pipeline.stages import Stopwatch, job_ledger
 from video_pipeline.stages import generated_segments as run_generation
 from video_pipeline.stages import stored_clips as store_outputs
 
 from .metadata import OWNERS, latency_by_model, markdown_table, models_used
-from .partitions import campaign_partitions
+from .partitions import active_campaign, campaign_partitions
 
 
 @asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python", "parquet"}, owners=OWNERS,
@@ -37,23 +38,40 @@ def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.Data
     settings = pipeline.settings()
     catalog = pipeline.catalog()
 
+    budget = active_campaign(context, settings).budget_usd
+
     def on_change(outcome) -> None:
-        if outcome.state in ("succeeded", "failed"):
+        if outcome.state in ("succeeded", "failed", "uncertain"):
             context.log.info(f"{outcome.video_id}[{outcome.segment_index}] {outcome.state} on {outcome.model} "
                              f"after {outcome.latency_seconds:.1f}s" + (f": {outcome.error}" if outcome.error else ""))
 
     try:
-        frame = run_generation(routed_job_plans, catalog, settings, providers.registry(settings, catalog), on_change)
+        frame = run_generation(routed_job_plans, catalog, settings, providers.registry(settings, catalog), on_change,
+                               budget_usd=budget)
     except CampaignAborted as exc:
         raise Failure(description=f"campaign stopped: {exc}") from None
     ok = frame[frame["state"] == "succeeded"]
-    failed = frame[frame["state"] != "succeeded"]
+    failed = frame[frame["state"] == "failed"]
+    uncertain = frame[frame["state"] == "uncertain"]
+    ledger = job_ledger(settings)
+    try:
+        spend = campaign_spend(ledger, context.partition_key)
+    finally:
+        ledger.dispose()
+    for row in uncertain.itertuples():
+        context.log.warning(f"{row.video_id}[{row.segment_index}]: {row.error}")
     context.add_output_metadata({
         "dagster/row_count": len(frame),
         "succeeded": len(ok),
         "failed": len(failed),
+        "uncertain": len(uncertain),
         "est_cost_usd": MetadataValue.float(round(float(routed_job_plans["est_cost_usd"].sum()), 4)),
-        "cost_usd": MetadataValue.float(round(float(ok["cost_usd"].sum()), 4)),
+        # the campaign's bill from the ledger, whichever run paid each job (a reuse adds nothing)
+        "cost_usd": MetadataValue.float(spend.total("actual_usd")),
+        "paid_this_run_usd": MetadataValue.float(round(float(frame.loc[frame["paid"], "cost_usd"].sum()), 4)),
+        "reserved_usd": MetadataValue.float(spend.total("reserved_usd")),
+        "uncertain_usd": MetadataValue.float(spend.total("uncertain_usd")),
+        "spend": MetadataValue.text(spent_words(spend)),
         "wall_seconds": watch.seconds,
         "latency_by_model": latency_by_model(ok),
         "models": models_used(ok),

@@ -65,7 +65,7 @@ def run(settings, fleet, wrong_key: bool = False):
 
 
 @pytest.mark.parametrize("phase, fault", [
-    ("submit", "429"), ("submit", "429-no-retry-after"), ("submit", "503"), ("submit", "reset"),
+    ("submit", "429"), ("submit", "429-no-retry-after"),
     ("poll", "500"), ("poll", "reset"), ("poll", "429"),
 ])
 def test_transient_http_faults_are_retried_and_the_clip_is_paid_once(settings, fleet, phase, fault):
@@ -73,6 +73,19 @@ def test_transient_http_faults_are_retried_and_the_clip_is_paid_once(settings, f
     outcome, clip = run(settings, fleet)
     assert (outcome["state"], outcome["model"], clip["state"]) == ("succeeded", "veo-3-1-fast", "stored")
     assert fleet.books["gemini"].total_submissions == 1 and fleet.duplicate_submissions() == 0
+
+
+@pytest.mark.parametrize("fault", ["503", "reset"])
+def test_submit_whose_answer_is_lost_is_uncertain_and_never_sent_again(settings, fleet, fault):
+    # A 5xx or a reset after the request left may hide a created job; Gemini's API cannot be searched for it.
+    fleet.books["gemini"].faults.add("submit", fault)
+    outcome, clip = run(settings, fleet)
+    assert (outcome["state"], outcome["model"], clip["state"]) == ("uncertain", "veo-3-1-fast", "uncertain")
+    assert "video-pipeline resolve" in outcome["error"] and "gemini" in outcome["error"]
+    assert sum(book.total_submissions for book in fleet.books.values()) == 0   # no resend, no fallback
+    outcome, _ = run(settings, fleet)                        # a rerun does not guess either
+    assert outcome["state"] == "uncertain"
+    assert sum(book.total_submissions for book in fleet.books.values()) == 0
 
 
 def test_retryable_job_failure_is_submitted_again_on_the_same_model(settings, fleet):

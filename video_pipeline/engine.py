@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,19 +12,41 @@ from pathlib import Path
 from typing import Callable
 
 from .campaign import resolve_reference
-from .catalog import Catalog
-from .errors import ProviderError
+from .catalog import Catalog, ModelSpec
+from .errors import ProviderError, SubmitUncertain
 from .ledger import TAKEN, JobLedger, JobRow
 from .media.render import extract_last_frame
 from .planner import SegmentPlan
 from .polling import PollPolicy  # noqa: F401  (re-exported: the engine's public poll policy)
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
+from .providers.http import SEND_HOOK
 from .store import fetch
+
+#: clock skew allowed between us and a provider when a lost submit is looked up in its listing
+LOOKUP_SKEW = dt.timedelta(minutes=2)
+#: how long after a lost answer a provider's listing that shows no job is believed: a slow provider may still be
+#: creating it (scaled like the provider's latencies, at least MIN_NOT_CREATED_GRACE)
+NOT_CREATED_GRACE = dt.timedelta(minutes=2)
+MIN_NOT_CREATED_GRACE = dt.timedelta(seconds=3)
+#: words of a failed job's reason that mark a content-policy refusal (some providers bill those)
+POLICY_HINTS = ("policy", "moderation", "safety", "sensitive", "risk control", "content security", "nsfw",
+                "responsible ai", "rai")
+
+
+def estimate_usd(spec: ModelSpec, seconds: float, resolution: str) -> float:
+    """What a job of this length costs at the catalog's billing rule."""
+    return round(spec.cost(seconds, resolution), 4)
+
+
+def charge_usd(spec: ModelSpec, seconds: float, resolution: str, outcome: str, provider: str) -> float:
+    """What `provider` bills for a job that ended as `outcome` (succeeded, failed, failed-policy, canceled)."""
+    return round(spec.charge(seconds, resolution, outcome, provider=provider), 4)
 
 OUTCOME_COLUMNS = [
     "campaign", "video_id", "segment_index", "job_key", "state", "model", "planned_model", "provider",
     "provider_job_id", "attempts", "fallbacks_taken", "latency_seconds", "cost_usd", "output_url",
     "url_expires_at", "error", "reused", "resumed", "seconds", "generate_seconds", "target_seconds", "resolution", "aspect_ratio",
+    "est_cost_usd", "paid", "settled",
 ]
 
 
@@ -52,6 +75,9 @@ class SegmentOutcome:
     target_seconds: float = 0.0
     resolution: str = ""
     aspect_ratio: str = ""
+    est_cost_usd: float = 0.0     # the plan's estimate for this segment's job
+    paid: bool = False            # money went to a provider for this outcome in this run (not local, not reused)
+    settled: str = ""             # how an uncertain submit was settled: found at the provider, not created, …
 
     def row(self) -> dict:
         return asdict(self)
@@ -72,7 +98,7 @@ class JobEngine:
                  max_attempts: int = 3, poll: PollPolicy | None = None, seed: int = 0,
                  on_change: Callable[[SegmentOutcome], None] | None = None,
                  on_attempt: Callable[..., None] | None = None, ledger: JobLedger | None = None,
-                 webhooks: bool = False, event_check_seconds: float = 0.25):
+                 webhooks: bool = False, event_check_seconds: float = 0.25, budget_usd: float | None = None):
         self.catalog = catalog
         self.registry = registry
         self.data_dir = data_dir
@@ -87,6 +113,8 @@ class JobEngine:
         self.ledger = ledger
         self.webhooks = webhooks
         self.event_check_seconds = event_check_seconds
+        self.budget_usd = budget_usd          # every submission reserves against it (None: no budget)
+        self._lag: dict[str, float] = {}      # per job id: real seconds the event loop overslept while waiting
 
     def _slot(self, model: str) -> asyncio.Semaphore:
         if model not in self._slots:
@@ -143,6 +171,7 @@ class JobEngine:
                               job_key=seg.job_key, model=model, planned_model=seg.model, seconds=seg.seconds,
                               generate_seconds=seg.generate_seconds, target_seconds=seg.target_seconds,
                               resolution=seg.resolution, aspect_ratio=seg.aspect_ratio,
+                              est_cost_usd=float(seg.est_cost_usd or 0.0),
                               **{"state": JobState.QUEUED.value, **kw})
 
     def _request(self, seg: SegmentPlan, model: str, route_model_id: str, seed_image: Path | None) -> GenerationRequest:
@@ -165,26 +194,51 @@ class JobEngine:
                 # Another run claimed this exact request between our check and our claim: share its job.
                 await asyncio.sleep(0.05)
 
+    async def _settle_ledger(self, seg: SegmentPlan, seed_image: Path | None, outcome: SegmentOutcome,
+                             abort: asyncio.Event) -> SegmentOutcome | JobRow | None:
+        """What the ledger already knows of this job key, before anything is sent: a finished outcome (reused,
+        uncertain, given up), a job in flight to resume, or None (nothing: submit)."""
+        ledger = self.ledger
+        # Another run submitting the identical request right now (its lease moves while it waits for the
+        # answer): wait for its job id, then share the job.
+        while ledger.submitting_elsewhere(seg.job_key):
+            await asyncio.sleep(0.1)
+        ledger.settle_orphaned_submits(seg.job_key)
+        hit = ledger.reusable(seg.job_key)
+        if hit is not None:
+            return self._reused(outcome, hit)
+        try:
+            refreshed = await self._refresh_unkept(seg.job_key)
+        except ProviderError as exc:
+            if exc.kind == ProviderError.FATAL:   # the provider that was paid is not configured now: never repay
+                return self._fatal(outcome, exc, abort)
+            outcome.state = JobState.FAILED.value
+            outcome.error = (f"the clip of job {exc.job_id or '?'} was paid for but its provider could not give a "
+                             f"fresh URL now ({exc}); nothing was paid again, run the campaign again later")
+            return outcome
+        if refreshed is not None:
+            return self._reused(outcome, refreshed)
+        given_up = ledger.abandoned_by_operator(seg.job_key)
+        if given_up is not None:
+            outcome.state, outcome.model = JobState.FAILED.value, given_up.model
+            outcome.error = (f"an operator abandoned this segment ({given_up.resolution}); "
+                             f"`video-pipeline resolve --job {given_up.id} --resubmit` generates it again")
+            return outcome
+        for row in ledger.uncertain_rows(job_key=seg.job_key):
+            if not await self._reconcile(seg, row, seed_image, outcome):
+                return self._uncertain(outcome, ledger.row(row.id) or row)
+        return ledger.in_flight(seg.job_key)
+
     async def _run_segment_once(self, seg: SegmentPlan, seed_image: Path | None,
                                 abort: asyncio.Event) -> SegmentOutcome:
         outcome = self._outcome(seg, seg.model)
         started = time.monotonic()
         resume: JobRow | None = None
         if self.ledger is not None:
-            # Another run submitting the identical request right now: wait for its job id, then share the job.
-            while self.ledger.submitting_elsewhere(seg.job_key):
-                await asyncio.sleep(0.1)
-            hit = self.ledger.reusable(seg.job_key)
-            if hit is not None:
-                return self._reused(outcome, hit)
-            try:
-                refreshed = await self._refresh_expired(seg.job_key)
-            except ProviderError as exc:   # the provider that was paid is not configured now: stop, never repay
-                return self._fatal(outcome, exc, abort)
-            if refreshed is not None:
-                return self._reused(outcome, refreshed)
-            self.ledger.abandon_unsubmitted(seg.job_key)
-            resume = self.ledger.in_flight(seg.job_key)
+            known = await self._settle_ledger(seg, seed_image, outcome, abort)
+            if isinstance(known, SegmentOutcome):
+                return known
+            resume = known
         chain = [seg.model, *seg.fallbacks]
         if resume is not None and resume.model not in chain:
             chain.insert(0, resume.model)
@@ -207,7 +261,10 @@ class JobEngine:
                     return self._fatal(outcome, exc, abort)
                 continue
             outcome.provider = provider.name
-            for attempt in range(1, self.max_attempts + 1):
+            spec = self.catalog.get(model)
+            attempt = 0
+            while attempt < self.max_attempts:
+                attempt += 1
                 outcome.attempts += 1
                 outcome.provider_job_id = ""
                 attempt_started = time.monotonic()
@@ -220,10 +277,11 @@ class JobEngine:
                             resume = None
                             status = await self._wait(seg, model, provider, outcome.provider_job_id, outcome, row_id)
                         else:
-                            row_id = await self._take_slot(seg, model, provider.name, outcome.attempts)
+                            reserve = estimate_usd(spec, seg.generate_seconds, seg.resolution)
+                            row_id = await self._take_slot(seg, model, provider.name, outcome.attempts, reserve)
                             request = self._request(seg, model, route_model_id, seed_image)
                             try:
-                                job_id = await provider.submit(request)
+                                job_id = await self._submit(provider, request, row_id)
                             except ProviderError:
                                 raise
                             except Exception as exc:  # an adapter that cannot build this request: not this model
@@ -235,10 +293,28 @@ class JobEngine:
                             outcome.state = JobState.QUEUED.value
                             self.on_change(outcome)
                             status = await self._wait(seg, model, provider, job_id, outcome, row_id)
+                except SubmitUncertain as exc:
+                    outcome.error = str(exc)
+                    if self.ledger is None or row_id is None:
+                        return self._uncertain(outcome, None)
+                    self.ledger.uncertain(row_id, since=exc.sent_at, until=exc.failed_at,
+                                          fingerprint=exc.fingerprint, error=str(exc))
+                    row = self.ledger.row(row_id)
+                    if row is None or not await self._reconcile(seg, row, seed_image, outcome):
+                        return self._uncertain(outcome, self.ledger.row(row_id) or row)
+                    resume = self.ledger.in_flight(seg.job_key)
+                    if resume is not None and resume.model != model:
+                        return await self._run_segment_once(seg, seed_image, abort)
+                    if resume is not None:
+                        attempt -= 1   # the job the lost answer created is this attempt: poll it
+                    continue
                 except ProviderError as exc:
                     outcome.error = str(exc)
                     if self.ledger is not None and row_id is not None:
-                        self.ledger.failed(row_id, error=str(exc), kind=exc.kind)
+                        billed = (charge_usd(spec, seg.generate_seconds, seg.resolution, _failure_outcome(exc),
+                                             provider.name)
+                                  if outcome.provider_job_id else 0.0)
+                        self.ledger.failed(row_id, error=str(exc), kind=exc.kind, cost_usd=billed)
                     if outcome.provider_job_id:
                         self.on_attempt(model, provider.name, None, False, exc.kind)
                     if exc.kind == ProviderError.FATAL:
@@ -247,14 +323,16 @@ class JobEngine:
                         break
                     await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
                     continue
-                spec = self.catalog.get(model)
-                measured = (time.monotonic() - attempt_started) / max(provider.latency_scale, 1e-9)
-                latency = round(status.latency_seconds or measured, 3)
+                latency = self._latency_sample(status, attempt_started, provider, outcome.provider_job_id)
                 self.on_attempt(model, provider.name, latency, True, None)
                 outcome.state = JobState.SUCCEEDED.value
                 outcome.error = None
                 outcome.latency_seconds = round(time.monotonic() - started, 3)
-                outcome.cost_usd = round(spec.price(seg.resolution) * seg.generate_seconds, 4)
+                billed = getattr(status, "billed_usd", None)
+                outcome.cost_usd = (round(billed, 4) if billed is not None
+                                    else charge_usd(spec, seg.generate_seconds, seg.resolution, "succeeded",
+                                               provider.name))
+                outcome.paid = provider.name != "local"
                 outcome.output_url = status.output_url
                 outcome.url_expires_at = status.url_expires_at.isoformat() if status.url_expires_at else None
                 if self.ledger is not None:
@@ -267,10 +345,100 @@ class JobEngine:
         self.on_change(outcome)
         return outcome
 
-    async def _refresh_expired(self, job_key: str) -> JobRow | None:
-        """A succeeded job whose URL expired before it was stored: ask its provider again for a fresh URL
-        (Runway and MiniMax re-issue them on a new query) instead of paying for the clip a second time."""
-        row = self.ledger.succeeded_unstored(job_key)
+    def _latency_sample(self, status, attempt_started: float, provider, job_id: str) -> float | None:
+        """The job's latency as the model's: the provider's own account when it gives one, else our wall clock,
+        unless this process was paused or starved while it waited (the sample would describe us, not the model)."""
+        lag = self._lag.pop(job_id, 0.0)
+        if status.latency_seconds is not None:
+            return round(status.latency_seconds, 3)
+        wall = time.monotonic() - attempt_started
+        if lag > max(1.0, 0.2 * wall):
+            return None
+        return round(wall / max(provider.latency_scale, 1e-9), 3)
+
+    async def _submit(self, provider, request: GenerationRequest, row_id: int | None) -> str:
+        """Send the job-creating request while renewing the `submitting` row's lease; the HTTP layer marks the
+        moment the request leaves (adapters that cannot tell are marked as sent before they are called)."""
+        if self.ledger is None or row_id is None:
+            return await provider.submit(request)
+        ledger = self.ledger
+        if not getattr(provider, "reports_sending", False):
+            ledger.sending(row_id)
+        stop = asyncio.Event()
+        every = max(0.05, ledger.submit_lease.total_seconds() / 4)
+
+        async def renew() -> None:
+            while True:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=every)
+                    return
+                except asyncio.TimeoutError:
+                    ledger.renew_submit(row_id)
+
+        renewing = asyncio.create_task(renew())
+        token = SEND_HOOK.set(lambda: ledger.sending(row_id))
+        try:
+            return await provider.submit(request)
+        finally:
+            SEND_HOOK.reset(token)
+            stop.set()
+            await renewing
+
+    async def _reconcile(self, seg: SegmentPlan, row: JobRow, seed_image: Path | None,
+                         outcome: SegmentOutcome) -> bool:
+        """Settle an uncertain submit with its provider where the provider lets us: the job it created, found in
+        its listing, is adopted (polled, paid once); a listing that still shows none after the grace period means
+        nothing was created. True when settled (either way, or by another run), False when it stays uncertain."""
+        try:
+            provider, route_model_id = self.registry.provider_named(row.provider, row.model)
+        except ProviderError:
+            return False
+        find = getattr(provider, "find_submitted", None)
+        if find is None:
+            return False
+        request = self._request(seg, row.model, route_model_id, seed_image)
+        since = (row.uncertain_since or row.sent_at or row.created_at) - LOOKUP_SKEW
+        until = (row.uncertain_until or row.heartbeat_at) + LOOKUP_SKEW
+        grace = max(MIN_NOT_CREATED_GRACE, NOT_CREATED_GRACE * min(1.0, provider.latency_scale))
+        believe_after = (row.uncertain_until or row.heartbeat_at) + grace
+        how = getattr(provider, "lookup", "the provider's listing")
+        while True:
+            try:
+                found = await find(request, since, until, self.ledger.known_job_ids(row.provider))
+            except ProviderError as exc:
+                outcome.error = f"uncertain: looking the job up by {how} failed: {exc}"
+                return False
+            if found:
+                settled = self.ledger.adopt(row.id, found, f"found by {how}")
+                outcome.settled = f"found by {how}" if settled else "settled by another run"
+                return True
+            wait = (believe_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if wait <= 0:
+                settled = self.ledger.release(row.id, f"not created: {how} shows no such job", possibly_charged=False)
+                outcome.settled = f"not created ({how} shows none)" if settled else "settled by another run"
+                return True
+            await asyncio.sleep(min(wait, 5.0))
+
+    def _uncertain(self, outcome: SegmentOutcome, row: JobRow | None) -> SegmentOutcome:
+        """A submit whose outcome is unknown and cannot be looked up: neither resent nor sent to a fallback."""
+        outcome.state = "uncertain"
+        if row is not None:
+            outcome.model, outcome.provider = row.model, row.provider
+            window = (f"{row.uncertain_since:%Y-%m-%d %H:%M:%S}–{row.uncertain_until:%H:%M:%S} UTC"
+                      if row.uncertain_since and row.uncertain_until else "an unknown time")
+            outcome.error = (f"uncertain: {row.provider} may have created a job for {row.model} at {window} "
+                             f"(ledger job {row.id}); nothing was sent again. Check the provider's console, then "
+                             f"`video-pipeline resolve --job {row.id} --adopt JOB_ID | --resubmit | --abandon`")
+        else:
+            outcome.error = f"uncertain: {outcome.error}; nothing was sent again"
+        self.on_change(outcome)
+        return outcome
+
+    async def _refresh_unkept(self, job_key: str) -> JobRow | None:
+        """A paid job whose clip is not kept (its URL expired or failed, or its stored file is gone): ask its
+        provider again for a fresh URL (Runway and MiniMax re-issue them) instead of paying a second time. When the
+        provider no longer has it, the row is marked lost with a note and the segment is generated again."""
+        row = self.ledger.paid_unkept(job_key)
         if row is None:
             return None
         provider, _ = self.registry.provider_named(row.provider, row.model)   # fatal when not configured
@@ -278,13 +446,15 @@ class JobEngine:
             refresh = getattr(provider, "refresh_output_url", provider.poll)
             status = await refresh(row.provider_job_id)
         except ProviderError as exc:
-            if exc.kind == ProviderError.FATAL:
-                raise
-            return None   # the provider no longer has the job: it must be generated again
-        if status.state != JobState.SUCCEEDED or not status.output_url:
+            if exc.kind in (ProviderError.FATAL, ProviderError.RETRYABLE):
+                raise ProviderError(str(exc), kind=exc.kind, provider=row.provider, job_id=row.provider_job_id) from exc
+            status = None
+        if status is None or status.state != JobState.SUCCEEDED or not status.output_url:
+            self.ledger.lost_clip(row.id, f"clip of job {row.provider_job_id} is no longer kept and {row.provider} "
+                                          "has no fresh URL for it: generated again")
             return None
         self.ledger.refreshed_url(row.id, status.output_url, status.url_expires_at)
-        return next((r for r in self.ledger.rows(job_key) if r.id == row.id), None)
+        return self.ledger.row(row.id)
 
     def _reused(self, outcome: SegmentOutcome, hit: JobRow) -> SegmentOutcome:
         """A job key that already succeeded: reuse its clip (or live URL) and pay nothing."""
@@ -295,6 +465,7 @@ class JobEngine:
         outcome.output_url = kept or hit.output_url
         outcome.url_expires_at = hit.url_expires_at.isoformat() if hit.url_expires_at and kept is None else None
         outcome.reused = True
+        outcome.cost_usd = 0.0
         self.on_change(outcome)
         return outcome
 
@@ -304,8 +475,10 @@ class JobEngine:
         self.on_change(outcome)
         return outcome
 
-    async def _take_slot(self, seg: SegmentPlan, model: str, provider: str, attempt: int) -> int | None:
-        """A concurrency slot for `model` shared by every run on this ledger (its account limit)."""
+    async def _take_slot(self, seg: SegmentPlan, model: str, provider: str, attempt: int,
+                         reserve_usd: float = 0.0) -> int | None:
+        """A concurrency slot for `model` shared by every run on this ledger (its account limit), with the job's
+        estimated cost reserved against the campaign's budget in the same transaction."""
         if self.ledger is None:
             return None
         limit = self.catalog.get(model).concurrency
@@ -313,7 +486,8 @@ class JobEngine:
         while True:
             row_id = self.ledger.try_begin(job_key=seg.job_key, campaign=seg.campaign, video_id=seg.video_id,
                                            segment_index=seg.segment_index, model=model, provider=provider,
-                                           attempt=attempt, limit=limit)
+                                           attempt=attempt, limit=limit, reserve_usd=reserve_usd,
+                                           budget_usd=self.budget_usd)
             if row_id == TAKEN:
                 raise _TakenElsewhere(seg.job_key)
             if row_id is not None:
@@ -335,7 +509,13 @@ class JobEngine:
         next_at = self.poll.first_poll(p50, p95)
         event_key = getattr(provider, "event_key", lambda j: j)(job_id)
         while True:
-            await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name, event_key)
+            planned = max(0.0, started + next_at * scale - time.monotonic())
+            slept_from = time.monotonic()
+            await self._sleep_or_event(planned, provider.name, event_key)
+            # a sleep that overran by far: this process was paused or starved, not the provider slow
+            overrun = time.monotonic() - slept_from - planned
+            if overrun > 0.5 + planned:
+                self._lag[job_id] = self._lag.get(job_id, 0.0) + overrun
             try:
                 status = await provider.poll(job_id)
             except ProviderError as exc:
@@ -375,6 +555,14 @@ class JobEngine:
             if self.ledger.latest_event(provider, job_id) is not None:
                 return
             await asyncio.sleep(min(self.event_check_seconds, max(end - time.monotonic(), 0)))
+
+
+def _failure_outcome(exc: ProviderError) -> str:
+    """How a failed job is billed: a content-policy refusal, a cancellation (stuck) or another failure."""
+    text = str(exc).lower()
+    if "cancelled" in text or "canceled" in text:
+        return "canceled"
+    return "failed-policy" if any(h in text for h in POLICY_HINTS) else "failed"
 
 
 def run_segments(engine: JobEngine, segments: list[SegmentPlan]) -> list[SegmentOutcome]:

@@ -37,11 +37,13 @@ class PlanningError(ValueError):
 
 
 class ProviderError(RuntimeError):
-    """A provider job failed. `kind` is retryable, terminal (for this model) or fatal (stop the campaign)."""
+    """A provider job failed. `kind` is retryable, terminal (for this model), fatal (stop the campaign) or
+    uncertain (a job-creating request left and its answer was lost: the provider may have created a paid job)."""
 
     RETRYABLE = "retryable"
     TERMINAL = "terminal"
     FATAL = "fatal"
+    UNCERTAIN = "uncertain"
 
     def __init__(self, message: str, kind: str = "retryable", provider: str = "", job_id: str = ""):
         self.kind = kind
@@ -49,6 +51,24 @@ class ProviderError(RuntimeError):
         self.job_id = job_id
         where = " ".join(x for x in (f"provider={provider}" if provider else "", f"job={job_id}" if job_id else "") if x)
         super().__init__(f"{message} ({where})" if where else message)
+
+
+class SubmitUncertain(ProviderError):
+    """A job-creating request was sent and no usable answer came back (timeout, reset, a proxy's 5xx): whether the
+    provider created (and will bill) the job is unknown, so it is never sent again on a guess."""
+
+    def __init__(self, message: str, *, sent_at, failed_at, fingerprint: str, provider: str = ""):
+        super().__init__(message, kind=ProviderError.UNCERTAIN, provider=provider)
+        self.sent_at = sent_at
+        self.failed_at = failed_at
+        self.fingerprint = fingerprint
+
+
+class BudgetExceeded(ProviderError):
+    """A submission would take the campaign past its `budget_usd`: refused before anything is sent."""
+
+    def __init__(self, message: str):
+        super().__init__(message, kind=ProviderError.FATAL)
 
 
 class MediaError(RuntimeError):

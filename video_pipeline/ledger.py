@@ -3,6 +3,11 @@
 One row per provider job (per attempt). The provider's job id is written the moment the provider returns it; a
 rerun finds in-flight jobs and resumes polling them, and reuses a job key that already succeeded. SQLite file
 by default, PostgreSQL by URL, the same code (SQLAlchemy Core). Webhook deliveries land in `job_events`.
+
+Money: each submission reserves its estimated cost against the campaign's budget in the transaction that claims
+the job key; a job whose submit outcome is unknown is `uncertain` (it counts as spent) until it is reconciled
+with the provider or an operator decides. `cost_usd` is what the provider bills for the job (its own figure where
+its answer carries one, else the catalog's billing rule); `estimated_usd` and `reserved_usd` are kept beside it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,19 @@ from urllib.parse import unquote, urlparse
 import sqlalchemy as sa
 
 from .db import aware, make_engine, metadata
+from .errors import BudgetExceeded
 
 IN_FLIGHT = ("submitting", "queued", "running")
+#: states whose job may be billed although its cost is not known yet: they hold their reservation
+HOLDING = (*IN_FLIGHT, "uncertain")
 TAKEN = -1   # try_begin: another run holds this job key
 #: a job in flight whose heartbeat is older than this holds no concurrency slot (its run died)
 LEASE = dt.timedelta(minutes=10)
-#: no provider takes longer than this to answer a submit: an older `submitting` row's run died mid-request
-SUBMIT_TIMEOUT = dt.timedelta(minutes=2)
+#: a `submitting` row's lease: the run that sends the request renews it every few seconds while it waits for the
+#: answer, so a slow answer is never mistaken for a dead run; a row older than this belongs to a run that died
+SUBMIT_LEASE = dt.timedelta(seconds=30)
+#: operator decisions `video-pipeline resolve` takes for an uncertain job
+DECISIONS = ("adopt", "resubmit", "abandon")
 
 jobs = sa.Table(
     "provider_jobs", metadata,
@@ -49,7 +60,22 @@ jobs = sa.Table(
     sa.Column("url_expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("stored_uri", sa.Text, nullable=True),
     sa.Column("stored_sha256", sa.String(64), nullable=True),
+    # money and uncertainty (added in schema 2; `_add_missing_columns` brings older ledgers up to date)
+    sa.Column("estimated_usd", sa.Float, nullable=True),
+    sa.Column("reserved_usd", sa.Float, nullable=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),       # the job-creating request left
+    sa.Column("uncertain_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("uncertain_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("fingerprint", sa.String(64), nullable=True),                # sha256 of the request as sent
+    sa.Column("resolution", sa.Text, nullable=True),                       # how an uncertain job was settled
     sa.UniqueConstraint("provider", "provider_job_id", name="uq_provider_job"),
+)
+
+budgets = sa.Table(
+    "campaign_budgets", metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("budget_usd", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 events = sa.Table(
@@ -93,11 +119,29 @@ class JobRow:
     url_expires_at: dt.datetime | None
     stored_uri: str | None
     stored_sha256: str | None
+    estimated_usd: float | None = None
+    reserved_usd: float | None = None
+    sent_at: dt.datetime | None = None
+    uncertain_since: dt.datetime | None = None
+    uncertain_until: dt.datetime | None = None
+    fingerprint: str | None = None
+    resolution: str | None = None
+
+    @property
+    def committed_usd(self) -> float:
+        """What this job counts against its campaign's budget: its bill when known, else its reservation while it
+        may still be billed (in flight, uncertain, or released by an operator who accepted a possible charge)."""
+        if self.cost_usd is not None:
+            return self.cost_usd
+        if self.state in HOLDING or (self.resolution or "").startswith("operator"):
+            return self.reserved_usd or 0.0
+        return 0.0
 
     @classmethod
     def of(cls, row) -> "JobRow":
         d = dict(row._mapping)
-        for k in ("created_at", "submitted_at", "heartbeat_at", "finished_at", "url_expires_at"):
+        for k in ("created_at", "submitted_at", "heartbeat_at", "finished_at", "url_expires_at", "sent_at",
+                  "uncertain_since", "uncertain_until"):
             d[k] = aware(d[k])
         return cls(**d)
 
@@ -117,10 +161,12 @@ class JobRow:
 class JobLedger:
     """Reads and writes provider jobs. Every state change is written here before anything else acts on it."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, submit_lease: dt.timedelta = SUBMIT_LEASE):
         self.url = url
+        self.submit_lease = submit_lease
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -132,6 +178,11 @@ class JobLedger:
             result = conn.execute(sa.select(jobs).where(jobs.c.job_key == job_key).order_by(jobs.c.id.desc()))
             return [JobRow.of(r) for r in result]
 
+    def row(self, row_id: int) -> JobRow | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(jobs).where(jobs.c.id == row_id)).first()
+        return JobRow.of(found) if found is not None else None
+
     def reusable(self, job_key: str, margin: dt.timedelta = dt.timedelta(minutes=5)) -> JobRow | None:
         """A finished job for this key that can be reused: stored (and still there), or succeeded with a live URL."""
         for row in self.rows(job_key):
@@ -142,10 +193,13 @@ class JobLedger:
                 return row
         return None
 
-    def succeeded_unstored(self, job_key: str) -> JobRow | None:
-        """A paid-for job whose output was never stored (its URL may have expired): refresh it, never repay."""
+    def paid_unkept(self, job_key: str) -> JobRow | None:
+        """A paid-for job whose clip is not kept: never stored (its URL may have expired), or stored in a file that
+        is gone. Ask its provider for a fresh URL before anything is paid again."""
         for row in self.rows(job_key):
             if row.state == "succeeded" and row.provider_job_id:
+                return row
+            if row.state == "stored" and row.provider_job_id and row.stored_file() is None and not row.kept_remotely:
                 return row
         return None
 
@@ -181,28 +235,77 @@ class JobLedger:
 
     # --- writes ------------------------------------------------------------------------------
 
+    def set_budget(self, campaign: str, budget_usd: float | None) -> None:
+        """The campaign's budget as its current spec says (every run of the campaign reserves against it)."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(budgets.update().where(budgets.c.campaign == campaign)
+                                   .values(budget_usd=budget_usd, updated_at=now())).rowcount
+            if not updated:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(budgets.insert().values(campaign=campaign, budget_usd=budget_usd,
+                                                             updated_at=now()))
+                except sa.exc.IntegrityError:   # another process inserted it first: theirs is the same spec's
+                    pass
+
+    def budget(self, campaign: str) -> float | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(budgets.c.budget_usd).where(budgets.c.campaign == campaign)).scalar()
+
+    @staticmethod
+    def _committed(conn, campaign: str) -> tuple[float, float]:
+        """(spent, reserved) for a campaign: bills known, and reservations of jobs that may still be billed."""
+        result = conn.execute(sa.select(jobs).where(jobs.c.campaign == campaign))
+        rows = [JobRow.of(r) for r in result]
+        spent = sum(r.cost_usd for r in rows if r.cost_usd is not None)
+        reserved = sum(r.committed_usd for r in rows if r.cost_usd is None)
+        return round(spent, 4), round(reserved, 4)
+
     def try_begin(self, *, job_key: str, campaign: str, video_id: str, segment_index: int, model: str,
-                  provider: str, attempt: int, limit: int) -> int | None:
+                  provider: str, attempt: int, limit: int, reserve_usd: float = 0.0,
+                  budget_usd: float | None = None) -> int | None:
         """Take one of `limit` slots for `model` across every run sharing this ledger: insert a `submitting`
         row and return its id; None when the model's account concurrency is in use; TAKEN when another run has
-        this job key in flight or done (checked in the same transaction, so two runs never both submit it)."""
+        this job key in flight, uncertain or done (checked in the same transaction, so two runs never both submit
+        it). The row reserves `reserve_usd` against `budget_usd` in that transaction: BudgetExceeded when spent +
+        reserved + this reservation would pass it."""
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(model.encode())})
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(job_key.encode())})
+                for lock in sorted({f"model:{model}", f"key:{job_key}", f"campaign:{campaign}"}):
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(lock.encode())})
+            t = now()
             busy = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
                 jobs.c.job_key == job_key,
-                sa.or_(sa.and_(jobs.c.state.in_(IN_FLIGHT), jobs.c.heartbeat_at >= now() - LEASE),
-                       jobs.c.state.in_(("succeeded", "stored"))))).scalar_one()
+                sa.or_(sa.and_(jobs.c.state == "submitting", jobs.c.heartbeat_at >= t - self.submit_lease),
+                       sa.and_(jobs.c.state.in_(("queued", "running")), jobs.c.heartbeat_at >= t - LEASE),
+                       jobs.c.state.in_(("succeeded", "stored", "uncertain"))))).scalar_one()
             if busy:
                 return TAKEN
             if self._count_in_flight(conn, model) >= limit:
                 return None
-            t = now()
+            if budget_usd is not None:
+                spent, reserved = self._committed(conn, campaign)
+                if spent + reserved + reserve_usd > budget_usd + 1e-9:
+                    raise BudgetExceeded(
+                        f"campaign {campaign}: budget_usd is ${budget_usd:.2f}; ${spent:.2f} is spent and "
+                        f"${reserved:.2f} reserved by jobs in flight or uncertain, so {video_id} segment "
+                        f"{segment_index} on {model} (est. ${reserve_usd:.2f}) would pass it. Nothing was sent for "
+                        "it; raise budget_usd in the campaign file to go on.")
             return conn.execute(jobs.insert().values(
                 job_key=job_key, campaign=campaign, video_id=video_id, segment_index=segment_index, model=model,
                 provider=provider, state="submitting", attempt=attempt, created_at=t, heartbeat_at=t,
+                estimated_usd=round(reserve_usd, 4), reserved_usd=round(reserve_usd, 4),
             )).inserted_primary_key[0]
+
+    def sending(self, row_id: int) -> None:
+        """The job-creating request is about to leave: from here on, a lost answer makes the job uncertain."""
+        self._update(row_id, sent_at=now())
+
+    def renew_submit(self, row_id: int) -> None:
+        """Renew a `submitting` row's lease while its run still waits for the provider's answer."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "submitting")
+                         .values(heartbeat_at=now()))
 
     def submitted(self, row_id: int, provider_job_id: str) -> None:
         """Written the moment the provider returns its job id, before anything else happens."""
@@ -212,26 +315,96 @@ class JobLedger:
         self._update(row_id, state=state)
 
     def succeeded(self, row_id: int, *, output_url: str, url_expires_at: dt.datetime | None,
-                  latency_seconds: float, cost_usd: float) -> None:
+                  latency_seconds: float | None, cost_usd: float) -> None:
         self._update(row_id, state="succeeded", output_url=output_url, url_expires_at=url_expires_at,
                      latency_seconds=latency_seconds, cost_usd=cost_usd, finished_at=now(), last_error=None,
                      error_kind=None)
 
-    def failed(self, row_id: int, *, error: str, kind: str, state: str = "failed") -> None:
-        self._update(row_id, state=state, last_error=error[:2000], error_kind=kind, finished_at=now())
+    def failed(self, row_id: int, *, error: str, kind: str, state: str = "failed",
+               cost_usd: float | None = None) -> None:
+        """A job that ended without a clip; `cost_usd` is what the provider bills for it (None: not submitted)."""
+        self._update(row_id, state=state, last_error=error[:2000], error_kind=kind, finished_at=now(),
+                     **({"cost_usd": cost_usd} if cost_usd is not None else {}))
 
     def submitting_elsewhere(self, job_key: str) -> bool:
-        """True while another run is submitting this job key (its row is younger than SUBMIT_TIMEOUT)."""
-        fresh = now() - SUBMIT_TIMEOUT
+        """True while a live run is submitting this job key (its lease is renewed while it waits for the answer)."""
+        fresh = now() - self.submit_lease
         return any(r.state == "submitting" and r.heartbeat_at >= fresh for r in self.rows(job_key))
 
-    def abandon_unsubmitted(self, job_key: str) -> int:
-        """`submitting` rows older than SUBMIT_TIMEOUT (the run died mid-request) are marked abandoned."""
+    def settle_orphaned_submits(self, job_key: str) -> int:
+        """`submitting` rows whose run died (lease lapsed): never sent → abandoned (nothing can have been created);
+        sent → uncertain (the provider may have created the job), over the window from sending to the lapse."""
+        t = now()
         with self.engine.begin() as conn:
-            return conn.execute(jobs.update().where(
-                jobs.c.job_key == job_key, jobs.c.state == "submitting", jobs.c.heartbeat_at < now() - SUBMIT_TIMEOUT)
-                .values(state="abandoned", last_error="run ended before the provider answered",
-                        finished_at=now())).rowcount
+            stale = jobs.c.job_key == job_key, jobs.c.state == "submitting", jobs.c.heartbeat_at < t - self.submit_lease
+            n = conn.execute(jobs.update().where(*stale, jobs.c.sent_at.is_(None)).values(
+                state="abandoned", last_error="the run ended before it sent the request", finished_at=t,
+                cost_usd=0.0)).rowcount
+            for row in conn.execute(sa.select(jobs.c.id, jobs.c.sent_at, jobs.c.heartbeat_at).where(*stale)).all():
+                n += conn.execute(jobs.update().where(jobs.c.id == row.id, jobs.c.state == "submitting").values(
+                    state="uncertain", uncertain_since=aware(row.sent_at),
+                    uncertain_until=aware(row.heartbeat_at) + self.submit_lease, error_kind="uncertain",
+                    last_error="the run ended after it sent the request and before the provider answered")).rowcount
+        return n
+
+    def uncertain(self, row_id: int, *, since: dt.datetime, until: dt.datetime, fingerprint: str,
+                  error: str) -> None:
+        """The request left and its answer was lost: the provider may have created (and will bill) the job."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "submitting").values(
+                state="uncertain", uncertain_since=since, uncertain_until=until, fingerprint=fingerprint or None,
+                error_kind="uncertain", last_error=error[:2000], heartbeat_at=now()))
+
+    def uncertain_rows(self, job_key: str | None = None, campaign: str | None = None) -> list[JobRow]:
+        query = sa.select(jobs).where(jobs.c.state == "uncertain").order_by(jobs.c.id)
+        if job_key is not None:
+            query = query.where(jobs.c.job_key == job_key)
+        if campaign is not None:
+            query = query.where(jobs.c.campaign == campaign)
+        with self.engine.connect() as conn:
+            return [JobRow.of(r) for r in conn.execute(query)]
+
+    def adopt(self, row_id: int, provider_job_id: str, how: str) -> bool:
+        """An uncertain job found at its provider (or named by an operator): poll it from now on, pay once.
+        Compare-and-set: False when the row is no longer uncertain (another run settled it first)."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "uncertain").values(
+                state="queued", provider_job_id=provider_job_id, submitted_at=now(), heartbeat_at=now(),
+                resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z", error_kind=None, last_error=None)).rowcount)
+
+    def release(self, row_id: int, how: str, possibly_charged: bool) -> bool:
+        """An uncertain job settled as not created (the provider's listing shows none) or, by an operator's
+        decision, let go; `possibly_charged` keeps its reservation counted as spent. Compare-and-set."""
+        values = dict(state="abandoned", resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z", finished_at=now(),
+                      heartbeat_at=now())
+        if not possibly_charged:
+            values["cost_usd"] = 0.0
+        with self.engine.begin() as conn:
+            return bool(conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "uncertain")
+                                     .values(**values)).rowcount)
+
+    def abandoned_by_operator(self, job_key: str) -> JobRow | None:
+        """The newest row of a key an operator gave up (`resolve --abandon`): runs do not generate it again."""
+        for row in self.rows(job_key):
+            if (row.resolution or "").startswith("operator: abandon"):
+                return row
+            if row.state in ("succeeded", "stored", "queued", "running") or \
+                    (row.resolution or "").startswith("operator: resubmit"):
+                return None
+        return None
+
+    def lost_clip(self, row_id: int, why: str) -> None:
+        """A stored clip that is gone and cannot be fetched again: the row stops counting as done."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state.in_(("stored", "succeeded")))
+                         .values(state="lost", last_error=why[:2000], heartbeat_at=now()))
+
+    def url_unusable(self, job_key: str, why: str) -> None:
+        """A download from the job's output URL failed (refused host, expired, cut short): the next run asks the
+        provider again instead of reusing the URL."""
+        with self.engine.begin() as conn:
+            conn.execute(jobs.update().where(jobs.c.job_key == job_key, jobs.c.state == "succeeded")
+                         .values(url_expires_at=now(), last_error=why[:2000]))
 
     def stored(self, job_key: str, *, uri: str, sha256: str) -> None:
         """Mark the job key's succeeded row as stored: the clip is kept, the provider URL is provenance."""
@@ -241,10 +414,16 @@ class JobLedger:
             ).scalars().first()
             if row_id is not None:
                 conn.execute(jobs.update().where(jobs.c.id == row_id).values(
-                    state="stored", stored_uri=uri, stored_sha256=sha256, heartbeat_at=now()))
+                    state="stored", stored_uri=uri, stored_sha256=sha256, heartbeat_at=now(), last_error=None))
 
     def refreshed_url(self, row_id: int, output_url: str, url_expires_at: dt.datetime | None) -> None:
-        self._update(row_id, output_url=output_url, url_expires_at=url_expires_at)
+        self._update(row_id, output_url=output_url, url_expires_at=url_expires_at, state="succeeded")
+
+    def known_job_ids(self, provider: str) -> frozenset[str]:
+        """Every provider job id this ledger already holds for `provider` (a lookup must not adopt one twice)."""
+        with self.engine.connect() as conn:
+            return frozenset(conn.execute(sa.select(jobs.c.provider_job_id).where(
+                jobs.c.provider == provider, jobs.c.provider_job_id.is_not(None))).scalars())
 
     def _update(self, row_id: int, **values) -> None:
         with self.engine.begin() as conn:
@@ -270,3 +449,21 @@ class JobLedger:
                 events.c.provider == provider, events.c.provider_job_id == provider_job_id)
                 .order_by(events.c.id.desc()).limit(1)).first()
         return (row.state, json.loads(row.payload)) if row else None
+
+
+def _add_missing_columns(engine: sa.Engine) -> None:
+    """Bring a ledger made by an earlier release up to this schema: add the (nullable) columns it lacks."""
+    inspector = sa.inspect(engine)
+    for table in (jobs,):
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in have]
+        if not missing:
+            continue
+        for column in missing:
+            kind = column.type.compile(dialect=engine.dialect)
+            guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {guard}{column.name} {kind}"))
+            except sa.exc.OperationalError:   # SQLite: another process added it a moment ago
+                pass

@@ -226,13 +226,18 @@ def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:
 
 
 def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settings,
-                       registry: ProviderRegistry | None = None, on_change=None) -> pd.DataFrame:
-    """Run every planned segment; one outcome row per segment (failed ones included, with the reason)."""
+                       registry: ProviderRegistry | None = None, on_change=None,
+                       budget_usd: float | None = None) -> pd.DataFrame:
+    """Run every planned segment; one outcome row per segment (failed and uncertain ones included, with the
+    reason). Every submission reserves its estimated cost against `budget_usd` (shared by every run of the
+    campaign) before it is sent."""
     registry = registry or build_registry(settings, catalog)
     ledger = job_ledger(settings)
+    if len(plan_df):
+        ledger.set_budget(str(plan_df["campaign"].iloc[0]), budget_usd)
     log = ObservationLog(ledger.engine)
     engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change,
-                       on_attempt=log.record, ledger=ledger, webhooks=settings.webhooks)
+                       on_attempt=log.record, ledger=ledger, webhooks=settings.webhooks, budget_usd=budget_usd)
     try:
         outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
     finally:
@@ -267,6 +272,9 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
                            height=clip.info.height, state="stored")
             except (ProviderError, MediaError, OSError) as exc:
                 row.update(state="failed", error=f"storing failed: {exc}")
+                if ledger is not None and o["provider"] != "local":
+                    # the next run asks the provider for a fresh URL rather than trying this one again
+                    ledger.url_unusable(o["job_key"], f"download failed: {exc}")
         rows.append(row)
     return pd.DataFrame(rows, columns=CLIP_COLUMNS)
 

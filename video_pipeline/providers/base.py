@@ -53,6 +53,7 @@ class JobStatus:
     error_kind: str | None = None     # ProviderError kinds: retryable | terminal | fatal
     poll_after: float | None = None   # the provider's hint, in seconds
     latency_seconds: float | None = None  # the provider's own account of the job's duration (created → done)
+    billed_usd: float | None = None       # the provider's own figure for what the job costs, where it gives one
 
 
 class VideoProvider(Protocol):

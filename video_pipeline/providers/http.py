@@ -3,13 +3,21 @@
 Every adapter subclasses `HttpProvider`: it gets an `httpx.AsyncClient` (injectable, so tests can point it at a
 fake server), `request()` that retries rate limits, 5xx and network errors with tenacity (honouring
 `Retry-After`), and errors classified as retryable, terminal (for this model) or fatal (stop the campaign).
+
+A request that may create a paid job (a POST made inside an adapter's `submit`) is retried only when it surely
+was not processed: the connection was never made, or the provider answered 408/425/429. Any other failure after
+the request left (a read timeout, a reset, a proxy's 5xx) raises `SubmitUncertain`: the engine then reconciles
+with the provider or leaves the decision to an operator, and never sends the request again on a guess.
 """
 
 from __future__ import annotations
 
 import abc
+import contextvars
+import datetime as dt
 import email.utils
 import functools
+import hashlib
 import os
 import random
 import time
@@ -18,7 +26,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from ..errors import ProviderError
+from ..errors import ProviderError, SubmitUncertain
 from .base import GenerationRequest, JobStatus
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -73,6 +81,16 @@ def _summary(response: httpx.Response, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+#: set while an adapter's `submit` runs: its POSTs may create a paid job
+SUBMITTING: contextvars.ContextVar[bool] = contextvars.ContextVar("vp_submitting", default=False)
+#: set by the engine while it submits: called the moment a job-creating request is about to leave
+SEND_HOOK: contextvars.ContextVar[Any] = contextvars.ContextVar("vp_send_hook", default=None)
+#: network failures that happen before a single byte of the request is sent: the provider saw nothing
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: answers that say the request was not processed (throttled or timed out before it was read): safe to resend
+NOT_PROCESSED = (408, 425, 429)
+
+
 #: what a parser raises on an answer it did not expect (a missing key, a string where a dict was, bad JSON/UTF-8)
 PARSE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 #: protocol methods whose answers are parsed → the kind of error an unparseable answer is: a submit (or a
@@ -86,6 +104,7 @@ def _own_errors(method, kind: str):
 
     @functools.wraps(method)
     async def guarded(self, *args, **kwargs):
+        token = SUBMITTING.set(True) if method.__name__ == "submit" else None
         try:
             return await method(self, *args, **kwargs)
         except ProviderError:
@@ -95,6 +114,9 @@ def _own_errors(method, kind: str):
             raise ProviderError(f"{method.__name__}: could not use the request or the provider's answer "
                                 f"({type(exc).__name__}: {str(exc)[:200]})", kind=kind, provider=self.name,
                                 job_id=job_id) from exc
+        finally:
+            if token is not None:
+                SUBMITTING.reset(token)
     return guarded
 
 
@@ -114,6 +136,8 @@ class HttpProvider(abc.ABC):
     name = "http"
     default_base_url = ""
     latency_scale = 1.0
+    #: this layer tells the engine (SEND_HOOK) the moment a job-creating request leaves
+    reports_sending = True
     max_attempts = 5
     backoff_base = 1.0
     backoff_cap = 30.0
@@ -158,26 +182,73 @@ class HttpProvider(abc.ABC):
         backoff = min(self.backoff_cap, self.backoff_base * 2 ** (retry_state.attempt_number - 1))
         return backoff * random.uniform(0.5, 1.0)
 
-    async def request(self, method: str, path: str, *, job_id: str = "", **kwargs: Any) -> httpx.Response:
-        """Send with auth; retry 429/5xx/network errors (Retry-After first, else jittered backoff); classify the rest."""
+    async def request(self, method: str, path: str, *, job_id: str = "", creates_job: bool | None = None,
+                      **kwargs: Any) -> httpx.Response:
+        """Send with auth; retry 429/5xx/network errors (Retry-After first, else jittered backoff); classify the rest.
+
+        `creates_job` (default: a POST inside `submit`) narrows the retries to failures that surely created nothing
+        and turns every other failure after the request left into `SubmitUncertain`."""
         headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+        paid = SUBMITTING.get() and method.upper() == "POST" if creates_job is None else creates_job
         retrying = AsyncRetrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait, reraise=True,
                                  retry=retry_if_exception(lambda e: isinstance(e, RetryableHTTPError)))
         async for attempt in retrying:
             with attempt:
+                if paid:
+                    return await self._send_once_paid(method, path, headers, kwargs)
                 try:
                     response = await self.client.request(method, self.url(path), headers=headers, **kwargs)
                 except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                     raise RetryableHTTPError(f"{method} {path}: {type(exc).__name__}", provider=self.name,
                                              job_id=job_id) from None
-                if response.status_code < 400:
-                    return response
-                kind = self.error_kind(response)
-                message = f"{method} {path}: HTTP {response.status_code}: {self.error_message(response)}"
-                if kind == ProviderError.RETRYABLE:
-                    raise RetryableHTTPError(message, retry_after_seconds(response), provider=self.name, job_id=job_id)
-                raise ProviderError(message, kind=kind, provider=self.name, job_id=job_id)
+                return self._checked(method, path, response, job_id)
         raise ProviderError(f"{method} {path}: no attempt was made", provider=self.name, job_id=job_id)
+
+    def _checked(self, method: str, path: str, response: httpx.Response, job_id: str = "") -> httpx.Response:
+        if response.status_code < 400:
+            return response
+        kind = self.error_kind(response)
+        message = f"{method} {path}: HTTP {response.status_code}: {self.error_message(response)}"
+        if kind == ProviderError.RETRYABLE:
+            raise RetryableHTTPError(message, retry_after_seconds(response), provider=self.name, job_id=job_id)
+        raise ProviderError(message, kind=kind, provider=self.name, job_id=job_id)
+
+    async def _send_once_paid(self, method: str, path: str, headers: dict, kwargs: dict) -> httpx.Response:
+        """One try of a job-creating request: RetryableHTTPError only when nothing was created for sure."""
+        request = self.client.build_request(method, self.url(path), headers=headers, **kwargs)
+        fingerprint = hashlib.sha256(f"{method} {request.url.path}\n".encode() + request.read()).hexdigest()
+        sent_at = dt.datetime.now(dt.timezone.utc)
+
+        def uncertain(why: str) -> SubmitUncertain:
+            return SubmitUncertain(f"{method} {path}: {why}; the provider may have created the job",
+                                   sent_at=sent_at, failed_at=dt.datetime.now(dt.timezone.utc),
+                                   fingerprint=fingerprint, provider=self.name)
+
+        if (hook := SEND_HOOK.get()) is not None:
+            hook()
+        try:
+            response = await self.client.send(request)
+        except NOT_SENT as exc:
+            raise RetryableHTTPError(f"{method} {path}: {type(exc).__name__} (not sent)", provider=self.name) from None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise uncertain(f"no answer ({type(exc).__name__})") from None
+        if response.status_code in NOT_PROCESSED:
+            raise RetryableHTTPError(f"{method} {path}: HTTP {response.status_code}: {self.error_message(response)}",
+                                     retry_after_seconds(response), provider=self.name)
+        if response.status_code >= 500:
+            raise uncertain(f"HTTP {response.status_code} {self.error_message(response)[:120]}")
+        if response.status_code < 400:
+            try:
+                self.created_job_answer(response)
+            except (ValueError, KeyError, TypeError):
+                raise uncertain("the answer was cut or unreadable") from None
+            return response
+        return self._checked(method, path, response)
+
+    def created_job_answer(self, response: httpx.Response) -> None:
+        """Raise ValueError when a 2xx answer to a job-creating request is not whole JSON (the answer was cut)."""
+        if "json" in response.headers.get("content-type", "") or response.content[:1] in (b"{", b"["):
+            response.json()
 
     @abc.abstractmethod
     async def submit(self, request: GenerationRequest) -> str:

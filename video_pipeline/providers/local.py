@@ -60,6 +60,8 @@ class LocalProvider:
     """Serves every catalog model offline; its output URLs are file:// URLs that expire like real ones."""
 
     name = "local"
+    #: renders in this process: a run that dies mid-submit created nothing anywhere else
+    reports_sending = True
     #: rendering takes real time whatever the time scale: a job is stuck only well past it
     stuck_grace_seconds = 300.0
 

@@ -17,14 +17,15 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from ..errors import ProviderError
+from ..errors import ProviderError, SubmitUncertain
 from .base import GenerationRequest, JobState, JobStatus
-from .http import BearerKeyProvider, RetryableHTTPError, callback_url, classify_status
+from .http import SUBMITTING, BearerKeyProvider, RetryableHTTPError, callback_url, classify_status
 from .media_inputs import data_uri
 
 STATES = {"Preparing": JobState.QUEUED, "Queueing": JobState.QUEUED, "Processing": JobState.RUNNING,
           "Success": JobState.SUCCEEDED, "Fail": JobState.FAILED}
 RETRYABLE_CODES = {1000, 1001, 1002, 1013, 1024, 1033}      # unknown, timeout, rate limit, internal errors
+NOT_CREATED_CODES = {1002}                                   # a throttled submit created nothing: safe to resend
 FATAL_CODES = {1004, 2049, 1008, 2038}                      # auth, invalid key, balance, real-name verification
 TERMINAL_CODES = {1026, 1027, 2013}                         # sensitive input / output, invalid parameters
 DURATIONS = (6, 10)
@@ -84,6 +85,11 @@ class MiniMaxProvider(BearerKeyProvider):
                 if code and not (accept_fail and body.get("status") == "Fail"):
                     text = f"{method} {path}: MiniMax {code}: {message}"
                     kind = code_kind(code, ProviderError.TERMINAL)
+                    if kind == ProviderError.RETRYABLE and SUBMITTING.get() and code not in NOT_CREATED_CODES:
+                        # answered, but "unknown error"/"timeout"/"internal error" do not say nothing was created
+                        now = dt.datetime.now(dt.timezone.utc)
+                        raise SubmitUncertain(f"{text}; the provider may have created the job", sent_at=now,
+                                              failed_at=now, fingerprint="", provider=self.name)
                     if kind == ProviderError.RETRYABLE:
                         raise BaseRespRetryable(text, provider=self.name, job_id=job_id)
                     raise ProviderError(text, kind=kind, provider=self.name, job_id=job_id)
