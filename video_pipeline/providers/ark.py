@@ -3,7 +3,9 @@
 Submit `POST /api/v3/contents/generations/tasks` `{model, content[], ratio, resolution, duration, ...}` → `{id}`;
 poll `GET /api/v3/contents/generations/tasks/{id}` → `{id, model, status, content{video_url}, error{code, message},
 created_at, updated_at, ...}` with status queued|running|succeeded|failed|cancelled (|expired); cancel with
-`DELETE /api/v3/contents/generations/tasks/{id}` while queued (on a finished task DELETE removes its record).
+`DELETE /api/v3/contents/generations/tasks/{id}` while queued (on a finished task DELETE removes its record);
+list `GET /api/v3/contents/generations/tasks?page_num&page_size&filter.model&filter.status&filter.task_ids`
+→ `{total, items[task]}` (the task shows no prompt).
 Auth: `Authorization: Bearer $ARK_API_KEY`. Errors: `{"error": {"code", "message", "param", "type"}}`.
 Content items: text; `image_url` with role first_frame | last_frame | reference_image; `audio_url` with role
 reference_audio (Seedance 2.0; needs a visual reference, and cannot be mixed with first/last-frame mode).
@@ -39,6 +41,8 @@ MODEL_IDS = {"seedance-2-0": "dreamina-seedance-2-0-260128",
 RATIOS = {"16:9", "4:3", "1:1", "3:4", "9:16", "21:9"}
 DURATION_RANGE = (4, 15)
 URL_LIFETIME = dt.timedelta(hours=24)
+#: pages of the task list `find_submitted` reads at most, and tasks a page
+LOOKUP_PAGES, LOOKUP_PAGE_SIZE = 10, 100
 
 
 def code_kind(code: str, default: str) -> str:
@@ -63,6 +67,8 @@ class ArkProvider(BearerKeyProvider):
     name = "ark"
     default_base_url = "https://ark.ap-southeast.bytepluses.com"
     env_keys = ("ARK_API_KEY",)
+    #: how a lost submit is found again, for the ledger's note
+    lookup = "task list"
 
     def error_message(self, response: httpx.Response) -> str:
         try:
@@ -121,6 +127,43 @@ class ArkProvider(BearerKeyProvider):
         body = await asyncio.to_thread(self.body, request)
         response = await self.request("POST", TASKS, json=body)
         return response.json()["id"]
+
+    async def find_submitted(self, request: GenerationRequest, since: dt.datetime, until: dt.datetime,
+                             exclude: frozenset[str] = frozenset()) -> str | None:
+        """The id of the one task of `request`'s model created between `since` and `until` (and of its duration,
+        ratio, resolution where shown), not in `exclude`; None when there is none. ProviderError when not one."""
+        model = self.model_for(request.route_model_id)
+        shown = {"duration": self.duration_for(request.seconds), "resolution": request.resolution}
+        if request.aspect_ratio in RATIOS:
+            shown["ratio"] = request.aspect_ratio      # "adaptive" comes back as the ratio the model chose
+        low, high = math.floor(since.timestamp()), until.timestamp()    # created_at is whole seconds
+        found: list[str] = []
+        for page_num in range(1, LOOKUP_PAGES + 1):
+            params = {"page_num": page_num, "page_size": LOOKUP_PAGE_SIZE, "filter.model": model}
+            page = (await self.request("GET", TASKS, params=params)).json()
+            try:
+                items, created = page["items"], [int(t["created_at"]) for t in page["items"]]
+                for task, at in zip(items, created):
+                    if (low <= at <= high and task.get("model", model) == model and task["id"] not in exclude
+                            and all(task.get(k) in (None, v) for k, v in shown.items())):
+                        found.append(task["id"])
+                total = int(page.get("total") or 0)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderError(f"find_submitted: unreadable task list ({type(exc).__name__}: {exc})",
+                                    provider=self.name) from exc
+            # the list is read newest first; a page that is in that order and reaches past `since` ends the search
+            newest_first = all(a >= b for a, b in zip(created, created[1:]))
+            last = len(items) < LOOKUP_PAGE_SIZE or page_num * LOOKUP_PAGE_SIZE >= total
+            if last or (created and newest_first and created[-1] < low):
+                break
+        else:
+            raise ProviderError(f"find_submitted: more than {LOOKUP_PAGES} pages of {model} tasks; not read to the "
+                                "end", provider=self.name)
+        if len(found) > 1:
+            raise ProviderError(f"find_submitted: {len(found)} tasks of {model} created in the window "
+                                f"({', '.join(found)}) and the list shows no prompt; ambiguous, left to an operator",
+                                provider=self.name)
+        return found[0] if found else None
 
     async def poll(self, job_id: str) -> JobStatus:
         response = await self.request("GET", f"{TASKS}/{job_id}", job_id=job_id)

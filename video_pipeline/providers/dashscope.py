@@ -1,8 +1,13 @@
 """Alibaba Cloud DashScope (Wan 2.x video synthesis): async task API.
 
 Submit `POST /api/v1/services/aigc/video-generation/video-synthesis` with `X-DashScope-Async: enable`,
-poll `GET /api/v1/tasks/{task_id}`, cancel `POST /api/v1/tasks/{task_id}/cancel` (PENDING only).
+poll `GET /api/v1/tasks/{task_id}`, cancel `POST /api/v1/tasks/{task_id}/cancel` (PENDING only), batch query
+`GET /api/v1/tasks?start_time&end_time&model_name&status&page_no&page_size` (times `YYYYMMDDhhmmss`, a range of at
+most 24 h, `start_time` alone meaning the 24 h after it) → `{data[{task_id, gmt_create (epoch ms), model_name,
+status, …}], total, total_page, page_no, page_size}`: no input shown.
 Auth: `Authorization: Bearer $DASHSCOPE_API_KEY`. The legacy `input`/`parameters` body serves wan2.6 and older.
+Sources: Model Studio "manage asynchronous tasks" (help.aliyun.com/zh/model-studio/manage-asynchronous-tasks);
+dashscope/dashscope-sdk-python `dashscope/client/base_api.py` (`list`).
 """
 
 from __future__ import annotations
@@ -25,12 +30,19 @@ STATES = {"PENDING": JobState.QUEUED, "SUSPENDED": JobState.QUEUED, "RUNNING": J
 TERMINAL_CODES = {"DataInspectionFailed", "InvalidParameter", "IPInfringementSuspect", "InvalidFile"}
 FATAL_CODES = {"InvalidApiKey", "Arrearage", "AccessDenied"}
 URL_LIFETIME = dt.timedelta(hours=24)
+#: pages of the batch query `find_submitted` reads at most, and tasks a page
+LOOKUP_PAGES, LOOKUP_PAGE_SIZE = 10, 100
+#: the docs name no time zone for `start_time`: asked from `since` read as UTC, the 24 h the query covers hold the
+#: window whether DashScope reads it as UTC or as UTC+8 (Beijing and Singapore) when the window is at most 16 h
+QUERY_SPAN, ZONE_SLACK = dt.timedelta(hours=24), dt.timedelta(hours=8)
 
 
 class DashScopeProvider(BearerKeyProvider):
     name = "dashscope"
     default_base_url = "https://dashscope-intl.aliyuncs.com"
     env_keys = ("DASHSCOPE_API_KEY",)
+    #: how a lost submit is found again, for the ledger's note
+    lookup = "task batch query"
 
     def error_message(self, response: httpx.Response) -> str:
         try:
@@ -78,6 +90,40 @@ class DashScopeProvider(BearerKeyProvider):
         response = await self.request("POST", "/api/v1/services/aigc/video-generation/video-synthesis",
                                       json=body, headers={"X-DashScope-Async": "enable"})
         return response.json()["output"]["task_id"]
+
+    async def find_submitted(self, request: GenerationRequest, since: dt.datetime, until: dt.datetime,
+                             exclude: frozenset[str] = frozenset()) -> str | None:
+        """The id of the one task of `request`'s model created between `since` and `until`, not in `exclude`; None
+        when there is none. ProviderError when there are several (the query shows no input) or it cannot be read."""
+        model = self.model_for(request)
+        if until - since > QUERY_SPAN - ZONE_SLACK:
+            raise ProviderError(f"find_submitted: a window of {until - since} is wider than one task query covers",
+                                provider=self.name)
+        low, high = since.timestamp() * 1000, until.timestamp() * 1000
+        start = since.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%S")
+        found: list[str] = []
+        for page_no in range(1, LOOKUP_PAGES + 1):
+            params = {"start_time": start, "model_name": model, "page_no": page_no, "page_size": LOOKUP_PAGE_SIZE}
+            page = (await self.request("GET", "/api/v1/tasks", params=params)).json()
+            try:
+                for task in page.get("data") or []:
+                    if (low <= float(task["gmt_create"]) <= high and task.get("model_name", model) == model
+                            and task["task_id"] not in exclude):
+                        found.append(task["task_id"])
+                pages = int(page.get("total_page") or 1)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderError(f"find_submitted: unreadable task query ({type(exc).__name__}: {exc})",
+                                    provider=self.name) from exc
+            if page_no >= pages:
+                break
+        else:
+            raise ProviderError(f"find_submitted: more than {LOOKUP_PAGES} pages of {model} tasks; not read to the "
+                                "end", provider=self.name)
+        if len(found) > 1:
+            raise ProviderError(f"find_submitted: {len(found)} tasks of {model} created in the window "
+                                f"({', '.join(found)}) and the query shows no input; ambiguous, left to an operator",
+                                provider=self.name)
+        return found[0] if found else None
 
     async def poll(self, job_id: str) -> JobStatus:
         response = await self.request("GET", f"/api/v1/tasks/{job_id}", job_id=job_id)

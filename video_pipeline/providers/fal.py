@@ -5,8 +5,12 @@ queue_position}`; poll `GET status_url?logs=1` → `IN_QUEUE` (+ `queue_position
 (a failure is COMPLETED with `error`/`error_type`, or the result GET answering an error); result `GET response_url`
 → model JSON such as `{"video": {"url", ...}}`; cancel `PUT cancel_url` (queued requests only, else 400).
 The returned URLs drop the subpath, so they are used verbatim. Auth: `Authorization: Key $FAL_KEY`.
+A lost submit is looked up on fal's platform API (another host, same key): `GET https://api.fal.ai/v1/models/
+requests/by-endpoint?endpoint_id=…&start=…&expand=payloads&limit=…&cursor=…` → `{items[{request_id, endpoint_id,
+sent_at, started_at, ended_at, status_code, duration, json_input, json_output}], next_cursor, has_more}`, sorted by
+end time; its status filter knows only outcomes (success, error, user_error).
 Sources: fal-ai/fal `projects/fal_client/src/fal_client/client.py`; docs.fal.ai model-endpoints/queue,
-documentation/model-apis/errors and request-errors.
+documentation/model-apis/errors and request-errors; fal.ai/docs/platform-apis/v1/models/requests/by-endpoint.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import httpx
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, callback_url, classify_status
+from .http import HttpProvider, base_url_for, callback_url, classify_status
 from .media_inputs import data_uri
 
 STATES = {"IN_QUEUE": JobState.QUEUED, "IN_PROGRESS": JobState.RUNNING, "COMPLETED": JobState.SUCCEEDED,
@@ -52,6 +56,14 @@ APP_NAMESPACES = ("workflows", "comfy")
 #: the variant of a text-to-video endpoint that serves each input-bearing category
 VARIANTS = {"image_to_video": "image-to-video", "video_to_video": "reference-to-video"}
 QUEUE_WAIT_BASE, QUEUE_WAIT_PER_POSITION, QUEUE_WAIT_CAP = 5.0, 5.0, 60.0
+PLATFORM_URL = "https://api.fal.ai"
+REQUESTS_BY_ENDPOINT = "/v1/models/requests/by-endpoint"
+#: pages of the request listing `find_submitted` reads at most, and requests a page (fal's maximum)
+LOOKUP_PAGES, LOOKUP_PAGE_SIZE = 10, 100
+#: seconds after a window before an empty listing counts as "no request": fal's listing is of ended requests
+#: (sorted by end time, filtered by outcome), so one sent in the window may stay unlisted while it is queued or
+#: running. An hour outlasts the video jobs we send (an assumption: fal documents no bound).
+LISTING_LAG = 3600.0
 
 
 def queue_wait(position: int | None) -> float:
@@ -90,10 +102,16 @@ class FalProvider(HttpProvider):
     name = "fal"
     default_base_url = "https://queue.fal.run"
     env_keys = ("FAL_KEY",)
+    #: how a lost submit is found again, for the ledger's note
+    lookup = "request listing per endpoint"
 
-    def __init__(self, api_key: str, **kw):
+    def __init__(self, api_key: str, *, platform_base_url: str | None = None, listing_lag: float = LISTING_LAG,
+                 **kw):
         super().__init__(**kw)
         self._api_key = api_key
+        # the platform API (request listing) is another host; VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL points it at a fake
+        self.platform_base_url = (platform_base_url or base_url_for("fal_platform", PLATFORM_URL)).rstrip("/")
+        self.listing_lag = listing_lag
         # job id → the URLs fal returned at submit; a job id alone still rebuilds them (see `_urls`)
         self._returned: dict[str, dict[str, str]] = {}
 
@@ -204,6 +222,52 @@ class FalProvider(HttpProvider):
                                   if submitted.get(k)}
         return job_id
 
+    async def find_submitted(self, request: GenerationRequest, since: dt.datetime, until: dt.datetime,
+                             exclude: frozenset[str] = frozenset()) -> str | None:
+        """The job id of the request `request` sent to its endpoint between `since` and `until` (same input where
+        listed), not in `exclude`; None only once the listing is conclusive (see LISTING_LAG). ProviderError else."""
+        endpoint = self.endpoint_for(request)
+        try:
+            wanted = {k: v for k, v in self.body(request).items()
+                      if not (isinstance(v, str) and v.startswith("data:"))}   # fal may list files by CDN URL
+        except OSError as exc:
+            raise ProviderError(f"find_submitted: cannot read the request's inputs ({exc})",
+                                provider=self.name) from exc
+        low = since.replace(microsecond=0)          # the listing may give whole seconds
+        # no `end`: the range may apply to end times, and a request sent in the window can end after it
+        params = {"endpoint_id": endpoint, "start": _iso(low), "expand": "payloads", "limit": LOOKUP_PAGE_SIZE}
+        found: list[str] = []
+        for _ in range(LOOKUP_PAGES):
+            page = (await self.request("GET", f"{self.platform_base_url}{REQUESTS_BY_ENDPOINT}", params=params)).json()
+            try:
+                for item in page["items"]:
+                    sent = _parse_iso(item["sent_at"])
+                    job_id = self._job_id(endpoint, {"request_id": item["request_id"]})
+                    if (low <= sent <= until and job_id not in exclude and item["request_id"] not in exclude
+                            and _same_input(item.get("json_input"), wanted)):
+                        found.append(job_id)
+                more, cursor = page.get("has_more"), page.get("next_cursor")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderError(f"find_submitted: unreadable request listing ({type(exc).__name__}: {exc})",
+                                    provider=self.name) from exc
+            if not more or not cursor:
+                break
+            params = {**params, "cursor": cursor}
+        else:
+            raise ProviderError(f"find_submitted: more than {LOOKUP_PAGES} pages of {endpoint} requests since "
+                                f"{_iso(low)}; not read to the end", provider=self.name)
+        if len(found) > 1:
+            raise ProviderError(f"find_submitted: {len(found)} requests to {endpoint} with this input in the window "
+                                f"({', '.join(found)}); ambiguous, left to an operator", provider=self.name)
+        if found:
+            return found[0]
+        settled = until + dt.timedelta(seconds=self.listing_lag)
+        if dt.datetime.now(dt.timezone.utc) < settled:
+            raise ProviderError(f"find_submitted: no request to {endpoint} from the window is listed yet, but fal "
+                                "lists a request only once it has ended; one may still be queued or running "
+                                f"(conclusive after {_iso(settled)})", provider=self.name)
+        return None
+
     async def poll(self, job_id: str) -> JobStatus:
         urls = self._urls(job_id)
         response = await self.request("GET", urls["status_url"], params={"logs": "1"}, job_id=job_id)
@@ -253,6 +317,22 @@ class FalProvider(HttpProvider):
             return False   # 400 ALREADY_COMPLETED: the request is being processed or done
         body = self._body(response)
         return not (isinstance(body, dict) and body.get("status") in ("ALREADY_COMPLETED", "NOT_FOUND"))
+
+
+def _same_input(listed: object, wanted: dict) -> bool:
+    """Whether a listed request's input agrees with ours; a request listed without its payload stays a candidate."""
+    if not listed:
+        return True
+    return isinstance(listed, dict) and all(listed.get(k) == v for k, v in wanted.items())
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def video_url(result: dict) -> str | None:

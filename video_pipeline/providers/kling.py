@@ -1,10 +1,12 @@
 """Kling AI official API: text-to-video and image-to-video tasks.
 
 Submit `POST /v1/videos/text2video` or `/v1/videos/image2video`, poll `GET /v1/videos/{family}/{task_id}`,
-list `GET /v1/videos/{family}?pageNum=1&pageSize=30`. Auth: `Authorization: Bearer <JWT>`, an HS256 token with
-`iss` = access key, `exp` = now+1800, `nbf` = now-5, signed with the secret key. Envelope
-`{code, message, request_id, data{task_id, task_status, task_status_msg, task_info, created_at, updated_at,
-task_result{videos[{id, url, duration}]}}}`; statuses submitted · processing · succeed · failed; no cancel endpoint.
+list `GET /v1/videos/{family}?pageNum=1&pageSize=30`; a task is also queried by the `external_task_id` it was
+created with, in place of the task id (`GET /v1/videos/{family}/{external_task_id}`, "you can choose to query by
+external_task_id or task_id"). Auth: `Authorization: Bearer <JWT>`, an HS256 token with `iss` = access key,
+`exp` = now+1800, `nbf` = now-5, signed with the secret key. Envelope `{code, message, request_id, data{task_id,
+task_status, task_status_msg, task_info, created_at, updated_at, task_result{videos[{id, url, duration}]}}}`;
+statuses submitted · processing · succeed · failed; no cancel endpoint.
 Source: Kling's API docs (general, text2video, image2video pages); media is deleted after 30 days.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import urllib.parse
 from collections import Counter
 from typing import Mapping
 
@@ -34,12 +37,18 @@ RETRYABLE_CODES = {1302, 1303, 5000, 5001, 5002}
 TERMINAL_HINTS = ("risk control", "content security", "sensitive", "policy", "invalid", "parameter")
 DURATIONS = ("5", "10")
 MEDIA_LIFETIME = dt.timedelta(days=30)
+#: external ids one job key may take: the key itself, then -2 … -10 after failed tasks (see `submit`)
+EXTERNAL_IDS = 10
+#: the envelope code of an unknown task
+NOT_FOUND_CODE = 1203
 
 
 class KlingProvider(HttpProvider):
     name = "kling"
     default_base_url = "https://api-singapore.klingai.com"
     env_keys = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")
+    #: how a lost submit is found again, for the ledger's note
+    lookup = "external_task_id"
     token_lifetime = 1800
     #: mint a new token this long before the old one expires, so no request carries a token that lapses in flight
     token_margin = 300
@@ -133,9 +142,9 @@ class KlingProvider(HttpProvider):
         family = self.family_for(request)
         path = f"/v1/videos/{family}"
         n = self._taken[request.job_key]
-        for _ in range(10):
+        for _ in range(EXTERNAL_IDS):
             n += 1
-            external = request.job_key if n == 1 else f"{request.job_key}-{n}"
+            external = external_id(request.job_key, n)
             try:
                 response = await self.request("POST", path, json=self.body(request, external))
             except ProviderError as exc:
@@ -157,6 +166,43 @@ class KlingProvider(HttpProvider):
             if task.get("task_info", {}).get("external_task_id") == external_task_id:
                 return task
         return None
+
+    async def find_submitted(self, request: GenerationRequest, since: dt.datetime, until: dt.datetime,
+                             exclude: frozenset[str] = frozenset()) -> str | None:
+        """The job id of the task `request` created between `since` and `until` under its job key (or a suffixed
+        form), not in `exclude`; None when Kling knows no such task. ProviderError when it cannot be told."""
+        family = self.family_for(request)
+        found = []
+        for n in range(1, EXTERNAL_IDS + 1):
+            task = await self._task_by_external(family, external_id(request.job_key, n))
+            if task is None:
+                break           # submit takes the suffixes in order: none after a free one
+            try:
+                job_id, created = f"{family}:{task['task_id']}", _from_ms(task["created_at"])
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
+                raise ProviderError(f"find_submitted: unreadable task ({type(exc).__name__}: {exc})",
+                                    provider=self.name) from exc
+            if job_id not in exclude and since <= created <= until:
+                found.append(job_id)
+        if len(found) > 1:
+            raise ProviderError(f"find_submitted: {len(found)} tasks under job key {request.job_key} were created "
+                                f"in the window ({', '.join(found)}); ambiguous, left to an operator",
+                                provider=self.name)
+        return found[0] if found else None
+
+    async def _task_by_external(self, family: str, external: str) -> dict | None:
+        """The task created with `external` as its external_task_id, or None when Kling has none."""
+        path = f"/v1/videos/{family}/{urllib.parse.quote(external, safe='')}"
+        try:
+            data = self._data(await self.request("GET", path), "GET", path)
+        except ProviderError as exc:
+            unknown = f"code {NOT_FOUND_CODE}" in str(exc) or "HTTP 404" in str(exc)
+            if exc.kind == ProviderError.TERMINAL and unknown:
+                return None
+            raise
+        if not isinstance(data, dict) or (data.get("task_info") or {}).get("external_task_id") != external:
+            return None         # the value was read as a task id, not as our external id
+        return data
 
     async def poll(self, job_id: str) -> JobStatus:
         family, _, task_id = job_id.partition(":")
@@ -186,6 +232,15 @@ class KlingProvider(HttpProvider):
             return JobStatus(state, error=f"task failed: {message}",
                              error_kind=ProviderError.TERMINAL if terminal else ProviderError.RETRYABLE)
         return JobStatus(state)
+
+
+def external_id(job_key: str, n: int) -> str:
+    """The n-th external_task_id of a job key: the key, then `key-2`, `key-3` …"""
+    return job_key if n == 1 else f"{job_key}-{n}"
+
+
+def _from_ms(value) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(value) / 1000, dt.timezone.utc)
 
 
 def kind_for_code(code, http_status: int) -> str:

@@ -2,11 +2,13 @@
 
 Create `POST /v1/models/{owner}/{name}/predictions` with `{input: {...}}` (or `POST /v1/predictions` with
 `{version, input}` for an `owner/name:version` route), poll `GET /v1/predictions/{id}`, cancel
-`POST /v1/predictions/{id}/cancel`. Statuses: starting · processing · succeeded · failed · canceled · aborted.
-`output` is a URI or a list of them; API outputs are deleted after 1 hour. No `Prefer: wait` (the async flow is the
-default). Auth: `Authorization: Bearer $REPLICATE_API_TOKEN`. Errors are problem details `{title, detail, status}`;
-429 carries `Retry-After`. Sources: replicate/replicate-python `prediction.py`, `client.py`;
-replicate.com/docs/topics/predictions/lifecycle, …/rate-limits, …/data-retention.
+`POST /v1/predictions/{id}/cancel`, list `GET /v1/predictions?created_after&created_before` (newest first, 100 a
+page, `{next, previous, results}` with each prediction's `input`, `model`, `version`, `created_at`). Statuses:
+starting · processing · succeeded · failed · canceled · aborted. `output` is a URI or a list of them; API outputs
+are deleted after 1 hour. No `Prefer: wait` (the async flow is the default). Auth: `Authorization: Bearer
+$REPLICATE_API_TOKEN`. Errors are problem details `{title, detail, status}`; 429 carries `Retry-After`.
+Sources: replicate/replicate-python `prediction.py`, `client.py`; replicate.com/docs/topics/predictions/lifecycle,
+…/rate-limits, …/data-retention; the list's filters: replicate/replicate-python-beta `types/prediction_list_params.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ STATES = {"starting": JobState.QUEUED, "processing": JobState.RUNNING, "succeede
 TERMINAL_ERRORS = re.compile(r"\(E005\)|flagged as sensitive|\b(ValueError|ValidationError|TypeError)\b|"
                              r"[Ii]nvalid input", re.IGNORECASE)
 URL_LIFETIME = dt.timedelta(hours=1)
+#: pages of the prediction list `find_submitted` reads at most (100 predictions a page)
+LOOKUP_PAGES = 10
 #: per-owner name of the first-frame input (most official video models call it `image`)
 IMAGE_FIELDS = {"kwaivgi": "start_image", "minimax": "first_frame_image"}
 
@@ -37,6 +41,8 @@ class ReplicateProvider(BearerKeyProvider):
     name = "replicate"
     default_base_url = "https://api.replicate.com"
     env_keys = ("REPLICATE_API_TOKEN",)
+    #: how a lost submit is found again, for the ledger's note
+    lookup = "prediction list"
 
     # Classification is by status alone (the inherited `error_kind`): 401 bad token and 402 "Insufficient credit"
     # stop the campaign, 404/422 (unknown model, input validation failed) end this model, 429 and 5xx are retried.
@@ -104,6 +110,45 @@ class ReplicateProvider(BearerKeyProvider):
                                           json={**self.body(request), **self.webhook_fields()})
         return response.json()["id"]
 
+    async def find_submitted(self, request: GenerationRequest, since: dt.datetime, until: dt.datetime,
+                             exclude: frozenset[str] = frozenset()) -> str | None:
+        """The id of the prediction `request` created between `since` and `until` (same model or version, same
+        input where the list still shows it), not in `exclude`; None when there is none. ProviderError otherwise."""
+        model, _, version = self.model_for(request).partition(":")
+        try:
+            wanted = {k: v for k, v in self.body(request)["input"].items()
+                      if not (isinstance(v, str) and v.startswith("data:"))}   # the list may show files as URLs
+        except OSError as exc:
+            raise ProviderError(f"find_submitted: cannot read the request's inputs ({exc})", provider=self.name)
+        # created_before excludes its instant: one second later keeps a prediction made at `until`
+        params = {"created_after": _stamp(since), "created_before": _stamp(until + dt.timedelta(seconds=1))}
+        url, found = "/v1/predictions", []
+        for _ in range(LOOKUP_PAGES):
+            page = (await self.request("GET", url, params=params)).json()
+            try:
+                past = False
+                for p in page["results"]:
+                    created = _parse_time(p["created_at"])
+                    past = past or created < since
+                    same_model = p.get("version") == version if version else p.get("model") == model
+                    if (same_model and since <= created <= until and p["id"] not in exclude
+                            and _same_input(p.get("input"), wanted)):
+                        found.append(p["id"])
+                url, params = page.get("next"), None     # `next` carries the filters and the cursor
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ProviderError(f"find_submitted: unreadable prediction list ({type(exc).__name__}: {exc})",
+                                    provider=self.name) from exc
+            if past or not url:
+                break
+        else:
+            raise ProviderError(f"find_submitted: more than {LOOKUP_PAGES} pages of predictions in the window; "
+                                "not read to the end", provider=self.name)
+        if len(found) > 1:
+            raise ProviderError(f"find_submitted: {len(found)} predictions of {self.model_for(request)} with this "
+                                f"input in the window ({', '.join(found)}); ambiguous, left to an operator",
+                                provider=self.name)
+        return found[0] if found else None
+
     async def poll(self, job_id: str) -> JobStatus:
         response = await self.request("GET", f"/v1/predictions/{job_id}", job_id=job_id)
         return self.status_from(response.json())
@@ -141,6 +186,19 @@ class ReplicateProvider(BearerKeyProvider):
             return False
         # Replicate answers with the prediction; a finished one comes back unchanged.
         return response.json().get("status") in ("canceled", "starting", "processing")
+
+
+def _same_input(listed: object, wanted: dict) -> bool:
+    """Whether a listed prediction's input agrees with ours; an input the list no longer shows (`data_removed`)
+    agrees with anything, so the prediction stays a candidate."""
+    if not listed:
+        return True
+    return isinstance(listed, dict) and all(listed.get(k) == v or str(listed.get(k)) == str(v)
+                                            for k, v in wanted.items())
+
+
+def _stamp(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:

@@ -1,4 +1,6 @@
-"""A fake BytePlus ModelArk: content generation tasks for Seedance, its auth check, statuses and error codes."""
+"""A fake BytePlus ModelArk: content generation tasks for Seedance, its auth check, statuses and error codes, and
+the task list (`page_num`, `page_size` 1-500, `filter.model`, `filter.status`, repeatable `filter.task_ids`;
+`{total, items}` newest first)."""
 
 from __future__ import annotations
 
@@ -116,6 +118,9 @@ def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
         job = task_of(request)
         if job is None:
             return not_found(request)
+        return JSONResponse(task_json(job, str(request.base_url)))
+
+    def task_json(job, base_url: str) -> dict:
         phase = job.phase()
         updated = {"queued": job.created, "running": job.created + job.latency * 0.25}.get(
             phase, job.created + job.latency)
@@ -124,13 +129,35 @@ def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
                 "resolution": job.meta["resolution"], "ratio": job.meta["ratio"], "duration": int(job.seconds),
                 "framespersecond": 24, "generate_audio": False}
         if phase == "succeeded":
-            task["content"] = {"video_url": f"{request.base_url}files/{job.id}.mp4?X-Tos-Expires="
+            task["content"] = {"video_url": f"{base_url}files/{job.id}.mp4?X-Tos-Expires="
                                             f"{int(book.expires_at(job))}"}
             task["usage"] = {"completion_tokens": int(job.seconds * 21600), "total_tokens": int(job.seconds * 21600)}
         elif phase == "failed":
             code, message = FAILURES[job.fault]
             task["error"] = {"code": code, "message": message}
-        return JSONResponse(task)
+        return task
+
+    async def listing(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        query = request.query_params
+        try:
+            page_num, page_size = int(query.get("page_num", 1)), int(query.get("page_size", 10))
+        except ValueError:
+            page_num = page_size = 0
+        if not (1 <= page_num <= 500 and 1 <= page_size <= 500):
+            return _reply(400, "The parameter `page_num` or `page_size` specified in the request is not valid.",
+                          "InvalidParameter")
+        ids = {i.removeprefix("cgt-") for i in query.getlist("filter.task_ids")}
+        tasks = [j for j in list(book.jobs.values()) if not j.meta.get("deleted")
+                 and (not query.get("filter.model") or j.meta["model"] == query["filter.model"])
+                 and (not query.get("filter.status") or STATUS[j.phase()] == query["filter.status"])
+                 and (not ids or j.id in ids)]
+        tasks.sort(key=lambda j: -j.created)
+        shown = tasks[(page_num - 1) * page_size: page_num * page_size]
+        base = str(request.base_url)
+        return JSONResponse({"total": len(tasks), "items": [task_json(j, base) for j in shown]})
 
     async def delete(request: Request) -> Response:
         book.requests.append(("DELETE", request.url.path))
@@ -150,6 +177,7 @@ def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
 
     return Starlette(routes=[
         Route(TASKS, submit, methods=["POST"]),
+        Route(TASKS, listing, methods=["GET"]),
         Route(TASKS + "/{task_id}", get, methods=["GET"]),
         Route(TASKS + "/{task_id}", delete, methods=["DELETE"]),
         download_route(book),

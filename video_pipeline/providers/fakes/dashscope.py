@@ -1,8 +1,11 @@
-"""A fake DashScope: the async video-synthesis task API, its auth check, statuses and error codes."""
+"""A fake DashScope: the async video-synthesis task API, its auth check, statuses and error codes, and the batch
+task query (`GET /api/v1/tasks`: `start_time`/`end_time` as `YYYYMMDDhhmmss` read in UTC+8, at most 24 h apart,
+`model_name`, `status`, `task_id`, `page_no`, `page_size`; newest first)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 from starlette.applications import Starlette
@@ -23,6 +26,15 @@ FAILURES = {"fail-policy": ("DataInspectionFailed", "Output data may contain ina
 def _error(status: int, message: str) -> dict:
     code = {401: "InvalidApiKey", 429: "Throttling.RateQuota", 400: "InvalidParameter"}.get(status, "InternalError")
     return {"code": code, "message": message, "request_id": str(uuid.uuid4())}
+
+
+#: the zone the fake reads query times in (the docs name none; Beijing and Singapore are both UTC+8)
+QUERY_ZONE = dt.timezone(dt.timedelta(hours=8))
+DAY = 86400.0
+
+
+def _query_time(value: str) -> float:
+    return dt.datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=QUERY_ZONE).timestamp()
 
 
 def _stamp(t: float) -> str:
@@ -77,6 +89,45 @@ def create_app(book: JobBook, api_key: str = "test-dashscope-key") -> Starlette:
             output.update(code=code, message=message, end_time=_stamp(job.created + job.latency))
         return JSONResponse({"request_id": str(uuid.uuid4()), "output": output})
 
+    async def tasks(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        query = request.query_params
+        try:
+            start = _query_time(query["start_time"]) if query.get("start_time") else None
+            end = _query_time(query["end_time"]) if query.get("end_time") else None
+            page_no, page_size = int(query.get("page_no", 1)), int(query.get("page_size", 10))
+        except ValueError as exc:
+            return JSONResponse(_error(400, f"Invalid time or page parameter: {exc}"), status_code=400)
+        if start is None and end is None:
+            end = time.time()
+        start = end - DAY if start is None else start
+        end = start + DAY if end is None else end
+        if not 0 <= end - start <= DAY or page_no < 1 or page_size < 1:
+            return JSONResponse(_error(400, "The time range must be at most 24 hours, end after start."),
+                                status_code=400)
+        chosen = sorted((j for j in list(book.jobs.values()) if start <= j.created <= end
+                         and (not query.get("model_name") or j.meta["model"] == query["model_name"])
+                         and (not query.get("status") or STATUS[j.phase()] == query["status"])
+                         and (not query.get("task_id") or j.id == query["task_id"])), key=lambda j: -j.created)
+        shown = chosen[(page_no - 1) * page_size: page_no * page_size]
+        return JSONResponse({"request_id": str(uuid.uuid4()), "data": [listed(j) for j in shown],
+                             "total": len(chosen), "total_page": max(1, -(-len(chosen) // page_size)),
+                             "page_no": page_no, "page_size": page_size})
+
+    def listed(job) -> dict:
+        phase = job.phase()
+        row = {"api_key_id": "1001", "caller_parent_id": "1000000", "caller_uid": "1000000",
+               "gmt_create": int(job.created * 1000), "model_name": job.meta["model"], "region": "ap-southeast-1",
+               "request_id": str(uuid.uuid5(uuid.NAMESPACE_URL, job.id)), "status": STATUS[phase], "task_id": job.id,
+               "user_api_unique_key": f"apikey:v1:aigc:video-generation:video-synthesis:{job.meta['model']}"}
+        if phase != "queued":
+            row["start_time"] = int((job.created + job.latency * 0.25) * 1000)
+        if phase in ("succeeded", "failed"):
+            row["end_time"] = int((job.created + job.latency) * 1000)
+        return row
+
     async def cancel(request: Request) -> Response:
         book.requests.append(("POST", request.url.path))
         if not authorized(request):
@@ -91,6 +142,8 @@ def create_app(book: JobBook, api_key: str = "test-dashscope-key") -> Starlette:
 
     return Starlette(routes=[
         Route("/api/v1/services/aigc/video-generation/video-synthesis", submit, methods=["POST"]),
+        Route("/api/v1/tasks", tasks, methods=["GET"]),
+        Route("/api/v1/tasks/", tasks, methods=["GET"]),
         Route("/api/v1/tasks/{task_id}", task, methods=["GET"]),
         Route("/api/v1/tasks/{task_id}/cancel", cancel, methods=["POST"]),
         download_route(book),

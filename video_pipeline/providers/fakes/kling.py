@@ -1,5 +1,6 @@
 """A fake Kling API: JWT-checked text2video/image2video tasks, their envelope, statuses and error codes.
 
+A task is queried by its task_id or by its external_task_id (`GET /v1/videos/{family}/{id}`), as Kling's docs say.
 With `callback_url` in the body, the finished task is POSTed there in its envelope (`{code, message, request_id,
 data: <task>}`); nothing is signed (the URL carries the receiver's token)."""
 
@@ -136,7 +137,9 @@ def create_app(book: JobBook, access_key: str = "test-kling-access-key-012345678
             return denied
         if (fault := await injected(book, "poll", _error)) is not None:
             return fault
-        job = book.get(request.path_params["task_id"])
+        # Kling answers a task's query by its task_id or by the external_task_id it was created with
+        key = request.path_params["task_id"]
+        job = book.get(key) or book.get(tasks_by_external.get(key, ""))
         if job is None or job.meta["family"] != request.path_params["family"]:
             return JSONResponse(_envelope(1203, "task not found"), status_code=404)
         return JSONResponse(_envelope(0, "SUCCEED", task_json(job, str(request.base_url))))

@@ -1,11 +1,14 @@
-"""A fake Replicate: the predictions API (model and version endpoints), Bearer auth, problem-detail errors,
+"""A fake Replicate: the predictions API (model and version endpoints, and the list: newest first, 100 a page,
+`created_after`/`created_before`, cursor in `next`), Bearer auth, problem-detail errors,
 prediction statuses, cancel, 1-hour output URLs, and the `completed` webhook (the prediction, Standard Webhooks
 signed with the book's `webhook_secret`) when a prediction was created with `webhook`."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import urllib.parse
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,6 +24,8 @@ FAILURES = {"fail-policy": "The input or output was flagged as sensitive. Please
                            "(E005)",
             "fail-invalid": "ValueError: duration must be one of 4, 6, 8 at 1080p",
             "fail-retryable": "Prediction interrupted; please retry (code: PA)"}
+#: predictions on one page of the list (Replicate's docs: "It will return 100 records per page")
+PAGE_SIZE = 100
 TITLES = {400: "Bad request", 401: "Unauthenticated", 404: "Not found", 422: "Input validation failed",
           429: "Too many requests", 500: "Internal server error", 503: "Service unavailable"}
 
@@ -33,6 +38,14 @@ def _error(status: int, message: str) -> dict:
 
 def _stamp(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _instant(value: str | None) -> float | None:
+    """An ISO 8601 date-time (`2025-01-01T00:00:00Z`) as a timestamp; naive means UTC."""
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
 
 
 def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starlette:
@@ -114,6 +127,32 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
             return JSONResponse(_error(404, "The requested resource could not be found."), status_code=404)
         return JSONResponse(prediction(request, job))
 
+    async def listing(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        query = request.query_params
+        try:
+            after = _instant(query.get("created_after"))
+            before = _instant(query.get("created_before"))
+            offset = int(base64.urlsafe_b64decode(query["cursor"]).decode()) if query.get("cursor") else 0
+        except ValueError as exc:
+            return JSONResponse(_error(400, f"invalid query: {exc}"), status_code=400)
+        newest = sorted((j for j in list(book.jobs.values())
+                         if (after is None or j.created >= after) and (before is None or j.created < before)),
+                        key=lambda j: -j.created)
+        shown = newest[offset: offset + PAGE_SIZE]
+
+        def page_url(start: int) -> str:
+            kept = {k: v for k, v in query.items() if k != "cursor"}
+            cursor = base64.urlsafe_b64encode(str(start).encode()).decode()
+            return f"{request.base_url}v1/predictions?{urllib.parse.urlencode({**kept, 'cursor': cursor})}"
+
+        return JSONResponse({
+            "next": page_url(offset + PAGE_SIZE) if offset + PAGE_SIZE < len(newest) else None,
+            "previous": page_url(max(0, offset - PAGE_SIZE)) if offset else None,
+            "results": [{**prediction(request, job), "source": "api"} for job in shown]})
+
     async def cancel(request: Request) -> Response:
         book.requests.append(("POST", request.url.path))
         if not authorized(request):
@@ -129,6 +168,7 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
     app = Starlette(routes=[
         Route("/v1/models/{owner}/{name}/predictions", create_for_model, methods=["POST"]),
         Route("/v1/predictions", create_for_version, methods=["POST"]),
+        Route("/v1/predictions", listing, methods=["GET"]),
         Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),
         Route("/v1/predictions/{prediction_id}/cancel", cancel, methods=["POST"]),
         download_route(book),
