@@ -61,6 +61,7 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
                    for row in frame[["video_id", "state", "output_path", "duration_seconds", "target_seconds",
                                      "width", "height", "video_codec", "cost_usd", "error"]].to_dict("records")]
     ok = result.success and outputs and all(o["state"] == "assembled" for o in outputs)
+    spend, uncertain = _campaign_money(settings, accepted.campaign_id)
     report = report_path(settings.outputs_dir, accepted.campaign_id)
     reported = result.success or any(e.is_step_success and e.step_key == "campaign_report" for e in result.all_events)
     return {
@@ -70,6 +71,27 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
         "errors": failures,
         "outputs": outputs,
         "cost_usd": round(sum(o["cost_usd"] or 0 for o in outputs), 4),
+        "spend": spend,
+        "uncertain": uncertain,
         "report_path": str(report) if reported and report.exists() else None,
         "wall_seconds": round(time.monotonic() - started, 2),
     }
+
+
+def _campaign_money(settings: Settings, campaign: str) -> tuple[dict, list[dict]]:
+    """The campaign's bill from the ledger (every run's jobs, each once) and its uncertain segments by name."""
+    from video_pipeline.ledger import JobLedger
+    from video_pipeline.spend import campaign_spend, spent_words
+
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        spend = campaign_spend(ledger, campaign)
+        uncertain = [{"job": r.id, "video_id": r.video_id, "segment_index": r.segment_index, "model": r.model,
+                      "provider": r.provider,
+                      "since": r.uncertain_since.isoformat() if r.uncertain_since else None,
+                      "until": r.uncertain_until.isoformat() if r.uncertain_until else None}
+                     for r in ledger.uncertain_rows(campaign=campaign)]
+    finally:
+        ledger.dispose()
+    summary = {k: v for k, v in spend.as_dict().items() if k != "by_model"}
+    return {**summary, "words": spent_words(spend)}, uncertain

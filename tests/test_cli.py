@@ -138,7 +138,9 @@ def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir):
     bars = [line for line in text.splitlines() if line.startswith(("segments ", "dollars "))]
     assert any("━" in line for line in bars)
     assert any("2/2 done  0 running  0 queued  0 failed" in line for line in bars), bars[-4:]
-    assert any("$1.30 spent of $1.30 estimated" in line for line in bars), bars[-4:]
+    # offline renders spend nothing: the dollars are what the clips would cost at the providers
+    assert any("would cost $1.30 of $1.30 estimated" in line for line in bars), bars[-4:]
+    assert not any(" spent" in line for line in bars)
     assert "segments: " not in text   # the plain lines are for pipes only
     assert f"report: {data_dir / 'outputs' / 'quick-clips' / 'report.html'}" in text
 
@@ -182,6 +184,8 @@ def test_status_shows_in_flight_done_failed_and_cost_as_lines_or_tables(data_dir
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["mid-run", "3", "1", "1", "1", "3", "$0.84"]
     assert "In flight" in text and "kling-job-2" in text and "Failed" in text and "content policy" in text
 
-    payload = json.loads(cli("status", "mid-run", "--json").stdout)   # the documented shape, unchanged
-    assert set(payload["campaigns"][0]) == {"campaign", "segments", "jobs", "states", "in_flight", "failed", "cost_usd"}
+    payload = json.loads(cli("status", "mid-run", "--json").stdout)   # the documented shape (fields only added)
+    assert set(payload["campaigns"][0]) == {"campaign", "segments", "jobs", "states", "in_flight", "failed", "cost_usd",
+                                            "uncertain", "would_cost", "spent"}
+    assert payload["campaigns"][0]["cost_usd"] == 0.84 and payload["campaigns"][0]["would_cost"] is False
     assert payload["campaigns"][0]["states"] == {"stored": 1, "running": 1, "failed": 1}

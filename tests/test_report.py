@@ -68,7 +68,7 @@ def test_demo_prints_progress_lines_and_where_the_report_is(demo):
     lines = demo.stdout.splitlines()
     assert "\x1b[" not in demo.stdout, "stdout is a pipe: progress must be plain lines, not terminal codes"
     progress = [line for line in lines if line.startswith("segments: ")]
-    assert progress and progress[-1].startswith("segments: 3/3 done, 0 running, 0 queued, 0 failed; $1.62 spent")
+    assert progress and progress[-1].startswith("segments: 3/3 done, 0 running, 0 queued, 0 failed; would cost $1.62")
     assert f"report: {demo.report}" in lines
     assert lines[-1].startswith("campaign launch-teaser: succeeded")
 

@@ -125,10 +125,15 @@ def cmd_run(args, settings: Settings) -> int:
                 print(f"video {out['video_id']}: FAILED: {out['error']}")
         for err in result["errors"]:
             print(f"error: {err}", file=sys.stderr)
+        for u in result.get("uncertain", []):
+            print(f"uncertain: {u['video_id']}[{u['segment_index']}] on {u['model']} ({u['provider']}, sent "
+                  f"{u['since']}–{u['until']}): the provider may have made (and billed) it; nothing was sent again. "
+                  f"Decide with `video-pipeline resolve --job {u['job']} ...`")
         if result.get("report_path"):
             print(f"report: {result['report_path']}")
+        money = result["spend"]["words"] if result.get("spend") else f"${result['cost_usd']:.2f}"
         print(f"campaign {result['campaign']}: {result['status']} in {result['wall_seconds']:.1f}s, "
-              f"${result['cost_usd']:.2f} (Dagster run {result['run_id']})")
+              f"{money} (Dagster run {result['run_id']})")
     return EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED
 
 
@@ -168,8 +173,9 @@ def _run_progress(args, settings: Settings):
 
 
 def cmd_status(args, settings: Settings) -> int:
-    """The ledger's view: per campaign, jobs in flight, done, failed, and what was spent."""
+    """The ledger's view: per campaign, jobs in flight, done, failed, uncertain, and what was spent."""
     from .ledger import JobLedger
+    from .spend import campaign_spend, spent_words
 
     ledger = JobLedger(settings.ledger_url)
     try:
@@ -195,7 +201,13 @@ def cmd_status(args, settings: Settings) -> int:
                               for r in latest.values() if r.state in ("submitting", "queued", "running")],
                 "failed": [{"video_id": r.video_id, "segment_index": r.segment_index, "model": r.model,
                             "error": r.last_error} for r in latest.values() if r.state in ("failed", "abandoned")],
-                "cost_usd": round(sum(r.cost_usd or 0 for r in rows if r.state in ("succeeded", "stored")), 4),
+                "uncertain": [{"job": r.id, "video_id": r.video_id, "segment_index": r.segment_index,
+                               "model": r.model, "provider": r.provider} for r in latest.values()
+                              if r.state == "uncertain"],
+                # every job the campaign paid, whichever run sent it; offline renders: what they would cost
+                "cost_usd": (spend := campaign_spend(ledger, name)).total("actual_usd"),
+                "would_cost": spend.would_cost,
+                "spent": spent_words(spend),
             })
     finally:
         ledger.dispose()
@@ -213,11 +225,14 @@ def cmd_status(args, settings: Settings) -> int:
     for c in report:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c["states"].items()))
         print(f"{c['campaign']}: {c['segments']} segment(s): {len(c['in_flight'])} in flight, {_done(c)} done, "
-              f"{len(c['failed'])} failed [{states}], ${c['cost_usd']:.2f} spent")
+              f"{len(c['failed'])} failed [{states}], {c['spent']}")
         for r in c["in_flight"]:
             print(f"  in flight: {r['video_id']}[{r['segment_index']}] {r['model']} on {r['provider']} ({r['state']})")
         for r in c["failed"]:
             print(f"  failed: {r['video_id']}[{r['segment_index']}] {r['model']}: {r['error']}")
+        for r in c["uncertain"]:
+            print(f"  uncertain: {r['video_id']}[{r['segment_index']}] {r['model']} on {r['provider']} (ledger job "
+                  f"{r['job']}): `video-pipeline resolve` decides it")
     return EXIT_OK
 
 
@@ -238,7 +253,8 @@ def _status_tables(report: list[dict]) -> None:
     for c in report:
         failed = len(c["failed"])
         summary.add_row(c["campaign"], str(c["segments"]), str(len(c["in_flight"])), str(_done(c)),
-                        f"[red]{failed}[/]" if failed else "0", str(c["jobs"]), f"${c['cost_usd']:.2f}")
+                        f"[red]{failed}[/]" if failed else "0", str(c["jobs"]),
+                        ("would cost " if c["would_cost"] else "") + f"${c['cost_usd']:.2f}")
     console.print(summary)
     flying = [(c["campaign"], r) for c in report for r in c["in_flight"]]
     if flying:
@@ -317,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("campaign", nargs="?", help="campaign id (default: every campaign in the ledger)")
     p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")
     p.set_defaults(func=cmd_status)
+    from .money_cli import add_parsers
+
+    add_parsers(sub)
     hooks = sub.add_parser("webhooks", help="the webhook receiver").add_subparsers(dest="action", required=True)
     p = hooks.add_parser("serve", help="verify provider webhooks and write them to the ledger")
     p.add_argument("--host", default="127.0.0.1")

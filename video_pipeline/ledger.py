@@ -383,6 +383,13 @@ class JobLedger:
             return bool(conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "uncertain")
                                      .values(**values)).rowcount)
 
+    def reconsider(self, row_id: int, how: str) -> bool:
+        """An operator takes back an abandon: the segment may be generated again (the possible charge stays)."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(jobs.update().where(
+                jobs.c.id == row_id, jobs.c.state == "abandoned", jobs.c.resolution.like("operator: abandon%"))
+                .values(resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z")).rowcount)
+
     def abandoned_by_operator(self, job_key: str) -> JobRow | None:
         """The newest row of a key an operator gave up (`resolve --abandon`): runs do not generate it again."""
         for row in self.rows(job_key):

@@ -30,10 +30,17 @@ class Counts:
     failed: int
     spent_usd: float
     est_usd: float
+    would_cost: bool = False     # offline renders: nothing is spent, the figure is what it would cost
+
+    @property
+    def dollars(self) -> str:
+        if self.would_cost:
+            return f"would cost ${self.spent_usd:.2f} of ${self.est_usd:.2f} estimated"
+        return f"${self.spent_usd:.2f} spent of ${self.est_usd:.2f} estimated"
 
     def line(self) -> str:
         return (f"segments: {self.done}/{self.total} done, {self.running} running, {self.queued} queued, "
-                f"{self.failed} failed; ${self.spent_usd:.2f} spent of ${self.est_usd:.2f} estimated")
+                f"{self.failed} failed; {self.dollars}")
 
 
 def read_engine(url: str) -> sa.Engine:
@@ -51,7 +58,7 @@ def ledger_counts(engine: sa.Engine, campaign: str, planned: list[tuple[str, int
     elsewhere (a reused job), else queued. Dollars are what this campaign's finished jobs cost."""
     with engine.connect() as conn:
         query = sa.select(jobs.c.id, jobs.c.video_id, jobs.c.segment_index, jobs.c.state, jobs.c.cost_usd,
-                          jobs.c.created_at).where(jobs.c.campaign == campaign).order_by(jobs.c.id)
+                          jobs.c.created_at, jobs.c.provider).where(jobs.c.campaign == campaign).order_by(jobs.c.id)
         rows = list(conn.execute(query))
         newest = {(r.video_id, r.segment_index): r for r in rows}
         missing = [key for v, i, key in planned if (v, i) not in newest and key]
@@ -71,8 +78,10 @@ def ledger_counts(engine: sa.Engine, campaign: str, planned: list[tuple[str, int
             states["failed"] += 1
         else:
             states["queued"] += 1
-    spent = sum(r.cost_usd or 0 for r in rows if r.state in DONE)
-    return Counts(total=len(keys.keys() | newest.keys()), spent_usd=round(spent, 4), est_usd=est_usd, **states)
+    spent = sum(r.cost_usd or 0 for r in rows if r.cost_usd is not None)
+    offline = bool(rows) and all(r.provider == "local" for r in rows)
+    return Counts(total=len(keys.keys() | newest.keys()), spent_usd=round(spent, 4), est_usd=est_usd,
+                  would_cost=offline, **states)
 
 
 class LedgerWatch:
@@ -170,4 +179,4 @@ class RichProgress:
                              detail=f"{c.done}/{c.total} done  {c.running} running  {c.queued} queued  "
                                     f"[{'red' if c.failed else 'default'}]{c.failed} failed[/]")
         self.progress.update(self.dollars, total=max(c.est_usd, 0.01), completed=min(c.spent_usd, max(c.est_usd, 0.01)),
-                             detail=f"${c.spent_usd:.2f} spent of ${c.est_usd:.2f} estimated")
+                             detail=c.dollars)

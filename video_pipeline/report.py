@@ -280,11 +280,16 @@ th{background:#f1f5f9;font-weight:600}td.num{text-align:right;font-variant-numer
 <ul class="facts">
 <li><b>{{ assembled }}</b> of {{ sections|length }} video(s) assembled</li>
 <li><b>{{ segments|length }}</b> segment(s), {{ failed_segments }} failed</li>
-<li>cost <b>${{ "%.2f"|format(total_cost) }}</b>{% if budget %} of ${{ "%.2f"|format(budget) }} budget{% endif %}</li>
+<li>{% if spend_words %}<b>{{ spend_words }}</b> (every run's jobs, each once){% else %}cost <b>${{ "%.2f"|format(total_cost) }}</b>{% endif %}{% if budget %} of ${{ "%.2f"|format(budget) }} budget{% endif %}</li>
 <li>estimated ${{ "%.2f"|format(est_cost) }}</li>
 <li>generated {{ generated }}</li>
 </ul></header>
 <main>
+{% if uncertain %}<section class="card failed-video" id="uncertain"><h2>Uncertain: the provider may have made these</h2>
+<p>Each request below was sent and its answer was lost; the provider's API cannot be searched for the job it may have
+created (and billed), so nothing was sent again. Check the provider's console, then decide with
+<code>video-pipeline resolve</code>.</p><ul>
+{% for u in uncertain %}<li class="state-failed">{{ u }}</li>{% endfor %}</ul></section>{% endif %}
 <h2>Charts</h2>
 <div class="charts">
 <section class="card"><h3>Provider latency per model against its profile</h3>{{ latency_svg|safe }}
@@ -337,7 +342,8 @@ _env = Environment(autoescape=select_autoescape(default=True, default_for_string
 
 def render_report(campaign: str, plans: pd.DataFrame, segments: pd.DataFrame, outputs: pd.DataFrame,
                   catalog: Catalog, budget_usd: float | None, provider_latency: dict[str, float],
-                  link_for: LinkFor, generated: dt.datetime | None = None) -> str:
+                  link_for: LinkFor, generated: dt.datetime | None = None, spend_words: str = "",
+                  uncertain: list[str] | None = None) -> str:
     """The report's HTML for one campaign, from the plan, the engine's outcomes and the assembled outputs."""
     lines = segment_lines(plans, segments, catalog, provider_latency)
     sections = video_sections(outputs, lines, link_for)
@@ -360,6 +366,7 @@ def render_report(campaign: str, plans: pd.DataFrame, segments: pd.DataFrame, ou
         generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
         latency_svg=latency_chart(lines, catalog), cost_svg=cost_chart(by_video, by_model, budget_usd),
         presigned="output_link" in outputs and outputs["output_link"].notna().any(),
+        spend_words=spend_words, uncertain=uncertain or [],
     )
 
 
@@ -392,15 +399,21 @@ def campaign_report(settings, campaign: str, plans: pd.DataFrame, segments: pd.D
     reused from another campaign is found by its key)."""
     from .ledger import JobLedger
 
+    from .spend import campaign_spend, spent_words
+
     ledger = JobLedger(settings.ledger_url)
     try:
         rows = ledger.campaign_rows(campaign)
         latency = provider_latencies(rows)
         for key in set(segments["job_key"].dropna()) - set(latency):
             latency.update(provider_latencies(ledger.rows(key)))
+        words = spent_words(campaign_spend(ledger, campaign))
+        uncertain = [f"{r.video_id} segment {r.segment_index}: {r.model} on {r.provider}, sent between "
+                     f"{r.uncertain_since:%Y-%m-%d %H:%M:%S} and {r.uncertain_until:%H:%M:%S} UTC (ledger job {r.id})"
+                     for r in ledger.uncertain_rows(campaign=campaign) if r.uncertain_since and r.uncertain_until]
     finally:
         ledger.dispose()
     path = report_path(settings.outputs_dir, campaign)
     html = render_report(campaign, plans, segments, outputs, catalog, budget_usd, latency,
-                         link_for or relative_links(path.parent))
+                         link_for or relative_links(path.parent), spend_words=words, uncertain=uncertain)
     return write_report(path, html)
