@@ -48,7 +48,7 @@ class LoseAnswer:
             await self.app(scope, receive, send)
             return
         lost = _Lost()
-        _LOST.set(lost)      # each request runs in its own task, so this value is this request's alone
+        token = _LOST.set(lost)      # the request's own holder: `injected` writes into it while the app runs
         swallowed = False
 
         async def lossy_send(message) -> None:
@@ -75,7 +75,10 @@ class LoseAnswer:
                         "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")]})
             raise ConnectionResetError("fake: connection dropped before the answer")
 
-        await self.app(scope, receive, lossy_send)
+        try:
+            await self.app(scope, receive, lossy_send)
+        finally:
+            _LOST.reset(token)
 
 
 def _drop(receive) -> None:
