@@ -161,9 +161,9 @@ class JobRow:
 class JobLedger:
     """Reads and writes provider jobs. Every state change is written here before anything else acts on it."""
 
-    def __init__(self, url: str, submit_lease: dt.timedelta = SUBMIT_LEASE):
+    def __init__(self, url: str, submit_lease: dt.timedelta | None = None):
         self.url = url
-        self.submit_lease = submit_lease
+        self.submit_lease = submit_lease or SUBMIT_LEASE
         self.engine = make_engine(url)
         metadata.create_all(self.engine)
         _add_missing_columns(self.engine)

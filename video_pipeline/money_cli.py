@@ -172,8 +172,11 @@ def cmd_resolve(args, settings: Settings) -> int:
             if decision == "adopt":
                 import sqlalchemy as sa
 
+                job_id, problem = _checked_job_id(settings, row, args.adopt.strip())
+                if problem:
+                    return _refuse(args, problem)
                 try:
-                    ok = ledger.adopt(row.id, args.adopt.strip(), f"operator: adopt {args.adopt.strip()}")
+                    ok = ledger.adopt(row.id, job_id, f"operator: adopt {job_id}")
                 except sa.exc.IntegrityError:
                     return _refuse(args, f"{row.provider} job {args.adopt.strip()} is already in the ledger for "
                                          "another segment; check the id in the provider's console")
@@ -194,6 +197,38 @@ def cmd_resolve(args, settings: Settings) -> int:
     else:
         print(f"{decision}: ledger job(s) {', '.join(map(str, done)) or 'none'} {what}")
     return EXIT_OK
+
+
+def _checked_job_id(settings: Settings, row: JobRow, raw: str) -> tuple[str, str]:
+    """(the job id in the adapter's form, a problem) — asked of the provider when its adapter is configured, so a
+    mistyped id is refused rather than polled forever."""
+    import asyncio
+
+    from .catalog import load_catalog
+    from .errors import ProviderError
+    from .stages import build_registry
+
+    if not raw:
+        return raw, "--adopt needs the provider's job id"
+    try:
+        registry = build_registry(settings, load_catalog(settings.catalog_file))
+        provider, route_model_id = registry.provider_named(row.provider, row.model)
+    except Exception:   # not configured here (no key, local mode): recorded as given, checked by the next run
+        return raw, ""
+    job_id = provider.job_id_from(raw, route_model_id) if hasattr(provider, "job_id_from") else raw
+
+    async def ask():
+        try:
+            return await provider.poll(job_id)
+        finally:
+            await registry.aclose()
+
+    try:
+        asyncio.run(ask())
+    except ProviderError as exc:
+        if exc.kind != ProviderError.RETRYABLE:
+            return job_id, f"{row.provider} does not know job {raw} ({exc}); check the id in its console"
+    return job_id, ""
 
 
 def _refuse(args, message: str) -> int:

@@ -25,7 +25,9 @@ from video_pipeline.providers.fakes.openai_tts import spoken_seconds
 from video_pipeline.store import fetch
 
 #: request faults the fakes inject; every adapter must ride them out on submit
-TRANSIENT_SUBMIT_FAULTS = ["429", "429-no-retry-after", "500", "503", "reset"]
+#: submit faults that surely created nothing (throttled): the HTTP layer sends the request again. A 5xx or a reset
+#: after the request left may hide a created job: never resent (tests/providers/test_lost_answers.py)
+TRANSIENT_SUBMIT_FAULTS = ["429", "429-no-retry-after"]
 #: the ones most adapters are checked against while polling
 TRANSIENT_POLL_FAULTS = ["429", "500", "reset"]
 #: a download fault and the text its error must carry

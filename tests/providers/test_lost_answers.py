@@ -463,3 +463,42 @@ def test_a_plain_client_sees_each_lost_answer_as_a_reset_a_timeout_or_a_proxys_5
         assert outcome == (CLIENT_SEES[fault],)
     assert after.status_code == 200                        # the fault struck once; the server serves on
     assert book.total_submissions == 2
+
+
+# ---- the HTTP layer never resends a job-creating request on a guess --------------------------------------------
+
+@rigs(LOOKUPS + WITHOUT_LOOKUP)
+@pytest.mark.parametrize("fault, created", [("lost-reset", 1), ("lost-slow", 1), ("lost-502", 1),
+                                            ("500", 0), ("503", 0), ("reset", 0)])
+def test_a_submit_whose_answer_is_lost_is_uncertain_and_sent_once_even_with_retries_on(rig, fault, created):
+    from video_pipeline.errors import SubmitUncertain
+
+    async def scenario(adapter, seen):
+        rig.book.faults.add("submit", fault)
+        before = now()
+        with pytest.raises(SubmitUncertain) as raised:
+            await adapter.submit(rig.spec.req("k-guess"))
+        return raised.value, before, [o for o in seen.outcomes if o[0] == "POST"]
+
+    adapter, seen = rig.open()
+    adapter.max_attempts = 5                     # retries on: the layer still must not resend this one
+    error, before, posts = run(closing(adapter, scenario(adapter, seen)))
+    assert len(posts) == 1                       # one request left; none followed it
+    assert rig.book.total_submissions == created
+    assert error.kind == ProviderError.UNCERTAIN and "may have created the job" in str(error)
+    assert before <= error.sent_at <= error.failed_at and len(error.fingerprint) == 64
+
+
+@rigs(LOOKUPS + WITHOUT_LOOKUP)
+@pytest.mark.parametrize("fault", ["429", "429-no-retry-after"])
+def test_a_throttled_submit_created_nothing_and_is_sent_again(rig, fault):
+    async def scenario(adapter, seen):
+        rig.book.faults.add("submit", fault)
+        return await adapter.submit(rig.spec.req("k-throttled"))
+
+    adapter, seen = rig.open()
+    adapter.max_attempts = 3
+    job_id = run(closing(adapter, scenario(adapter, seen)))
+    assert rig.only_job.id in job_id                       # the one job the provider created
+    # two requests, one job: the throttled one (HTTP 429, or MiniMax's base_resp 1002 in a 200) created nothing
+    assert len([o for o in seen.outcomes if o[0] == "POST"]) == 2 and rig.book.total_submissions == 1

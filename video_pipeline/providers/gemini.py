@@ -93,6 +93,12 @@ class GeminiProvider(HttpProvider):
             body["webhookConfig"] = {"uris": [hook]}   # Veo's `video.generated` event (beta)
         return body
 
+    @staticmethod
+    def job_id_from(raw: str, route_model_id: str) -> str:
+        """An operation id as an operator copies it (bare, or the whole name) in the form `submit` returns."""
+        raw = raw.strip().removeprefix("v1beta/")
+        return raw if raw.startswith("models/") else f"models/{route_model_id}/operations/{raw}"
+
     async def submit(self, request: GenerationRequest) -> str:
         response = await self.request("POST", f"/v1beta/models/{request.route_model_id}:predictLongRunning",
                                       json=self.body(request))
