@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import sqlalchemy as sa
+
 from .campaign import resolve_reference
 from .catalog import Catalog, ModelSpec
 from .errors import ProviderError, SubmitUncertain
@@ -22,8 +24,9 @@ from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .providers.http import SEND_HOOK
 from .store import fetch
 
-#: clock skew allowed between us and a provider when a lost submit is looked up in its listing
-LOOKUP_SKEW = dt.timedelta(minutes=2)
+#: clock skew allowed between us and a provider when a lost submit is looked up in its listing (NTP keeps both
+#: within a second or two; a wider window only lets more of the account's other jobs look like ours)
+LOOKUP_SKEW = dt.timedelta(seconds=15)
 #: how long after a lost answer a provider's listing that shows no job is believed: a slow provider may still be
 #: creating it (scaled like the provider's latencies, at least MIN_NOT_CREATED_GRACE)
 NOT_CREATED_GRACE = dt.timedelta(minutes=2)
@@ -399,17 +402,35 @@ class JobEngine:
         request = self._request(seg, row.model, route_model_id, seed_image)
         since = (row.uncertain_since or row.sent_at or row.created_at) - LOOKUP_SKEW
         until = (row.uncertain_until or row.heartbeat_at) + LOOKUP_SKEW
-        grace = max(MIN_NOT_CREATED_GRACE, NOT_CREATED_GRACE * min(1.0, provider.latency_scale))
+        scale = max(provider.latency_scale, 1e-6)
+        grace = max(MIN_NOT_CREATED_GRACE, NOT_CREATED_GRACE * min(1.0, scale))
         believe_after = (row.uncertain_until or row.heartbeat_at) + grace
+        # a listing that cannot answer yet (fal lists a request once it has ended) is asked again until the job,
+        # if it exists, has surely ended; then the job stays uncertain for an operator
+        spec = self.catalog.get(row.model)
+        give_up = time.monotonic() + self.poll.timeout_factor * spec.latency.p95_seconds * scale + grace.total_seconds()
+        interval = max(0.2, min(5.0, spec.latency.p50_seconds * scale / 2))
         how = getattr(provider, "lookup", "the provider's listing")
         while True:
+            if self.ledger.competing_submits(row) and time.monotonic() < give_up:
+                # another request for this model is still waiting for its answer: its job, when the provider
+                # lists it without our input, could pass for ours; look once the ledger knows its id
+                await asyncio.sleep(interval)
+                continue
             try:
                 found = await find(request, since, until, self.ledger.known_job_ids(row.provider))
             except ProviderError as exc:
                 outcome.error = f"uncertain: looking the job up by {how} failed: {exc}"
+                if exc.kind == ProviderError.RETRYABLE and time.monotonic() < give_up:
+                    await asyncio.sleep(interval)
+                    continue
                 return False
             if found:
-                settled = self.ledger.adopt(row.id, found, f"found by {how}")
+                try:
+                    settled = self.ledger.adopt(row.id, found, f"found by {how}")
+                except sa.exc.IntegrityError:   # another segment's submit answered with this id meanwhile
+                    await asyncio.sleep(interval)
+                    continue
                 outcome.settled = f"found by {how}" if settled else "settled by another run"
                 return True
             wait = (believe_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
@@ -422,13 +443,15 @@ class JobEngine:
     def _uncertain(self, outcome: SegmentOutcome, row: JobRow | None) -> SegmentOutcome:
         """A submit whose outcome is unknown and cannot be looked up: neither resent nor sent to a fallback."""
         outcome.state = "uncertain"
+        lookup = outcome.error if (outcome.error or "").startswith("uncertain: looking") else ""
         if row is not None:
             outcome.model, outcome.provider = row.model, row.provider
             window = (f"{row.uncertain_since:%Y-%m-%d %H:%M:%S}–{row.uncertain_until:%H:%M:%S} UTC"
                       if row.uncertain_since and row.uncertain_until else "an unknown time")
             outcome.error = (f"uncertain: {row.provider} may have created a job for {row.model} at {window} "
                              f"(ledger job {row.id}); nothing was sent again. Check the provider's console, then "
-                             f"`video-pipeline resolve --job {row.id} --adopt JOB_ID | --resubmit | --abandon`")
+                             f"`video-pipeline resolve --job {row.id} --adopt JOB_ID | --resubmit | --abandon`"
+                             + (f" ({lookup.removeprefix('uncertain: ')})" if lookup else ""))
         else:
             outcome.error = f"uncertain: {outcome.error}; nothing was sent again"
         self.on_change(outcome)

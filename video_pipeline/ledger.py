@@ -426,6 +426,13 @@ class JobLedger:
     def refreshed_url(self, row_id: int, output_url: str, url_expires_at: dt.datetime | None) -> None:
         self._update(row_id, output_url=output_url, url_expires_at=url_expires_at, state="succeeded")
 
+    def competing_submits(self, row: JobRow) -> int:
+        """Other requests for the same provider and model still waiting for their answer (any run, any campaign)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
+                jobs.c.provider == row.provider, jobs.c.model == row.model, jobs.c.id != row.id,
+                jobs.c.state == "submitting", jobs.c.heartbeat_at >= now() - self.submit_lease)).scalar_one()
+
     def known_job_ids(self, provider: str) -> frozenset[str]:
         """Every provider job id this ledger already holds for `provider` (a lookup must not adopt one twice)."""
         with self.engine.connect() as conn:

@@ -15,6 +15,8 @@ as an operator would until every video is assembled (at most `MAX_RUNS` runs). I
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import multiprocessing
 import os
 import random
 import resource
@@ -46,8 +48,13 @@ MAX_RUNS = 3
 FAKE_LATENCY = 0.25           # seconds a fake job takes
 TIME_SCALE = "0.01"           # VIDEO_PIPELINE_TIME_SCALE: catalog latencies compressed 100x for polling
 ADAPTER_TIMEOUT = 1.0         # seconds; the fakes' "slow" fault answers after 2 s, so it is a client timeout
+STALL_TIMEOUT = 8.0           # the client waits this long where a held answer must arrive (stall, kill cases)
+SUBMIT_LEASE = dt.timedelta(seconds=0.5)   # the submit lease in the stall and kill cases (30 s in production)
 PROVIDER_KEYS = [k for creds in FAKE_CREDENTIALS.values() for k in creds]
-FLEET_PROVIDERS = ["gemini", "minimax", "fal", "runway"]
+FLEET_PROVIDERS = ["gemini", "minimax", "fal", "runway", "kling", "ark", "dashscope"]
+#: each video provider's fake, and a catalog model that reaches it when only that provider has a key
+VIDEO_PROVIDERS = {"gemini": "veo-3-1-fast", "fal": "veo-3-1-fast", "runway": "veo-3-1-fast", "kling": "kling-3-0",
+                   "minimax": "hailuo-02", "ark": "seedance-2-0", "dashscope": "wan-2-6"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,14 @@ class Case:
     providers: tuple[str, ...] = ("gemini", "minimax", "runway")   # the providers this run has keys for
     model: str | None = None        # pin the shots to a model (to reach a provider's result step)
     expect: str = ""                # what should happen, for the table
+    scenario: str = "fault"         # fault | stall (a second run starts while the answer is held) | kill (mid-submit)
+
+    @property
+    def can_look_up(self) -> bool:
+        """Whether the target's adapter can find a job whose submit answer was lost (else an operator decides)."""
+        from video_pipeline.providers.live import adapter_class
+
+        return hasattr(adapter_class(self.target), "find_submitted")
 
 
 CASES: list[Case] = [
@@ -72,15 +87,22 @@ CASES: list[Case] = [
     Case("429n-submit", "429 without Retry-After", "submit", "submit", "429-no-retry-after",
          expect="retried with jittered backoff"),
     Case("429n-poll", "429 without Retry-After", "poll", "poll", "429-no-retry-after", expect="poll retried"),
-    Case("5xx-submit", "5xx (503)", "submit", "submit", "503", expect="retried"),
+    Case("5xx-submit", "5xx (503)", "submit", "submit", "503",
+         expect="uncertain (Gemini cannot be searched): not resent; the operator finds no job and resubmits"),
     Case("5xx-poll", "5xx (500)", "poll", "poll", "500", expect="poll retried, job kept"),
     Case("5xx-result", "5xx (500)", "result fetch (MiniMax file)", "result", "500", target="minimax",
          providers=("minimax",), model="hailuo-02", expect="file lookup retried"),
-    Case("reset-submit", "connection reset", "submit", "submit", "reset", expect="retried"),
+    Case("reset-submit", "connection reset", "submit", "submit", "reset",
+         expect="uncertain (Gemini cannot be searched): not resent; the operator finds no job and resubmits"),
     Case("reset-poll", "connection reset", "poll", "poll", "reset", expect="poll retried"),
     Case("reset-result", "connection reset", "result fetch (fal)", "result", "reset", target="fal",
          providers=("fal", "minimax"), expect="result fetch retried"),
-    Case("timeout-submit", "timeout", "submit", "submit", "slow", expect="retried after the client timeout"),
+    Case("timeout-submit", "timeout", "submit", "submit", "slow",
+         expect="uncertain (Gemini cannot be searched): not resent; the operator finds no job and resubmits"),
+    Case("5xx-submit-kling", "5xx (503)", "submit (kling)", "submit", "503", target="kling", providers=("kling",),
+         model="kling-3-0", expect="uncertain; Kling's query by external_task_id finds no task: sent again"),
+    Case("5xx-submit-ark", "5xx (503)", "submit (ark)", "submit", "503", target="ark", providers=("ark",),
+         model="seedance-2-0", expect="uncertain; Ark's task list shows no task after the grace period: sent again"),
     Case("timeout-poll", "timeout", "poll", "poll", "slow", expect="poll retried"),
     Case("job-retryable", "failed job (retryable)", "job", "job", "fail-retryable",
          expect="submitted again on the same model (the failed job is not billed)"),
@@ -97,6 +119,35 @@ CASES: list[Case] = [
          expect="S3 answers 503 SlowDown through the first run: clips not kept; the rerun uploads both, "
                 "checksums verified"),
 ]
+
+LOST_WORDS = {"lost-reset": "job created, connection dropped before the answer",
+              "lost-slow": "job created, answer held past the client's timeout",
+              "lost-502": "job created, a proxy's 502 instead of the answer"}
+
+
+def _settled_expectation(provider: str) -> str:
+    from video_pipeline.providers.live import adapter_class
+
+    cls = adapter_class(provider)
+    if hasattr(cls, "find_submitted"):
+        return f"uncertain, then found by {cls.lookup} and adopted: paid once, one run"
+    return "uncertain, not resent by any run (no lookup); the operator adopts the job from the console"
+
+
+for _provider, _model in VIDEO_PROVIDERS.items():
+    for _kind, _words in LOST_WORDS.items():
+        CASES.append(Case(f"{_kind}-{_provider}", _words, f"submit ({_provider})", "submit", _kind, target=_provider,
+                          providers=(_provider,), model=_model, expect=_settled_expectation(_provider)))
+    CASES.append(Case(f"stall-{_provider}", "answer stalled past the submit lease, a second run starts",
+                      f"submit ({_provider})", "submit", "lost-slow", target=_provider, providers=(_provider,),
+                      model=_model, scenario="stall",
+                      expect="the live run renews its lease; the second run waits, then shares the job: paid once"))
+    CASES.append(Case(f"kill-submit-{_provider}", "run killed mid-submit (SIGKILL)", f"submit ({_provider})", "submit",
+                      "lost-slow", target=_provider, providers=(_provider,), model=_model, scenario="kill",
+                      expect=_settled_expectation(_provider).replace("uncertain", "lease lapses: uncertain", 1)))
+
+#: words of each shot's prompt in CAMPAIGN, by segment index (what an operator reads in a provider's console)
+SHOT_WORDS = ["a paper boat on a puddle", "the rain stops over the harbour"]
 
 CAMPAIGN = """\
 campaign: fault-{case}
@@ -123,6 +174,8 @@ class CaseResult:
     assembled: bool = False
     note: str = ""
     errors: list[str] = field(default_factory=list)
+    uncertain_runs: int = 0         # runs that ended with a segment uncertain (nothing was sent for it again)
+    operator: str = ""              # the decision the operator took (`video-pipeline resolve`), if any
 
     @property
     def lost(self) -> int:
@@ -162,18 +215,19 @@ def live_environment(fleet: Fleet, providers: tuple[str, ...], data_dir: Path) -
     return env
 
 
-def _registry(settings: Settings, catalog):
+def _registry(settings: Settings, catalog, timeout: float = ADAPTER_TIMEOUT):
     registry = stages.build_registry(settings, catalog)     # live mode: the adapters whose keys are set
     for adapter in registry.providers.values():
         adapter.latency_scale = settings.time_scale          # poll on the compressed schedule
         adapter.backoff_base = 0.05
         adapter.stuck_grace_seconds = 1.0                    # a stuck fake job is given up on within seconds
-        adapter._timeout = httpx.Timeout(ADAPTER_TIMEOUT)
+        adapter._timeout = httpx.Timeout(timeout)
     return registry
 
 
 def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcontext,
-                 store: ClipStore | None = None) -> tuple[int, int, bool, list[str]]:
+                 store: ClipStore | None = None, timeout: float = ADAPTER_TIMEOUT,
+                 generate_only: bool = False) -> tuple[int, int, bool, list[str]]:
     """prompt batches → routed plans → generated segments → stored clips → assembled outputs, as the assets do;
     `store_guard()` wraps the storing step (to fill the disk under it); `store` is the clip store (the local one
     by default, an S3ClipStore for the production profile). Returns (planned segments, stored segments, every
@@ -183,8 +237,10 @@ def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcont
     campaign = load_campaign(spec, settings.data_dir)
     stages.prompt_batches(campaign)
     _, frame = stages.routed_job_plans(campaign, catalog, settings)
-    registry = _registry(settings, catalog)
-    out = stages.generated_segments(frame, catalog, settings, registry=registry)
+    registry = _registry(settings, catalog, timeout)
+    out = stages.generated_segments(frame, catalog, settings, registry=registry, budget_usd=campaign.budget_usd)
+    if generate_only:
+        return len(frame), int((out["state"] == "succeeded").sum()), False, [str(e) for e in out["error"].dropna()]
     ledger = JobLedger(settings.ledger_url)
     try:
         with store_guard():
@@ -266,7 +322,21 @@ def _render_all(fleet: Fleet) -> None:
 
 
 def run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
-    """Inject `case`'s fault, run the pipeline, rerun until every video is assembled; measure what it cost."""
+    """Inject `case`'s fault, run the pipeline, rerun until every video is assembled; measure what it cost.
+
+    Cases of submits whose answer is lost get a fresh fake of their provider, as a team with its own account:
+    a provider's listing then holds only this campaign's jobs (lookups that cannot see a job's input, Ark's and
+    DashScope's, would otherwise see the earlier cases' jobs of the same model and, rightly, call it ambiguous)."""
+    if case.scenario != "fault" or case.kind in LOST_WORDS or case.id.startswith("5xx-submit-"):
+        own = start_fleet(latency=FAKE_LATENCY, providers=[case.target], work_dir=root / case.id / "fakes")
+        try:
+            return _run_case(case, own, root)
+        finally:
+            own.stop()
+    return _run_case(case, fleet, root)
+
+
+def _run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
     data = new_data_dir(root / case.id)
     model = f", model: {case.model}" if case.model else ""
     spec = data / f"fault-{case.id}.yaml"
@@ -278,8 +348,35 @@ def run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
         if case.phase is not None:
             fleet.books[case.target].faults.add(case.phase, case.kind)
         started = time.monotonic()
-        for run in range(1, MAX_RUNS + 1):
-            result.runs = run
+        lease = _short_lease() if case.scenario in ("stall", "kill") else contextlib.nullcontext()
+        with lease:
+            killed = 0
+            if case.scenario == "kill":
+                result.note = _killed_mid_submit(settings, spec, fleet.books[case.target])
+                killed = 1
+            for run in range(1, MAX_RUNS + 1):
+                result.runs = run + killed
+                planned, stored, assembled, errors = _one_run(case, run, fleet, root, settings, spec, result)
+                result.planned, result.stored, result.assembled = planned, stored, assembled
+                result.errors += errors
+                if assembled:
+                    break
+                if _uncertain_rows(settings):
+                    result.uncertain_runs += 1
+                    if result.uncertain_runs == 2:   # a rerun did not guess either: the operator decides now
+                        result.operator = _operator_decides(settings, fleet, case.id)
+        result.recover_seconds = round(time.monotonic() - started, 2)
+        result.submissions, result.paid_twice, result.paid_unused = _billing(fleet, before, _stored_job_ids(settings))
+    if case.phase is not None:
+        # the fault must have struck: a plan entry left over means the case tested nothing
+        assert fleet.books[case.target].faults.take(case.phase) is None, f"{case.id}: the fault never struck"
+    return result
+
+
+def _one_run(case: Case, run: int, fleet: Fleet, root: Path, settings: Settings, spec: Path,
+             result: CaseResult) -> tuple[int, int, bool, list[str]]:
+    if True:
+        if True:
             if case.id == "s3-errors":
                 # the bucket is a real S3 endpoint (moto's server); during the first run every S3 request meets
                 # an endpoint answering 503 SlowDown (past the client's retries), as in an S3 outage
@@ -296,18 +393,130 @@ def run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
                         result.note = how
                         yield
                 planned, stored, assembled, errors = run_pipeline(settings, spec, disk_full)
+            elif case.scenario == "stall" and run == 1:
+                second = _SecondRun(settings, spec)
+                second.start()
+                planned, stored, assembled, errors = run_pipeline(settings, spec, timeout=STALL_TIMEOUT)
+                result.note = second.finish()
             else:
                 planned, stored, assembled, errors = run_pipeline(settings, spec)
-            result.planned, result.stored, result.assembled = planned, stored, assembled
-            result.errors += errors
-            if assembled:
-                break
-        result.recover_seconds = round(time.monotonic() - started, 2)
-        result.submissions, result.paid_twice, result.paid_unused = _billing(fleet, before, _stored_job_ids(settings))
-    if case.phase is not None:
-        # the fault must have struck: a plan entry left over means the case tested nothing
-        assert fleet.books[case.target].faults.take(case.phase) is None, f"{case.id}: the fault never struck"
-    return result
+    return planned, stored, assembled, errors
+
+
+@contextlib.contextmanager
+def _short_lease():
+    """A submit lease of SUBMIT_LEASE for the block (the ledger's default is 30 s), so a dead run's lapses soon."""
+    from video_pipeline import ledger as ledger_module
+
+    saved = ledger_module.SUBMIT_LEASE
+    ledger_module.SUBMIT_LEASE = SUBMIT_LEASE
+    try:
+        yield
+    finally:
+        ledger_module.SUBMIT_LEASE = saved
+
+
+def _sent_and_unanswered(settings: Settings) -> bool:
+    """The ledger shows a job-creating request that left and has no answer yet."""
+    engine = sa.create_engine(settings.ledger_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
+                jobs.c.state == "submitting", jobs.c.sent_at.is_not(None))).scalar_one() > 0
+    except sa.exc.OperationalError:   # no ledger yet
+        return False
+    finally:
+        engine.dispose()
+
+
+def _wait_for_sent(settings: Settings, alive=lambda: True, limit: float = 60.0) -> float:
+    started = time.monotonic()
+    while not _sent_and_unanswered(settings):
+        if time.monotonic() - started > limit or not alive():
+            raise RuntimeError("no submit was ever left waiting for its answer: the fault did not strike")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+class _SecondRun(threading.Thread):
+    """A second run of the same campaign that starts while the first run's submit answer is held."""
+
+    def __init__(self, settings: Settings, spec: Path):
+        super().__init__(daemon=True)
+        self.settings, self.spec = settings, spec
+        self.outcome: tuple | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            _wait_for_sent(self.settings)
+            self.outcome = run_pipeline(self.settings, self.spec, timeout=STALL_TIMEOUT, generate_only=True)
+        except BaseException as exc:   # noqa: BLE001 — reported by finish()
+            self.error = exc
+
+    def finish(self) -> str:
+        self.join(timeout=120)
+        if self.error is not None or self.outcome is None:
+            raise RuntimeError(f"the second run failed: {self.error!r}")
+        planned, shared, _, errors = self.outcome
+        return (f"second run started while the answer was held: {shared}/{planned} segments shared, nothing sent"
+                + (f"; its errors: {errors}" if errors else ""))
+
+
+def _killed_mid_submit(settings: Settings, spec: Path, book) -> str:
+    """Start a run in its own process and SIGKILL it once a submit has reached the provider (which created the job
+    and holds the answer)."""
+    jobs_before = len(book.jobs)
+    child = multiprocessing.get_context("spawn").Process(target=run_pipeline, args=(settings, spec),
+                                                         kwargs={"timeout": STALL_TIMEOUT}, daemon=True)
+    child.start()
+    try:
+        started = time.monotonic()
+        _wait_for_sent(settings, alive=child.is_alive, limit=120.0)
+        while len(book.jobs) == jobs_before and child.is_alive() and time.monotonic() - started < 120:
+            time.sleep(0.02)
+        waited = time.monotonic() - started
+    finally:
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGKILL)
+        child.join(timeout=30)
+    return f"run killed {waited:.1f} s after its start, its request sent and the answer not yet back"
+
+
+def _uncertain_rows(settings: Settings) -> list:
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        return ledger.uncertain_rows()
+    finally:
+        ledger.dispose()
+
+
+def _operator_decides(settings: Settings, fleet: Fleet, case_id: str) -> str:
+    """What an operator does with uncertain jobs: look in the provider's console (here the fake's book) for a job
+    created in the window that no segment owns; `resolve --adopt` it, or `resolve --resubmit` when there is none."""
+    from video_pipeline.cli import main
+
+    ledger = JobLedger(settings.ledger_url)
+    try:
+        rows = ledger.uncertain_rows()
+        known = {r.provider: ledger.known_job_ids(r.provider) for r in rows}
+    finally:
+        ledger.dispose()
+    decisions = []
+    for row in rows:
+        low = (row.uncertain_since - dt.timedelta(seconds=5)).timestamp()
+        high = (row.uncertain_until + dt.timedelta(seconds=5)).timestamp()
+        # the console shows each job's prompt: the operator matches it to the segment's shot
+        console = [job for job in fleet.books[row.provider].jobs.values()
+                   if low <= job.created <= high and f"Case {case_id}: {SHOT_WORDS[row.segment_index]}" in job.prompt
+                   and not any(job.id in k for k in known[row.provider])]
+        if console:
+            code = main(["resolve", "--job", str(row.id), "--adopt", console[0].id])
+            decisions.append(f"adopted {row.provider} job {console[0].id[:8]}… (exit {code})")
+        else:
+            code = main(["resolve", "--job", str(row.id), "--resubmit"])
+            decisions.append(f"no job in the console: resubmitted (exit {code})")
+    return "; ".join(decisions)
 
 
 class _SlowDown(BaseHTTPRequestHandler):

@@ -37,6 +37,30 @@ def test_fault_loses_no_segment_and_pays_nothing_twice(case, fleet, tmp_path):
         assert result.errors and "storing failed" in result.errors[0]
     if case.id == "store-full":
         assert "No space left" in result.errors[0] or "too large" in result.errors[0]
+    if case.id in ("5xx-submit", "reset-submit", "timeout-submit"):
+        # nothing was created, but Gemini cannot be asked: two runs leave it uncertain, the operator resubmits
+        assert (result.uncertain_runs, result.runs, result.submissions) == (2, 3, 2), result
+        assert "resubmitted (exit 0)" in result.operator, result
+    if case.id in ("5xx-submit-kling", "5xx-submit-ark"):
+        assert (result.runs, result.submissions, result.operator) == (1, 2, ""), result   # looked up: none, sent again
+    if case.scenario == "fault" and case.kind in ("lost-reset", "lost-slow", "lost-502"):
+        assert result.submissions == 2, result             # the lost answer's job was adopted, never made again
+        if case.can_look_up:
+            assert (result.runs, result.uncertain_runs, result.operator) == (1, 0, ""), result
+        else:   # uncertain through two runs (nothing resent, no fallback), then the operator adopts the job
+            assert (result.runs, result.uncertain_runs) == (3, 2) and "adopted" in result.operator, result
+    if case.scenario == "stall":
+        assert (result.runs, result.submissions) == (1, 2), result
+        assert "2/2 segments shared, nothing sent" in result.note, result.note
+    if case.scenario == "kill":
+        assert result.submissions == 2 and result.note.startswith("run killed"), result
+        if case.can_look_up:
+            # a job the killed run's request created is found by the lookup; only a request the kill stopped before
+            # it reached the provider can need the operator (fal's listing cannot rule a request out for an hour)
+            assert "adopted" not in result.operator, result
+            assert result.runs == 2 or (case.target == "fal" and "resubmitted" in result.operator), result
+        else:
+            assert result.uncertain_runs == 2 and result.operator, result
     if case.id == "s3-errors":
         assert result.runs == 2 and result.submissions == 2
         assert result.errors and all("storing failed: S3 upload to s3://" in e and "503" in e for e in result.errors), result.errors

@@ -120,10 +120,19 @@ class DashScopeProvider(BearerKeyProvider):
             raise ProviderError(f"find_submitted: more than {LOOKUP_PAGES} pages of {model} tasks; not read to the "
                                 "end", provider=self.name)
         if len(found) > 1:
+            # the query shows no input, but a finished task's own record carries its prompt (`orig_prompt`)
+            found = [task_id for task_id in found if await self._may_be(task_id, request.prompt)]
+        if len(found) > 1:
             raise ProviderError(f"find_submitted: {len(found)} tasks of {model} created in the window "
                                 f"({', '.join(found)}) and the query shows no input; ambiguous, left to an operator",
                                 provider=self.name)
         return found[0] if found else None
+
+    async def _may_be(self, task_id: str, prompt: str) -> bool:
+        """False only when the task's record shows a different prompt than ours."""
+        output = (await self.request("GET", f"/api/v1/tasks/{task_id}", job_id=task_id)).json().get("output") or {}
+        shown = output.get("orig_prompt")
+        return shown is None or shown == prompt
 
     async def poll(self, job_id: str) -> JobStatus:
         response = await self.request("GET", f"/api/v1/tasks/{job_id}", job_id=job_id)
