@@ -117,7 +117,7 @@ class JobEngine:
         self.webhooks = webhooks
         self.event_check_seconds = event_check_seconds
         self.budget_usd = budget_usd          # every submission reserves against it (None: no budget)
-        self._lag: dict[str, float] = {}      # per job id: real seconds the event loop overslept while waiting
+        self._stalls: list[tuple[float, float]] = []   # (from, to) monotonic spans the event loop stood still
 
     def _slot(self, model: str) -> asyncio.Semaphore:
         if model not in self._slots:
@@ -152,9 +152,11 @@ class JobEngine:
             done[seg.job_key].set_result(outcome)
             return outcome
 
+        watch = asyncio.create_task(self._watch_stalls())
         try:
             outcomes = await asyncio.gather(*(one(s) for s in segments))
         finally:
+            watch.cancel()
             await self.registry.aclose()
         fatal = [o for o in outcomes if o.error and o.error.startswith("fatal:")]
         if fatal:
@@ -326,7 +328,7 @@ class JobEngine:
                         break
                     await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
                     continue
-                latency = self._latency_sample(status, attempt_started, provider, outcome.provider_job_id)
+                latency = self._latency_sample(status, attempt_started, provider)
                 self.on_attempt(model, provider.name, latency, True, None)
                 outcome.state = JobState.SUCCEEDED.value
                 outcome.error = None
@@ -348,16 +350,28 @@ class JobEngine:
         self.on_change(outcome)
         return outcome
 
-    def _latency_sample(self, status, attempt_started: float, provider, job_id: str) -> float | None:
+    def _latency_sample(self, status, attempt_started: float, provider) -> float | None:
         """The job's latency as the model's: the provider's own account when it gives one, else our wall clock,
         unless this process was paused or starved while it waited (the sample would describe us, not the model)."""
-        lag = self._lag.pop(job_id, 0.0)
         if status.latency_seconds is not None:
             return round(status.latency_seconds, 3)
-        wall = time.monotonic() - attempt_started
-        if lag > max(1.0, 0.2 * wall):
+        now = time.monotonic()
+        wall = now - attempt_started
+        stalled = sum(max(0.0, min(end, now) - max(begin, attempt_started)) for begin, end in self._stalls)
+        if stalled > max(1.0, 0.2 * wall):
             return None
         return round(wall / max(provider.latency_scale, 1e-9), 3)
+
+    async def _watch_stalls(self, tick: float = 0.1, threshold: float = 0.5) -> None:
+        """Note when this event loop stood still (the process was stopped, starved or blocked): waits measured
+        across such a stall describe this process, not the model."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if now - last - tick > threshold:
+                self._stalls.append((last + tick, now))
+            last = now
 
     async def _submit(self, provider, request: GenerationRequest, row_id: int | None) -> str:
         """Send the job-creating request while renewing the `submitting` row's lease; the HTTP layer marks the
@@ -532,13 +546,7 @@ class JobEngine:
         next_at = self.poll.first_poll(p50, p95)
         event_key = getattr(provider, "event_key", lambda j: j)(job_id)
         while True:
-            planned = max(0.0, started + next_at * scale - time.monotonic())
-            slept_from = time.monotonic()
-            await self._sleep_or_event(planned, provider.name, event_key)
-            # a sleep that overran by far: this process was paused or starved, not the provider slow
-            overrun = time.monotonic() - slept_from - planned
-            if overrun > 0.5 + planned:
-                self._lag[job_id] = self._lag.get(job_id, 0.0) + overrun
+            await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name, event_key)
             try:
                 status = await provider.poll(job_id)
             except ProviderError as exc:

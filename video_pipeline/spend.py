@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .ledger import HOLDING, JobLedger, JobRow
+from .ledger import IN_FLIGHT, JobLedger, JobRow
 
 LOCAL = "local"
 
@@ -34,11 +34,12 @@ class SpendLine:
         self.estimated_usd += row.estimated_usd or 0.0
         if row.cost_usd is not None:
             self.actual_usd += row.cost_usd
+        elif row.state in IN_FLIGHT:
+            self.reserved_usd += row.reserved_usd or 0.0
         elif row.state == "uncertain" or (row.resolution or "").startswith("operator"):
+            # unknown or let go by an operator: the provider may have billed it
             self.uncertain_usd += row.reserved_usd or 0.0
             self.uncertain_jobs += row.state == "uncertain"
-        elif row.state in HOLDING:
-            self.reserved_usd += row.reserved_usd or 0.0
 
 
 @dataclass
