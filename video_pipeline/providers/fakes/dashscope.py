@@ -62,7 +62,9 @@ def create_app(book: JobBook, api_key: str = "test-dashscope-key") -> Starlette:
             return JSONResponse(_error(400, "Field required: input.prompt"), status_code=400)
         w, h = (int(x) for x in body.get("parameters", {}).get("size", "1280*720").split("*"))
         ratio = "16:9" if w > h else ("9:16" if h > w else "1:1")
-        job = book.create(body, prompt, body.get("parameters", {}).get("duration", 5), ratio, model=body["model"])
+        params = body.get("parameters", {})
+        job = book.create(body, prompt, params.get("duration", 5), ratio, model=body["model"],
+                          resolution=params.get("resolution") or f"{min(w, h)}P")
         return JSONResponse({"request_id": str(uuid.uuid4()), "output": {"task_id": job.id, "task_status": "PENDING"}})
 
     async def task(request: Request) -> Response:

@@ -90,7 +90,8 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
         ratio = body.get("aspect_ratio", "16:9")
         job = book.create(body, body.get("prompt") or "talking head", _seconds(body.get("duration")),
                           ratio if re.fullmatch(r"\d+:\d+", str(ratio)) else "16:9",
-                          model=endpoint, app="/".join(endpoint.split("/")[:2]), input=body)
+                          model=endpoint, app="/".join(endpoint.split("/")[:2]), input=body,
+                          **({"resolution": body["resolution"]} if body.get("resolution") else {}))
         if hook := request.query_params.get("fal_webhook"):
             base = str(request.base_url)
             book.schedule_webhook(job, hook, lambda: webhook_body(base, job), book.fal_signer())

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ipaddress
 import json
 import time
@@ -49,10 +51,17 @@ def outcome_of(job: "FakeJob", phase: str) -> str | None:
     return phase if phase in ("succeeded", "canceled") else None
 
 
+#: DashScope names a model's task variants with a suffix: wan2.6-t2v, wan2.6-i2v, wan2.6-r2v (and -i2v-flash)
+DASH_VARIANT = re.compile(r"-(t2v|i2v|r2v|s2v|v2v)(-[a-z]+)?$")
+
+
 def _family(model_id: str) -> str:
-    """A model id without the endpoint variant an adapter may put at its end."""
+    """A model id without the endpoint variant an adapter may put at its end (fal's /text-to-video path part,
+    DashScope's -t2v / -i2v / -r2v suffix)."""
     head, _, last = model_id.strip("/").rpartition("/")
-    return head if head and last in VARIANTS else model_id.strip("/")
+    if head and last in VARIANTS:
+        return head
+    return DASH_VARIANT.sub("", model_id.strip("/"))
 
 
 def catalog_resolution(raw: object) -> str | None:
