@@ -26,6 +26,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_WEBHOOK_URL": ("unset", "public base URL of `webhooks serve`; adapters register it with providers"),
     "VIDEO_PIPELINE_WEBHOOK_TOKEN": ("unset", "shared token for providers that sign nothing (MiniMax, Kling)"),
     "VIDEO_PIPELINE_FAL_JWKS_URL": ("fal's JWKS", "keys that verify fal's webhook signatures (or _FILE for a file)"),
+    "VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL": ("fal's platform API", "where fal's request listing is read to find a "
+                                             "submit whose answer was lost"),
     "VIDEO_PIPELINE_DOWNLOAD_HOSTS": ("unset", "live mode: extra comma-separated domains provider results may be "
                                       "downloaded from (https, public addresses only), beside the known provider hosts"),
     "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),

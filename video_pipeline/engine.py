@@ -289,7 +289,14 @@ class JobEngine:
                                 job_id = await self._submit(provider, request, row_id)
                             except ProviderError:
                                 raise
-                            except Exception as exc:  # an adapter that cannot build this request: not this model
+                            except Exception as exc:
+                                sent = self.ledger.row(row_id) if self.ledger is not None and row_id else None
+                                if sent is not None and sent.sent_at is not None:   # failed after the request left
+                                    now = dt.datetime.now(dt.timezone.utc)
+                                    raise SubmitUncertain(f"{type(exc).__name__}: {exc}", sent_at=sent.sent_at,
+                                                          failed_at=now, fingerprint="",
+                                                          provider=provider.name) from exc
+                                # an adapter that cannot build this request: not this model
                                 raise ProviderError(f"{type(exc).__name__}: {exc}", kind=ProviderError.TERMINAL,
                                                     provider=provider.name) from exc
                             outcome.provider_job_id = job_id

@@ -38,7 +38,8 @@ def fault_rows(root: Path) -> tuple[list[str], dict]:
                 first_error = first_error[:87] + "..."
             how = f" ({r.note})" if r.note else ""
             rows.append(f"| {case.fault} | {case.stage} | {r.planned} | {r.lost} | {r.paid_twice} | {r.paid_unused} | "
-                        f"{r.submissions} | {r.runs} | {r.recover_seconds:.1f} | {'yes' if r.assembled else 'NO'} | "
+                        f"{r.submissions} | {r.runs} | {r.uncertain_runs} | {r.operator or '-'} | "
+                        f"{r.recover_seconds:.1f} | {'yes' if r.assembled else 'NO'} | "
                         f"{case.expect}{how}; first error seen: {first_error} |")
     finally:
         fleet.stop()
@@ -48,7 +49,7 @@ def fault_rows(root: Path) -> tuple[list[str], dict]:
     totals["twice"] += kill.paid_twice
     points = "; ".join(f"at {t:.1f} s ({s})" for t, s in zip(kill.kills, kill.states_at_kill))
     rows.append(f"| SIGKILL of the run process ×{len(kill.kills)} | anywhere (random) | {kill.planned} | {kill.lost} | "
-                f"{kill.paid_twice} | {kill.paid_unused} | {kill.submissions} | {len(kill.kills) + 1} | "
+                f"{kill.paid_twice} | {kill.paid_unused} | {kill.submissions} | {len(kill.kills) + 1} | 0 | - | "
                 f"{kill.recover_seconds:.1f} | {'yes' if kill.output_ok else 'NO'} | `video-pipeline run` killed "
                 f"{points}; the last run finishes the video |")
     return rows, totals
@@ -100,12 +101,17 @@ catalog's latency profiles × `VIDEO_PIPELINE_TIME_SCALE`={_scale()}; HTTP calls
 - **paid twice**: billable jobs the fakes counted beyond the first for an identical request body (must be 0);
   failed and canceled jobs are not billed by the providers and are not counted.
 - **paid, unused**: billable jobs whose output was never stored (the cost a fault caused).
+- **uncertain runs**: runs that ended with a segment uncertain (its submit's answer was lost and the provider
+  cannot be searched): nothing was sent for it again, by that run or any later one, until the operator decided.
+- **operator**: what the operator did with `video-pipeline resolve` after the second such run: adopt the job found
+  in the provider's console (here: the fake's book, matched by prompt and time window), or resubmit when the
+  console shows none.
 - **recover s**: wall seconds from the first run's start until the video was assembled, reruns included.
 
 Total: **{totals['lost']} segments lost, {totals['twice']} paid twice.**
 
-| fault | where it strikes | segments | lost | paid twice | paid, unused | submissions | runs | recover s | assembled | what happened |
-|---|---|---|---|---|---|---|---|---|---|---|
+| fault | where it strikes | segments | lost | paid twice | paid, unused | submissions | runs | uncertain runs | operator | recover s | assembled | what happened |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(fault)}
 
 Notes:
@@ -118,11 +124,19 @@ Notes:
   permission the harness falls back to RLIMIT_FSIZE on the run process (EFBIG rather than ENOSPC). The table says
   which was used.
 - *Stuck job*: Veo on the Gemini API has no cancel, so the stuck job stays billable: 1 paid, unused.
-- *Not covered*: a fault after the provider has created the job but before its answer arrives (the submit's
-  response lost). The fakes inject request faults before creating the job, so a retried submit is never a second
-  job here. Kling is the one provider with an idempotency key (`external_task_id`, the job key: a resend is
-  refused and the existing task adopted). The others offer none, so a lost submit response followed by a retry
-  would be paid twice there. This is the largest open gap in the "nothing paid twice" promise.
+- *Lost answers* (`lost-reset`, `lost-slow`, `lost-502`): the fake creates the job, then drops the connection, holds
+  the answer past the client's timeout, or answers as a proxy with a 502 page. Each routed video provider's fake is
+  tested with its own fresh fake (a team's own account). Where the provider can be searched (Kling by
+  `external_task_id`, fal's request listing, Ark's task list, DashScope's task query) the engine finds the job and
+  adopts it in the same run: one paid job per segment. Where it cannot (Veo on the Gemini API, MiniMax, Runway) the
+  segment stays uncertain through a rerun with no automatic second submission, and `resolve --adopt` finishes it.
+  The older submit faults (503, reset, timeout before anything is created) show the other side: on Gemini the
+  operator finds nothing and resubmits; on Kling and Ark the lookup shows no job and the engine sends it again.
+- *Stalled answer*: the first run's submit answer is held 2 s, four times the submit lease used here (0.5 s; 30 s
+  in production), while a second run of the campaign starts. The first run renews its lease while it waits, so the
+  second waits too and then shares the job.
+- *Killed mid-submit*: a run (its own process) is SIGKILLed once the fake has created the job and holds the
+  answer. The rerun finds the lease lapsed and the request sent: uncertain, settled as above.
 - *SIGKILL*: `video-pipeline run` (fake mode, a 16 s video of four segments) is killed three times, with its
   process group: once a job is in flight, once a job has finished but is not stored, once a clip is stored (so
   while storing or assembling), each a random (seeded) fraction of a second after the ledger shows that moment.

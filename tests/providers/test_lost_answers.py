@@ -502,3 +502,34 @@ def test_a_throttled_submit_created_nothing_and_is_sent_again(rig, fault):
     assert rig.only_job.id in job_id                       # the one job the provider created
     # two requests, one job: the throttled one (HTTP 429, or MiniMax's base_resp 1002 in a 200) created nothing
     assert len([o for o in seen.outcomes if o[0] == "POST"]) == 2 and rig.book.total_submissions == 1
+
+
+def test_an_accepted_submit_whose_answer_names_no_job_is_uncertain_not_a_failure_to_fall_back_from(tmp_path):
+    """A 2xx to a job-creating request means the provider took it: an answer we cannot read (no id) must not send
+    the segment to a fallback model, which would pay for it a second time."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from video_pipeline.errors import SubmitUncertain
+
+    taken = []
+
+    async def create(request):
+        taken.append(await request.json())
+        return JSONResponse({"status": "PENDING"})          # accepted, but the id is missing
+
+    app = Starlette(routes=[Route("/v1/text_to_video", create, methods=["POST"])])
+    with FakeServer(app) as server:
+        adapter = RunwayProvider(RUNWAY_KEY, base_url=server.url)
+
+        async def scenario():
+            try:
+                with pytest.raises(SubmitUncertain) as raised:
+                    await adapter.submit(partial(request, route_model_id="gen4.5", seconds=5)("k-noid"))
+                return raised.value
+            finally:
+                await adapter.aclose()
+
+        error = run(scenario())
+    assert len(taken) == 1 and error.kind == ProviderError.UNCERTAIN and "KeyError" in str(error)

@@ -83,6 +83,8 @@ def _summary(response: httpx.Response, limit: int = 300) -> str:
 
 #: set while an adapter's `submit` runs: its POSTs may create a paid job
 SUBMITTING: contextvars.ContextVar[bool] = contextvars.ContextVar("vp_submitting", default=False)
+#: within a `submit`: (sent at, fingerprint) of each job-creating request the provider accepted (a 2xx answer)
+ANSWERED: contextvars.ContextVar[list | None] = contextvars.ContextVar("vp_answered", default=None)
 #: set by the engine while it submits: called the moment a job-creating request is about to leave
 SEND_HOOK: contextvars.ContextVar[Any] = contextvars.ContextVar("vp_send_hook", default=None)
 #: network failures that happen before a single byte of the request is sent: the provider saw nothing
@@ -104,19 +106,27 @@ def _own_errors(method, kind: str):
 
     @functools.wraps(method)
     async def guarded(self, *args, **kwargs):
-        token = SUBMITTING.set(True) if method.__name__ == "submit" else None
+        submitting = method.__name__ == "submit"
+        token = SUBMITTING.set(True) if submitting else None
+        answered = ANSWERED.set([]) if submitting else None
         try:
             return await method(self, *args, **kwargs)
         except ProviderError:
             raise
         except PARSE_ERRORS as exc:
             job_id = args[0] if args and isinstance(args[0], str) else ""
-            raise ProviderError(f"{method.__name__}: could not use the request or the provider's answer "
-                                f"({type(exc).__name__}: {str(exc)[:200]})", kind=kind, provider=self.name,
-                                job_id=job_id) from exc
+            why = f"could not use the request or the provider's answer ({type(exc).__name__}: {str(exc)[:200]})"
+            if submitting and ANSWERED.get():
+                # the provider accepted a job-creating request and we cannot read which job it made
+                sent_at, fingerprint = ANSWERED.get()[-1]
+                raise SubmitUncertain(f"{method.__name__}: {why}; the provider may have created the job",
+                                      sent_at=sent_at, failed_at=dt.datetime.now(dt.timezone.utc),
+                                      fingerprint=fingerprint, provider=self.name) from exc
+            raise ProviderError(f"{method.__name__}: {why}", kind=kind, provider=self.name, job_id=job_id) from exc
         finally:
             if token is not None:
                 SUBMITTING.reset(token)
+                ANSWERED.reset(answered)
     return guarded
 
 
@@ -242,6 +252,8 @@ class HttpProvider(abc.ABC):
                 self.created_job_answer(response)
             except (ValueError, KeyError, TypeError):
                 raise uncertain("the answer was cut or unreadable") from None
+            if (accepted := ANSWERED.get()) is not None:
+                accepted.append((sent_at, fingerprint))
             return response
         return self._checked(method, path, response)
 
