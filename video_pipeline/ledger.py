@@ -255,11 +255,14 @@ class JobLedger:
     @staticmethod
     def _committed(conn, campaign: str) -> tuple[float, float]:
         """(spent, reserved) for a campaign: bills known, and reservations of jobs that may still be billed."""
-        result = conn.execute(sa.select(jobs).where(jobs.c.campaign == campaign))
-        rows = [JobRow.of(r) for r in result]
-        spent = sum(r.cost_usd for r in rows if r.cost_usd is not None)
-        reserved = sum(r.committed_usd for r in rows if r.cost_usd is None)
-        return round(spent, 4), round(reserved, 4)
+        # the same rule as JobRow.committed_usd, summed in the database (one pass over the campaign's rows)
+        held = sa.and_(jobs.c.cost_usd.is_(None),
+                       sa.or_(jobs.c.state.in_(HOLDING), jobs.c.resolution.like("operator%")))
+        spent, reserved = conn.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(jobs.c.cost_usd), 0.0),
+            sa.func.coalesce(sa.func.sum(sa.case((held, sa.func.coalesce(jobs.c.reserved_usd, 0.0)), else_=0.0)), 0.0),
+        ).where(jobs.c.campaign == campaign)).one()
+        return round(float(spent), 4), round(float(reserved), 4)
 
     def try_begin(self, *, job_key: str, campaign: str, video_id: str, segment_index: int, model: str,
                   provider: str, attempt: int, limit: int, reserve_usd: float = 0.0,
