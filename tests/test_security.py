@@ -254,7 +254,9 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
     fleet, env = _sentinel_fleet(tmp_path / "fakes")
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    fleet.books["gemini"].faults.add("submit", "500")            # error paths write error text: exercise them
+    # error paths write error text: exercise them (a 503 on a submit makes it uncertain; Kling's lookup by
+    # external_task_id then shows no task and it is sent again)
+    fleet.books["kling"].faults.add("submit", "503")
     fleet.books["gemini"].faults.add("download", "expired")
     fleet.books["kling"].faults.add("job", "fail-retryable")
     caplog.set_level(logging.DEBUG)
