@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from .ledger import IN_FLIGHT, jobs
 
 DONE = ("succeeded", "stored")
-FAILED = ("failed", "abandoned", "canceled")
+FAILED = ("failed", "abandoned", "canceled", "uncertain")   # uncertain: waits for `resolve`, not for the provider
 
 
 @dataclass(frozen=True)
