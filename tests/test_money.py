@@ -345,3 +345,32 @@ def test_resolve_lists_uncertain_jobs_and_records_each_decision(settings, capsys
         assert ledger.abandoned_by_operator(abandoned.job_key) is None
     finally:
         ledger.dispose()
+
+
+def test_a_sqlite_ledger_made_by_the_previous_release_gains_the_money_columns(tmp_path):
+    path = tmp_path / "old.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:      # the previous release's table: no reservations, no uncertainty columns
+        conn.execute(sa.text(
+            "CREATE TABLE provider_jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_key VARCHAR(64) NOT NULL, "
+            "campaign VARCHAR(64) NOT NULL, video_id VARCHAR(64) NOT NULL, segment_index INTEGER NOT NULL, "
+            "model VARCHAR(64) NOT NULL, provider VARCHAR(64) NOT NULL, provider_job_id VARCHAR(512), "
+            "state VARCHAR(16) NOT NULL, attempt INTEGER NOT NULL, error_kind VARCHAR(16), last_error TEXT, "
+            "created_at DATETIME NOT NULL, submitted_at DATETIME, heartbeat_at DATETIME NOT NULL, "
+            "finished_at DATETIME, latency_seconds FLOAT, cost_usd FLOAT, output_url TEXT, url_expires_at DATETIME, "
+            "stored_uri TEXT, stored_sha256 VARCHAR(64), CONSTRAINT uq_provider_job UNIQUE (provider, provider_job_id))"))
+        conn.execute(sa.text(
+            "INSERT INTO provider_jobs (job_key, campaign, video_id, segment_index, model, provider, provider_job_id, "
+            "state, attempt, created_at, heartbeat_at, cost_usd) VALUES ('k', 'old', 'v', 0, 'veo-3-1-fast', "
+            "'gemini', 'op-1', 'stored', 1, '2026-11-20 10:00:00', '2026-11-20 10:00:00', 0.8)"))
+    engine.dispose()
+    ledger = JobLedger(f"sqlite:///{path}")
+    try:
+        [row] = ledger.campaign_rows("old")
+        assert (row.state, row.cost_usd, row.reserved_usd, row.uncertain_since) == ("stored", 0.8, None, None)
+        ledger.set_budget("old", 1.0)
+        with pytest.raises(BudgetExceeded, match=r"\$0.80 is spent"):
+            ledger.try_begin(job_key="k2", campaign="old", video_id="v", segment_index=1, model="veo-3-1-fast",
+                             provider="gemini", attempt=1, limit=5, reserve_usd=0.8, budget_usd=1.0)
+    finally:
+        ledger.dispose()
