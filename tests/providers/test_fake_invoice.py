@@ -145,7 +145,7 @@ def test_a_succeeded_job_is_billed_its_seconds_at_the_catalog_price(billed):
         ("veo3.1_fast", "veo-3-1-fast", 8.0, "succeeded", "succeeded")
     assert line["amount_usd"] == charge("veo-3-1-fast", 8, "succeeded", "runway") == 0.8
     assert line["pending_usd"] == 0.0
-    assert line["flags"] == ["resolution-assumed"]           # Runway's fake keeps only the reduced ratio
+    assert line["flags"] == []                               # the fake reads the resolution off the ratio
 
 
 def test_runway_bills_a_job_failed_by_content_moderation(billed):
@@ -153,10 +153,10 @@ def test_runway_bills_a_job_failed_by_content_moderation(billed):
     assert (line["state"], line["fault"], line["outcome"]) == ("failed", "fail-policy", "failed-policy")
     assert line["amount_usd"] == charge("veo-3-1-fast", 6, "failed-policy", "runway") == 0.6
     aleph = billed.line("runway-aleph-policy")
-    # Aleph's create body carries no duration: the fake takes Runway's default 5 s
-    assert (aleph["model"], aleph["seconds"], aleph["outcome"]) == ("runway-aleph", 5.0, "failed-policy")
-    assert aleph["amount_usd"] == charge("runway-aleph", 5, "failed-policy", "runway") == 0.75
-    assert aleph["credits"] == 75
+    # Aleph's create body carries no duration: its output is as long as the input video (the 4 s street clip)
+    assert (aleph["model"], aleph["seconds"], aleph["outcome"]) == ("runway-aleph", 4.0, "failed-policy")
+    assert aleph["amount_usd"] == charge("runway-aleph", 4, "failed-policy", "runway") == 0.6
+    assert aleph["credits"] == 60
 
 
 def test_other_providers_do_not_bill_a_moderated_job(billed):
@@ -215,7 +215,7 @@ def test_a_job_on_a_model_the_catalog_does_not_know_bills_nothing_and_is_flagged
 # --- totals --------------------------------------------------------------------------------------------------------
 
 def test_each_invoice_has_one_line_per_job_created_and_totals_to_the_cent(billed):
-    expected = {"runway": 0.8 + 0.6 + 0.75 + 0.0 + 0.4, "kling": 1.4 + 0.0 + 0.42, "fal": 0.84 + 0.0,
+    expected = {"runway": 0.8 + 0.6 + 0.6 + 0.0 + 0.4, "kling": 1.4 + 0.0 + 0.42, "fal": 0.84 + 0.0,
                 "replicate": 0.0}
     for name, invoice in billed.invoices.items():
         assert invoice["provider"] == name and invoice["currency"] == "USD"
@@ -227,7 +227,7 @@ def test_each_invoice_has_one_line_per_job_created_and_totals_to_the_cent(billed
 def test_the_fleet_invoice_sums_every_fake(billed):
     total = billed.fleet.invoice()
     assert total["jobs"] == sum(inv["jobs"] for inv in billed.invoices.values()) == len(billed.ids)
-    assert total["total_usd"] == round(sum(inv["total_usd"] for inv in billed.invoices.values()), 4) == 5.21
+    assert total["total_usd"] == round(sum(inv["total_usd"] for inv in billed.invoices.values()), 4) == 5.06
     assert total["pending_usd"] == 0.4
     assert {name: p["total_usd"] for name, p in total["providers"].items()} == \
         {name: inv["total_usd"] for name, inv in billed.invoices.items()}

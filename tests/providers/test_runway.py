@@ -69,7 +69,7 @@ def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, 
     assert status.url_expires_at is not None
     job = assert_happy_path(outcome, book, tmp_path / "out.mp4",
                             seen=[JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED], seconds=2)
-    assert job.meta == {"model": "veo3.1_fast", "endpoint": "/v1/text_to_video"}
+    assert job.meta == {"model": "veo3.1_fast", "endpoint": "/v1/text_to_video", "resolution": "720p"}
 
 
 def test_running_tasks_report_progress(connect, book):
