@@ -89,8 +89,6 @@ ANSWERED: contextvars.ContextVar[list | None] = contextvars.ContextVar("vp_answe
 SEND_HOOK: contextvars.ContextVar[Any] = contextvars.ContextVar("vp_send_hook", default=None)
 #: network failures that happen before a single byte of the request is sent: the provider saw nothing
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-#: answers that say the request was not processed (throttled or timed out before it was read): safe to resend
-NOT_PROCESSED = (408, 425, 429)
 
 
 #: what a parser raises on an answer it did not expect (a missing key, a string where a dict was, bad JSON/UTF-8)
@@ -242,20 +240,19 @@ class HttpProvider(abc.ABC):
             raise RetryableHTTPError(f"{method} {path}: {type(exc).__name__} (not sent)", provider=self.name) from None
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise uncertain(f"no answer ({type(exc).__name__})") from None
-        if response.status_code in NOT_PROCESSED:
-            raise RetryableHTTPError(f"{method} {path}: HTTP {response.status_code}: {self.error_message(response)}",
-                                     retry_after_seconds(response), provider=self.name)
+        if 400 <= response.status_code < 500:
+            # refused: nothing was created. Throttling (408/425/429) is sent again; the adapter's reading of the
+            # body decides the rest (Kling's balance codes arrive as 429 and stop the campaign)
+            return self._checked(method, path, response)
         if response.status_code >= 500:
             raise uncertain(f"HTTP {response.status_code} {self.error_message(response)[:120]}")
-        if response.status_code < 400:
-            try:
-                self.created_job_answer(response)
-            except (ValueError, KeyError, TypeError):
-                raise uncertain("the answer was cut or unreadable") from None
-            if (accepted := ANSWERED.get()) is not None:
-                accepted.append((sent_at, fingerprint))
-            return response
-        return self._checked(method, path, response)
+        try:
+            self.created_job_answer(response)
+        except (ValueError, KeyError, TypeError):
+            raise uncertain("the answer was cut or unreadable") from None
+        if (accepted := ANSWERED.get()) is not None:
+            accepted.append((sent_at, fingerprint))
+        return response
 
     def created_job_answer(self, response: httpx.Response) -> None:
         """Raise ValueError when a 2xx answer to a job-creating request is not whole JSON (the answer was cut)."""
