@@ -374,3 +374,30 @@ def test_a_sqlite_ledger_made_by_the_previous_release_gains_the_money_columns(tm
                              provider="gemini", attempt=1, limit=5, reserve_usd=0.8, budget_usd=1.0)
     finally:
         ledger.dispose()
+
+
+def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(data_dir, tmp_path, capsys):
+    """Veo on the Gemini API creates the job and the answer is lost: `run` exits 3 naming the segment, provider,
+    model and time window; nothing is sent again; `resolve --adopt` and a rerun finish the video, paid once."""
+    spec = write(data_dir / "lost.yaml", SOCIAL.format(budget="5").replace("tight", "lost-answer"))
+    cmd = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec)]
+    with start_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
+        env = {**os.environ, **fleet.environment(), "VIDEO_PIPELINE_TIME_SCALE": "0.01"}
+        fleet.books["gemini"].faults.add("submit", "lost-502")
+        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert first.returncode == 3, first.stderr + first.stdout
+        line = next(x for x in first.stdout.splitlines() if x.startswith("uncertain: "))
+        assert "clip[0] on veo-3-1-fast (gemini, sent" in line and "video-pipeline resolve --job 1" in line
+        assert "1 uncertain job(s)" in first.stdout.splitlines()[-1]
+        [job] = fleet.books["gemini"].jobs.values()              # the provider did make it; nothing sent again
+        os.environ.update(fleet.environment())
+        try:
+            assert main(["resolve", "--job", "1", "--adopt", job.id]) == 0   # the operator's look at the console
+        finally:
+            for key in fleet.environment():
+                os.environ.pop(key, None)
+        again = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr + again.stdout
+        payload = json.loads(again.stdout)
+    assert payload["uncertain"] == [] and payload["outputs"][0]["state"] == "assembled"
+    assert fleet.books["gemini"].total_submissions == 1 and fleet.invoice()["total_usd"] == payload["spend"]["actual_usd"]
