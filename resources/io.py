@@ -8,6 +8,8 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
 
+from video_pipeline.atomic import private_sibling
+
 from .pipeline import PipelineConfig
 
 
@@ -25,7 +27,7 @@ class ParquetTableIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = private_sibling(path, "tmp")
         obj.to_parquet(tmp, index=False)
         os.replace(tmp, path)
         context.add_output_metadata({"dagster/uri": path.resolve().as_uri()})

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import private_sibling
 from .campaign import SUFFIXES, Campaign, load_campaign
 from .catalog import load_catalog
 from .config import Settings
@@ -71,7 +72,7 @@ def accept(path: Path, settings: Settings, *, move: bool) -> Accepted:
     for other in settings.campaigns_dir.glob(f"{campaign.campaign}.*"):
         if other.suffix.lower() in SUFFIXES and other != spec:
             os.replace(other, _unique(settings.archive_dir / f"{_stamp()}-superseded-{other.name}"))
-    tmp = spec.with_name(f".{spec.name}.incoming")
+    tmp = private_sibling(spec, "incoming")
     tmp.write_bytes(raw)
     os.replace(tmp, spec)
     if move:

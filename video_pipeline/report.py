@@ -18,6 +18,7 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2 import Environment, select_autoescape
 
+from .atomic import private_sibling
 from .catalog import Catalog
 
 REPORT_NAME = "report.html"
@@ -383,7 +384,7 @@ def write_report(path: Path, html: str) -> Path:
     """Write atomically: a browser open on the old report never reads half a page."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = private_sibling(path)
     partial.write_text(html, encoding="utf-8")
     os.replace(partial, path)
     return path

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import private_sibling
 from .campaign import Campaign
 from .catalog import Catalog
 from .config import Settings, SettingsError
@@ -303,7 +304,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
         out = settings.outputs_dir / name / f"{video_id}.mp4"
         spec = videos.get(video_id)
         try:
-            joined = out.with_name(f".{video_id}.joined.mp4")
+            joined = private_sibling(out, "joined")
             concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], joined,
                    width, height, settings.x264_preset,
                    transition=spec.transition if spec else "cut",
@@ -350,7 +351,7 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
     if timings and style != "none":
         cues = cues_from_timings(timings)
         srt, vtt = write_srt(cues, out.with_suffix(".srt")), write_vtt(cues, out.with_suffix(".vtt"))
-        with_subs = out.with_name(f".{out.stem}.subs.mp4")
+        with_subs = private_sibling(out, "subs")
         if style == "burned":
             burn_subtitles(out, srt, with_subs, preset=settings.x264_preset)
         else:

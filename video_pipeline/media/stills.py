@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 
+from ..atomic import private_sibling
 from ..errors import MediaError
 from .ffmpeg import ffmpeg_binary, run_args
 from .probe import probe
@@ -17,7 +18,7 @@ def _write_png(out: Path, args: list[str], what: str) -> Path:
     """Run ffmpeg writing one PNG to a temporary sibling of `out`, then move it into place."""
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.stem}.partial.png")
+    partial = private_sibling(out)
     try:
         run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args,
                   "-frames:v", "1", "-update", "1", "-c:v", "png", "-f", "image2", str(partial)], what=what)

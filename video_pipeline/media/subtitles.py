@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import private_sibling
 from ..errors import MediaError
 from ..providers.tts import WordTiming
 from .ffmpeg import ffmpeg_binary, run_args
@@ -127,7 +128,7 @@ def write_vtt(cues: Iterable[Cue], path: Path) -> Path:
 def _write_atomic(path: Path, content: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = private_sibling(path)
     partial.write_text(content, encoding="utf-8", newline="\n")
     os.replace(partial, path)
     return path
@@ -142,7 +143,7 @@ def filter_value(value: str) -> str:
 
 def _partial(out: Path) -> Path:
     """A sibling temporary name with the same suffix, so ffmpeg picks the same muxer."""
-    return out.with_name(f".{out.stem}.partial{out.suffix}")
+    return private_sibling(out)
 
 
 def _run_to(out: Path, args: list[str], what: str) -> Path:
