@@ -3,7 +3,6 @@ and the engine paths that used to spin, reuse a refused URL or misreport a model
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -132,38 +131,44 @@ def test_fallback_that_would_pass_the_budget_stops_the_campaign_with_the_budget_
     assert (row.state, row.cost_usd) == ("failed", 0.60)     # the ledger bills the refused job as Runway does
 
 
-def test_concurrent_submits_never_reserve_past_the_budget(settings):
-    """Ten writers on separate connections race for a budget that fits three jobs: three rows, seven refusals."""
-    urls = settings.ledger_url
-    _ledger(settings).dispose()                              # the schema exists before the race
+def race_for_a_budget(url: str, campaign: str, writers: int = 10) -> tuple[list, float]:
+    """`writers` threads, each on its own connection, claim a $0.60 job at once against a $2.00 budget.
+    Returns what each got (a row id or BudgetExceeded) and the sum the ledger then holds in reservations."""
+    JobLedger(url).dispose()                                 # the schema exists before the race
     outcomes: list = []
-    barrier = threading.Barrier(10)
+    barrier = threading.Barrier(writers)
 
     def claim(i: int) -> None:
-        ledger = JobLedger(urls)
+        ledger = JobLedger(url)
         try:
             barrier.wait()
-            outcomes.append(ledger.try_begin(job_key=f"{i:032x}", campaign="race", video_id="v", segment_index=i,
-                                             model="veo-3-1-fast", provider="gemini", attempt=1, limit=100,
-                                             reserve_usd=0.60, budget_usd=2.00))
+            outcomes.append(ledger.try_begin(job_key=f"{campaign}-{i}", campaign=campaign, video_id="v",
+                                             segment_index=i, model="veo-3-1-fast", provider="gemini", attempt=1,
+                                             limit=100, reserve_usd=0.60, budget_usd=2.00))
         except BudgetExceeded as exc:
             outcomes.append(exc)
         finally:
             ledger.dispose()
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(10)]
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    ledger = JobLedger(url)
+    try:
+        return outcomes, sum(r.reserved_usd for r in ledger.campaign_rows(campaign))
+    finally:
+        ledger.dispose()
+
+
+def test_concurrent_submits_never_reserve_past_the_budget(settings):
+    """Ten writers on separate connections race for a budget that fits three jobs: three rows, seven refusals."""
+    outcomes, reserved = race_for_a_budget(settings.ledger_url, "race")
     refused = [o for o in outcomes if isinstance(o, BudgetExceeded)]
     assert len(outcomes) == 10 and len(refused) == 7
     assert "budget_usd is $2.00; $0.00 is spent and $1.80 reserved" in str(refused[0])
-    ledger = _ledger(settings)
-    try:
-        assert sum(r.reserved_usd for r in ledger.campaign_rows("race")) == pytest.approx(1.80)
-    finally:
-        ledger.dispose()
+    assert reserved == pytest.approx(1.80)
 
 
 # --- engine paths that used to go wrong ---------------------------------------------------------------------------

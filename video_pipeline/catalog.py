@@ -10,7 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .billing import OUTCOMES, BillingRule, FieldProblem
+from .billing import OUTCOMES, BillingRule
 from .errors import Problem
 from .taxonomy import TaskCategory
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.production.conftest import pg_url
+from tests.test_money import race_for_a_budget
 from video_pipeline.errors import BudgetExceeded
 from video_pipeline.ledger import JobLedger
 
@@ -20,34 +21,9 @@ def _ledger(pg_database) -> JobLedger:
 
 
 def test_concurrent_submits_on_postgresql_never_reserve_past_the_budget(pg_database):
-    campaign = f"race-{uuid.uuid4().hex[:8]}"
-    _ledger(pg_database).dispose()                           # the schema exists before the race
-    outcomes: list = []
-    barrier = threading.Barrier(10)
-
-    def claim(i: int) -> None:
-        ledger = _ledger(pg_database)
-        try:
-            barrier.wait()
-            outcomes.append(ledger.try_begin(job_key=f"{campaign}-{i}", campaign=campaign, video_id="v",
-                                             segment_index=i, model="veo-3-1-fast", provider="gemini", attempt=1,
-                                             limit=100, reserve_usd=0.60, budget_usd=2.00))
-        except BudgetExceeded as exc:
-            outcomes.append(exc)
-        finally:
-            ledger.dispose()
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    outcomes, reserved = race_for_a_budget(pg_url(pg_database), f"race-{uuid.uuid4().hex[:8]}")
     assert len(outcomes) == 10 and sum(isinstance(o, BudgetExceeded) for o in outcomes) == 7
-    ledger = _ledger(pg_database)
-    try:
-        assert sum(r.reserved_usd for r in ledger.campaign_rows(campaign)) == pytest.approx(1.80)
-    finally:
-        ledger.dispose()
+    assert reserved == pytest.approx(1.80)
 
 
 def test_an_uncertain_job_is_adopted_once_when_two_runs_settle_it_at_the_same_time(pg_database):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import httpx
 import pytest
