@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -70,10 +69,7 @@ def run_campaign(path: Path, settings: Settings, fleet, catalog) -> dict:
     campaign = load_campaign(path, settings.data_dir)
     providers = frozenset(fleet.servers)
     plan, frame = stages.routed_job_plans(campaign, catalog, settings, providers=providers)
-    registry = stages.build_registry(settings, catalog)
-    for adapter in registry.providers.values():
-        adapter.latency_scale = settings.time_scale
-        adapter.backoff_base = 0.05
+    registry = fleet.registry(catalog, latency_scale=settings.time_scale)
     before = {name: {line["job_id"] for line in book.invoice()["lines"]} for name, book in fleet.books.items()}
     started = time.monotonic()
     out = stages.generated_segments(frame, catalog, settings, registry=registry, budget_usd=None)
@@ -106,12 +102,9 @@ def main() -> int:
     (data / "mixed.yaml").write_text(MIXED, encoding="utf-8")
     rows = []
     fleet = start_fleet(latency=0.3, work_dir=root / "fakes")
-    saved = dict(os.environ)
     try:
-        os.environ.update(fleet.environment())
-        os.environ.update(VIDEO_PIPELINE_DATA_DIR=str(data), VIDEO_PIPELINE_TIME_SCALE="0.01",
-                          VIDEO_PIPELINE_MODE="live")
-        settings = Settings.from_env()
+        # live mode against the fakes: the registry points every adapter at its fake, nothing reads the environment
+        settings = Settings(mode="live", data_dir=data, time_scale=0.01, x264_preset="ultrafast")
         catalog = load_catalog(settings.catalog_file)
         files = sorted(p for p in (data / "samples").iterdir() if p.is_file()) + [data / "mixed.yaml"]
         for path in files:
@@ -120,8 +113,6 @@ def main() -> int:
                     fleet.books[provider].faults.add("job", *faults)
             rows.append({"file": path.name, **run_campaign(path, settings, fleet, catalog)})
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         fleet.stop()
         shutil.rmtree(root, ignore_errors=True)
     if args.json:

@@ -15,7 +15,6 @@ from video_pipeline.engine import CampaignAborted
 from video_pipeline.ledger import JobLedger
 from video_pipeline.providers.base import ProviderRegistry
 from video_pipeline.providers.fakes.fleet import start_fleet
-from video_pipeline.providers.live import adapter_class, required_keys
 from video_pipeline.store import ClipStore
 
 RUN_DATE = dt.date(2026, 11, 24)
@@ -36,18 +35,7 @@ def fleet(tmp_path):
 
 
 def registry_for(fleet, catalog, wrong_key: bool = False) -> ProviderRegistry:
-    env = fleet.environment()
-    providers = {}
-    for name, server in fleet.servers.items():
-        cls = adapter_class(name)
-        keys = {k: ("wrong" if wrong_key else env[k]) for k in required_keys(name)}
-        adapter = cls.from_env(keys, base_url=server.url) if hasattr(cls, "from_env") else cls(
-            keys[required_keys(name)[0]], base_url=server.url)
-        adapter.latency_scale = 0.01          # the fakes finish in 0.3 s: poll on a scaled schedule
-        adapter.backoff_base = 0.01
-        adapter.stuck_grace_seconds = 1.0     # a stuck fake job is given up on within seconds
-        providers[name] = adapter
-    return ProviderRegistry(catalog, providers)
+    return fleet.registry(catalog, wrong_key=wrong_key)
 
 
 def run(settings, fleet, wrong_key: bool = False):

@@ -45,7 +45,8 @@ def _spend(capsys, *args) -> dict:
 
 # --- the ledger against the fakes' invoices ----------------------------------------------------------------------
 
-def test_two_concurrent_runs_and_a_rerun_agree_with_the_fakes_invoices_to_the_cent(data_dir, tmp_path, capsys):
+def test_two_concurrent_runs_and_a_rerun_agree_with_the_fakes_invoices_to_the_cent(data_dir, tmp_path, capsys,
+                                                                                     monkeypatch):
     """Each paid job counts once whichever run paid it: `spend`, `status` and the asset metadata all say what the
     providers' invoices say, and the rerun that reuses every clip adds nothing."""
     from dagster import AssetKey, DagsterInstance
@@ -66,12 +67,9 @@ def test_two_concurrent_runs_and_a_rerun_agree_with_the_fakes_invoices_to_the_ce
         rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr
         invoice = fleet.invoice()
-        os.environ.update(fleet.environment())
-        try:
-            spend = _spend(capsys, "launch-teaser")["campaigns"][0]
-        finally:
-            for key in fleet.environment():
-                os.environ.pop(key, None)
+        for key, value in fleet.environment().items():     # `spend` reads the fakes' invoices where they answer
+            monkeypatch.setenv(key, value)
+        spend = _spend(capsys, "launch-teaser")["campaigns"][0]
     assert fleet.duplicate_submissions() == 0 and invoice["pending_usd"] == 0
     assert invoice["total_usd"] > 0
     assert spend["actual_usd"] == pytest.approx(invoice["total_usd"], abs=0.005)
@@ -82,8 +80,7 @@ def test_two_concurrent_runs_and_a_rerun_agree_with_the_fakes_invoices_to_the_ce
         assert payload["spend"]["actual_usd"] == pytest.approx(invoice["total_usd"], abs=0.005)
         assert payload["spend"]["words"] == f"${invoice['total_usd']:.2f} spent"
     assert json.loads(rerun.stdout)["cost_usd"] == 0          # the rerun reused every clip: it paid nothing
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance:                  # the runs' instance: the fixture's DAGSTER_HOME
         event = instance.get_latest_materialization_event(AssetKey("generated_segments"))
     metadata = event.asset_materialization.metadata
     assert metadata["cost_usd"].value == pytest.approx(invoice["total_usd"], abs=0.005)
@@ -383,7 +380,8 @@ def test_a_sqlite_ledger_made_by_the_previous_release_gains_the_money_columns(tm
         ledger.dispose()
 
 
-def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(data_dir, tmp_path, capsys):
+def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(data_dir, tmp_path, capsys,
+                                                                                 monkeypatch):
     """Veo on the Gemini API creates the job and the answer is lost: `run` exits 3 naming the segment, provider,
     model and time window; nothing is sent again; `resolve --adopt` and a rerun finish the video, paid once."""
     spec = write(data_dir / "lost.yaml", SOCIAL.format(budget="5").replace("tight", "lost-answer"))
@@ -397,12 +395,9 @@ def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(
         assert "clip[0] on veo-3-1-fast (gemini, sent" in line and "video-pipeline resolve --job 1" in line
         assert "1 uncertain job(s)" in first.stdout.splitlines()[-1]
         [job] = fleet.books["gemini"].jobs.values()              # the provider did make it; nothing sent again
-        os.environ.update(fleet.environment())
-        try:
-            assert main(["resolve", "--job", "1", "--adopt", job.id]) == 0   # the operator's look at the console
-        finally:
-            for key in fleet.environment():
-                os.environ.pop(key, None)
+        for key, value in fleet.environment().items():     # resolve checks the id with the provider
+            monkeypatch.setenv(key, value)
+        assert main(["resolve", "--job", "1", "--adopt", job.id]) == 0   # the operator's look at the console
         again = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr + again.stdout
         payload = json.loads(again.stdout)

@@ -5,7 +5,6 @@ fake providers on loopback, where they answer)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from urllib.parse import urlparse
 
@@ -29,24 +28,21 @@ def _campaign_names(ledger: JobLedger, only: str | None) -> list[str]:
 
 
 def _invoice_sources(settings: Settings) -> dict[str, str]:
-    """Fake providers on loopback whose invoice can be read: the fleet of `fakes serve` in fake mode, or the
-    VIDEO_PIPELINE_<PROVIDER>_BASE_URL values that point at loopback in live mode. Real providers: none (their
-    invoices live in their consoles)."""
+    """Fake providers on loopback whose invoice can be read: the fleet of `fakes serve` in fake mode, or the base
+    URLs the adapters use (`base_url_for`) where they point at loopback. Real providers: none (their invoices live
+    in their consoles)."""
     from .providers.fakes.invoice import is_loopback
+    from .providers.http import base_url_for
     from .providers.live import ADAPTERS
 
     if settings.mode == "fake":
         from .providers.fakes.fleet import fixed_environment
 
-        env = fixed_environment()
+        fleet = fixed_environment()
+        urls = {name: fleet[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] for name in ADAPTERS}
     else:
-        env = os.environ
-    out = {}
-    for name in ADAPTERS:
-        url = env.get(f"VIDEO_PIPELINE_{name.upper()}_BASE_URL", "").strip()
-        if url and is_loopback(urlparse(url).hostname or ""):
-            out[name] = url
-    return out
+        urls = {name: base_url_for(name, "") for name in ADAPTERS}
+    return {name: url for name, url in urls.items() if url and is_loopback(urlparse(url).hostname or "")}
 
 
 def _invoices(settings: Settings) -> dict[str, dict]:

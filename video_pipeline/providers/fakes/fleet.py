@@ -86,6 +86,25 @@ class Fleet:
             env["VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL"] = self.servers["fal"].url     # fal's request listing
         return env
 
+    def registry(self, catalog, latency_scale: float = 0.01, wrong_key: bool = False):
+        """The live adapters pointed at these fakes (fal's request listing too), with their test keys (or wrong
+        ones), polling on latency profiles scaled by `latency_scale`: no environment needed."""
+        from ..base import ProviderRegistry
+        from ..live import adapter_class, required_keys
+
+        providers = {}
+        for name, server in self.servers.items():
+            cls = adapter_class(name)
+            keys = {var: ("wrong" if wrong_key else value) for var, (value, _) in FAKE_CREDENTIALS[name].items()}
+            extra = {"platform_base_url": server.url} if name == "fal" else {}
+            adapter = (cls.from_env(keys, base_url=server.url, **extra) if hasattr(cls, "from_env")
+                       else cls(keys[required_keys(name)[0]], base_url=server.url, **extra))
+            adapter.latency_scale = latency_scale  # fake jobs finish in about a second: poll on a scaled schedule
+            adapter.backoff_base = 0.01
+            adapter.stuck_grace_seconds = 1.0      # a stuck fake job is given up on within seconds
+            providers[name] = adapter
+        return ProviderRegistry(catalog, providers)
+
     def duplicate_submissions(self) -> int:
         return sum(book.duplicate_submissions() for book in self.books.values())
 
