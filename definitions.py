@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from assets.assembly import assembled_outputs
+from assets.campaign import campaign
 from assets.generation import generated_segments, stored_clips
 from assets.jobs import campaign_job
 from assets.narration import narration_tracks
@@ -32,7 +33,7 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
     return resources
 
 
-ASSETS = [prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips, assembled_outputs,
+ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips, assembled_outputs,
           campaign_report]
 
 defs = Definitions(

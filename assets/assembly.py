@@ -15,11 +15,12 @@ from dagster import (
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
+from video_pipeline.campaign import Campaign
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import assembled_outputs as assemble
 
 from .metadata import OWNERS, markdown_table
-from .partitions import active_campaign, campaign_partitions
+from .partitions import campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
 TARGET_LUFS = -14.0
@@ -42,11 +43,10 @@ TARGET_LUFS = -14.0
            AssetCheckSpec("narration_audible", asset="assembled_outputs",
                           description="no second of silence while the narration should be speaking (silencedetect)"),
        ])
-def assembled_outputs(context: AssetExecutionContext, stored_clips: pd.DataFrame, narration_tracks: pd.DataFrame,
-                      pipeline: PipelineConfig, clip_storage: ClipStorage):
+def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored_clips: pd.DataFrame,
+                      narration_tracks: pd.DataFrame, pipeline: PipelineConfig, clip_storage: ClipStorage):
     watch = Stopwatch()
     settings = pipeline.settings()
-    campaign = active_campaign(context, settings)
     store = clip_storage.store(settings)
     # another machine's clips are fetched from the store first; finished files are kept where the store keeps things
     frame = store.publish_outputs(assemble(store.localize(stored_clips), settings, campaign, narration_tracks))

@@ -16,6 +16,7 @@ from dagster import (
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from resources.storage import ClipStorage
+from video_pipeline.campaign import Campaign
 from video_pipeline.engine import CampaignAborted
 from video_pipeline.spend import campaign_spend, spent_words
 from video_pipeline.stages import Stopwatch, job_ledger
@@ -23,7 +24,7 @@ from video_pipeline.stages import generated_segments as run_generation
 from video_pipeline.stages import stored_clips as store_outputs
 
 from .metadata import OWNERS, latency_by_model, markdown_table, models_used
-from .partitions import active_campaign, campaign_partitions
+from .partitions import campaign_partitions
 
 
 @asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python", "parquet"}, owners=OWNERS,
@@ -32,13 +33,11 @@ from .partitions import active_campaign, campaign_partitions
                    "twice. Every segment's provider job, run concurrently with per-model limits, retries and "
                    "fallbacks; one row per segment with its model, attempts, latency and cost, failed ones with the "
                    "reason.")
-def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.DataFrame, pipeline: PipelineConfig,
-                       providers: VideoProviders) -> pd.DataFrame:
+def generated_segments(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: pd.DataFrame,
+                       pipeline: PipelineConfig, providers: VideoProviders) -> pd.DataFrame:
     watch = Stopwatch()
     settings = pipeline.settings()
     catalog = pipeline.catalog()
-
-    budget = active_campaign(context, settings).budget_usd
 
     def on_change(outcome) -> None:
         if outcome.state in ("succeeded", "failed", "uncertain"):
@@ -47,7 +46,7 @@ def generated_segments(context: AssetExecutionContext, routed_job_plans: pd.Data
 
     try:
         frame = run_generation(routed_job_plans, catalog, settings, providers.registry(settings, catalog), on_change,
-                               budget_usd=budget)
+                               budget_usd=campaign.budget_usd)
     except CampaignAborted as exc:
         raise Failure(description=f"campaign stopped: {exc}") from None
     ok = frame[frame["state"] == "succeeded"]

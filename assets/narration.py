@@ -5,8 +5,8 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.providers import NarrationVoices
+from video_pipeline.campaign import Campaign
 from video_pipeline.errors import ProviderError
-from video_pipeline.intake import INVALID, load_active
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import narration_tracks as speak
 
@@ -18,14 +18,13 @@ from .partitions import campaign_partitions
        description="Why: the voice sets the length, so it is spoken before the picture is planned. One track per "
                    "narrated video (espeak-ng offline; OpenAI or ElevenLabs live), kept content-addressed, with "
                    "sentence or word timings for subtitles; its length becomes the video's target when longer.")
-def narration_tracks(context: AssetExecutionContext, prompt_batches: pd.DataFrame, pipeline: PipelineConfig,
+def narration_tracks(context: AssetExecutionContext, campaign: Campaign, pipeline: PipelineConfig,
                      voices: NarrationVoices) -> pd.DataFrame:
     watch = Stopwatch()
     settings = pipeline.settings()
     try:
-        campaign = load_active(settings, context.partition_key)
         frame = speak(campaign, pipeline.catalog(), settings, voices.voice(settings, pipeline.catalog()))
-    except (*INVALID, FileNotFoundError, ProviderError) as exc:
+    except ProviderError as exc:
         raise Failure(description=str(exc)) from None
     context.add_output_metadata({
         "dagster/row_count": len(frame),

@@ -4,23 +4,21 @@
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, asset
 
-from resources.pipeline import PipelineConfig
+from video_pipeline.campaign import Campaign
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import prompt_batches as build_prompt_batches
 
 from .metadata import OWNERS, markdown_table
-from .partitions import active_campaign, campaign_partitions
+from .partitions import campaign_partitions
 
 
 @asset(partitions_def=campaign_partitions, group_name="intake", kinds={"pandas", "parquet"}, owners=OWNERS,
-       description="Why: every later stage works from one validated table instead of re-reading the campaign "
-                   "file. One row per shot the campaign asks for, with its task category (text, image or video to "
-                   "video, enhance, lip sync) and the spec's hash, so a changed spec is noticed downstream.")
-def prompt_batches(context: AssetExecutionContext, pipeline: PipelineConfig) -> pd.DataFrame:
-    """Reads the campaign's active spec (installed by the inbox sensor or `video-pipeline run`)."""
+       description="Why: the task category decides which models can make a shot, so it is decided once, here, "
+                   "where a person can read it. One row per shot the campaign asks for, with its task category "
+                   "(text, image or video to video, enhance, lip sync); the planner routes each shot as this table "
+                   "says.")
+def prompt_batches(context: AssetExecutionContext, campaign: Campaign) -> pd.DataFrame:
     watch = Stopwatch()
-    settings = pipeline.settings()
-    campaign = active_campaign(context, settings)
     frame = build_prompt_batches(campaign)
     context.log.info(f"{len(frame)} shot(s) in {len(campaign.videos)} video(s) from {campaign.source.file}")
     context.add_output_metadata({

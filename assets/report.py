@@ -6,11 +6,12 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
+from video_pipeline.campaign import Campaign
 from video_pipeline.report import campaign_report as write_campaign_report
 from video_pipeline.stages import Stopwatch
 
 from .metadata import OWNERS, markdown_table
-from .partitions import active_campaign, campaign_partitions
+from .partitions import campaign_partitions
 
 
 @asset(partitions_def=campaign_partitions, group_name="reporting", kinds={"html"}, owners=OWNERS,
@@ -18,12 +19,11 @@ from .partitions import active_campaign, campaign_partitions
                    "network, no script): each video's player, poster and contact sheet, the segment table (model, "
                    "route reason, latency against the model's profile, attempts, fallbacks, cost) and charts of "
                    "latency per model and cost by model and video against the budget.")
-def campaign_report(context: AssetExecutionContext, routed_job_plans: pd.DataFrame, generated_segments: pd.DataFrame,
-                    assembled_outputs: pd.DataFrame, pipeline: PipelineConfig,
+def campaign_report(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: pd.DataFrame,
+                    generated_segments: pd.DataFrame, assembled_outputs: pd.DataFrame, pipeline: PipelineConfig,
                     clip_storage: ClipStorage) -> MaterializeResult:
     watch = Stopwatch()
     settings = pipeline.settings()
-    campaign = active_campaign(context, settings)
     # a store that serves files by URL (presigned S3 links) says how to link them; local files link relatively
     link_for = getattr(clip_storage.store(settings), "link_for", None)
     path = write_campaign_report(settings, context.partition_key, routed_job_plans, generated_segments,

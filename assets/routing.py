@@ -6,7 +6,8 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
-from video_pipeline.intake import INVALID, load_active
+from video_pipeline.campaign import Campaign
+from video_pipeline.intake import INVALID
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import routed_job_plans as build_plans
 
@@ -18,18 +19,16 @@ from .partitions import campaign_partitions
        description="Why: money is committed only after every segment has a model, a price and a reason a person "
                    "can read. One row per segment: model, fallback chain, route reason, seconds, estimated cost and "
                    "latency (the model's p50/p95). A campaign over its budget stops here, before anything is spent.")
-def routed_job_plans(context: AssetExecutionContext, prompt_batches: pd.DataFrame, narration_tracks: pd.DataFrame,
-                     pipeline: PipelineConfig, providers: VideoProviders) -> pd.DataFrame:
+def routed_job_plans(context: AssetExecutionContext, campaign: Campaign, prompt_batches: pd.DataFrame,
+                     narration_tracks: pd.DataFrame, pipeline: PipelineConfig,
+                     providers: VideoProviders) -> pd.DataFrame:
     watch = Stopwatch()
     settings = pipeline.settings()
     catalog = pipeline.catalog()
     try:
-        campaign = load_active(settings, context.partition_key)
-        if campaign.source.sha256 != prompt_batches["spec_sha256"].iloc[0]:
-            context.log.warning("the campaign spec changed since prompt_batches ran; planning the current spec")
         plan, frame = build_plans(campaign, catalog, settings, providers=providers.configured(settings),
-                                  narration=narration_tracks)
-    except (*INVALID, FileNotFoundError) as exc:
+                                  narration=narration_tracks, batches=prompt_batches)
+    except INVALID as exc:
         raise Failure(description=str(exc)) from None
     for warning in plan.warnings:
         context.log.warning(warning)

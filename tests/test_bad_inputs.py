@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, Failure, build_asset_context, build_sensor_context
 
+from assets.campaign import campaign
 from assets.prompts import prompt_batches
 from assets.routing import routed_job_plans
 from assets.sensors import campaign_inbox_sensor
@@ -129,9 +130,10 @@ def via_assets(path: Path, data_dir: Path) -> str:
     try:
         resources = {"pipeline": PipelineConfig(), "providers": VideoProviders()}
         with pytest.raises(Failure) as failed:
-            frame = prompt_batches(build_asset_context(partition_key=key, resources=resources))
-            routed_job_plans(build_asset_context(partition_key=key, resources=resources), prompt_batches=frame,
-                             narration_tracks=pd.DataFrame())
+            validated = campaign(build_asset_context(partition_key=key, resources=resources)).value
+            frame = prompt_batches(build_asset_context(partition_key=key, resources=resources), campaign=validated)
+            routed_job_plans(build_asset_context(partition_key=key, resources=resources), campaign=validated,
+                             prompt_batches=frame, narration_tracks=pd.DataFrame())
         return failed.value.description
     finally:
         spec.unlink()

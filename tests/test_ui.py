@@ -19,9 +19,9 @@ from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
 from video_pipeline.providers.fakes.server import free_port
 
-STAGES = ["prompt_batches", "narration_tracks", "routed_job_plans", "generated_segments", "stored_clips",
+STAGES = ["campaign", "prompt_batches", "narration_tracks", "routed_job_plans", "generated_segments", "stored_clips",
           "assembled_outputs", "campaign_report"]
-GROUPS = {"prompt_batches": "intake", "narration_tracks": "narration", "routed_job_plans": "planning",
+GROUPS = {"campaign": "intake", "prompt_batches": "intake", "narration_tracks": "narration", "routed_job_plans": "planning",
           "generated_segments": "generation", "stored_clips": "storage", "assembled_outputs": "assembly",
           "campaign_report": "reporting"}
 
@@ -91,11 +91,13 @@ def test_ui_lists_the_stages_materializes_a_campaign_partition_and_draws_the_ass
         assert node["description"].startswith("Why: ") and len(node["description"]) > 120, name
         assert node["kinds"] and node["owners"] == [{"team": "media-engineering"}], name
         assert node["partitionDefinition"] is not None, name
-    assert graph["narration_tracks"] == ["prompt_batches"]
-    assert sorted(graph["routed_job_plans"]) == ["narration_tracks", "prompt_batches"]
-    assert graph["generated_segments"] == ["routed_job_plans"] and graph["stored_clips"] == ["generated_segments"]
-    assert sorted(graph["assembled_outputs"]) == ["narration_tracks", "stored_clips"]
-    assert sorted(graph["campaign_report"]) == ["assembled_outputs", "generated_segments", "routed_job_plans"]
+    assert graph["campaign"] == [] and graph["prompt_batches"] == graph["narration_tracks"] == ["campaign"]
+    assert sorted(graph["routed_job_plans"]) == ["campaign", "narration_tracks", "prompt_batches"]
+    assert sorted(graph["generated_segments"]) == ["campaign", "routed_job_plans"]
+    assert graph["stored_clips"] == ["generated_segments"]
+    assert sorted(graph["assembled_outputs"]) == ["campaign", "narration_tracks", "stored_clips"]
+    assert sorted(graph["campaign_report"]) == ["assembled_outputs", "campaign", "generated_segments",
+                                                "routed_job_plans"]
 
     accepted = accept(data_dir / "samples" / "social-ideas.csv", Settings.from_env(), move=False)
     location = _gql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")[

@@ -24,6 +24,7 @@ VIDEO_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv", ".jsonl": "jsonl"}
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_TARGET_SECONDS = 1800.0
+SNAPSHOT_VERSION = 1
 
 SEXAGESIMAL_RATIOS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 60 + 1: "1:1"}
 QualityTier = Literal["social", "standard", "premium"]
@@ -106,6 +107,31 @@ class Campaign(_Strict):
     def where(self, *field: str | int) -> tuple[str, int | None]:
         """The file and line of a field path such as ("videos", 0, "shots", 1, "model")."""
         return self.source.file, self.source.line_of(tuple(field))
+
+    def snapshot(self) -> dict:
+        """The validated campaign as JSON-ready data, with where it came from (file, hash, field lines), so a
+        run keeps using the version it started with whatever happens to the file, and its errors still name
+        file and line."""
+        source = self.source
+        lines = source.lines
+        if isinstance(lines, _LazyLines) and lines.pending is not None:
+            line_data: dict = {"json_text": lines.pending}       # a JSON file's lines are still only needed on error
+        else:
+            line_data = {"lines": [[list(path), line] for path, line in dict(lines).items()]}
+        return {"snapshot": SNAPSHOT_VERSION, "file": source.file, "sha256": source.sha256,
+                "spec": self.model_dump(mode="json"), **line_data}
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> "Campaign":
+        """The campaign `snapshot()` saved (no file is read, nothing is parsed again)."""
+        if data.get("snapshot") != SNAPSHOT_VERSION:
+            raise ValueError(f"campaign snapshot version {data.get('snapshot')!r}; expected {SNAPSHOT_VERSION} "
+                             "(rematerialize the `campaign` asset)")
+        campaign = cls.model_validate(data["spec"])
+        lines = (_LazyLines(data["json_text"]) if "json_text" in data
+                 else {tuple(path): line for path, line in data["lines"]})
+        campaign._source = CampaignSource(file=data["file"], sha256=data["sha256"], lines=lines)
+        return campaign
 
 
 class CampaignSource(BaseModel):
@@ -221,6 +247,11 @@ class _LazyLines(dict):
     def __init__(self, text: str):
         super().__init__()
         self._text: str | None = text
+
+    @property
+    def pending(self) -> str | None:
+        """The document's text while its map has not been built."""
+        return self._text
 
     def _load(self) -> None:
         if self._text is not None:

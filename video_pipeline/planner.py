@@ -14,7 +14,7 @@ from .catalog import Catalog, ModelSpec
 from .errors import PlanningError, Problem
 from .router import NoCapableModel, Observed, RouteDecision, RoutingTask, effective_latency, route
 from .store import file_sha256
-from .taxonomy import TaskCategory, categorize
+from .taxonomy import TaskCategory, shot_category
 
 #: The columns of a plan table, in order (the `plan --json` shape documents each).
 PLAN_COLUMNS = [
@@ -157,8 +157,10 @@ def segment_prompt(shot: Shot, style: str | None, index: int, count: int) -> str
 class _Planner:
     def __init__(self, campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date,
                  providers: frozenset[str] | None, probe_seconds, observed: Observed | None = None,
-                 resolution: str | None = None, cheapest: bool = False, narration: dict[str, float] | None = None):
+                 resolution: str | None = None, cheapest: bool = False, narration: dict[str, float] | None = None,
+                 categories: dict[tuple[str, int], str] | None = None):
         self.campaign = campaign
+        self.categories = categories or {}
         self.catalog = catalog
         self.data_dir = data_dir
         self.on = on
@@ -234,8 +236,8 @@ class _Planner:
         c = self.campaign
         staged: list[tuple[int, Shot, TaskCategory, object, list[tuple[int, float]]]] = []
         for si, shot in enumerate(video.shots):
-            category = categorize(image=shot.image is not None, video=shot.video is not None,
-                                  transform=shot.transform, audio=video.audio is not None, use_case=c.defaults.use_case)
+            known = self.categories.get((video.id, si))   # what prompt_batches decided, when planned from it
+            category = TaskCategory(known) if known else shot_category(shot, video, c.defaults.use_case)
             try:
                 decision = self.decide(self.task_for(video, shot, category), lambda m, si=si, shot=shot, category=category: (
                     sum(m.cost(g, self.resolution) for g, _ in split_seconds(
@@ -309,9 +311,9 @@ class _Planner:
 
 
 def _plan_once(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date, providers, probe_seconds,
-               observed, narration, resolution: str | None = None, cheapest: bool = False) -> CampaignPlan:
+               observed, narration, categories, resolution: str | None = None, cheapest: bool = False) -> CampaignPlan:
     planner = _Planner(campaign, catalog, data_dir, on, providers, probe_seconds, observed, resolution, cheapest,
-                       narration)
+                       narration, categories)
     segments: list[SegmentPlan] = []
     for vi, video in enumerate(campaign.videos):
         segments.extend(planner.plan_video(vi, video))
@@ -335,8 +337,12 @@ def _cost_by_model(plan: CampaignPlan) -> str:
 
 def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.date | None = None,
                   providers: frozenset[str] | None = None, probe_seconds=None, enforce_budget: bool = True,
-                  observed: Observed | None = None, narration: dict[str, float] | None = None) -> CampaignPlan:
+                  observed: Observed | None = None, narration: dict[str, float] | None = None,
+                  categories: dict[tuple[str, int], str] | None = None) -> CampaignPlan:
     """Expand, route and price every segment; raise PlanningError (naming file, line, field) when impossible.
+
+    `narration` is each narrated video's spoken seconds; `categories` each shot's task category by
+    (video id, shot index), as prompt_batches decided it (computed here when absent).
 
     Over budget with `budget_policy: fit`, the plan first drops to 720p, then to the cheapest capable models;
     otherwise (or when even that is over) it is refused with what would fit.
@@ -348,7 +354,7 @@ def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.d
             return probe(path).duration
 
     on = on or dt.date.today()
-    args = (campaign, catalog, data_dir, on, providers, probe_seconds, observed, narration)
+    args = (campaign, catalog, data_dir, on, providers, probe_seconds, observed, narration, categories)
     plan = _plan_once(*args)
     budget = campaign.budget_usd
     if not enforce_budget or budget is None or plan.total_cost_usd <= budget + 1e-9:

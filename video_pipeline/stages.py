@@ -28,7 +28,7 @@ from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
 from .providers.base import ProviderRegistry
 from .providers.local import LocalProvider
 from .store import ClipStore
-from .taxonomy import categorize
+from .taxonomy import shot_category
 
 PROMPT_COLUMNS = ["campaign", "video_id", "shot_index", "prompt", "category", "quality_tier", "use_case",
                   "resolution", "aspect_ratio", "target_seconds", "continuity", "transition", "image", "video",
@@ -50,8 +50,7 @@ def prompt_batches(campaign: Campaign) -> pd.DataFrame:
     rows = []
     for video in campaign.videos:
         for si, shot in enumerate(video.shots):
-            category = categorize(image=shot.image is not None, video=shot.video is not None,
-                                  transform=shot.transform, audio=video.audio is not None, use_case=d.use_case)
+            category = shot_category(shot, video, d.use_case)
             rows.append({
                 "campaign": campaign.campaign, "video_id": video.id, "shot_index": si, "prompt": shot.prompt,
                 "category": category.value, "quality_tier": d.quality_tier, "use_case": d.use_case,
@@ -129,6 +128,12 @@ def narration_seconds(narration: pd.DataFrame | None) -> dict[str, float]:
     return {r.video_id: float(r.duration_seconds) for r in narration.itertuples()}
 
 
+def shot_categories(batches: pd.DataFrame | None) -> dict[tuple[str, int], str] | None:
+    if batches is None:
+        return None
+    return {(r.video_id, int(r.shot_index)): r.category for r in batches.itertuples()}
+
+
 def plan_frame(plan: CampaignPlan) -> pd.DataFrame:
     frame = pd.DataFrame(plan.rows(), columns=PLAN_COLUMNS)
     frame["fallbacks"] = frame["fallbacks"].map(lambda f: ",".join(f))
@@ -145,9 +150,10 @@ def job_ledger(settings: Settings) -> JobLedger:
 
 
 def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, on: dt.date | None = None,
-                     providers: frozenset[str] | None = None,
-                     narration: pd.DataFrame | None = None) -> tuple[CampaignPlan, pd.DataFrame]:
-    """Plan with what has been observed of each model (latency, failures) blended into the catalog's priors."""
+                     providers: frozenset[str] | None = None, narration: pd.DataFrame | None = None,
+                     batches: pd.DataFrame | None = None) -> tuple[CampaignPlan, pd.DataFrame]:
+    """Plan with what has been observed of each model (latency, failures) blended into the catalog's priors;
+    each shot is routed as the category `batches` (the prompt_batches table) gave it."""
     log = observation_log(settings)
     try:
         observed = log.summary()
@@ -157,7 +163,7 @@ def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, o
         providers = live_provider_names(settings)
     try:
         plan = plan_campaign(campaign, catalog, settings.data_dir, on=on, providers=providers, observed=observed,
-                             narration=narration_seconds(narration))
+                             narration=narration_seconds(narration), categories=shot_categories(batches))
     except PlanningError as exc:
         if providers is not None and "no configured provider" in str(exc):
             raise PlanningError(f"{exc}\n{missing_key_hint(catalog, providers)}") from None

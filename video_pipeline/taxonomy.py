@@ -23,3 +23,9 @@ def categorize(*, image: bool, video: bool, transform: str | None, audio: bool, 
     if image:
         return TaskCategory.IMAGE_TO_VIDEO
     return TaskCategory.TEXT_TO_VIDEO
+
+
+def shot_category(shot, video, use_case: str) -> TaskCategory:
+    """The category of a campaign shot (a `Shot` of a `Video`)."""
+    return categorize(image=shot.image is not None, video=shot.video is not None, transform=shot.transform,
+                      audio=video.audio is not None, use_case=use_case)
