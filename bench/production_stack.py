@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,98 +18,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import boto3  # noqa: E402
 import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "bench-key-id", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-BIN = Path(sys.executable).parent
+from tests.support.services import (  # noqa: E402  (the production tests start the same services)
+    BIN,
+    fleet_on_free_ports,
+    free_port,
+    fresh_database,
+    moto_s3,
+    pg_url,
+    process,
+    production_environment,
+    production_home,
+    s3_client,
+    wait_until,
+)
+
 #: the production pools and their limits on this 2-core machine (ffmpeg steps about one per core)
 POOL_LIMITS = {"media": 2, "provider_jobs": 20}
-
-
-def free_port(count: int = 1) -> int:
-    """The first of `count` consecutive free loopback ports."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count < 65000 and all(_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no run of free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def ensure_postgres() -> None:
-    if not answers(5432):
-        version = sorted(os.listdir("/etc/postgresql"))[0]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
-        for _ in range(150):
-            if answers(5432):
-                return
-            time.sleep(0.2)
-        raise RuntimeError("PostgreSQL did not start")
-
-
-@contextmanager
-def fresh_database(prefix: str = "vp_bench"):
-    ensure_postgres()
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@contextmanager
-def process(args: list[str], log: Path, env: dict[str, str], cwd: Path = ROOT):
-    with log.open("w") as out:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-
-
-def wait_until(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} did not come up within {seconds:.0f}s")
 
 
 class ProductionStack:
@@ -123,12 +47,7 @@ class ProductionStack:
         self.home = work / "dagster_home"
         self.data_dir = work / "data"
         self.env = {
-            **os.environ, **AWS_ENV, **extra_env,
-            "DAGSTER_HOME": str(self.home), "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432",
-            "DAGSTER_PG_USER": "postgres", "DAGSTER_PG_PASSWORD": "unused-trust-auth", "DAGSTER_PG_DB": db,
-            "VIDEO_PIPELINE_PROFILE": "production",
-            "VIDEO_PIPELINE_LEDGER_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db}",
-            "VIDEO_PIPELINE_S3_BUCKET": bucket, "VIDEO_PIPELINE_S3_ENDPOINT_URL": s3_url,
+            **os.environ, **extra_env, **production_environment(self.home, db, s3_url, bucket),
             "VIDEO_PIPELINE_DATA_DIR": str(self.data_dir), "VIDEO_PIPELINE_MODE": "fake",
             "VIDEO_PIPELINE_FAKES_PORT": str(fakes_port), "PYTHONPATH": str(ROOT),
         }
@@ -139,12 +58,10 @@ class ProductionStack:
         os.environ.update({k: v for k, v in self.env.items()})
 
     def pg(self) -> sa.Engine:
-        return sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.db}")
+        return sa.create_engine(pg_url(self.db))
 
     def s3(self):
-        return boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
-                            aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
+        return s3_client(self.s3_url)
 
     def submit(self, partition: str, tags: dict[str, str]) -> str:
         """Launch campaign_job for a partition through the webserver (queued: the daemon starts it)."""
@@ -160,26 +77,18 @@ def production_stack(extra_env: dict[str, str] | None = None, fleet_latency: flo
                      fleet_latency_p95: float | None = None, catalog: Path | None = None,
                      keep: bool = False):
     """Start everything; yields (stack, fleet). The fleet's books count submissions and jobs in flight."""
-    from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, start_fleet
-
     work = Path(tempfile.mkdtemp(prefix="vp-prod-bench-"))
     with ExitStack() as stack:
         if not keep:
             stack.callback(shutil.rmtree, work, True)   # runs last: after every process is stopped
-        db = stack.enter_context(fresh_database())
-        s3_port = free_port()
-        stack.enter_context(process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-                                    work / "moto.log", dict(os.environ)))
-        wait_until(lambda: answers(s3_port), 30, "moto_server")
-        fakes_port = free_port(len(FAKE_CREDENTIALS))
-        fleet = start_fleet(latency=fleet_latency, latency_p95=fleet_latency_p95, base_port=fakes_port,
-                            work_dir=work / "fakes")
+        db = stack.enter_context(fresh_database("vp_bench"))
+        s3_url = stack.enter_context(moto_s3(work / "moto.log"))
+        fleet, fakes_port = fleet_on_free_ports(latency=fleet_latency, latency_p95=fleet_latency_p95,
+                                                work_dir=work / "fakes")
         stack.callback(fleet.stop)
-        prod = ProductionStack(work, db, f"http://127.0.0.1:{s3_port}", f"vp-bench-{uuid.uuid4().hex[:8]}",
-                               fakes_port, extra_env or {})
+        prod = ProductionStack(work, db, s3_url, f"vp-bench-{uuid.uuid4().hex[:8]}", fakes_port, extra_env or {})
         prod.s3().create_bucket(Bucket=prod.bucket)
-        prod.home.mkdir(parents=True)
-        shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", prod.home / "dagster.yaml")
+        production_home(prod.home)
         prod.data_dir.mkdir(parents=True)
         # deployment step (docs/deployment.md): set the pools' limits once, before runs race to create them
         for pool, limit in POOL_LIMITS.items():
@@ -194,7 +103,7 @@ def production_stack(extra_env: dict[str, str] | None = None, fleet_latency: flo
         daemon = stack.enter_context(process([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
                                              work / "daemon.log", prod.env))
         wait_until(lambda: httpx.get(f"{prod.webserver_url}/server_info", timeout=2).status_code == 200, 600,
-                   "dagster-webserver")
+                   "dagster-webserver coming up", interval=0.3, ignore=(httpx.HTTPError, OSError))
         prod.daemon = daemon
         yield prod, fleet
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from tests.support.services import fleet_on_free_ports, moto_s3, s3_client
 from video_pipeline import stages
 from video_pipeline.campaign import load_campaign
 from video_pipeline.catalog import load_catalog
@@ -548,42 +549,35 @@ def s3_endpoints(work: Path):
     """(client of moto's S3 server with a fresh bucket, client of an endpoint answering 503, bucket name).
 
     moto runs as its own process on loopback (a real HTTP S3 API) and lives across the case's runs."""
-    import boto3
     from botocore.config import Config
 
-    if "moto" not in _S3:
-        port = _free_port_block(1)
-        exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-        _S3["moto"] = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.DEVNULL, start_new_session=True)
-        _S3["moto_url"] = f"http://127.0.0.1:{port}"
+    if "stack" not in _S3:
+        services = _S3["stack"] = contextlib.ExitStack()
+        _S3["moto_url"] = services.enter_context(moto_s3())
         failing = ThreadingHTTPServer(("127.0.0.1", 0), _SlowDown)
         threading.Thread(target=failing.serve_forever, daemon=True).start()
-        _S3["failing"] = failing
-    creds = {"aws_access_key_id": "fault-key-id", "aws_secret_access_key": "fault-secret", "region_name": "us-east-1"}
+        services.callback(failing.shutdown)
+        _S3["failing_url"] = f"http://127.0.0.1:{failing.server_address[1]}"
     quick = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
-    healthy = boto3.client("s3", endpoint_url=_S3["moto_url"], config=quick, **creds)
-    failing = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{_S3['failing'].server_address[1]}", config=quick,
-                           **creds)
+    healthy = s3_client(_S3["moto_url"], config=quick)
+    failing = s3_client(_S3["failing_url"], config=quick)
     bucket = "fault-" + work.name.lower()
-    for _ in range(100):
-        try:
-            healthy.head_bucket(Bucket=bucket)
-            break
-        except Exception:   # noqa: BLE001 — not up yet, or no bucket yet
-            try:
-                healthy.create_bucket(Bucket=bucket)
-                break
-            except Exception:   # noqa: BLE001
-                time.sleep(0.1)
+    if not _bucket_exists(healthy, bucket):
+        healthy.create_bucket(Bucket=bucket)
     yield healthy, failing, bucket
 
 
+def _bucket_exists(client, bucket: str) -> bool:
+    try:
+        client.head_bucket(Bucket=bucket)
+        return True
+    except client.exceptions.ClientError:
+        return False
+
+
 def stop_s3() -> None:
-    if "moto" in _S3:
-        os.killpg(_S3["moto"].pid, signal.SIGTERM)
-        _S3["moto"].wait(timeout=10)
-        _S3["failing"].shutdown()
+    if "stack" in _S3:
+        _S3.pop("stack").close()
         _S3.clear()
 
 
@@ -647,8 +641,7 @@ def run_kill_loop(root: Path, kills: int = 3, seed: int = 8) -> KillResult:
     home = root / "kill-loop" / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    base_port = _free_port_block(len(FAKE_CREDENTIALS))
-    fleet = start_fleet(latency=1.5, base_port=base_port, work_dir=root / "kill-loop" / "fakes")
+    fleet, base_port = fleet_on_free_ports(latency=1.5, work_dir=root / "kill-loop" / "fakes")
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
     env.update(VIDEO_PIPELINE_MODE="fake", VIDEO_PIPELINE_FAKES_PORT=str(base_port), VIDEO_PIPELINE_DATA_DIR=str(data),
                VIDEO_PIPELINE_TIME_SCALE="0.05", VIDEO_PIPELINE_X264_PRESET="ultrafast", DAGSTER_HOME=str(home))
@@ -727,26 +720,6 @@ def _ledger_states(settings: Settings) -> str:
     finally:
         engine.dispose()
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-"
-
-
-def _free_port_block(n: int) -> int:
-    import socket
-
-    for _ in range(50):
-        base = random.randint(20000, 40000)
-        try:
-            socks = []
-            for i in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + i))
-                socks.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free block of ports")
 
 
 def scratch() -> Path:

@@ -42,6 +42,22 @@ def fast_retries(adapter):
     return adapter
 
 
+def fake_and_adapter(create_app, provider_cls, key: str, key_arg: str = "api_key"):
+    """A provider test file's harness in one line, `app, adapter = fake_and_adapter(create_app, Provider, KEY)`:
+    the `app` fixture (the provider's fake, taking `key` as `key_arg`) that conftest's `server` serves, and
+    `adapter(server, key=key)` building the adapter against a served fake with fast retries (conftest's `connect`
+    binds the server; a test passes `key=` for a wrong key)."""
+
+    @pytest.fixture
+    def app(book):
+        return create_app(book, **{key_arg: key})
+
+    def adapter(server, key: str = key):
+        return fast_retries(provider_cls(key, base_url=server.url))
+
+    return app, adapter
+
+
 @asynccontextmanager
 async def opened(connect: Connect):
     adapter = connect()

@@ -22,7 +22,7 @@ from tests.providers.contract import (
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
     cancel_stuck_then_pending,
-    fast_retries,
+    fake_and_adapter,
     run_to_terminal,
     submit_once,
     using,
@@ -40,13 +40,7 @@ TASKS = "/api/v3/contents/generations/tasks"
 MEDIA = PROJECT_ROOT / "data" / "samples" / "media"
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> ArkProvider:
-    return fast_retries(ArkProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, ArkProvider, KEY)
 
 
 def seedance(job_key: str = "k1", **kw):

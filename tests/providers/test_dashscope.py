@@ -18,7 +18,7 @@ from tests.providers.contract import (
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
     cancel_stuck_then_pending,
-    fast_retries,
+    fake_and_adapter,
     run_to_terminal,
     submit_once,
 )
@@ -31,13 +31,7 @@ KEY = "test-dashscope-key"
 SUBMIT = "/api/v1/services/aigc/video-generation/video-synthesis"
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> DashScopeProvider:
-    return fast_retries(DashScopeProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, DashScopeProvider, KEY)
 
 
 def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, tmp_path):

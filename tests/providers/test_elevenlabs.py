@@ -14,7 +14,7 @@ from tests.providers.contract import (
     assert_unknown_voice_is_terminal,
     assert_video_job_protocol_refused,
     assert_wrong_key_is_fatal,
-    fast_retries,
+    fake_and_adapter,
     synthesize_once,
 )
 from video_pipeline.errors import ProviderError
@@ -30,13 +30,7 @@ TEXT = "A lighthouse at dusk:  100% \"real\" waves,\nand the gulls answer."
 PATH = f"/v1/text-to-speech/{VOICE}/with-timestamps"
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> ElevenLabsProvider:
-    return fast_retries(ElevenLabsProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, ElevenLabsProvider, KEY)
 
 
 def tts(text: str = TEXT, **kw) -> TtsRequest:

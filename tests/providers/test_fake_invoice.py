@@ -4,7 +4,6 @@ GET /_fake/invoice is checked line by line, to the cent, against what the catalo
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass, replace
 
 import httpx
@@ -14,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.providers.conftest import poll_until_terminal, request
+from tests.support.services import fleet_on_free_ports
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.providers.base import JobState
@@ -262,29 +262,9 @@ def test_fetch_invoice_refuses_other_hosts_and_oversized_answers(billed):
         fetch_invoice(billed.fleet.servers["runway"].url, max_bytes=100)
 
 
-def _consecutive_free_ports(count: int) -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        held = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    pytest.fail("no run of free ports on loopback")
-
-
 def test_a_served_fleet_invoice_is_read_back_from_its_fixed_ports(tmp_path):
-    base = _consecutive_free_ports(len(FAKE_CREDENTIALS))
-    with start_fleet(latency=0.1, base_port=base, work_dir=tmp_path, catalog=CATALOG) as fleet:
+    fleet, base = fleet_on_free_ports(latency=0.1, work_dir=tmp_path, catalog=CATALOG)
+    with fleet:
         book = fleet.books["kling"]
         book.create({"n": 1}, "a prompt", 10, model="kling-v3", mode="std")
         total = fetch_fleet_invoice(base)

@@ -22,7 +22,7 @@ from tests.providers.contract import (
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
     cancel_stuck_then_pending,
-    fast_retries,
+    fake_and_adapter,
     finish,
     run_to_terminal,
     submit_once,
@@ -43,13 +43,7 @@ def latency() -> float:
     return 0.3
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> FalProvider:
-    return fast_retries(FalProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, FalProvider, KEY)
 
 
 def veo(job_key: str = "k1", **kw):

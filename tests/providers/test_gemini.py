@@ -22,7 +22,7 @@ from tests.providers.contract import (
     assert_transient_poll_fault_retried,
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
-    fast_retries,
+    fake_and_adapter,
     run_to_terminal,
     submit_once,
 )
@@ -37,13 +37,7 @@ MODEL = "veo-3.1-fast-generate-preview"
 SUBMIT = f"/v1beta/models/{MODEL}:predictLongRunning"
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> GeminiProvider:
-    return fast_retries(GeminiProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, GeminiProvider, KEY)
 
 
 def veo(job_key: str = "k1", **kw):

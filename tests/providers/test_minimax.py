@@ -22,7 +22,7 @@ from tests.providers.contract import (
     assert_transient_poll_fault_retried,
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
-    fast_retries,
+    fake_and_adapter,
     run_to_terminal,
     submit_once,
 )
@@ -41,13 +41,7 @@ def latency() -> float:
     return 0.3                     # the shortest job: this file has many
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> MiniMaxProvider:
-    return fast_retries(MiniMaxProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, MiniMaxProvider, KEY)
 
 
 def hailuo(job_key: str = "k1", **kw):

@@ -15,7 +15,7 @@ from tests.providers.contract import (
     assert_unknown_voice_is_terminal,
     assert_video_job_protocol_refused,
     assert_wrong_key_is_fatal,
-    fast_retries,
+    fake_and_adapter,
     synthesize_once,
     using,
 )
@@ -30,13 +30,7 @@ TEXT = "A lighthouse at dusk. The waves come in, 100% \"real\"; the gulls answer
 SPEECH = "/v1/audio/speech"
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
-
-
-def adapter(server, key: str = KEY) -> OpenAISpeechProvider:
-    return fast_retries(OpenAISpeechProvider(key, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, OpenAISpeechProvider, KEY)
 
 
 def tts(text: str = TEXT, **kw) -> TtsRequest:

@@ -21,7 +21,7 @@ from tests.providers.contract import (
     assert_transient_poll_fault_retried,
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
-    fast_retries,
+    fake_and_adapter,
     run_to_terminal,
     submit_once,
     using,
@@ -41,13 +41,7 @@ def latency() -> float:
     return 0.3
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_token=TOKEN)
-
-
-def adapter(server, token: str = TOKEN) -> ReplicateProvider:
-    return fast_retries(ReplicateProvider(token, base_url=server.url))
+app, adapter = fake_and_adapter(create_app, ReplicateProvider, TOKEN, key_arg="api_token")
 
 
 def veo(job_key: str = "k1", **kw):
@@ -158,7 +152,7 @@ def test_stuck_prediction_can_be_cancelled_while_processing_but_not_after_it_fin
 
 
 def test_wrong_token_is_fatal_with_replicates_401(connect, book):
-    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, token="r8_wrong-token"), veo()), book,
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="r8_wrong-token"), veo()), book,
                               secrets=["r8_wrong-token"], says=["401", "You did not pass a valid authentication token"])
 
 

@@ -23,7 +23,7 @@ from tests.providers.contract import (
     assert_transient_poll_fault_retried,
     assert_transient_submit_fault_retried,
     assert_wrong_key_is_fatal,
-    fast_retries,
+    fake_and_adapter,
     finish,
     run_to_terminal,
     submit_once,
@@ -41,18 +41,12 @@ KEY = "key_" + "0123456789abcdef" * 8
 MEDIA = Path(__file__).resolve().parents[2] / "data" / "samples" / "media"
 
 
-@pytest.fixture
-def app(book):
-    return create_app(book, api_key=KEY)
+app, adapter = fake_and_adapter(create_app, RunwayProvider, KEY)
 
 
 def shot(*args, route_model_id: str = "gen4.5", **kw):
     """A shot routed to a model Runway serves (the fake refuses unknown model ids, as Runway does)."""
     return request(*args, route_model_id=route_model_id, **kw)
-
-
-def adapter(server, key: str = KEY) -> RunwayProvider:
-    return fast_retries(RunwayProvider(key, base_url=server.url))
 
 
 def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, tmp_path):

@@ -1,0 +1,1 @@
+"""Harness code shared by the tests and the benches (see `tests.support.services`)."""

@@ -1,0 +1,237 @@
+"""The one place tests and benches get their loopback services from: free ports, waits on conditions, PostgreSQL
+(a fresh database each), moto's S3 server, Redis, the production profile's environment, and the fake provider fleet.
+
+Tests import it as `tests.support.services`; a bench (run as `python bench/x.py` from the project root) puts the
+project root on `sys.path` first, as bench/production_stack.py does. Everything started here is stopped by its own
+process id or object, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+LOOPBACK = "127.0.0.1"
+
+T = TypeVar("T")
+
+
+# --- ports and waits ---------------------------------------------------------------------------------------------
+
+def free_port(count: int = 1) -> int:
+    """The first of `count` consecutive loopback ports that are free now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((LOOPBACK, 0))
+            base = probe.getsockname()[1]
+        if base + count < 65000 and all(_free(base + i) for i in range(1, count)):
+            return base
+    raise RuntimeError(f"no run of {count} free loopback ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((LOOPBACK, port))
+            return True
+        except OSError:
+            return False
+
+
+def answers(port: int, host: str = LOOPBACK) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], T], seconds: float, what: str, interval: float = 0.05,
+               ignore: tuple[type[BaseException], ...] = ()) -> T:
+    """Call `check` until it returns something truthy (returned), for at most `seconds`; exceptions of the kinds in
+    `ignore` count as "not yet". Raises TimeoutError naming `what` when the time is up."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except ignore:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {seconds:g}s")
+        time.sleep(interval)
+
+
+async def until(check: Callable[[], T], seconds: float, what: str, interval: float = 0.02) -> T:
+    """`wait_until` for a coroutine: the event loop keeps running between checks."""
+    import asyncio
+
+    deadline = time.monotonic() + seconds
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {seconds:g}s")
+        await asyncio.sleep(interval)
+    return value
+
+
+@contextmanager
+def process(args: list[str], log: Path | None = None, env: dict[str, str] | None = None,
+            cwd: Path = ROOT) -> Iterator[subprocess.Popen]:
+    """A process in its own session for the block (output to `log`, or nowhere); stopped by its group's id."""
+    out = log.open("w") if log is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        if log is not None:
+            out.close()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def executable(name: str) -> str:
+    """A console script of this environment (beside its python), else the one on PATH."""
+    return shutil.which(name, path=str(BIN)) or shutil.which(name) or name
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------------------
+
+PG = {"host": LOOPBACK, "port": 5432, "user": "postgres"}
+
+
+def pg_url(db: str) -> str:
+    return f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{db}"
+
+
+def ensure_postgres() -> None:
+    """Start the machine's PostgreSQL cluster when nothing answers on its port."""
+    if not answers(PG["port"]):
+        version = sorted(os.listdir("/etc/postgresql"))[0]
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
+        wait_until(lambda: answers(PG["port"]), 30, "PostgreSQL starting", interval=0.2)
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A uniquely named database for the block, dropped (connections and all) at its end."""
+    import sqlalchemy as sa
+
+    ensure_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_url("postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def pg_rows(db: str, sql: str, **params) -> list[dict]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_url(db))
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+# --- S3 (moto's server) ----------------------------------------------------------------------------------------------
+
+#: test credentials for moto (it accepts any); the secret is what the production tests check is never logged
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-secret-never-logged",
+           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextmanager
+def moto_s3(log: Path | None = None) -> Iterator[str]:
+    """moto's S3 server as its own process on a free loopback port (a real HTTP S3 API); yields its URL."""
+    port = free_port()
+    with process([executable("moto_server"), "-H", LOOPBACK, "-p", str(port)], log, dict(os.environ)):
+        wait_until(lambda: answers(port), 30, "moto_server answering", interval=0.1)
+        yield f"http://{LOOPBACK}:{port}"
+
+
+def s3_client(endpoint: str, **kwargs):
+    """A boto3 S3 client of `endpoint` with the test credentials (kwargs: e.g. a botocore `config`)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name=AWS_ENV["AWS_REGION"],
+                        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"], **kwargs)
+
+
+def new_bucket(client, prefix: str = "vp") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=name)
+    return name
+
+
+# --- Redis ---------------------------------------------------------------------------------------------------------
+
+REDIS_PORT = 6379
+
+
+def ensure_redis() -> None:
+    """Start redis-server (daemonized, no persistence) when nothing answers on its port."""
+    if not answers(REDIS_PORT):
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", LOOPBACK, "-::1", "--port", str(REDIS_PORT),
+                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+                        "--logfile", "/var/log/redis/ci.log"], check=True)
+        wait_until(lambda: answers(REDIS_PORT), 15, "Redis starting", interval=0.2)
+
+
+# --- the production profile ----------------------------------------------------------------------------------------
+
+def production_home(home: Path) -> Path:
+    """A DAGSTER_HOME holding the committed deploy/production/dagster.yaml."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "deploy" / "production" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def production_environment(home: Path, db: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
+    """The production profile's variables as an operator sets them: Dagster and the ledger on database `db`, clips
+    in `bucket` behind `s3_endpoint`, the test AWS credentials."""
+    return {
+        "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": PG["host"], "DAGSTER_PG_PORT": str(PG["port"]),
+        "DAGSTER_PG_USER": PG["user"], "DAGSTER_PG_PASSWORD": "unused-trust-auth", "DAGSTER_PG_DB": db,
+        "VIDEO_PIPELINE_PROFILE": "production", "VIDEO_PIPELINE_LEDGER_URL": pg_url(db),
+        "VIDEO_PIPELINE_S3_BUCKET": bucket, "VIDEO_PIPELINE_S3_ENDPOINT_URL": s3_endpoint, **AWS_ENV,
+    }
+
+
+# --- the fake provider fleet ---------------------------------------------------------------------------------------
+
+def fleet_on_free_ports(**kwargs):
+    """`start_fleet(**kwargs)` on a run of free consecutive ports, as `video-pipeline fakes serve` lays them out
+    (so `fixed_environment(base)` and VIDEO_PIPELINE_FAKES_PORT reach it); returns (fleet, base port)."""
+    from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, start_fleet
+
+    base = free_port(len(FAKE_CREDENTIALS))
+    return start_fleet(base_port=base, **kwargs), base
