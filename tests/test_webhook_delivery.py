@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.providers.conftest import request
+from tests.support.services import free_port, wait_until
 from video_pipeline.ledger import JobLedger
 from video_pipeline.providers.fakes import FakeServer, FaultPlan, JobBook
 from video_pipeline.providers.fakes import fal as fake_fal
@@ -23,7 +24,6 @@ from video_pipeline.providers.fakes import gemini as fake_gemini
 from video_pipeline.providers.fakes import kling as fake_kling
 from video_pipeline.providers.fakes import minimax as fake_minimax
 from video_pipeline.providers.fakes import replicate as fake_replicate
-from video_pipeline.providers.fakes.server import free_port
 from video_pipeline.providers.fal import FalProvider
 from video_pipeline.providers.gemini import GeminiProvider
 from video_pipeline.providers.kling import KlingProvider
@@ -81,17 +81,20 @@ class Rig:
         return f"{self.receiver.url}/webhooks/{provider}"
 
     def wait_event(self, provider: str, key: str, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while (event := self.ledger.latest_event(provider, key)) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return event
+        """The receiver's latest event for the job, once there is one (None if none came within `timeout`)."""
+        try:
+            return wait_until(lambda: self.ledger.latest_event(provider, key), timeout, f"a {provider} event")
+        except TimeoutError:
+            return None
 
-    def wait_deliveries(self, provider: str, count: int, timeout: float = 5.0) -> list[tuple[str, int | None]]:
+    def settled(self, provider: str, timeout: float = 10.0) -> list[tuple[str, int | None]]:
+        """Every POST attempt the provider's fake made, once every delivery it scheduled has run: sent (and retried,
+        and replayed) or skipped (a canceled job, a dropped delivery). A further delivery cannot come after this, so
+        "nothing (more) was sent" is a bounded wait on the fake's own delivery timers, not a guess of how long one
+        would take. The book keeps no public record of its timers; `_timers` is read, never changed."""
         book = self.books[provider]
-        deadline = time.monotonic() + timeout
-        while len(book.deliveries) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)          # a further (unwanted) delivery would show up by now
+        wait_until(lambda: not any(timer.is_alive() for timer in list(book._timers)), timeout,
+                   f"{provider}'s fake finishing its webhook deliveries")
         return list(book.deliveries)
 
 
@@ -121,7 +124,8 @@ def fleet(tmp_path_factory):
 @pytest.fixture
 def rig(fleet, monkeypatch):
     """The fleet with no faults planned and no deliveries seen, and the adapters registering the receiver."""
-    for book in fleet.books.values():
+    for name, book in fleet.books.items():
+        fleet.settled(name)          # an earlier test's delivery still running would land in this test's list
         book.faults = FaultPlan()
         book.deliveries.clear()
         book.handshakes.clear()
@@ -144,7 +148,7 @@ def test_a_finished_job_is_delivered_signed_and_recorded_as_succeeded(rig, provi
     state, payload = event
     assert state == "succeeded"
     assert time.monotonic() - started >= LATENCY * 0.9        # sent when the job ended, not at submission
-    assert rig.wait_deliveries(provider, 1) == [(expected_url(rig, provider), 200)]
+    assert rig.settled(provider) == [(expected_url(rig, provider), 200)]
     # the body is the provider's own shape, showing the finished job
     if provider == "replicate":
         assert payload["id"] == job_id and payload["status"] == "succeeded" and payload["completed_at"]
@@ -196,7 +200,7 @@ def test_a_failed_job_is_recorded_as_failed(rig, provider):
 def test_a_forged_delivery_is_refused_and_not_recorded(rig, provider):
     rig.books[provider].faults.add("webhook", "forged")
     _, key = rig.submit(provider)
-    deliveries = rig.wait_deliveries(provider, 1)
+    deliveries = rig.settled(provider)
     assert [status for _, status in deliveries] == [401]          # refused: no retries of a refusal
     assert rig.ledger.latest_event(provider, key) is None
     if provider in ("minimax", "kling"):
@@ -208,7 +212,7 @@ def test_a_replayed_delivery_is_refused_the_second_time(rig, provider):
     rig.books[provider].faults.add("webhook", "replay")
     _, key = rig.submit(provider)
     assert rig.wait_event(provider, key)[0] == "succeeded"
-    assert rig.wait_deliveries(provider, 2) == [(expected_url(rig, provider), 200), (expected_url(rig, provider), 409)]
+    assert rig.settled(provider) == [(expected_url(rig, provider), 200), (expected_url(rig, provider), 409)]
 
 
 def test_faults_apply_one_job_at_a_time_and_dropped_or_canceled_jobs_send_nothing(rig):
@@ -222,20 +226,18 @@ def test_faults_apply_one_job_at_a_time_and_dropped_or_canceled_jobs_send_nothin
     assert response.json()["status"] == "canceled"
     _, delivered = rig.submit("replicate", request("deliver-me", route_model_id="google/veo-3.1-fast"))
     assert rig.wait_event("replicate", delivered)[0] == "succeeded"
-    time.sleep(LATENCY)            # both other jobs have ended by now, and would have been delivered
+    # the canceled job's delivery ran (and sent nothing); the dropped one was never scheduled
+    assert rig.settled("replicate") == [(expected_url(rig, "replicate"), 200)]
     assert rig.ledger.latest_event("replicate", dropped) is None
     assert rig.ledger.latest_event("replicate", canceled) is None
-    assert book.deliveries == [(expected_url(rig, "replicate"), 200)]
 
 
 def test_a_delivery_is_retried_at_most_three_times_when_the_receiver_is_down(rig, monkeypatch):
     down = f"http://127.0.0.1:{free_port()}"            # nothing listens there
     monkeypatch.setenv("VIDEO_PIPELINE_WEBHOOK_URL", down)
     _, key = rig.submit("kling")
-    deliveries = rig.wait_deliveries("kling", 3)
-    assert deliveries == [(f"{down}/webhooks/kling?token={TOKEN}", None)] * 3
-    time.sleep(0.3)
-    assert len(rig.books["kling"].deliveries) == 3
+    # three attempts, then the fake gives up: no fourth comes once its delivery has run to its end
+    assert rig.settled("kling") == [(f"{down}/webhooks/kling?token={TOKEN}", None)] * 3
     assert rig.ledger.latest_event("kling", key) is None
 
 

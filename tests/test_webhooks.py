@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
 
+from tests.support.services import until
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.engine import JobEngine
@@ -165,7 +166,9 @@ def test_with_webhooks_on_a_completion_is_noticed_within_a_second_of_delivery(le
 
     async def scenario():
         task = asyncio.create_task(engine.run([segment]))
-        await asyncio.sleep(0.5)
+        # the delivery comes once the provider has the job: when the ledger holds its id
+        await until(lambda: any(r.provider_job_id == "pred-42" for r in ledger.rows("k-webhook")), 10,
+                    "the engine submitting the job")
         raw, headers = standard({"id": "pred-42", "status": "succeeded"}, "msg_42")
         delivered = time.monotonic()
         assert await asyncio.to_thread(client.post, "/webhooks/replicate", content=raw, headers=headers)

@@ -11,6 +11,7 @@ import pytest
 
 from video_pipeline.providers.base import GenerationRequest, JobState
 from video_pipeline.providers.fakes import FakeServer, JobBook
+from video_pipeline.providers.fakes.jobs import FakeJob
 
 
 def run(coro):
@@ -34,6 +35,13 @@ async def poll_until_terminal(adapter, job_id: str, timeout: float = 20.0, inter
         if status.state.terminal or time.monotonic() > deadline:
             return status, seen
         await asyncio.sleep(interval)
+
+
+async def until_ended(*jobs: FakeJob) -> None:
+    """Until the fake's clock has passed each job's end (created + latency): a job without a fault has finished by
+    then, a stuck one is still running, and a provider that lists jobs once they end lists them. The fakes' jobs
+    run on that clock alone, so this is the condition itself, not a guess of how long a job takes."""
+    await asyncio.sleep(max(0.0, max(j.created + j.latency for j in jobs) - time.time()) + 0.05)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ closes it. Helpers named `assert_*` check the whole clause and return what they 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, run
+from tests.providers.conftest import poll_until_terminal, run, until_ended
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState, JobStatus
@@ -166,7 +165,7 @@ def assert_stuck_job_runs_and_cancel_is_refused_without_a_call(connect: Connect,
 
     async def scenario(a):
         job_id = await a.submit(req)
-        await asyncio.sleep(0.6)
+        await until_ended(*book.jobs.values())           # a job without the fault would have finished
         before = len(book.requests)
         return (await a.poll(job_id)).state, await a.cancel(job_id), len(book.requests) - before
 
@@ -188,7 +187,7 @@ def cancel_stuck_then_pending(connect: Connect, book, stuck_req, pending_req) ->
 
     async def scenario(a):
         stuck = await a.submit(stuck_req)
-        await asyncio.sleep(0.6)
+        await until_ended(*book.jobs.values())           # a job without the fault would have finished
         still = (await a.poll(stuck)).state
         refused = await a.cancel(stuck)
         pending = await a.submit(pending_req)

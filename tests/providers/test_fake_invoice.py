@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.providers.conftest import poll_until_terminal, request
+from tests.providers.conftest import poll_until_terminal, request, until_ended
 from tests.support.services import fleet_on_free_ports
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
@@ -116,7 +116,7 @@ async def _scenario(fleet) -> dict[str, str]:
             gone = await client.delete(f"{fleet.servers['runway'].url}/v1/tasks/{ids['runway-deleted']}",
                                        headers=a["runway"].auth_headers())
         assert gone.status_code == 204 and ids["runway-deleted"] not in books["runway"].jobs
-        await asyncio.sleep(LATENCY + 0.1)          # the lost answer's job has ended too
+        await until_ended(*books["kling"].jobs.values())    # the lost answer's job has ended too
     finally:
         for adapter in a.values():
             await adapter.aclose()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -18,7 +17,7 @@ from functools import partial
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, run
+from tests.providers.conftest import poll_until_terminal, request, run, until_ended
 from video_pipeline.errors import ProviderError
 from video_pipeline.providers.ark import ArkProvider
 from video_pipeline.providers.base import GenerationRequest, JobState
@@ -173,7 +172,7 @@ async def lose_submit(adapter, book: JobBook, req: GenerationRequest, fault: str
 async def until_listed(rig: Rig, *jobs) -> None:
     """For a provider that lists a job once it has ended: wait for those jobs to end."""
     if rig.spec.listed_once_ended:
-        await asyncio.sleep(max(0.0, max(j.created + j.latency for j in jobs) - time.time()) + 0.05)
+        await until_ended(*jobs)
 
 
 # ---- the adapters that can look a job up ------------------------------------------------------------------------

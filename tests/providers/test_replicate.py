@@ -10,7 +10,7 @@ from functools import partial
 
 import pytest
 
-from tests.providers.conftest import request
+from tests.providers.conftest import request, until_ended
 from tests.providers.contract import (
     DOWNLOAD_FAULTS,
     TRANSIENT_POLL_FAULTS,
@@ -142,7 +142,7 @@ def test_stuck_prediction_can_be_cancelled_while_processing_but_not_after_it_fin
     async def scenario(a):
         stuck = await a.submit(veo("a"))
         done = await a.submit(veo("b", prompt="other"))
-        await asyncio.sleep(0.5)
+        await until_ended(*book.jobs.values())           # "done" has finished; the stuck one would have too
         still = (await a.poll(stuck)).state
         accepted = await a.cancel(stuck)         # Replicate cancels running predictions too
         refused = await a.cancel(done)           # succeeded: the prediction comes back unchanged

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request
+from tests.providers.conftest import poll_until_terminal, request, until_ended
 from tests.providers.contract import (
     DOWNLOAD_FAULTS,
     TRANSIENT_SUBMIT_FAULTS,
@@ -161,7 +161,7 @@ def test_stuck_task_stays_running_and_cancel_is_a_delete_only_while_unfinished(c
 
     async def scenario(a):
         stuck = await a.submit(shot("a"))
-        await asyncio.sleep(0.6)
+        await until_ended(*book.jobs.values())           # a job without the fault would have finished
         still = (await a.poll(stuck)).state
         cancelled = await a.cancel(stuck)
         after = (await a.poll(stuck)).state
