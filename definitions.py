@@ -1,6 +1,9 @@
-"""The one place that binds assets, resources, jobs, schedules and sensors (loaded by workspace.yaml)."""
+"""The one place that binds assets, resources, jobs, schedules and sensors (loaded by workspace.yaml).
 
-from dagster import Definitions
+Nothing happens at import: `defs` is loaded lazily by Dagster's tools, and the resource set (local or production
+profile) and the executor are chosen there, once, from the settings."""
+
+from dagster import Definitions, definitions
 
 from assets.assembly import assembled_outputs
 from assets.campaign import campaign
@@ -13,34 +16,43 @@ from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
 from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
 from resources import ParquetTableIOManager, PipelineConfig
-from resources.execution import executor_from_environment
-from resources.providers import from_environment as providers_from_environment
-from resources.providers import voices_from_environment
-from resources.storage import clip_storage_from_environment
+from resources.execution import executor_for
+from resources.providers import NarrationVoices, VideoProviders
+from resources.storage import clip_storage_for
+
+ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips,
+          assembled_outputs, campaign_report]
 
 
 def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:
-    """The resource set; tests pass a PipelineConfig pointing at a temp data dir, or swap providers."""
+    """The resource set for the settings' profile; tests pass a PipelineConfig or swap providers."""
     pipeline = pipeline or PipelineConfig()
     resources = {
         "pipeline": pipeline,
-        "providers": providers_from_environment(),
-        "voices": voices_from_environment(),
-        "clip_storage": clip_storage_from_environment(),   # VIDEO_PIPELINE_PROFILE: local files or S3
+        "providers": VideoProviders(),
+        "voices": NarrationVoices(),
+        "clip_storage": clip_storage_for(pipeline.settings()),   # VIDEO_PIPELINE_PROFILE: local files or S3
         "io_manager": ParquetTableIOManager(pipeline=pipeline),
     }
     resources.update(overrides)
     return resources
 
 
-ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips, assembled_outputs,
-          campaign_report]
+def build_definitions(pipeline: PipelineConfig | None = None, **overrides) -> Definitions:
+    pipeline = pipeline or PipelineConfig()
+    return Definitions(
+        assets=ASSETS,
+        jobs=[campaign_job],
+        sensors=[campaign_inbox_sensor, expiring_outputs_sensor],
+        schedules=[nightly_batch_schedule],
+        resources=build_resources(pipeline, **overrides),
+        executor=executor_for(pipeline.settings()),   # VIDEO_PIPELINE_EXECUTOR: multiprocess, in_process or celery
+    )
 
-defs = Definitions(
-    assets=ASSETS,
-    jobs=[campaign_job],
-    sensors=[campaign_inbox_sensor, expiring_outputs_sensor],
-    schedules=[nightly_batch_schedule],
-    resources=build_resources(),
-    executor=executor_from_environment(),   # VIDEO_PIPELINE_EXECUTOR: multiprocess, in_process or celery
-)
+
+@definitions
+def defs() -> Definitions:
+    return build_definitions()
+
+
+__all__ = ["ASSETS", "build_definitions", "build_resources", "defs"]

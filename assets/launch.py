@@ -3,7 +3,6 @@
 The CLI (engine side, no Dagster import) reaches this through the `video_pipeline.launchers` entry point.
 """
 
-import os
 import time
 from pathlib import Path
 
@@ -20,14 +19,13 @@ from .partitions import campaign_partitions
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def ensure_dagster_home() -> Path:
+def ensure_dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME, defaulting to <project>/.dagster (the same one the README's `dagster dev` uses)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster").resolve()
+    home = settings.dagster_home or (PROJECT_ROOT / ".dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
@@ -36,11 +34,15 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
     started = time.monotonic()
     accepted = accept(path, settings, move=False)
     echo(f"campaign {accepted.campaign_id}: spec installed at {accepted.spec_path}")
-    ensure_dagster_home()
-    os.environ["VIDEO_PIPELINE_DATA_DIR"] = str(settings.data_dir)
-    from definitions import defs  # imported late so it sees the environment set above
+    home = ensure_dagster_home(settings)
+    from definitions import build_definitions
+    from resources import PipelineConfig
 
-    with DagsterInstance.get() as instance:
+    # the run gets exactly these settings (whatever the environment says), through the one settings resource
+    defs = build_definitions(PipelineConfig(
+        data_dir=str(settings.data_dir), mode=settings.mode, time_scale=settings.time_scale,
+        catalog_path=str(settings.catalog_path) if settings.catalog_path else None, x264_preset=settings.x264_preset))
+    with DagsterInstance.from_config(str(home)) as instance:
         if not instance.has_dynamic_partition(campaign_partitions.name, accepted.campaign_id):
             instance.add_dynamic_partitions(campaign_partitions.name, [accepted.campaign_id])
         echo(f"materializing {' → '.join(STAGES)} for partition {accepted.campaign_id}")

@@ -1,13 +1,13 @@
 """Clip storage as a resource: content-addressed files under the data directory, or in S3 (production profile)."""
 
-import os
 from pathlib import Path
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from video_pipeline.config import Settings
+from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.store import ClipStore
 
 
@@ -17,7 +17,8 @@ class ClipStorage(ConfigurableResource):
     root: str | None = Field(default=None, description="where clips are kept; default <data dir>/clips")
 
     def store(self, settings: Settings) -> ClipStore:
-        return ClipStore(Path(self.root) if self.root else settings.clips_dir)
+        """The store for a run: downloads obey the run's download policy (its mode, hosts and base URLs)."""
+        return ClipStore(Path(self.root) if self.root else settings.clips_dir, DownloadPolicy.from_settings(settings))
 
 
 class S3ClipStorage(ClipStorage):
@@ -38,19 +39,16 @@ class S3ClipStorage(ClipStorage):
         cache = Path(self.root) if self.root else settings.data_dir / "clip-cache"
         return S3ClipStore(self.s3.get_client(), self.bucket, self.prefix, cache,
                            multipart_threshold=self.multipart_threshold_mib * MIB, part_bytes=self.part_mib * MIB,
-                           link_seconds=self.link_seconds)
+                           link_seconds=self.link_seconds, policy=DownloadPolicy.from_settings(settings))
 
 
-def clip_storage_from_environment(environ: dict[str, str] | None = None) -> ClipStorage:
-    """The clip storage the profile asks for: local files, or S3 (VIDEO_PIPELINE_S3_*; credentials come from
-    the usual AWS chain, never from this project's configuration)."""
-    env = os.environ if environ is None else environ
-    if env.get("VIDEO_PIPELINE_PROFILE", "local").strip() != "production":
+def clip_storage_for(settings: Settings) -> ClipStorage:
+    """The clip storage the profile asks for: local files, or S3 (VIDEO_PIPELINE_S3_*; credentials come from the
+    usual AWS chain, never from this project's configuration)."""
+    if settings.profile != "production":
         return ClipStorage()
-    if not env.get("VIDEO_PIPELINE_S3_BUCKET", "").strip():
+    if not settings.s3_bucket:
         raise ValueError("VIDEO_PIPELINE_PROFILE=production keeps clips in S3: set VIDEO_PIPELINE_S3_BUCKET "
                          "(and VIDEO_PIPELINE_S3_ENDPOINT_URL for an S3-compatible service)")
-    endpoint = env.get("VIDEO_PIPELINE_S3_ENDPOINT_URL", "").strip() or None
-    return S3ClipStorage(s3=S3Resource(endpoint_url=endpoint, region_name=env.get("AWS_REGION") or None),
-                         bucket=EnvVar("VIDEO_PIPELINE_S3_BUCKET"),
-                         prefix=env.get("VIDEO_PIPELINE_S3_PREFIX", "").strip() or "video-pipeline")
+    return S3ClipStorage(s3=S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.aws_region),
+                         bucket=settings.s3_bucket, prefix=settings.s3_prefix)

@@ -15,6 +15,7 @@ from video_pipeline.config import Settings
 from video_pipeline.media.ffmpeg import run_graph
 from video_pipeline.media.measure import silence_runs
 from video_pipeline.media.probe import open_media, probe
+from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.providers.fakes.fleet import start_fleet
 from video_pipeline.store import ClipStore
 
@@ -53,7 +54,8 @@ videos:
         registry = stages.build_registry(settings, catalog)
         registry.providers["ark"].latency_scale = settings.time_scale   # poll a 0.2 s fake job like one, not 90 s
         outcomes = stages.generated_segments(frame, catalog, settings, registry=registry)
-        clips = stages.stored_clips(outcomes, ClipStore(settings.clips_dir))
+        clips = stages.stored_clips(outcomes, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings)))
+        assert (clips["state"] == "stored").all(), list(clips["error"])
         assert fleet.books["ark"].total_submissions == 2
     for path in clips["clip_path"]:   # Seedance's clips are silent: the sound can only come from the track
         quiet = silence_runs(path, min_seconds=0.5, noise_db=-60)

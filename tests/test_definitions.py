@@ -13,7 +13,7 @@ from video_pipeline.config import PROJECT_ROOT
 def test_definitions_load_with_the_stages_in_lineage_order():
     from definitions import defs
 
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
                for k in graph.get_all_asset_keys()}
     # the campaign snapshot is the only way into a run: every stage that needs the spec reads it, never the file
@@ -27,9 +27,9 @@ def test_definitions_load_with_the_stages_in_lineage_order():
         "assembled_outputs": {"campaign", "stored_clips", "narration_tracks"},
         "campaign_report": {"campaign", "routed_job_plans", "generated_segments", "assembled_outputs"},
     }
-    assert defs.resolve_job_def("campaign_job") is not None
-    assert defs.resolve_sensor_def("campaign_inbox_sensor") is not None
-    assert defs.resolve_schedule_def("nightly_batch_schedule").cron_schedule == "0 2 * * *"
+    assert defs().resolve_job_def("campaign_job") is not None
+    assert defs().resolve_sensor_def("campaign_inbox_sensor") is not None
+    assert defs().resolve_schedule_def("nightly_batch_schedule").cron_schedule == "0 2 * * *"
 
 
 def test_workspace_yaml_validates_with_the_dagster_cli(tmp_path):
@@ -61,3 +61,27 @@ def test_readme_documents_every_variable_the_project_reads():
     missing = sorted(v for v in read - listed if not v.endswith("_BASE_URL"))
     assert missing == [], f"README does not document {missing}"
     assert set(VARIABLES) <= set(re.findall(r"VIDEO_PIPELINE_[A-Z0-9_]+", readme))
+
+
+def test_only_the_settings_module_reads_the_process_environment():
+    """Settings are resolved once, in video_pipeline/config.py; everything else receives them."""
+    import re
+
+    settings_module = PROJECT_ROOT / "video_pipeline" / "config.py"
+    files = [PROJECT_ROOT / "definitions.py", *(p for root in ("video_pipeline", "assets", "resources")
+                                                for p in (PROJECT_ROOT / root).rglob("*.py"))]
+    offenders = [f"{path.relative_to(PROJECT_ROOT)}:{n}: {line.strip()}"
+                 for path in files if path != settings_module
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+                 if re.search(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bfrom os import\b.*\b(environ|getenv)\b", line)]
+    assert offenders == []
+
+
+def test_the_settings_read_every_key_an_adapter_needs():
+    """An adapter's SDK key names must be among the variables the settings module reads (the only reader)."""
+    from video_pipeline.config import SECRET_VARIABLES
+    from video_pipeline.providers.live import ADAPTERS, required_keys
+
+    needed = {key for provider in ADAPTERS for key in required_keys(provider)} | {"OPENAI_API_KEY",
+                                                                                   "ELEVENLABS_API_KEY"}
+    assert needed <= set(SECRET_VARIABLES), sorted(needed - set(SECRET_VARIABLES))

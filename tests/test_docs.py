@@ -178,7 +178,7 @@ def test_launchpad_config_in_the_readme_is_valid_for_the_campaign_job():
     configs = [b for b in ALL if b.marker == "launchpad-config"]
     assert configs, "the README documents the launchpad's run config in a block marked <!-- launchpad-config -->"
     for block in configs:
-        validate_run_config(defs.resolve_job_def("campaign_job"), yaml.safe_load(block.body))
+        validate_run_config(defs().resolve_job_def("campaign_job"), yaml.safe_load(block.body))
 
 
 def test_every_page_and_picture_the_readme_links_exists():

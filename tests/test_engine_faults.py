@@ -13,6 +13,7 @@ from video_pipeline.campaign import load_campaign
 from video_pipeline.catalog import load_catalog
 from video_pipeline.engine import CampaignAborted
 from video_pipeline.ledger import JobLedger
+from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.providers.base import ProviderRegistry
 from video_pipeline.providers.fakes.fleet import start_fleet
 from video_pipeline.store import ClipStore
@@ -46,7 +47,7 @@ def run(settings, fleet, wrong_key: bool = False):
     out = stages.generated_segments(frame, catalog, settings, registry=registry)
     ledger = JobLedger(settings.ledger_url)
     try:   # Gemini's output URLs need the key: the registry says which headers go with which download
-        clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger, registry.download_headers)
+        clips = stages.stored_clips(out, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings)), ledger, registry.download_headers)
     finally:
         ledger.dispose()
     return out.iloc[0], clips.iloc[0]

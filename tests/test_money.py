@@ -24,6 +24,7 @@ from video_pipeline.cli import main
 from video_pipeline.engine import CampaignAborted, JobEngine, run_segments
 from video_pipeline.errors import BudgetExceeded
 from video_pipeline.ledger import JobLedger, jobs
+from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.observed import ObservationLog, observations
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry
 from video_pipeline.providers.fakes.fleet import start_fleet
@@ -192,7 +193,7 @@ def _plan(settings, text=TWO, name="paths.yaml"):
 def _store(settings, out):
     ledger = _ledger(settings)
     try:
-        return stages.stored_clips(out, ClipStore(settings.clips_dir), ledger)
+        return stages.stored_clips(out, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings)), ledger)
     finally:
         ledger.dispose()
 
@@ -226,28 +227,29 @@ def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_o
     assert list(_store(settings, out)["state"]) == ["stored"] * 2
 
 
-def test_refused_download_is_retried_next_run_from_a_fresh_poll_not_the_refused_url(settings, tmp_path, monkeypatch):
+def test_refused_download_is_retried_next_run_from_a_fresh_poll_not_the_refused_url(settings, tmp_path):
     catalog, frame = _plan(settings)
     with start_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
         registry = registry_for(fleet, catalog)
         out = stages.generated_segments(frame, catalog, settings, registry=registry)
         book = fleet.books["gemini"]
         # the first store runs before the operator allowed the host: every download is refused by the policy
-        monkeypatch.setenv("VIDEO_PIPELINE_MODE", "live")
-        monkeypatch.delenv("VIDEO_PIPELINE_GEMINI_BASE_URL", raising=False)
+        live = settings.with_overrides(mode="live", base_urls={})
         ledger = _ledger(settings)
         try:
-            clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger, registry.download_headers)
+            clips = stages.stored_clips(out, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(live)), ledger,
+                                        registry.download_headers)
         finally:
             ledger.dispose()
         assert list(clips["state"]) == ["failed"] * 2 and "refusing" in clips["error"][0]
-        monkeypatch.setenv("VIDEO_PIPELINE_GEMINI_BASE_URL", fleet.servers["gemini"].url)   # now allowed
+        allowed = live.with_overrides(base_urls={"gemini": fleet.servers["gemini"].url})   # VIDEO_PIPELINE_GEMINI_BASE_URL
         polls_before = sum(1 for method, path in book.requests if method == "GET" and "/operations/" in path)
         again = stages.generated_segments(frame, catalog, settings, registry=registry_for(fleet, catalog))
         polls_after = sum(1 for method, path in book.requests if method == "GET" and "/operations/" in path)
         ledger = _ledger(settings)
         try:
-            clips = stages.stored_clips(again, ClipStore(settings.clips_dir), ledger, registry.download_headers)
+            clips = stages.stored_clips(again, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(allowed)), ledger,
+                                        registry.download_headers)
         finally:
             ledger.dispose()
     assert again["reused"].all() and polls_after - polls_before == 2   # asked the provider again, paid nothing

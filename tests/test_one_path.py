@@ -112,3 +112,69 @@ def test_one_run_parses_the_campaign_once_and_plans_it_once(instance, settings, 
     result = materialize(ASSETS, partition_key=accepted.campaign_id, instance=instance, resources=build_resources())
     assert result.success
     assert (len(parses), len(plans)) == (1, 1)
+
+
+SHORT = """
+campaign: override
+defaults: {quality_tier: social}
+videos:
+  - id: one
+    target_seconds: 5
+    shots: [{prompt: "A lighthouse at night, beams sweeping the fog"}]
+"""
+
+
+def _launch(instance, settings, data_dir, pipeline_config: dict, name: str = "override"):
+    """Run campaign_job as the UI's launchpad does: the `pipeline` resource's fields given as run config."""
+    from definitions import build_definitions
+
+    spec = SHORT.replace("campaign: override", f"campaign: {name}").replace("lighthouse", f"{name} lighthouse")
+    accepted = accept(write(data_dir / f"{name}.yaml", spec), settings, move=False)
+    if not instance.has_dynamic_partition("campaigns", accepted.campaign_id):
+        instance.add_dynamic_partitions("campaigns", [accepted.campaign_id])
+    job = build_definitions().resolve_job_def("campaign_job")
+    return job.execute_in_process(partition_key=accepted.campaign_id, instance=instance, raise_on_error=False,
+                                  run_config={"resources": {"pipeline": {"config": pipeline_config}}})
+
+
+def _x264_options(path) -> bytes:
+    """The encoder settings x264 writes into every stream it makes (what `mediainfo` shows as Encoding settings)."""
+    blob = open(path, "rb").read()
+    start = blob.index(b"options: ")
+    return blob[start:blob.index(b"\x00", start)]
+
+
+def test_launchpad_overrides_of_mode_time_scale_and_preset_reach_the_providers_and_the_download_guard(
+        instance, settings, data_dir, monkeypatch):
+    from tests.support.services import fleet_on_free_ports
+
+    # the environment says live, glacial waits and the slowest preset: only the launchpad's values can finish fast
+    monkeypatch.setenv("VIDEO_PIPELINE_MODE", "live")
+    monkeypatch.setenv("VIDEO_PIPELINE_TIME_SCALE", "50")
+    monkeypatch.setenv("VIDEO_PIPELINE_X264_PRESET", "veryslow")
+
+    result = _launch(instance, settings, data_dir, {"mode": "local", "time_scale": 0.002, "x264_preset": "ultrafast"})
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    clips = pd.read_parquet(settings.tables_dir / "stored_clips" / "override.parquet")
+    [clip] = clips.itertuples()
+    assert clip.state == "stored" and clip.model and clip.source_url.startswith("file:")   # the local renderer
+    for made in (clip.clip_path, pd.read_parquet(settings.tables_dir / "assembled_outputs" /
+                                                 "override.parquet")["output_path"].iloc[0]):
+        options = _x264_options(made)
+        assert b"cabac=0" in options and b"subme=0" in options, options   # ultrafast, not veryslow
+
+    # mode=fake from the launchpad: the adapters go to the fakes, and the download guard lets their loopback URLs
+    # through (in live mode, the environment's, it refuses http and loopback)
+    fleet, base = fleet_on_free_ports(latency=0.3)
+    monkeypatch.setenv("VIDEO_PIPELINE_FAKES_PORT", str(base))
+    try:
+        result = _launch(instance, settings, data_dir, {"mode": "fake", "time_scale": 0.01,
+                                                        "x264_preset": "ultrafast"}, name="override-fake")
+    finally:
+        fleet.stop()
+    assert result.success, [e.message for e in result.all_events if e.is_step_failure]
+    clips = pd.read_parquet(settings.tables_dir / "stored_clips" / "override-fake.parquet")
+    [clip] = clips.itertuples()
+    assert clip.state == "stored", clip.error
+    assert clip.source_url.startswith("http://127.0.0.1:")
+    assert fleet.invoice()["jobs"] == 1                         # paid once, on the fake it was routed to

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from video_pipeline.config import PROJECT_ROOT
+from video_pipeline.config import PROJECT_ROOT, Settings, SettingsError
 from video_pipeline.errors import MediaError, ProviderError
 from video_pipeline.netguard import DownloadPolicy, DownloadRefused
 from video_pipeline.providers.fakes import FakeServer
@@ -67,8 +67,8 @@ def test_live_downloads_elsewhere_are_refused_saying_why(url, why):
 
 
 def test_a_host_the_operator_configured_is_allowed_even_on_loopback_over_http():
-    policy = DownloadPolicy.from_env({"VIDEO_PIPELINE_MODE": "live",
-                                      "VIDEO_PIPELINE_FAL_BASE_URL": "http://127.0.0.1:8712"})
+    policy = DownloadPolicy.from_settings(Settings.from_env({"VIDEO_PIPELINE_MODE": "live",
+                                                             "VIDEO_PIPELINE_FAL_BASE_URL": "http://127.0.0.1:8712"}))
     policy.check("http://127.0.0.1:8712/files/a.mp4")
     with pytest.raises(DownloadRefused):          # the same host on another port is not what was configured
         policy.check("http://127.0.0.1:8713/files/a.mp4")
@@ -77,7 +77,8 @@ def test_a_host_the_operator_configured_is_allowed_even_on_loopback_over_http():
 def test_extra_result_domains_are_allowed_with_the_same_https_and_public_address_rules():
     table = {"media.cdn-example.net": ["93.184.216.34"], "inner.cdn-example.net": ["10.1.2.3"]}
     policy = dataclasses.replace(
-        DownloadPolicy.from_env({"VIDEO_PIPELINE_MODE": "live", "VIDEO_PIPELINE_DOWNLOAD_HOSTS": " cdn-example.net, "}),
+        DownloadPolicy.from_settings(Settings.from_env({"VIDEO_PIPELINE_MODE": "live",
+                                                        "VIDEO_PIPELINE_DOWNLOAD_HOSTS": " cdn-example.net, "})),
         resolve=resolver(table))
     policy.check("https://media.cdn-example.net/out.mp4")
     with pytest.raises(DownloadRefused, match="https only"):
@@ -86,8 +87,8 @@ def test_extra_result_domains_are_allowed_with_the_same_https_and_public_address
         policy.check("https://inner.cdn-example.net/out.mp4")
     with pytest.raises(DownloadRefused, match="VIDEO_PIPELINE_DOWNLOAD_HOSTS"):
         LIVE.check("https://example.com/a.mp4")               # the refusal says how to allow a CDN
-    with pytest.raises(DownloadRefused, match="VIDEO_PIPELINE_DOWNLOAD_HOSTS: 'https://x' is not a domain"):
-        DownloadPolicy.from_env({"VIDEO_PIPELINE_MODE": "live", "VIDEO_PIPELINE_DOWNLOAD_HOSTS": "https://x"})
+    with pytest.raises(SettingsError, match="VIDEO_PIPELINE_DOWNLOAD_HOSTS='https://x': 'https://x' is not a domain"):
+        Settings.from_env({"VIDEO_PIPELINE_MODE": "live", "VIDEO_PIPELINE_DOWNLOAD_HOSTS": "https://x"})
 
 
 def test_refusals_never_show_a_signed_urls_query_string():
@@ -109,20 +110,22 @@ def redirector():
         yield server
 
 
-def test_each_redirect_hop_is_checked_in_live_mode(redirector, tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDEO_PIPELINE_MODE", "live")
-    monkeypatch.setenv("VIDEO_PIPELINE_FAL_BASE_URL", redirector.url)       # the fake is configured explicitly
+def test_each_redirect_hop_is_checked_in_live_mode(redirector, tmp_path):
+    policy = DownloadPolicy.from_settings(Settings.from_env({
+        "VIDEO_PIPELINE_MODE": "live", "VIDEO_PIPELINE_FAL_BASE_URL": redirector.url}))   # configured explicitly
     dest = tmp_path / "out.mp4"
-    assert fetch(f"{redirector.url}/big", dest) == 3_000_000               # the configured host: allowed
+    assert fetch(f"{redirector.url}/big", dest, policy=policy) == 3_000_000     # the configured host: allowed
     for target in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.7/x.mp4",
                    "https://example.com/x.mp4", "file:///etc/passwd"):
         with pytest.raises(ProviderError, match="refusing"):
-            fetch(f"{redirector.url}/hop?to={target}", dest)
+            fetch(f"{redirector.url}/hop?to={target}", dest, policy=policy)
+    with pytest.raises(ProviderError, match="refusing"):   # without a run's policy: live mode's, the strictest
+        fetch(f"{redirector.url}/big", dest)
 
 
 def test_every_download_has_a_size_cap(redirector, tmp_path):
     with pytest.raises(MediaError, match="cap"):
-        fetch(f"{redirector.url}/big", tmp_path / "out.mp4", max_bytes=1_000_000)
+        fetch(f"{redirector.url}/big", tmp_path / "out.mp4", max_bytes=1_000_000, policy=DownloadPolicy(mode="fake"))
     source = tmp_path / "local.mp4"
     source.write_bytes(b"\0" * 2_000_000)
     with pytest.raises(MediaError, match="cap"):
@@ -229,16 +232,16 @@ def _encodings(secret: str) -> set[bytes]:
 
 
 def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, monkeypatch, caplog, capsys):
-    """The five assets through Dagster in live mode, keys bound with EnvVar as definitions.py binds them, against
+    """The assets through Dagster in live mode, keys read from the environment by the settings module, against
     fakes that accept only the sentinel keys; faults make the error paths write too. Then every file under the
     data directory and DAGSTER_HOME (ledger, tables, outputs, clips, run and event-log databases, compute logs),
     the captured logs and the CLI's output are searched for each key, raw and base64-encoded."""
     import logging
 
-    from dagster import DagsterInstance, EnvVar, materialize
+    from dagster import DagsterInstance, materialize
 
     from definitions import ASSETS, build_resources
-    from resources.providers import KEY_FIELDS, VideoProviders
+    from resources.providers import VideoProviders
     from video_pipeline.config import Settings
     from video_pipeline.intake import accept
 
@@ -265,8 +268,7 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\ncompute_logs:\n  module: "
                                       "dagster._core.storage.local_compute_log_manager\n  class: "
                                       "LocalComputeLogManager\n  config:\n    base_dir: " + str(home / "logs") + "\n")
-    resources = {**build_resources(),
-                 "providers": CompressedLive(**{f: EnvVar(var) for var, f in KEY_FIELDS.items()})}
+    resources = {**build_resources(), "providers": CompressedLive()}
     try:
         spec = data_dir / "sentinel.yaml"
         spec.write_text(SENTINEL_CAMPAIGN, encoding="utf-8")

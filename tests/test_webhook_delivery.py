@@ -17,6 +17,7 @@ import pytest
 
 from tests.providers.conftest import request
 from tests.support.services import free_port, wait_until
+from video_pipeline.config import Settings
 from video_pipeline.ledger import JobLedger
 from video_pipeline.providers.fakes import FakeServer, FaultPlan, JobBook
 from video_pipeline.providers.fakes import fal as fake_fal
@@ -39,14 +40,14 @@ FAKES = {"replicate": fake_replicate, "gemini": fake_gemini, "fal": fake_fal, "m
 KLING_AK, KLING_SK = "test-kling-access-key-0123456789ab", "test-kling-secret-key-0123456789ab"
 #: how each adapter is built against its fake, and a request its fake accepts
 ADAPTERS = {
-    "replicate": (lambda url: ReplicateProvider("test-replicate-token", base_url=url),
+    "replicate": (lambda url, **kw: ReplicateProvider("test-replicate-token", base_url=url, **kw),
                   lambda: request(route_model_id="google/veo-3.1-fast")),
-    "gemini": (lambda url: GeminiProvider("test-gemini-key", base_url=url),
+    "gemini": (lambda url, **kw: GeminiProvider("test-gemini-key", base_url=url, **kw),
                lambda: request(route_model_id="veo-3.1-fast-generate-preview", seconds=4)),
-    "fal": (lambda url: FalProvider("test-fal-key", base_url=url), lambda: request(route_model_id="fal-ai/veo3.1/fast")),
-    "minimax": (lambda url: MiniMaxProvider("test-minimax-key", base_url=url),
+    "fal": (lambda url, **kw: FalProvider("test-fal-key", base_url=url, **kw), lambda: request(route_model_id="fal-ai/veo3.1/fast")),
+    "minimax": (lambda url, **kw: MiniMaxProvider("test-minimax-key", base_url=url, **kw),
                 lambda: request(route_model_id="MiniMax-Hailuo-02", seconds=6)),
-    "kling": (lambda url: KlingProvider(KLING_AK, KLING_SK, base_url=url),
+    "kling": (lambda url, **kw: KlingProvider(KLING_AK, KLING_SK, base_url=url, **kw),
               lambda: request(route_model_id="kling-v3", seconds=5)),
 }
 #: a job fault whose finished operation reports an error the receiver reads as "failed". Gemini's fail-policy
@@ -61,11 +62,12 @@ class Rig:
     receiver: FakeServer
     servers: dict[str, FakeServer]
     books: dict[str, JobBook]
+    webhook_url: str = ""       # what the adapters register (the receiver, unless a test points elsewhere)
 
     def submit(self, provider: str, req=None) -> tuple[str, str]:
         """Submit through the real adapter; returns (job id, the key its webhook events are recorded under)."""
         make, default_request = ADAPTERS[provider]
-        adapter = make(self.servers[provider].url)
+        adapter = make(self.servers[provider].url, webhook_url=self.webhook_url, webhook_token=TOKEN)
 
         async def go():
             try:
@@ -106,12 +108,12 @@ def fleet(tmp_path_factory):
     books = {name: JobBook(latency=LATENCY, work_dir=tmp / name) for name in PROVIDERS}
     servers = {name: FakeServer(FAKES[name].create_app(books[name])).start() for name in PROVIDERS}
     # the receiver learns fal's keys the way it does in production: from the JWKS URL (here the fake's)
-    config = ReceiverConfig.from_env({
+    config = ReceiverConfig.from_settings(Settings.from_env({
         "REPLICATE_WEBHOOK_SECRET": books["replicate"].webhook_secret,
         "GEMINI_WEBHOOK_SECRET": books["gemini"].webhook_secret,
         "VIDEO_PIPELINE_FAL_JWKS_URL": f"{servers['fal'].url}/.well-known/jwks.json",
         "VIDEO_PIPELINE_WEBHOOK_TOKEN": TOKEN,
-    })
+    }))
     receiver = FakeServer(create_receiver(ledger, config)).start()
     yield Rig(ledger, receiver, servers, books)
     for book in books.values():
@@ -122,15 +124,14 @@ def fleet(tmp_path_factory):
 
 
 @pytest.fixture
-def rig(fleet, monkeypatch):
+def rig(fleet):
     """The fleet with no faults planned and no deliveries seen, and the adapters registering the receiver."""
     for name, book in fleet.books.items():
         fleet.settled(name)          # an earlier test's delivery still running would land in this test's list
         book.faults = FaultPlan()
         book.deliveries.clear()
         book.handshakes.clear()
-    monkeypatch.setenv("VIDEO_PIPELINE_WEBHOOK_URL", fleet.receiver.url + "/")
-    monkeypatch.setenv("VIDEO_PIPELINE_WEBHOOK_TOKEN", TOKEN)
+    fleet.webhook_url = fleet.receiver.url + "/"
     return fleet
 
 
@@ -232,9 +233,9 @@ def test_faults_apply_one_job_at_a_time_and_dropped_or_canceled_jobs_send_nothin
     assert rig.ledger.latest_event("replicate", canceled) is None
 
 
-def test_a_delivery_is_retried_at_most_three_times_when_the_receiver_is_down(rig, monkeypatch):
+def test_a_delivery_is_retried_at_most_three_times_when_the_receiver_is_down(rig):
     down = f"http://127.0.0.1:{free_port()}"            # nothing listens there
-    monkeypatch.setenv("VIDEO_PIPELINE_WEBHOOK_URL", down)
+    rig.webhook_url = down
     _, key = rig.submit("kling")
     # three attempts, then the fake gives up: no fourth comes once its delivery has run to its end
     assert rig.settled("kling") == [(f"{down}/webhooks/kling?token={TOKEN}", None)] * 3

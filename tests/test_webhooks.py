@@ -181,7 +181,7 @@ def test_with_webhooks_on_a_completion_is_noticed_within_a_second_of_delivery(le
     assert provider.polls == 1
 
 
-def test_adapters_register_the_receiver_when_a_public_webhook_url_is_set(monkeypatch):
+def test_adapters_register_the_receiver_when_a_public_webhook_url_is_set():
     from tests.providers.conftest import request
     from video_pipeline.providers.fal import FalProvider
     from video_pipeline.providers.gemini import GeminiProvider
@@ -189,15 +189,25 @@ def test_adapters_register_the_receiver_when_a_public_webhook_url_is_set(monkeyp
     from video_pipeline.providers.minimax import MiniMaxProvider
     from video_pipeline.providers.replicate import ReplicateProvider
 
+    from video_pipeline.config import Settings
+    from video_pipeline.providers.live import configured_providers
+
     req = request(seconds=6, route_model_id="m")
     assert "webhookConfig" not in GeminiProvider("k").body(req)
-    monkeypatch.setenv("VIDEO_PIPELINE_WEBHOOK_URL", "https://hooks.example.com/")
-    monkeypatch.setenv("VIDEO_PIPELINE_WEBHOOK_TOKEN", TOKEN)
-    assert GeminiProvider("k").body(req)["webhookConfig"] == {"uris": ["https://hooks.example.com/webhooks/gemini"]}
-    assert ReplicateProvider.webhook_fields() == {"webhook": "https://hooks.example.com/webhooks/replicate",
-                                                  "webhook_events_filter": ["completed"]}
-    assert MiniMaxProvider("k").body(req)["callback_url"] == f"https://hooks.example.com/webhooks/minimax?token={TOKEN}"
-    kling = KlingProvider("a" * 32, "b" * 32).body(request(seconds=5, route_model_id="kling-v3"))
+    # what the settings module reads from VIDEO_PIPELINE_WEBHOOK_URL / _TOKEN reaches every adapter it builds
+    settings = Settings.from_env({"VIDEO_PIPELINE_WEBHOOK_URL": "https://hooks.example.com/",
+                                  "VIDEO_PIPELINE_WEBHOOK_TOKEN": TOKEN, "GEMINI_API_KEY": "k",
+                                  "REPLICATE_API_TOKEN": "k", "MINIMAX_API_KEY": "k",
+                                  "KLING_ACCESS_KEY": "a" * 32, "KLING_SECRET_KEY": "b" * 32})
+    adapters = configured_providers(settings)
+    assert isinstance(adapters["gemini"], GeminiProvider) and isinstance(adapters["kling"], KlingProvider)
+    assert adapters["gemini"].body(req)["webhookConfig"] == {"uris": ["https://hooks.example.com/webhooks/gemini"]}
+    assert isinstance(adapters["replicate"], ReplicateProvider)
+    assert adapters["replicate"].webhook_fields() == {"webhook": "https://hooks.example.com/webhooks/replicate",
+                                                      "webhook_events_filter": ["completed"]}
+    assert isinstance(adapters["minimax"], MiniMaxProvider)
+    assert adapters["minimax"].body(req)["callback_url"] == f"https://hooks.example.com/webhooks/minimax?token={TOKEN}"
+    kling = adapters["kling"].body(request(seconds=5, route_model_id="kling-v3"))
     assert kling["callback_url"] == f"https://hooks.example.com/webhooks/kling?token={TOKEN}"
     assert FalProvider.event_key("fal-ai/veo3.1/requests/abc-123") == "abc-123"
     assert KlingProvider.event_key("text2video:task-9") == "task-9"

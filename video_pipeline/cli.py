@@ -284,7 +284,7 @@ def cmd_webhooks_serve(args, settings: Settings) -> int:
     ledger = JobLedger(settings.ledger_url)
     print(f"webhook receiver on http://{args.host}:{args.port}/webhooks/{{replicate,gemini,fal,minimax,kling}}", flush=True)
     try:
-        uvicorn.run(create_receiver(ledger, ReceiverConfig.from_env()), host=args.host, port=args.port,
+        uvicorn.run(create_receiver(ledger, ReceiverConfig.from_settings(settings)), host=args.host, port=args.port,
                     log_level="warning")
     finally:
         ledger.dispose()
@@ -295,11 +295,11 @@ def cmd_fakes_serve(args, settings: Settings) -> int:
     import signal
     import threading
 
-    from .providers.fakes.fleet import fixed_environment, fleet_base_port, start_fleet
+    from .providers.fakes.fleet import fixed_environment, start_fleet
 
-    port = args.port or fleet_base_port()
+    port = args.port or settings.fakes_port
     fleet = start_fleet(latency=args.latency, latency_p95=args.latency_p95, base_port=port,
-                        work_dir=settings.work_dir / "fakes")
+                        work_dir=settings.work_dir / "fakes", catalog_file=settings.catalog_file)
     print(f"fake providers are up on 127.0.0.1:{port}-{port + len(fleet.servers) - 1}; to use them:\n"
           f"  export VIDEO_PIPELINE_MODE=fake VIDEO_PIPELINE_FAKES_PORT={port}\nor point live mode at them:\n"
           + "\n".join(f"  export {k}={v}" for k, v in {"VIDEO_PIPELINE_MODE": "live", **fixed_environment(port)}.items()),

@@ -1,11 +1,13 @@
-"""Settings read from `VIDEO_PIPELINE_*` environment variables (one place, one prefix)."""
+"""Settings read from `VIDEO_PIPELINE_*` environment variables (one place, one prefix): the only module that reads
+the process environment."""
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,23 +49,134 @@ EXECUTORS = ("multiprocess", "in_process", "celery")
 MODES = ("local", "fake", "live")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
+#: the names the providers' own SDKs read their keys and webhook secrets from (read here, and nowhere else)
+SECRET_VARIABLES = ("GEMINI_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "MINIMAX_API_KEY", "ARK_API_KEY",
+                    "DASHSCOPE_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN", "RUNWAYML_API_SECRET", "OPENAI_API_KEY",
+                    "ELEVENLABS_API_KEY", "REPLICATE_WEBHOOK_SECRET", "GEMINI_WEBHOOK_SECRET")
+#: VIDEO_PIPELINE_<NAME>_BASE_URL points an adapter (or fal's platform API) somewhere else, e.g. at a fake
+BASE_URL_SUFFIX = "_BASE_URL"
+
+#: field → environment variable, for the fields read from one variable each
+_FIELD_VARIABLES = {
+    "mode": "MODE", "fakes_port": "FAKES_PORT", "time_scale": "TIME_SCALE", "data_dir": "DATA_DIR",
+    "catalog_path": "CATALOG", "x264_preset": "X264_PRESET", "font_path": "FONT", "seed": "SEED",
+    "webhooks": "WEBHOOKS", "webhook_url": "WEBHOOK_URL", "webhook_token": "WEBHOOK_TOKEN",
+    "fal_jwks_url": "FAL_JWKS_URL", "fal_jwks_file": "FAL_JWKS_FILE", "download_hosts": "DOWNLOAD_HOSTS",
+    "ledger": "LEDGER_URL", "profile": "PROFILE", "s3_bucket": "S3_BUCKET", "s3_prefix": "S3_PREFIX",
+    "s3_endpoint_url": "S3_ENDPOINT_URL", "executor": "EXECUTOR", "celery_broker": "CELERY_BROKER",
+    "celery_backend": "CELERY_BACKEND",
+}
+#: fields whose value comes from a variable outside the VIDEO_PIPELINE_ prefix (a standard name)
+_FOREIGN_VARIABLES = {"aws_region": "AWS_REGION", "dagster_home": "DAGSTER_HOME"}
+
 
 class SettingsError(ValueError):
-    """An environment variable holds a value the pipeline cannot use."""
+    """An environment variable (or a run's override) holds a value the pipeline cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    mode: str = "local"
-    time_scale: float = 0.02
+class Settings(BaseModel):
+    """Everything the pipeline is told from outside, resolved once: by `from_env` from the environment (the one
+    reader of `os.environ` in the project) or by a run's resource overrides. Every part receives this object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["local", "fake", "live"] = "local"
+    fakes_port: int = Field(default=8710, ge=1, le=65535)
+    time_scale: float = Field(default=0.02, ge=0, allow_inf_nan=False)
     data_dir: Path = PROJECT_ROOT / "data"
     catalog_path: Path | None = None
-    x264_preset: str = "veryfast"
+    x264_preset: Literal[X264_PRESETS] = "veryfast"   # type: ignore[valid-type]
     font_path: Path | None = None
     seed: int = 0
     ledger: str | None = None
     webhooks: bool = False
-    profile: str = "local"
+    webhook_url: str | None = None
+    webhook_token: SecretStr | None = None
+    fal_jwks_url: str | None = None
+    fal_jwks_file: Path | None = None
+    download_hosts: tuple[str, ...] = ()
+    profile: Literal["local", "production"] = "local"
+    s3_bucket: str | None = None
+    s3_prefix: str = "video-pipeline"
+    s3_endpoint_url: str | None = None
+    aws_region: str | None = None
+    executor: Literal["multiprocess", "in_process", "celery"] = "multiprocess"
+    celery_broker: str | None = None
+    celery_backend: str | None = None
+    dagster_home: Path | None = None
+    #: provider (or "fal_platform") → base URL, from VIDEO_PIPELINE_<PROVIDER>_BASE_URL
+    base_urls: dict[str, str] = Field(default_factory=dict)
+    #: SDK variable name → value, for the keys and webhook secrets in SECRET_VARIABLES that are set
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    @field_validator("data_dir", "catalog_path", "fal_jwks_file", "dagster_home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("font_path", mode="after")
+    @classmethod
+    def _font_exists(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser().resolve()
+        if not value.is_file():
+            raise ValueError("no such font file")
+        return value
+
+    @field_validator("ledger", mode="after")
+    @classmethod
+    def _ledger_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("expected an SQLAlchemy URL such as sqlite:///path/ledger.sqlite or "
+                             "postgresql+psycopg2://host/db")
+        return value
+
+    @field_validator("download_hosts", mode="before")
+    @classmethod
+    def _domains(cls, value):
+        if isinstance(value, str):
+            value = value.split(",")
+        domains = []
+        for entry in value or ():
+            domain = entry.strip().lower().lstrip("*").strip(".")
+            if not domain:
+                continue
+            if "/" in domain or ":" in domain or "." not in domain:
+                raise ValueError(f"{entry.strip()!r} is not a domain; expected comma-separated domains such as "
+                                 "cdn.example.com")
+            domains.append(domain)
+        return tuple(domains)
+
+    @model_validator(mode="after")
+    def _production_needs_postgres(self) -> "Settings":
+        if self.profile == "production" and not str(self.ledger or "").startswith("postgresql"):
+            raise ValueError("VIDEO_PIPELINE_PROFILE=production: set VIDEO_PIPELINE_LEDGER_URL to the PostgreSQL "
+                             "database Dagster uses (postgresql+psycopg2://user@host:5432/db); runs on several "
+                             "machines must share one ledger")
+        return self
+
+    # --- what the rest of the code asks -------------------------------------------------------
+
+    def secret(self, name: str) -> str | None:
+        """A key or webhook secret by its SDK variable name (None when unset). Never log what this returns."""
+        value = self.secrets.get(name)
+        return value.get_secret_value() if value is not None else None
+
+    def keys(self) -> dict[str, str]:
+        """Every set key and secret by its SDK variable name (for adapters' constructors; never logged)."""
+        return {name: value.get_secret_value() for name, value in self.secrets.items()}
+
+    def base_url(self, provider: str, default: str) -> str:
+        """Where an adapter sends its requests: VIDEO_PIPELINE_<PROVIDER>_BASE_URL when set, else `default`."""
+        return self.base_urls.get(provider) or default
+
+    def with_overrides(self, **overrides) -> "Settings":
+        """These settings with a run's overrides (None means: keep), validated like the environment."""
+        changed = {k: v for k, v in overrides.items() if v is not None}
+        if not changed:
+            return self
+        return _validated({**self.model_dump(), **changed}, {})
 
     @property
     def ledger_url(self) -> str:
@@ -109,72 +222,45 @@ class Settings:
         return self.data_dir / "work"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
-        """Read settings from the environment; explicit keyword overrides win."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Read settings from the environment (`environ`, else this process's); keyword overrides win."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
-            value = env.get(ENV_PREFIX + name)
+            value = env.get(name)
             return value.strip() if value is not None and value.strip() != "" else None
 
         values: dict = {}
-        mode = get("MODE")
-        if mode is not None:
-            if mode not in MODES:
-                raise SettingsError(f"VIDEO_PIPELINE_MODE={mode!r}: expected one of {', '.join(MODES)}")
-            values["mode"] = mode
-        scale = get("TIME_SCALE")
-        if scale is not None:
-            try:
-                values["time_scale"] = float(scale)
-            except ValueError:
-                raise SettingsError(f"VIDEO_PIPELINE_TIME_SCALE={scale!r}: expected a number >= 0") from None
-            if not math.isfinite(values["time_scale"]) or values["time_scale"] < 0:
-                raise SettingsError(f"VIDEO_PIPELINE_TIME_SCALE={scale!r}: expected a finite number >= 0")
-        data_dir = get("DATA_DIR")
-        if data_dir is not None:
-            values["data_dir"] = Path(data_dir).expanduser().resolve()
-        catalog = get("CATALOG")
-        if catalog is not None:
-            values["catalog_path"] = Path(catalog).expanduser().resolve()
-        preset = get("X264_PRESET")
-        if preset is not None:
-            if preset not in X264_PRESETS:
-                raise SettingsError(f"VIDEO_PIPELINE_X264_PRESET={preset!r}: expected one of {', '.join(X264_PRESETS)}")
-            values["x264_preset"] = preset
-        font = get("FONT")
-        if font is not None:
-            path = Path(font).expanduser().resolve()
-            if not path.is_file():
-                raise SettingsError(f"VIDEO_PIPELINE_FONT={font!r}: no such font file")
-            values["font_path"] = path
-        seed = get("SEED")
-        if seed is not None:
-            try:
-                values["seed"] = int(seed)
-            except ValueError:
-                raise SettingsError(f"VIDEO_PIPELINE_SEED={seed!r}: expected an integer") from None
-        ledger = get("LEDGER_URL")
-        if ledger is not None:
-            if "://" not in ledger:
-                raise SettingsError("VIDEO_PIPELINE_LEDGER_URL: expected an SQLAlchemy URL such as "
-                                    "sqlite:///path/ledger.sqlite or postgresql+psycopg2://host/db")
-            values["ledger"] = ledger
-        hooks = get("WEBHOOKS")
-        if hooks is not None:
-            if hooks not in ("0", "1", "true", "false"):
-                raise SettingsError(f"VIDEO_PIPELINE_WEBHOOKS={hooks!r}: expected 1 or 0")
-            values["webhooks"] = hooks in ("1", "true")
-        profile = get("PROFILE")
-        if profile is not None:
-            if profile not in PROFILES:
-                raise SettingsError(f"VIDEO_PIPELINE_PROFILE={profile!r}: expected one of {', '.join(PROFILES)}")
-            values["profile"] = profile
-            if profile == "production" and not str(values.get("ledger", "")).startswith("postgresql"):
-                raise SettingsError("VIDEO_PIPELINE_PROFILE=production: set VIDEO_PIPELINE_LEDGER_URL to the "
-                                    "PostgreSQL database Dagster uses (postgresql+psycopg2://user@host:5432/db); "
-                                    "runs on several machines must share one ledger")
+        origin: dict[str, str] = {}
+        for field_name, suffix in _FIELD_VARIABLES.items():
+            if (value := get(ENV_PREFIX + suffix)) is not None:
+                values[field_name], origin[field_name] = value, ENV_PREFIX + suffix
+        for field_name, variable in _FOREIGN_VARIABLES.items():
+            if (value := get(variable)) is not None:
+                values[field_name], origin[field_name] = value, variable
+        values["base_urls"] = {name[len(ENV_PREFIX):-len(BASE_URL_SUFFIX)].lower(): value.strip()
+                               for name, value in env.items()
+                               if name.startswith(ENV_PREFIX) and name.endswith(BASE_URL_SUFFIX) and value.strip()}
+        values["secrets"] = {name: value for name in SECRET_VARIABLES if (value := get(name)) is not None}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values.get("data_dir"), str):
-            values["data_dir"] = Path(values["data_dir"]).resolve()
-        return cls(**values)
+        return _validated(values, origin)
+
+
+def _validated(values: dict, origin: dict[str, str]) -> Settings:
+    """Settings from raw values; a bad value raises SettingsError naming its variable and what is expected."""
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            field_name = str(err["loc"][0]) if err["loc"] else ""
+            name = origin.get(field_name) or (ENV_PREFIX + _FIELD_VARIABLES[field_name] if field_name in
+                                              _FIELD_VARIABLES else field_name)
+            message = err["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
+            if err["type"] == "literal_error":
+                message = message.replace("expected", "expected one of", 1).replace(" or ", ", ").replace("'", "")
+            if field_name in ("webhook_token",) or field_name == "secrets" or not field_name:
+                lines.append(f"{name}: {message}" if field_name else message)     # never echo a secret
+            else:
+                lines.append(f"{name}={values.get(field_name)!r}: {message}")
+        raise SettingsError("; ".join(lines)) from None

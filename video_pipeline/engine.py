@@ -18,6 +18,7 @@ from .catalog import Catalog, ModelSpec
 from .errors import ProviderError, SubmitUncertain
 from .ledger import TAKEN, JobLedger, JobRow
 from .media.render import extract_last_frame
+from .netguard import DownloadPolicy
 from .planner import SegmentPlan
 from .polling import PollPolicy  # noqa: F401  (re-exported: the engine's public poll policy)
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
@@ -101,7 +102,8 @@ class JobEngine:
                  max_attempts: int = 3, poll: PollPolicy | None = None, seed: int = 0,
                  on_change: Callable[[SegmentOutcome], None] | None = None,
                  on_attempt: Callable[..., None] | None = None, ledger: JobLedger | None = None,
-                 webhooks: bool = False, event_check_seconds: float = 0.25, budget_usd: float | None = None):
+                 webhooks: bool = False, event_check_seconds: float = 0.25, budget_usd: float | None = None,
+                 download_policy: DownloadPolicy | None = None):
         self.catalog = catalog
         self.registry = registry
         self.data_dir = data_dir
@@ -118,6 +120,7 @@ class JobEngine:
         self.event_check_seconds = event_check_seconds
         self.budget_usd = budget_usd          # every submission reserves against it (None: no budget)
         self._stalls: list[tuple[float, float]] = []   # (from, to) monotonic spans the event loop stood still
+        self.download_policy = download_policy   # where a chained segment's previous output may be fetched from
 
     def _slot(self, model: str) -> asyncio.Semaphore:
         if model not in self._slots:
@@ -168,7 +171,7 @@ class JobEngine:
         frames.mkdir(parents=True, exist_ok=True)
         clip = frames / f"{previous.job_key}.mp4"
         if not clip.exists():
-            fetch(previous.output_url, clip)
+            fetch(previous.output_url, clip, policy=self.download_policy)
         return extract_last_frame(clip, frames / f"{previous.job_key}-last.png")
 
     def _outcome(self, seg: SegmentPlan, model: str, **kw) -> SegmentOutcome:

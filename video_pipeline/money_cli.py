@@ -29,19 +29,18 @@ def _campaign_names(ledger: JobLedger, only: str | None) -> list[str]:
 
 def _invoice_sources(settings: Settings) -> dict[str, str]:
     """Fake providers on loopback whose invoice can be read: the fleet of `fakes serve` in fake mode, or the base
-    URLs the adapters use (`base_url_for`) where they point at loopback. Real providers: none (their invoices live
-    in their consoles)."""
+    URLs the adapters use (VIDEO_PIPELINE_<PROVIDER>_BASE_URL) where they point at loopback. Real providers: none
+    (their invoices live in their consoles)."""
     from .providers.fakes.invoice import is_loopback
-    from .providers.http import base_url_for
     from .providers.live import ADAPTERS
 
     if settings.mode == "fake":
         from .providers.fakes.fleet import fixed_environment
 
-        fleet = fixed_environment()
+        fleet = fixed_environment(settings.fakes_port)
         urls = {name: fleet[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] for name in ADAPTERS}
     else:
-        urls = {name: base_url_for(name, "") for name in ADAPTERS}
+        urls = {name: settings.base_url(name, "") for name in ADAPTERS}
     return {name: url for name, url in urls.items() if url and is_loopback(urlparse(url).hostname or "")}
 
 

@@ -12,7 +12,6 @@ Redirects are checked at every hop (store.fetch follows them itself). Size caps 
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -32,7 +31,6 @@ KNOWN_HOST_SUFFIXES: dict[str, tuple[str, ...]] = {
     "openai": ("openai.com",),
     "elevenlabs": ("elevenlabs.io",),
 }
-BASE_URL_SUFFIX = "_BASE_URL"
 #: comma-separated extra domains results may come from (a provider's CDN not listed above), same https/public rules
 EXTRA_HOSTS_VARIABLE = "VIDEO_PIPELINE_DOWNLOAD_HOSTS"
 
@@ -86,28 +84,17 @@ class DownloadPolicy:
     resolve: object = _resolve
 
     @classmethod
-    def from_env(cls, environ=None) -> "DownloadPolicy":
-        """The policy for this process: its mode, every `VIDEO_PIPELINE_<PROVIDER>_BASE_URL` as configured, and the
-        extra result domains of `VIDEO_PIPELINE_DOWNLOAD_HOSTS`."""
-        env = os.environ if environ is None else environ
-        mode = (env.get("VIDEO_PIPELINE_MODE") or "local").strip() or "local"
+    def from_settings(cls, settings) -> "DownloadPolicy":
+        """The policy for a run: its mode, every `VIDEO_PIPELINE_<PROVIDER>_BASE_URL` as configured, and the extra
+        result domains of `VIDEO_PIPELINE_DOWNLOAD_HOSTS`."""
         configured = set()
-        for name, value in env.items():
-            if name.startswith("VIDEO_PIPELINE_") and name.endswith(BASE_URL_SUFFIX) and value.strip():
-                try:
-                    configured.add(_origin(value.strip()))
-                except DownloadRefused:
-                    continue
-        extra = []
-        for entry in (env.get(EXTRA_HOSTS_VARIABLE) or "").split(","):
-            domain = entry.strip().lower().lstrip("*").strip(".")
-            if not domain:
+        for value in settings.base_urls.values():
+            try:
+                configured.add(_origin(value))
+            except DownloadRefused:
                 continue
-            if "/" in domain or ":" in domain or "." not in domain:
-                raise DownloadRefused(f"{EXTRA_HOSTS_VARIABLE}: {entry.strip()!r} is not a domain; expected "
-                                      "comma-separated domains such as cdn.example.com")
-            extra.append(domain)
-        return cls(mode=mode, configured=frozenset(configured), known_suffixes=cls.known_suffixes + tuple(extra))
+        return cls(mode=settings.mode, configured=frozenset(configured),
+                   known_suffixes=cls.known_suffixes + tuple(settings.download_hosts))
 
     def check(self, url: str) -> None:
         """Raise DownloadRefused unless `url` may be fetched; called for the first URL and for every redirect."""

@@ -83,8 +83,8 @@ class S3ClipStore(ClipStore):
 
     def __init__(self, client, bucket: str, prefix: str = "video-pipeline", cache_dir: Path | None = None,
                  multipart_threshold: int = MULTIPART_THRESHOLD, part_bytes: int = PART_BYTES,
-                 link_seconds: int = LINK_SECONDS):
-        super().__init__(cache_dir or Path(tempfile.gettempdir()) / "video-pipeline-clip-cache")
+                 link_seconds: int = LINK_SECONDS, policy=None):
+        super().__init__(cache_dir or Path(tempfile.gettempdir()) / "video-pipeline-clip-cache", policy)
         self.client = client
         # presigned links in SigV4 (expiry capped at 7 days, no key id in the clear), whatever the client defaulted to
         client.meta.events.register("choose-signer.s3.*", _sigv4, unique_id="video-pipeline-sigv4")

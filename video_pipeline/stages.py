@@ -23,6 +23,7 @@ from .ledger import JobLedger
 from .media.assemble import SegmentInput, concat
 from .media.probe import probe
 from .media.render import frame_size
+from .netguard import DownloadPolicy
 from .observed import ObservationLog
 from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
 from .providers.base import ProviderRegistry
@@ -62,22 +63,18 @@ def prompt_batches(campaign: Campaign) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
 
-def narration_voice(settings: Settings, catalog: Catalog, keys: dict[str, str] | None = None):
+def narration_voice(settings: Settings, catalog: Catalog):
     """The TTS provider for this mode: OpenAI or ElevenLabs live when their keys are set, else espeak-ng offline."""
-    import os
-
     from .providers.espeak import EspeakProvider
 
-    env = keys if keys is not None else os.environ
-    if settings.mode == "live" and env.get("OPENAI_API_KEY"):
+    if settings.mode == "live" and (key := settings.secret("OPENAI_API_KEY")):
         from .providers.openai_tts import OpenAISpeechProvider
 
-        return OpenAISpeechProvider(env["OPENAI_API_KEY"]), catalog.tts["openai-gpt-4o-mini-tts"], "alloy"
-    if settings.mode == "live" and env.get("ELEVENLABS_API_KEY"):
+        return OpenAISpeechProvider(key), catalog.tts["openai-gpt-4o-mini-tts"], "alloy"
+    if settings.mode == "live" and (key := settings.secret("ELEVENLABS_API_KEY")):
         from .providers.elevenlabs import ElevenLabsProvider
 
-        return (ElevenLabsProvider(env["ELEVENLABS_API_KEY"]), catalog.tts["elevenlabs-multilingual-v2"],
-                "21m00Tcm4TlvDq8ikWAM")
+        return ElevenLabsProvider(key), catalog.tts["elevenlabs-multilingual-v2"], "21m00Tcm4TlvDq8ikWAM"
     return EspeakProvider(), catalog.tts["local-espeak"], "en"
 
 
@@ -184,31 +181,29 @@ def segments_from_frame(frame: pd.DataFrame) -> list[SegmentPlan]:
     return segments
 
 
-def build_registry(settings: Settings, catalog: Catalog, keys: dict[str, str] | None = None) -> ProviderRegistry:
-    """local: the offline renderer serves every model. fake: the live adapters against fake servers started for
-    this run. live: the adapters whose API keys are set (`keys`, else the environment)."""
+def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
+    """local: the offline renderer serves every model. fake: the live adapters against the fake servers of
+    `video-pipeline fakes serve`. live: the adapters whose API keys the settings hold."""
     if settings.mode == "local":
         local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, seed=settings.seed,
                               preset=settings.x264_preset, font=settings.font_path)
         return ProviderRegistry(catalog, {}, local=local)
-    from .providers.live import ADAPTERS, adapter_class, configured_providers, required_keys
+    from .providers.live import ADAPTERS, configured_providers, required_keys
 
     if settings.mode == "fake":
-        from .providers.fakes.fleet import fixed_environment, fleet_base_port, fleet_is_up
+        from .providers.fakes.fleet import fixed_environment, fleet_is_up
 
-        if not fleet_is_up():
-            raise SettingsError(f"VIDEO_PIPELINE_MODE=fake but no fake servers answer on 127.0.0.1:{fleet_base_port()}; "
-                                "start them with `video-pipeline fakes serve` (or set VIDEO_PIPELINE_FAKES_PORT)")
-        env = fixed_environment()
-        providers = {}
-        for name in ADAPTERS:
-            cls, base_url = adapter_class(name), env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"]
-            providers[name] = (cls.from_env(env, base_url=base_url) if hasattr(cls, "from_env")
-                               else cls(env[required_keys(name)[0]], base_url=base_url))
+        if not fleet_is_up(settings.fakes_port):
+            raise SettingsError(f"VIDEO_PIPELINE_MODE=fake but no fake servers answer on 127.0.0.1:"
+                                f"{settings.fakes_port}; start them with `video-pipeline fakes serve` (or set "
+                                "VIDEO_PIPELINE_FAKES_PORT)")
+        fleet = Settings.from_env(fixed_environment(settings.fakes_port))     # the fakes' URLs and test keys
+        providers = configured_providers(settings.with_overrides(base_urls=fleet.base_urls, secrets=fleet.secrets))
+        for adapter in providers.values():
             # fake jobs finish in about a second: poll on the catalog's schedule scaled like the local provider's
-            providers[name].latency_scale = settings.time_scale
+            adapter.latency_scale = settings.time_scale
         return ProviderRegistry(catalog, providers)
-    providers = configured_providers(keys)
+    providers = configured_providers(settings)
     if not providers:
         names = ", ".join(k for p in ADAPTERS for k in required_keys(p))
         raise SettingsError(f"VIDEO_PIPELINE_MODE=live but no provider API key is set; set at least one of {names} "
@@ -216,13 +211,13 @@ def build_registry(settings: Settings, catalog: Catalog, keys: dict[str, str] | 
     return ProviderRegistry(catalog, providers)
 
 
-def live_provider_names(settings: Settings, keys: dict[str, str] | None = None) -> frozenset[str] | None:
+def live_provider_names(settings: Settings) -> frozenset[str] | None:
     """In live mode, the providers whose keys are set (planning routes only to models they serve)."""
     if settings.mode != "live":
         return None
     from .providers.live import configured_names
 
-    return configured_names(keys)
+    return configured_names(settings.keys())
 
 
 def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:
@@ -244,7 +239,8 @@ def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settin
         ledger.set_budget(str(plan_df["campaign"].iloc[0]), budget_usd)
     log = ObservationLog(ledger.engine)
     engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change,
-                       on_attempt=log.record, ledger=ledger, webhooks=settings.webhooks, budget_usd=budget_usd)
+                       on_attempt=log.record, ledger=ledger, webhooks=settings.webhooks, budget_usd=budget_usd,
+                       download_policy=DownloadPolicy.from_settings(settings))
     try:
         outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
     finally:

@@ -44,7 +44,8 @@ def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float 
     """Stream `url` (https, http or file) to `dest` with a size cap; returns the byte count.
 
     `headers` are for providers whose output URLs need auth (Gemini): they are never logged or stored.
-    http(s) URLs and each redirect must pass `policy` (default: netguard's policy for this environment)."""
+    http(s) URLs and each redirect must pass `policy` (default: live mode's, the strictest: https to known
+    provider hosts with public addresses; a run passes its own, `DownloadPolicy.from_settings`)."""
     scheme = urlparse(url).scheme
     if scheme == "file" and not allow_file:
         raise ProviderError("a remote provider returned a file:// URL; refusing to read local files",
@@ -61,7 +62,7 @@ def fetch(url: str, dest: Path, max_bytes: int = MAX_CLIP_BYTES, timeout: float 
     if scheme not in ("https", "http"):
         raise ProviderError(f"refusing to download from a {scheme or 'schemeless'} URL", kind=ProviderError.TERMINAL)
     try:
-        return _fetch_http(url, dest, max_bytes, timeout, headers or {}, policy or DownloadPolicy.from_env())
+        return _fetch_http(url, dest, max_bytes, timeout, headers or {}, policy or DownloadPolicy())
     except httpx.HTTPStatusError as exc:
         raise ProviderError(f"download failed: HTTP {exc.response.status_code}") from None
     except httpx.HTTPError as exc:
@@ -107,7 +108,8 @@ def _save(response: httpx.Response, dest: Path, max_bytes: int) -> int:
 class ClipStore:
     """Clips kept under root/sha256/ab/<sha256>.mp4; the provider URL is never the permanent reference."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, policy: DownloadPolicy | None = None):
+        self.policy = policy   # where downloads may come from (see `fetch`)
         self.root = root
 
     def path_for(self, sha256: str, suffix: str = ".mp4") -> Path:
@@ -167,7 +169,7 @@ class ClipStore:
         os.close(fd)
         tmp_path = Path(tmp)
         try:
-            fetch(url, tmp_path, headers=headers, allow_file=allow_file)
+            fetch(url, tmp_path, headers=headers, allow_file=allow_file, policy=self.policy)
             return self.put_file(tmp_path, expected_seconds)
         finally:
             tmp_path.unlink(missing_ok=True)

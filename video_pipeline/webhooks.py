@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,17 +54,18 @@ class ReceiverConfig:
     token: str | None = None
 
     @classmethod
-    def from_env(cls, environ=None) -> "ReceiverConfig":
-        env = os.environ if environ is None else environ
+    def from_settings(cls, settings) -> "ReceiverConfig":
+        """The receiver's secrets from the settings; fal's public keys from VIDEO_PIPELINE_FAL_JWKS_FILE, else
+        fetched from VIDEO_PIPELINE_FAL_JWKS_URL (fal's own when a fal key is set)."""
         jwks: list[dict] = []
-        if env.get("VIDEO_PIPELINE_FAL_JWKS_FILE"):
-            jwks = json.loads(Path(env["VIDEO_PIPELINE_FAL_JWKS_FILE"]).read_text())["keys"]
-        elif env.get("FAL_KEY") or env.get("VIDEO_PIPELINE_FAL_JWKS_URL"):
-            url = env.get("VIDEO_PIPELINE_FAL_JWKS_URL") or FAL_JWKS_URL
+        if settings.fal_jwks_file:
+            jwks = json.loads(Path(settings.fal_jwks_file).read_text())["keys"]
+        elif settings.secret("FAL_KEY") or settings.fal_jwks_url:
+            url = settings.fal_jwks_url or FAL_JWKS_URL
             jwks = httpx.get(url, timeout=10).raise_for_status().json()["keys"]
-        return cls(replicate_secret=env.get("REPLICATE_WEBHOOK_SECRET") or None,
-                   gemini_secret=env.get("GEMINI_WEBHOOK_SECRET") or None, fal_jwks=jwks,
-                   token=env.get("VIDEO_PIPELINE_WEBHOOK_TOKEN") or None)
+        return cls(replicate_secret=settings.secret("REPLICATE_WEBHOOK_SECRET"),
+                   gemini_secret=settings.secret("GEMINI_WEBHOOK_SECRET"), fal_jwks=jwks,
+                   token=settings.webhook_token.get_secret_value() if settings.webhook_token else None)
 
 
 class Refused(Exception):

@@ -41,6 +41,7 @@ from video_pipeline.campaign import load_campaign
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.ledger import JobLedger, jobs
+from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, start_fleet
 from video_pipeline.s3store import S3ClipStore
 from video_pipeline.store import ClipStore
@@ -233,7 +234,7 @@ def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcont
     `store_guard()` wraps the storing step (to fill the disk under it); `store` is the clip store (the local one
     by default, an S3ClipStore for the production profile). Returns (planned segments, stored segments, every
     video assembled, errors)."""
-    store = store or ClipStore(settings.clips_dir)
+    store = store or ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings))
     catalog = load_catalog(settings.catalog_file)
     campaign = load_campaign(spec, settings.data_dir)
     stages.prompt_batches(campaign)
@@ -382,7 +383,8 @@ def _one_run(case: Case, run: int, fleet: Fleet, root: Path, settings: Settings,
                 # the bucket is a real S3 endpoint (moto's server); during the first run every S3 request meets
                 # an endpoint answering 503 SlowDown (past the client's retries), as in an S3 outage
                 with s3_endpoints(root / case.id) as (healthy, failing, bucket):
-                    store = S3ClipStore(failing if run == 1 else healthy, bucket, "faults", settings.clips_dir)
+                    store = S3ClipStore(failing if run == 1 else healthy, bucket, "faults", settings.clips_dir,
+                                        policy=DownloadPolicy.from_settings(settings))
                     planned, stored, assembled, errors = run_pipeline(settings, spec, store=store)
                     if assembled:
                         result.note = _bucket_note(healthy, bucket, settings)

@@ -19,9 +19,13 @@ import pytest
 from tests.providers.conftest import poll_until_terminal, run, until_ended
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
+from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.providers.base import JobState, JobStatus
 from video_pipeline.providers.fakes.openai_tts import spoken_seconds
 from video_pipeline.store import fetch
+
+#: what a run in fake mode lets downloads reach: loopback only (the fakes)
+FAKES_ONLY = DownloadPolicy(mode="fake")
 
 #: request faults the fakes inject; every adapter must ride them out on submit
 #: submit faults that surely created nothing (throttled): the HTTP layer sends the request again. A 5xx or a reset
@@ -119,7 +123,7 @@ def assert_happy_path(outcome: Outcome, book, dest: Path, *, seen: list[JobState
     Returns the fake's record of the one job."""
     assert outcome.seen == seen
     assert outcome.status.state == JobState.SUCCEEDED
-    fetch(outcome.status.output_url, dest, headers=headers)
+    fetch(outcome.status.output_url, dest, headers=headers, policy=FAKES_ONLY)
     assert probe(dest).duration == pytest.approx(seconds, abs=0.1)
     assert book.total_submissions == 1
     [job] = book.jobs.values()
@@ -219,7 +223,7 @@ def assert_download_fault_raises(status: JobStatus, book, dest: Path, fault: str
     """A finished job's download that the fake breaks (`fault`) raises, quoting `match`, and leaves no clip."""
     book.faults.add("download", fault)
     with pytest.raises(Exception, match=match):
-        fetch(status.output_url, dest, headers=headers)
+        fetch(status.output_url, dest, headers=headers, policy=FAKES_ONLY)
 
 
 def assert_terminal_before_any_call(build: Callable[[], Any], match: str | None = None) -> None:

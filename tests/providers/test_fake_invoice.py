@@ -279,9 +279,9 @@ def test_the_fleet_environment_names_the_fal_platform_url(tmp_path):
     assert env["VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL"] == fleet.servers["fal"].url == env["VIDEO_PIPELINE_FAL_BASE_URL"]
 
 
-def test_fakes_started_without_a_readable_catalog_flag_every_job(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDEO_PIPELINE_CATALOG", str(tmp_path / "missing.yaml"))
-    with start_fleet(latency=0.1, providers=["kling"], work_dir=tmp_path / "fakes") as fleet:
+def test_fakes_started_without_a_readable_catalog_flag_every_job(tmp_path):
+    with start_fleet(latency=0.1, providers=["kling"], work_dir=tmp_path / "fakes",
+                     catalog_file=tmp_path / "missing.yaml") as fleet:
         fleet.books["kling"].create({"n": 1}, "a prompt", 5, model="kling-v3")
         invoice = fetch_invoice(fleet.servers["kling"].url)
     assert invoice["unpriced_jobs"] == 1 and invoice["lines"][0]["flags"] == ["unknown-model"]

@@ -11,6 +11,7 @@ import pytest
 
 from tests.providers.conftest import request
 from tests.providers.contract import (
+    FAKES_ONLY,
     DOWNLOAD_FAULTS,
     TRANSIENT_POLL_FAULTS,
     TRANSIENT_SUBMIT_FAULTS,
@@ -56,7 +57,7 @@ def test_happy_path_runs_to_success_and_the_video_downloads_only_with_the_key(co
     assert status.output_url.startswith(f"{server.url}/v1beta/files/") and status.output_url.endswith(":download?alt=media")
     assert status.url_expires_at is not None
     with pytest.raises(ProviderError, match="403"):
-        fetch(status.output_url, tmp_path / "nokey.mp4")
+        fetch(status.output_url, tmp_path / "nokey.mp4", policy=FAKES_ONLY)
     headers = outcome.adapter.download_headers(status.output_url)
     job = assert_happy_path(outcome, book, tmp_path / "out.mp4", headers=headers,
                             seen=[JobState.RUNNING, JobState.SUCCEEDED], seconds=4)   # the Gemini API has no queued state

@@ -125,7 +125,7 @@ def test_the_bearer_token_is_the_documented_hs256_jwt_and_is_reminted_before_exp
 def test_the_registry_builds_the_adapter_from_both_environment_keys():
     cls = adapter_class("kling")
     assert cls is KlingProvider and cls.env_keys == ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")
-    provider = cls.from_env({"KLING_ACCESS_KEY": f" {AK} ", "KLING_SECRET_KEY": f"{SK}\n"})
+    provider = cls.from_keys({"KLING_ACCESS_KEY": f" {AK} ", "KLING_SECRET_KEY": f"{SK}\n"})
     assert jwt.decode(provider.token(), SK, algorithms=["HS256"])["iss"] == AK
 
 

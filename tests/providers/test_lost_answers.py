@@ -412,11 +412,13 @@ def test_fal_request_listing_is_served_on_its_own_app_too(tmp_path):
     assert empty.json() == {"items": [], "has_more": False, "next_cursor": None}
 
 
-def test_fal_platform_base_url_is_fals_own_unless_the_environment_points_it_elsewhere(monkeypatch):
-    monkeypatch.delenv("VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL", raising=False)
+def test_fal_platform_base_url_is_fals_own_unless_the_environment_points_it_elsewhere():
+    from video_pipeline.config import Settings
+    from video_pipeline.providers.live import configured_providers
+
     assert FalProvider("k").platform_base_url == "https://api.fal.ai"
-    monkeypatch.setenv("VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL", "http://127.0.0.1:8715/")
-    assert FalProvider("k").platform_base_url == "http://127.0.0.1:8715"
+    settings = Settings.from_env({"FAL_KEY": "k", "VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL": "http://127.0.0.1:8715/"})
+    assert configured_providers(settings)["fal"].platform_base_url == "http://127.0.0.1:8715"
     assert FalProvider("k", platform_base_url="http://127.0.0.1:9").platform_base_url == "http://127.0.0.1:9"
 
 

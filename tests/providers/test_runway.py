@@ -13,6 +13,7 @@ import pytest
 
 from tests.providers.conftest import poll_until_terminal, request, until_ended
 from tests.providers.contract import (
+    FAKES_ONLY,
     DOWNLOAD_FAULTS,
     TRANSIENT_SUBMIT_FAULTS,
     Outcome,
@@ -205,9 +206,9 @@ def test_refresh_output_url_re_signs_an_expired_url(book, tmp_path):
     with FakeServer(create_app(book, api_key=KEY, url_lifetime=1.0)) as srv:
         stale, fresh = using(partial(adapter, srv), scenario)
         with pytest.raises(ProviderError, match="403"):
-            fetch(stale.output_url, tmp_path / "stale.mp4")
+            fetch(stale.output_url, tmp_path / "stale.mp4", policy=FAKES_ONLY)
         assert fresh.state == JobState.SUCCEEDED and fresh.output_url != stale.output_url
-        fetch(fresh.output_url, tmp_path / "fresh.mp4")
+        fetch(fresh.output_url, tmp_path / "fresh.mp4", policy=FAKES_ONLY)
     assert probe(tmp_path / "fresh.mp4").duration == pytest.approx(2, abs=0.1)
 
 

@@ -23,7 +23,7 @@ import httpx
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, base_url_for, callback_url, classify_status
+from .http import HttpProvider, classify_status
 from .media_inputs import data_uri
 
 STATES = {"IN_QUEUE": JobState.QUEUED, "IN_PROGRESS": JobState.RUNNING, "COMPLETED": JobState.SUCCEEDED,
@@ -110,7 +110,7 @@ class FalProvider(HttpProvider):
         super().__init__(**kw)
         self._api_key = api_key
         # the platform API (request listing) is another host; VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL points it at a fake
-        self.platform_base_url = (platform_base_url or base_url_for("fal_platform", PLATFORM_URL)).rstrip("/")
+        self.platform_base_url = (platform_base_url or PLATFORM_URL).rstrip("/")
         self.listing_lag = listing_lag
         # job id → the URLs fal returned at submit; a job id alone still rebuilds them (see `_urls`)
         self._returned: dict[str, dict[str, str]] = {}
@@ -212,7 +212,7 @@ class FalProvider(HttpProvider):
     async def submit(self, request: GenerationRequest) -> str:
         endpoint = self.endpoint_for(request)
         lifecycle = json.dumps({"expiration_duration_seconds": int(URL_LIFETIME.total_seconds())})
-        hook = callback_url("fal")
+        hook = self.callback_url()
         response = await self.request("POST", f"/{endpoint}", json=self.body(request),
                                       headers={LIFECYCLE_HEADER: lifecycle},
                                       params={"fal_webhook": hook} if hook else None)

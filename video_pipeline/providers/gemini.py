@@ -16,7 +16,7 @@ import httpx
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, callback_url, classify_status
+from .http import HttpProvider, classify_status
 from .media_inputs import mime_type, raw_base64
 
 #: google.rpc.Code values in a finished operation's `error.code`
@@ -89,7 +89,7 @@ class GeminiProvider(HttpProvider):
         if request.options.get("negative_prompt"):
             parameters["negativePrompt"] = request.options["negative_prompt"]
         body = {"instances": [instance], "parameters": parameters}
-        if hook := callback_url("gemini"):
+        if hook := self.callback_url():
             body["webhookConfig"] = {"uris": [hook]}   # Veo's `video.generated` event (beta)
         return body
 

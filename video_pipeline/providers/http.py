@@ -18,7 +18,6 @@ import datetime as dt
 import email.utils
 import functools
 import hashlib
-import os
 import random
 import time
 from typing import Any
@@ -31,22 +30,6 @@ from .base import GenerationRequest, JobStatus
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 USER_AGENT = "video-pipeline/0.1"
-
-
-def base_url_for(provider: str, default: str) -> str:
-    """`VIDEO_PIPELINE_<PROVIDER>_BASE_URL` when set (e.g. to a fake server), else the provider's own."""
-    return os.environ.get(f"VIDEO_PIPELINE_{provider.upper()}_BASE_URL", "").strip() or default
-
-
-def callback_url(provider: str, unsigned: bool = False) -> str | None:
-    """Where a provider should deliver webhooks, when VIDEO_PIPELINE_WEBHOOK_URL (the public base URL of
-    `video-pipeline webhooks serve`) is set. Unsigned schemes (MiniMax, Kling) carry the shared token."""
-    base = os.environ.get("VIDEO_PIPELINE_WEBHOOK_URL", "").strip().rstrip("/")
-    if not base:
-        return None
-    url = f"{base}/webhooks/{provider}"
-    token = os.environ.get("VIDEO_PIPELINE_WEBHOOK_TOKEN", "").strip()
-    return f"{url}?token={token}" if unsigned and token else url
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -151,8 +134,11 @@ class HttpProvider(abc.ABC):
     backoff_cap = 30.0
 
     def __init__(self, *, base_url: str | None = None, client: httpx.AsyncClient | None = None,
-                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT):
-        self.base_url = (base_url or base_url_for(self.name, self.default_base_url)).rstrip("/")
+                 timeout: httpx.Timeout | float = DEFAULT_TIMEOUT, webhook_url: str | None = None,
+                 webhook_token: str | None = None):
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self._webhook_url = (webhook_url or "").strip().rstrip("/") or None
+        self._webhook_token = (webhook_token or "").strip() or None
         self._client = client
         self._owns_client = client is None
         self._timeout = timeout
@@ -166,6 +152,14 @@ class HttpProvider(abc.ABC):
 
     def auth_headers(self) -> dict[str, str]:
         return {}
+
+    def callback_url(self, unsigned: bool = False) -> str | None:
+        """Where the provider should deliver webhooks, when a webhook URL (the public base URL of `video-pipeline
+        webhooks serve`) is configured. Unsigned schemes (MiniMax, Kling) carry the shared token."""
+        if not self._webhook_url:
+            return None
+        url = f"{self._webhook_url}/webhooks/{self.name}"
+        return f"{url}?token={self._webhook_token}" if unsigned and self._webhook_token else url
 
     def download_headers(self, url: str) -> dict[str, str]:
         """Headers a download of an output URL needs (most providers: none; the URL itself is signed)."""

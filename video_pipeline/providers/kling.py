@@ -23,7 +23,7 @@ import jwt
 
 from ..errors import ProviderError
 from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, callback_url, classify_status
+from .http import HttpProvider, classify_status
 from .media_inputs import raw_base64
 
 FAMILIES = ("text2video", "image2video")
@@ -61,8 +61,8 @@ class KlingProvider(HttpProvider):
         self._taken: Counter[str] = Counter()      # per job key: how many external ids already name a task
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], **kw) -> "KlingProvider":
-        return cls(environ["KLING_ACCESS_KEY"].strip(), environ["KLING_SECRET_KEY"].strip(), **kw)
+    def from_keys(cls, keys: Mapping[str, str], **kw) -> "KlingProvider":
+        return cls(keys["KLING_ACCESS_KEY"].strip(), keys["KLING_SECRET_KEY"].strip(), **kw)
 
     def token(self, now: float | None = None) -> str:
         """The current bearer JWT, minted again when it is within `token_margin` of expiring."""
@@ -125,7 +125,7 @@ class KlingProvider(HttpProvider):
             body["aspect_ratio"] = request.aspect_ratio    # image2video takes its shape from the image
         if request.options.get("negative_prompt"):
             body["negative_prompt"] = request.options["negative_prompt"]
-        if hook := callback_url("kling", unsigned=True):
+        if hook := self.callback_url(unsigned=True):
             body["callback_url"] = hook   # Kling signs nothing: the URL carries the receiver's token
         return body
 

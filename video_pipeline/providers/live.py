@@ -7,7 +7,6 @@ use). Its base URL can be pointed elsewhere (a fake server) with `VIDEO_PIPELINE
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Mapping
 
 from .base import VideoProvider
@@ -34,17 +33,28 @@ def required_keys(provider: str) -> tuple[str, ...]:
     return tuple(adapter_class(provider).env_keys)
 
 
-def configured_names(environ: Mapping[str, str] | None = None) -> frozenset[str]:
-    """Providers whose API keys are all set (no adapter is instantiated)."""
-    env = os.environ if environ is None else environ
-    return frozenset(p for p in ADAPTERS if all(env.get(k, "").strip() for k in required_keys(p)))
+def configured_names(keys: Mapping[str, str]) -> frozenset[str]:
+    """Providers whose API keys are all in `keys` (SDK variable name → value; no adapter is instantiated)."""
+    return frozenset(p for p in ADAPTERS if all(keys.get(k, "").strip() for k in required_keys(p)))
 
 
-def configured_providers(environ: Mapping[str, str] | None = None) -> dict[str, VideoProvider]:
-    """One adapter per provider whose keys are set; keys are read here, once, and never logged."""
-    env = os.environ if environ is None else environ
+def build_adapter(provider: str, keys: Mapping[str, str], **kw) -> VideoProvider:
+    """One adapter from its keys (SDK variable name → value) and constructor options (base_url, webhooks...)."""
+    cls = adapter_class(provider)
+    if hasattr(cls, "from_keys"):
+        return cls.from_keys(keys, **kw)
+    return cls(keys[cls.env_keys[0]].strip(), **kw)
+
+
+def configured_providers(settings) -> dict[str, VideoProvider]:
+    """One adapter per provider whose keys the settings hold, pointed where the settings say (base URLs,
+    webhook receiver); keys are never logged."""
+    keys = settings.keys()
+    token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
     out: dict[str, VideoProvider] = {}
-    for name in configured_names(env):
-        cls = adapter_class(name)
-        out[name] = cls.from_env(env) if hasattr(cls, "from_env") else cls(env[cls.env_keys[0]].strip())
+    for name in sorted(configured_names(keys)):
+        extra = {"platform_base_url": settings.base_urls["fal_platform"]} if (
+            name == "fal" and "fal_platform" in settings.base_urls) else {}
+        out[name] = build_adapter(name, keys, base_url=settings.base_urls.get(name),
+                                  webhook_url=settings.webhook_url, webhook_token=token, **extra)
     return out

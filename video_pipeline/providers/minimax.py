@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from ..errors import ProviderError, SubmitUncertain
 from .base import GenerationRequest, JobState, JobStatus
-from .http import SUBMITTING, BearerKeyProvider, RetryableHTTPError, callback_url, classify_status
+from .http import SUBMITTING, BearerKeyProvider, RetryableHTTPError, classify_status
 from .media_inputs import data_uri
 
 STATES = {"Preparing": JobState.QUEUED, "Queueing": JobState.QUEUED, "Processing": JobState.RUNNING,
@@ -111,7 +111,7 @@ class MiniMaxProvider(BearerKeyProvider):
                 "resolution": RESOLUTIONS.get(request.resolution, "768P"), "prompt_optimizer": False}
         if request.image is not None:
             body["first_frame_image"] = data_uri(request.image)
-        if hook := callback_url("minimax", unsigned=True):
+        if hook := self.callback_url(unsigned=True):
             body["callback_url"] = hook   # MiniMax first sends a challenge the receiver echoes
         return body
 

@@ -21,7 +21,7 @@ import httpx
 from ..errors import ProviderError
 from ..media.render import frame_size
 from .base import GenerationRequest, JobState, JobStatus
-from .http import BearerKeyProvider, callback_url
+from .http import BearerKeyProvider
 from .media_inputs import data_uri
 
 STATES = {"starting": JobState.QUEUED, "processing": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
@@ -94,10 +94,9 @@ class ReplicateProvider(BearerKeyProvider):
             return model[: -len("t2v")] + "i2v"
         return model
 
-    @staticmethod
-    def webhook_fields() -> dict:
+    def webhook_fields(self) -> dict:
         """Ask Replicate to POST the prediction to our receiver when it completes (Standard Webhooks signed)."""
-        url = callback_url("replicate")
+        url = self.callback_url()
         return {"webhook": url, "webhook_events_filter": ["completed"]} if url else {}
 
     async def submit(self, request: GenerationRequest) -> str:

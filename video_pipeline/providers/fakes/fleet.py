@@ -7,7 +7,6 @@ Every fake bills its jobs by the catalog's rules and answers GET /_fake/invoice 
 from __future__ import annotations
 
 import importlib
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 from starlette.responses import JSONResponse
 
 from ...catalog import Catalog, CatalogError, load_catalog
-from ...config import Settings, SettingsError
+from ...config import Settings
 from .invoice import INVOICE_PATH, Tariff, combine, fetch_invoice, is_loopback
 from .jobs import JobBook
 from .server import FakeServer
@@ -39,13 +38,10 @@ DEFAULT_BASE_PORT = 8710
 FAKE_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="
 
 
-def fleet_base_port() -> int:
-    return int(os.environ.get("VIDEO_PIPELINE_FAKES_PORT", DEFAULT_BASE_PORT))
-
-
-def fixed_environment(base_port: int | None = None) -> dict[str, str]:
-    """The environment for fakes served by `video-pipeline fakes serve` on consecutive ports from `base_port`."""
-    base = base_port or fleet_base_port()
+def fixed_environment(base_port: int = DEFAULT_BASE_PORT) -> dict[str, str]:
+    """The environment for fakes served by `video-pipeline fakes serve` on consecutive ports from `base_port`
+    (the settings' `fakes_port`)."""
+    base = base_port
     env: dict[str, str] = {}
     for i, name in enumerate(FAKE_CREDENTIALS):
         env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = f"http://127.0.0.1:{base + i}"
@@ -61,8 +57,8 @@ def _webhook_environment(fal_url: str) -> dict[str, str]:
             "VIDEO_PIPELINE_FAL_JWKS_URL": f"{fal_url}/.well-known/jwks.json"}
 
 
-def fleet_is_up(base_port: int | None = None) -> bool:
-    base = base_port or fleet_base_port()
+def fleet_is_up(base_port: int = DEFAULT_BASE_PORT) -> bool:
+    base = base_port
     try:
         with socket.create_connection(("127.0.0.1", base), timeout=1):
             return True
@@ -90,15 +86,13 @@ class Fleet:
         """The live adapters pointed at these fakes (fal's request listing too), with their test keys (or wrong
         ones), polling on latency profiles scaled by `latency_scale`: no environment needed."""
         from ..base import ProviderRegistry
-        from ..live import adapter_class, required_keys
+        from ..live import build_adapter
 
         providers = {}
         for name, server in self.servers.items():
-            cls = adapter_class(name)
             keys = {var: ("wrong" if wrong_key else value) for var, (value, _) in FAKE_CREDENTIALS[name].items()}
             extra = {"platform_base_url": server.url} if name == "fal" else {}
-            adapter = (cls.from_env(keys, base_url=server.url, **extra) if hasattr(cls, "from_env")
-                       else cls(keys[required_keys(name)[0]], base_url=server.url, **extra))
+            adapter = build_adapter(name, keys, base_url=server.url, **extra)
             adapter.latency_scale = latency_scale  # fake jobs finish in about a second: poll on a scaled schedule
             adapter.backoff_base = 0.01
             adapter.stuck_grace_seconds = 1.0      # a stuck fake job is given up on within seconds
@@ -149,15 +143,15 @@ class WithInvoice:
         await response(scope, receive, send)
 
 
-def default_catalog() -> Catalog | None:
-    """The catalog the pipeline would use (VIDEO_PIPELINE_CATALOG / data dir); None when it cannot be read."""
+def default_catalog(path: Path | None = None) -> Catalog | None:
+    """The catalog at `path` (default: the project's bundled one); None when it cannot be read."""
     try:
-        return load_catalog(Settings.from_env().catalog_file)
-    except (CatalogError, SettingsError, OSError):
+        return load_catalog(path or Settings().catalog_file)
+    except (CatalogError, OSError):
         return None     # the fakes still serve; their invoices flag every job as unpriced
 
 
-def fetch_fleet_invoice(base_port: int | None = None, providers: list[str] | None = None) -> dict:
+def fetch_fleet_invoice(base_port: int = DEFAULT_BASE_PORT, providers: list[str] | None = None) -> dict:
     """The summed invoice of a fleet served on consecutive ports (`video-pipeline fakes serve`)."""
     env = fixed_environment(base_port)
     return combine({name: fetch_invoice(env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"])
@@ -166,11 +160,12 @@ def fetch_fleet_invoice(base_port: int | None = None, providers: list[str] | Non
 
 def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_dir: Path | None = None,
                 base_port: int | None = None, latency_p95: float | None = None,
-                catalog: Catalog | None = None) -> Fleet:
+                catalog: Catalog | None = None, catalog_file: Path | None = None) -> Fleet:
     """Start one fake per provider (all by default) with jobs taking `latency` seconds (the median, when a
-    `latency_p95` makes them vary), billing by `catalog` (default: the pipeline's own)."""
+    `latency_p95` makes them vary), billing by `catalog` (default: the one in `catalog_file`, else the bundled one;
+    a catalog that cannot be read leaves every job flagged as unpriced)."""
     fleet = Fleet()
-    catalog = catalog if catalog is not None else default_catalog()
+    catalog = catalog if catalog is not None else default_catalog(catalog_file)
     for i, name in enumerate(providers or list(FAKE_CREDENTIALS)):
         module = importlib.import_module(f"video_pipeline.providers.fakes.{name}")
         book = JobBook(latency=latency, latency_p95=latency_p95, seed=i,
