@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.services import join_stopping
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.media.probe import probe
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fake servers stopped without waiting (tests.support.services.stop_soon) have all stopped by the end."""
+    join_stopping()
+
 
 FAST_ENV = {
     "VIDEO_PIPELINE_TIME_SCALE": "0.002",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import ffmpeg
+import pytest
 
 from tests.conftest import assert_video, write
 from video_pipeline import stages
@@ -18,6 +19,8 @@ from video_pipeline.media.probe import open_media, probe
 from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.providers.fakes.fleet import start_fleet
 from video_pipeline.store import ClipStore
+
+pytestmark = pytest.mark.slow
 
 BEEPS = (1.0, 4.5, 7.25)      # where the driving track has a 0.3 s tone; silence everywhere else
 

@@ -14,6 +14,8 @@ from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args, run_graph
 from video_pipeline.media.probe import open_media, probe
 from video_pipeline.media.render import ClipSpec, render_clip
 
+pytestmark = pytest.mark.slow           # every test renders and joins real clips
+
 W, H, FPS = 320, 180, 24
 
 

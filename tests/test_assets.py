@@ -29,6 +29,7 @@ def _metadata(result, asset: str) -> dict:
     return {k: v.value for k, v in mat.metadata.items()}
 
 
+@pytest.mark.slow
 def test_sample_campaign_materializes_into_probed_mp4s_with_cost_and_latency_metadata(instance, settings, data_dir):
     result = _materialize(instance, settings, data_dir / "samples" / "launch-teaser.yaml")
     assert result.success
@@ -70,6 +71,7 @@ videos:
     assert not settings.clips_dir.exists() or not any(settings.clips_dir.rglob("*.mp4"))
 
 
+@pytest.mark.slow
 def test_rematerializing_a_partition_replaces_its_tables_without_touching_other_campaigns(instance, settings, data_dir):
     _materialize(instance, settings, data_dir / "samples" / "social-ideas.csv")
     other = settings.tables_dir / "assembled_outputs" / "social-ideas.parquet"

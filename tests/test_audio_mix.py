@@ -30,6 +30,7 @@ def _finish(settings, campaign):
     return narration, plan, stages.assembled_outputs(clips, settings, campaign, narration)
 
 
+@pytest.mark.slow
 def test_narrated_spot_is_as_long_as_its_voice_at_minus_14_lufs_with_subtitles_and_stills(settings, data_dir):
     campaign = load_campaign(data_dir / "samples" / "narrated-spot.yaml", data_dir)
     narration, plan, videos = _finish(settings, campaign)
@@ -54,6 +55,7 @@ def test_narrated_spot_is_as_long_as_its_voice_at_minus_14_lufs_with_subtitles_a
             assert image.streams.video[0].codec_context.width > 0
 
 
+@pytest.mark.slow
 def test_narration_longer_than_the_target_stretches_the_video_and_says_so(settings, data_dir):
     campaign = load_campaign(write(data_dir / "short.yaml", """
 campaign: short-target
@@ -79,6 +81,7 @@ def test_the_same_narration_is_spoken_once(settings, data_dir):
     assert list(first["audio_path"]) == list(second["audio_path"]) and sorted((data_dir / "narration").rglob("*.m4a")) == files
 
 
+@pytest.mark.slow
 def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(settings, data_dir):
     text = (data_dir / "samples" / "narrated-spot.yaml").read_text().replace(
         "  resolution: 720p\n", "  resolution: 720p\n  subtitles: burned\n").replace("transition: crossfade", "transition: cut")
@@ -121,6 +124,7 @@ def _flashes(path) -> list[float]:
 
 
 @pytest.mark.parametrize("transition", ["cut", "crossfade"])
+@pytest.mark.slow
 def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, transition):
     from video_pipeline.media.assemble import SegmentInput, concat
     from video_pipeline.media.mix import MixSpec, mix

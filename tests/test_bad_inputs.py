@@ -140,6 +140,7 @@ def via_assets(path: Path, data_dir: Path) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.slow
 def test_bad_input_gives_one_clear_error_through_cli_sensor_and_assets(case, corpus, data_dir, instance, capsys):
     path = corpus / case.name
     original = path.read_bytes()
@@ -172,6 +173,7 @@ def test_bad_input_gives_one_clear_error_through_cli_sensor_and_assets(case, cor
         assert any(p["line"] == case.line and p["field"] == case.field for p in problems), problems
 
 
+@pytest.mark.slow
 def test_valid_but_tricky_prompts_render_into_a_probed_video_with_their_exact_text(settings, data_dir):
     """Quotes, colons, percent signs, backslashes, newlines and right-to-left text reach drawtext and the burned
     subtitles as text, never as syntax: the video is made, lasts what was asked, and the subtitles say it all."""

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import assert_video, write
 from video_pipeline.planner import PLAN_COLUMNS
 
@@ -16,6 +18,7 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           env=os.environ.copy(), cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_validate_accepts_the_samples(data_dir):
     for sample in ("launch-teaser.yaml", "product-stills.json", "social-ideas.csv", "quick-clips.jsonl", "long-form.yaml"):
         proc = cli("validate", str(data_dir / "samples" / sample))
@@ -23,6 +26,7 @@ def test_validate_accepts_the_samples(data_dir):
         assert proc.stdout.startswith("ok: ")
 
 
+@pytest.mark.slow
 def test_validate_rejects_a_bad_file_naming_line_and_field_and_leaves_it_untouched(data_dir):
     bad = write(data_dir / "bad.yaml", "campaign: Bad_Id\nvideos:\n  - id: v\n    shots:\n      - prompt: hi\n        transform: style\n")
     before = bad.read_bytes()
@@ -38,6 +42,7 @@ def test_validate_rejects_a_bad_file_naming_line_and_field_and_leaves_it_untouch
     assert all(p["line"] for p in payload["error"]["problems"])
 
 
+@pytest.mark.slow
 def test_plan_json_has_the_documented_shape_and_spends_nothing(data_dir):
     proc = cli("plan", str(data_dir / "samples" / "launch-teaser.yaml"), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -49,6 +54,7 @@ def test_plan_json_has_the_documented_shape_and_spends_nothing(data_dir):
     assert not (data_dir / "clips").exists() and not (data_dir / "campaigns").exists()
 
 
+@pytest.mark.slow
 def test_plan_prints_a_readable_table(data_dir):
     proc = cli("plan", str(data_dir / "samples" / "launch-teaser.yaml"))
     assert proc.returncode == 0
@@ -57,6 +63,7 @@ def test_plan_prints_a_readable_table(data_dir):
     assert "veo-3-1-fast" in proc.stdout and "Nothing was spent." in proc.stdout
 
 
+@pytest.mark.slow
 def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_dir):
     proc = cli("run", str(data_dir / "samples" / "social-ideas.csv"), "--json")
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -76,6 +83,7 @@ def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_di
         assert "social-ideas" in instance.get_dynamic_partitions("campaigns")
 
 
+@pytest.mark.slow
 def test_run_of_an_invalid_file_exits_1_before_touching_dagster(data_dir):
     bad = write(data_dir / "x.json", '{"campaign": "x", "videos": []}')
     proc = cli("run", str(bad))
@@ -130,6 +138,7 @@ def plain(text: str) -> str:
     return "\n".join(line.rstrip() for line in re.split(r"[\r\n]+", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)))
 
 
+@pytest.mark.slow
 def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir):
     code, raw = on_terminal("run", str(data_dir / "samples" / "quick-clips.jsonl"))
     text = plain(raw)
@@ -168,6 +177,7 @@ def _ledger_with_one_job_each_way(data_dir):
         ledger.dispose()
 
 
+@pytest.mark.slow
 def test_status_shows_in_flight_done_failed_and_cost_as_lines_or_tables(data_dir):
     _ledger_with_one_job_each_way(data_dir)
     proc = cli("status", "mid-run")

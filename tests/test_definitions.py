@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from dagster import AssetKey
 
 from video_pipeline.config import PROJECT_ROOT
@@ -32,6 +33,7 @@ def test_definitions_load_with_the_stages_in_lineage_order():
     assert defs().resolve_schedule_def("nightly_batch_schedule").cron_schedule == "0 2 * * *"
 
 
+@pytest.mark.slow
 def test_workspace_yaml_validates_with_the_dagster_cli(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
@@ -39,6 +41,7 @@ def test_workspace_yaml_validates_with_the_dagster_cli(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_engine_package_imports_no_dagster():
     code = ("import sys, pkgutil, importlib, video_pipeline\n"
             "for m in pkgutil.walk_packages(video_pipeline.__path__, 'video_pipeline.'):\n"

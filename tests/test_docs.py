@@ -117,6 +117,7 @@ def _matches(expected: list[str], actual: list[str]) -> bool:
 
 
 @pytest.mark.parametrize("block", COMMANDS, ids=[b.where for b in COMMANDS])
+@pytest.mark.slow
 def test_shell_block_runs_offline_or_says_why_not(block: Block, request):
     if block.marker == "not-offline":
         assert block.argument in WHY_NOT_RUN, (
@@ -153,6 +154,7 @@ def test_shell_block_runs_offline_or_says_why_not(block: Block, request):
                                             + "\nbut the page shows\n" + "\n".join(expected))
 
 
+@pytest.mark.slow
 def test_demo_ends_as_the_readme_shows(demo):
     shown = [b for b in ALL if b.marker == "output-of" and b.argument == DEMO_COMMAND]
     assert len(shown) == 1, "the README shows the demo's output once, marked <!-- output-of: ./scripts/demo -->"

@@ -87,6 +87,7 @@ videos:
 """
 
 
+@pytest.mark.slow
 def test_long_video_is_planned_generated_stored_and_joined_to_its_target_length(settings, data_dir):
     campaign = _campaign(data_dir, SOCIAL)
     plan, outcomes, provider = _run(settings, campaign)
@@ -103,6 +104,7 @@ def test_long_video_is_planned_generated_stored_and_joined_to_its_target_length(
     assert_video(videos["output_path"][0], 14)
 
 
+@pytest.mark.slow
 def test_content_policy_failure_falls_back_to_the_next_model_in_the_chain(settings, data_dir):
     campaign = _campaign(data_dir, ONE_SHOT)
     _, outcomes, provider = _run(settings, campaign, {"veo-3-1-fast": [("terminal", "content policy violation")]})
@@ -114,6 +116,7 @@ def test_content_policy_failure_falls_back_to_the_next_model_in_the_chain(settin
     assert provider.submitted == ["veo-3-1-fast", row["model"]]
 
 
+@pytest.mark.slow
 def test_retryable_failure_is_retried_on_the_same_model(settings, data_dir):
     campaign = _campaign(data_dir, ONE_SHOT)
     _, outcomes, provider = _run(settings, campaign, {"veo-3-1-fast": [("retryable", "HTTP 503")]})
@@ -122,12 +125,14 @@ def test_retryable_failure_is_retried_on_the_same_model(settings, data_dir):
     assert provider.submitted == ["veo-3-1-fast", "veo-3-1-fast"]
 
 
+@pytest.mark.slow
 def test_fatal_error_stops_the_campaign_with_the_reason(settings, data_dir):
     campaign = _campaign(data_dir, SOCIAL)
     with pytest.raises(CampaignAborted, match="invalid API key"):
         _run(settings, campaign, {"veo-3-1-fast": [("fatal", "invalid API key"), ("fatal", "invalid API key")]})
 
 
+@pytest.mark.slow
 def test_segment_that_fails_everywhere_is_reported_and_the_video_is_not_assembled(settings, data_dir):
     campaign = _campaign(data_dir, ONE_SHOT)
     doomed = {m: [("terminal", "unsupported input")] * 3 for m in load_catalog(settings.catalog_file).models}
@@ -140,6 +145,7 @@ def test_segment_that_fails_everywhere_is_reported_and_the_video_is_not_assemble
     assert not (settings.outputs_dir / "engine-test" / "long.mp4").exists()
 
 
+@pytest.mark.slow
 def test_chained_segments_start_from_the_previous_segments_last_frame(settings, data_dir):
     campaign = _campaign(data_dir, """
 campaign: chained
@@ -157,6 +163,7 @@ videos:
     assert_video(videos["output_path"][0], 12, width=720, height=1280)
 
 
+@pytest.mark.slow
 def test_image_video_and_audio_inputs_render_real_clips(settings, data_dir):
     campaign = load_campaign(data_dir / "samples" / "long-form.yaml", data_dir)
     campaign = campaign.model_copy(update={"videos": [campaign.videos[1]]})
@@ -230,6 +237,7 @@ def test_expired_output_url_is_reported_not_stored(settings, tmp_path):
 
 
 @pytest.mark.parametrize("transition, trim", [("crossfade", 0), ("cut", 2), ("crossfade", 3)])
+@pytest.mark.slow
 def test_crossfades_and_trimmed_joins_still_meet_the_target_length(settings, data_dir, transition, trim):
     campaign = _campaign(data_dir, f"""
 campaign: joins

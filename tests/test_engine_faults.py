@@ -57,6 +57,7 @@ def run(settings, fleet, wrong_key: bool = False):
     ("submit", "429"), ("submit", "429-no-retry-after"),
     ("poll", "500"), ("poll", "reset"), ("poll", "429"),
 ])
+@pytest.mark.slow
 def test_transient_http_faults_are_retried_and_the_clip_is_paid_once(settings, fleet, phase, fault):
     fleet.books["gemini"].faults.add(phase, fault)
     outcome, clip = run(settings, fleet)
@@ -65,6 +66,7 @@ def test_transient_http_faults_are_retried_and_the_clip_is_paid_once(settings, f
 
 
 @pytest.mark.parametrize("fault", ["503", "reset"])
+@pytest.mark.slow
 def test_submit_whose_answer_is_lost_is_uncertain_and_never_sent_again(settings, fleet, fault):
     # A 5xx or a reset after the request left may hide a created job; Gemini's API cannot be searched for it.
     fleet.books["gemini"].faults.add("submit", fault)
@@ -77,6 +79,7 @@ def test_submit_whose_answer_is_lost_is_uncertain_and_never_sent_again(settings,
     assert sum(book.total_submissions for book in fleet.books.values()) == 0
 
 
+@pytest.mark.slow
 def test_retryable_job_failure_is_submitted_again_on_the_same_model(settings, fleet):
     fleet.books["gemini"].faults.add("job", "fail-retryable")
     outcome, clip = run(settings, fleet)
@@ -85,6 +88,7 @@ def test_retryable_job_failure_is_submitted_again_on_the_same_model(settings, fl
     assert fleet.books["gemini"].total_submissions == 2      # the failed job was not billed as a clip
 
 
+@pytest.mark.slow
 def test_content_policy_failure_falls_back_to_the_next_model(settings, fleet):
     fleet.books["gemini"].faults.add("job", "fail-policy")
     outcome, clip = run(settings, fleet)
@@ -93,6 +97,7 @@ def test_content_policy_failure_falls_back_to_the_next_model(settings, fleet):
     assert fleet.books["gemini"].total_submissions == 1 and fleet.books["minimax"].total_submissions == 1
 
 
+@pytest.mark.slow
 def test_stuck_job_is_given_up_and_falls_back(settings, fleet):
     fleet.books["gemini"].faults.add("job", "stuck")
     outcome, _ = run(settings, fleet)
@@ -101,6 +106,7 @@ def test_stuck_job_is_given_up_and_falls_back(settings, fleet):
 
 
 @pytest.mark.parametrize("fault", ["expired", "truncated"])
+@pytest.mark.slow
 def test_failed_download_is_retried_from_the_ledger_without_paying_again(settings, fleet, fault):
     fleet.books["gemini"].faults.add("download", fault)
     outcome, clip = run(settings, fleet)

@@ -25,6 +25,8 @@ from video_pipeline.providers.base import ProviderRegistry
 from video_pipeline.providers.local import LocalProvider
 from video_pipeline.store import ClipStore
 
+pytestmark = pytest.mark.slow
+
 RUN_DATE = dt.date(2026, 11, 24)
 
 FOUR = """

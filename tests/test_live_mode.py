@@ -7,8 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import assert_video
 from video_pipeline.providers.fakes.fleet import start_fleet
+
+pytestmark = pytest.mark.slow
 
 
 def test_sample_campaign_in_live_mode_against_the_fakes_makes_the_same_mp4s(data_dir, tmp_path, monkeypatch):

@@ -46,6 +46,7 @@ def _spend(capsys, *args) -> dict:
 
 # --- the ledger against the fakes' invoices ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_concurrent_runs_and_a_rerun_agree_with_the_fakes_invoices_to_the_cent(data_dir, tmp_path, capsys,
                                                                                      monkeypatch):
     """Each paid job counts once whichever run paid it: `spend`, `status` and the asset metadata all say what the
@@ -198,6 +199,7 @@ def _store(settings, out):
         ledger.dispose()
 
 
+@pytest.mark.slow
 def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_on(settings):
     catalog, frame = _plan(settings)
     assert list(_store(settings, stages.generated_segments(frame, catalog, settings))["state"]) == ["stored"] * 2
@@ -227,6 +229,7 @@ def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_o
     assert list(_store(settings, out)["state"]) == ["stored"] * 2
 
 
+@pytest.mark.slow
 def test_refused_download_is_retried_next_run_from_a_fresh_poll_not_the_refused_url(settings, tmp_path):
     catalog, frame = _plan(settings)
     with start_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
@@ -287,6 +290,7 @@ class PausingProvider:
         await self.inner.aclose()
 
 
+@pytest.mark.slow
 def test_latency_sample_taken_across_a_pause_is_not_recorded_as_the_models(settings):
     catalog, frame = _plan(settings, ONE, "one.yaml")
     provider = PausingProvider(LocalProvider(catalog, settings.work_dir, time_scale=0.01, preset="ultrafast"))
@@ -382,6 +386,7 @@ def test_a_sqlite_ledger_made_by_the_previous_release_gains_the_money_columns(tm
         ledger.dispose()
 
 
+@pytest.mark.slow
 def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(data_dir, tmp_path, capsys,
                                                                                  monkeypatch):
     """Veo on the Gemini API creates the job and the answer is lost: `run` exits 3 naming the segment, provider,

@@ -16,6 +16,8 @@ from video_pipeline import campaign as campaign_module
 from video_pipeline import planner
 from video_pipeline.intake import accept
 
+pytestmark = pytest.mark.slow
+
 SPEC = """
 campaign: steady
 budget_usd: 5

@@ -17,6 +17,8 @@ from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.report import render_report
 
+pytestmark = pytest.mark.slow           # every test reads the report of one ./scripts/demo run
+
 WINDOW = (1280, 2000)
 
 # Appended to a copy of the report (the report itself has no script): what Chromium made of each element.
@@ -86,6 +88,7 @@ def test_report_is_self_contained_and_links_only_files_beside_it(demo):
         assert not link.startswith("/") and (demo.report.parent / link).is_file(), link
 
 
+@pytest.mark.browser
 def test_report_in_chromium_shows_players_contact_sheets_and_both_charts(demo, tmp_path):
     probe = demo.report.with_name("report.probe.html")
     probe.write_text(demo.report.read_text().replace("</body>", PROBE + "</body>"))

@@ -127,6 +127,7 @@ def test_chained_video_never_routes_to_a_model_without_image_input():
     assert "runway-aleph (takes no image input" in decision.reason
 
 
+@pytest.mark.slow
 def test_generation_records_what_it_observed_for_the_next_plan(settings, data_dir):
     campaign = load_campaign(data_dir / "samples" / "social-ideas.csv", data_dir)
     _, frame = stages.routed_job_plans(campaign, CATALOG, settings, on=RUN_DATE)

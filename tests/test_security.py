@@ -231,6 +231,7 @@ def _encodings(secret: str) -> set[bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, monkeypatch, caplog, capsys):
     """The assets through Dagster in live mode, keys read from the environment by the settings module, against
     fakes that accept only the sentinel keys; faults make the error paths write too. Then every file under the

@@ -19,6 +19,8 @@ from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
 from video_pipeline.providers.fakes.server import free_port
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 STAGES = ["campaign", "prompt_batches", "narration_tracks", "routed_job_plans", "generated_segments", "stored_clips",
           "assembled_outputs", "campaign_report"]
 GROUPS = {"campaign": "intake", "prompt_batches": "intake", "narration_tracks": "narration", "routed_job_plans": "planning",

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.providers.conftest import request
-from tests.support.services import free_port, wait_until
+from tests.support.services import free_port, stop_soon, wait_until
 from video_pipeline.config import Settings
 from video_pipeline.ledger import JobLedger
 from video_pipeline.providers.fakes import FakeServer, FaultPlan, JobBook
@@ -33,7 +33,7 @@ from video_pipeline.providers.replicate import ReplicateProvider
 from video_pipeline.webhooks import ReceiverConfig, create_receiver
 
 TOKEN = "receiver-token-0123"
-LATENCY = 0.3
+LATENCY = 0.15
 PROVIDERS = ["replicate", "gemini", "fal", "minimax", "kling"]
 FAKES = {"replicate": fake_replicate, "gemini": fake_gemini, "fal": fake_fal, "minimax": fake_minimax,
          "kling": fake_kling}
@@ -118,8 +118,7 @@ def fleet(tmp_path_factory):
     yield Rig(ledger, receiver, servers, books)
     for book in books.values():
         book.stop_webhooks()
-    for server in [*servers.values(), receiver]:
-        server.stop()
+    stop_soon(*servers.values(), receiver)
     ledger.dispose()
 
 
@@ -233,6 +232,7 @@ def test_faults_apply_one_job_at_a_time_and_dropped_or_canceled_jobs_send_nothin
     assert rig.ledger.latest_event("replicate", canceled) is None
 
 
+@pytest.mark.slow
 def test_a_delivery_is_retried_at_most_three_times_when_the_receiver_is_down(rig):
     down = f"http://127.0.0.1:{free_port()}"            # nothing listens there
     rig.webhook_url = down

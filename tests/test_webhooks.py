@@ -16,14 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
 
-from tests.support.services import until
+from tests.support.services import served, until
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.engine import JobEngine
 from video_pipeline.ledger import JobLedger
 from video_pipeline.planner import SegmentPlan
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry
-from video_pipeline.providers.fakes import FakeServer
 from video_pipeline.webhooks import ReceiverConfig, create_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -47,10 +46,8 @@ def client(ledger, fal_key):
     x = base64.urlsafe_b64encode(fal_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).rstrip(b"=")
     config = ReceiverConfig(replicate_secret=SECRET, gemini_secret=SECRET, token=TOKEN,
                             fal_jwks=[{"kty": "OKP", "crv": "Ed25519", "x": x.decode()}])
-    server = FakeServer(create_receiver(ledger, config)).start()   # real HTTP on loopback
-    with httpx.Client(base_url=server.url) as http:
+    with served(create_receiver(ledger, config)) as server, httpx.Client(base_url=server.url) as http:   # real HTTP
         yield http
-    server.stop()
 
 
 def standard(body: dict, msg_id: str = "msg_1", when: dt.datetime | None = None, secret: str = SECRET):

@@ -8,6 +8,8 @@ import pytest
 
 from tests.faults.harness import CASES, run_case, run_kill_loop, start_fault_fleet, stop_s3
 
+pytestmark = pytest.mark.slow           # whole pipeline runs against the fakes, one per fault
+
 
 @pytest.fixture(autouse=True)
 def collect_garbage():

@@ -20,6 +20,8 @@ from tests.production.conftest import ensure_redis, pg_rows
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
 
+pytestmark = [pytest.mark.production, pytest.mark.slow]
+
 CAMPAIGN = """version: 1
 campaign: night-market
 budget_usd: 5

@@ -15,6 +15,8 @@ from tests.test_money import race_for_a_budget
 from video_pipeline.errors import BudgetExceeded
 from video_pipeline.ledger import JobLedger
 
+pytestmark = pytest.mark.production
+
 
 def _ledger(pg_database) -> JobLedger:
     return JobLedger(pg_url(pg_database))

@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from dagster import AssetKey, DagsterInstance
 
 from tests.conftest import assert_video, write
 from tests.production.conftest import AWS_ENV, pg_rows
+
+pytestmark = [pytest.mark.production, pytest.mark.slow]
 
 AWS_SECRET = AWS_ENV["AWS_SECRET_ACCESS_KEY"]
 

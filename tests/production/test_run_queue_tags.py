@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from video_pipeline.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.profiles import campaign_run_tags
+
+pytestmark = pytest.mark.production
 
 
 def test_a_campaign_run_is_tagged_with_its_providers_and_every_provider_has_a_queue_limit(settings):

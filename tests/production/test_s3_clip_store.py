@@ -14,6 +14,8 @@ from video_pipeline.media.render import ClipSpec, render_clip
 from video_pipeline.s3store import MIB, S3ClipStore, StorageIntegrityError
 from video_pipeline.store import file_sha256
 
+pytestmark = pytest.mark.production
+
 
 def small_clip(path: Path, text: str = "harbour at dawn", seconds: float = 2) -> Path:
     return render_clip(ClipSpec(text=text, label="test", seconds=seconds, width=160, height=90, preset="ultrafast"),

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.services import served
 from video_pipeline.providers.base import GenerationRequest, JobState
-from video_pipeline.providers.fakes import FakeServer, JobBook
+from video_pipeline.providers.fakes import JobBook
 from video_pipeline.providers.fakes.jobs import FakeJob
 
 
@@ -50,13 +51,18 @@ def latency() -> float:
     return 0.4
 
 
+#: MP4s the fakes rendered, shared by every test's book: a clip is the same bytes for the same text, length and
+#: size, and rendering it again in each test only costs time
+_RENDERED: dict = {}
+
+
 @pytest.fixture
 def book(tmp_path: Path, latency: float) -> JobBook:
-    return JobBook(latency=latency, work_dir=tmp_path / "fake-work")
+    book = JobBook(latency=latency, work_dir=tmp_path / "fake-work")
+    book._clips = _RENDERED       # the book's own render cache (JobBook.mp4), made session-wide
+    return book
 
 
-def serve(app) -> FakeServer:
-    return FakeServer(app).start()
 
 
 # A provider's test file defines its fake as the fixture `app`, and `adapter(server, **keys)` building its adapter
@@ -65,7 +71,7 @@ def serve(app) -> FakeServer:
 @pytest.fixture
 def server(app):
     """The test file's fake (its `app` fixture) served on loopback for one test."""
-    with FakeServer(app) as srv:
+    with served(app) as srv:
         yield srv
 
 

@@ -30,9 +30,11 @@ FAKES_ONLY = DownloadPolicy(mode="fake")
 #: request faults the fakes inject; every adapter must ride them out on submit
 #: submit faults that surely created nothing (throttled): the HTTP layer sends the request again. A 5xx or a reset
 #: after the request left may hide a created job: never resent (tests/providers/test_lost_answers.py)
-TRANSIENT_SUBMIT_FAULTS = ["429", "429-no-retry-after"]
+#: a 429 carrying Retry-After: 1 is waited out for that second: those cases are marked slow
+SLOW_429 = pytest.param("429", marks=pytest.mark.slow)
+TRANSIENT_SUBMIT_FAULTS = [SLOW_429, "429-no-retry-after"]
 #: the ones most adapters are checked against while polling
-TRANSIENT_POLL_FAULTS = ["429", "500", "reset"]
+TRANSIENT_POLL_FAULTS = [SLOW_429, "500", "reset"]
 #: a download fault and the text its error must carry
 DOWNLOAD_FAULTS = [("expired", "403"), ("truncated", "truncated")]
 

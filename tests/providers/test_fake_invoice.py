@@ -262,6 +262,7 @@ def test_fetch_invoice_refuses_other_hosts_and_oversized_answers(billed):
         fetch_invoice(billed.fleet.servers["runway"].url, max_bytes=100)
 
 
+@pytest.mark.slow
 def test_a_served_fleet_invoice_is_read_back_from_its_fixed_ports(tmp_path):
     fleet, base = fleet_on_free_ports(latency=0.1, work_dir=tmp_path, catalog=CATALOG)
     with fleet:

@@ -11,7 +11,8 @@ from functools import partial
 import httpx
 import pytest
 
-from tests.providers.conftest import poll_until_terminal, request, serve
+from tests.providers.conftest import poll_until_terminal, request
+from tests.support.services import served
 from tests.providers.contract import (
     DOWNLOAD_FAULTS,
     TRANSIENT_SUBMIT_FAULTS,
@@ -101,11 +102,8 @@ def test_queue_position_sets_longer_waits_deeper_in_the_queue(tmp_path):
         cancelled = [await a.cancel(i) for i in ids]
         return statuses, cancelled
 
-    srv = serve(create_app(slow, api_key=KEY))
-    try:
+    with served(create_app(slow, api_key=KEY)) as srv:
         statuses, cancelled = using(partial(adapter, srv), scenario)
-    finally:
-        srv.stop()
     assert [s.state for s in statuses] == [JobState.QUEUED] * 3
     hints = [s.poll_after for s in statuses]
     assert hints[0] < hints[1] < hints[2]
@@ -174,8 +172,8 @@ def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect,
                                           book_id=lambda job_id: job_id.rsplit("/", 1)[-1])
 
 
-@pytest.mark.parametrize("phase, fault", [("poll", "429"), ("poll", "500"), ("poll", "reset"),
-                                          ("result", "503"), ("result", "reset")])
+@pytest.mark.parametrize("phase, fault", [pytest.param("poll", "429", marks=pytest.mark.slow), ("poll", "500"),
+                                          ("poll", "reset"), ("result", "503"), ("result", "reset")])
 def test_transient_status_and_result_faults_are_retried(connect, book, phase, fault):
     assert_transient_poll_fault_retried(connect, veo(), book, fault, phase=phase)
 
@@ -189,13 +187,11 @@ def test_transient_status_and_result_faults_are_retried(connect, book, phase, fa
     ("fail-retryable", ProviderError.RETRYABLE, "runner_server_error", False),
 ])
 def test_failed_requests_carry_the_error_type_and_are_classified(book, fault, kind, error_type, status_errors):
-    srv = serve(create_app(book, api_key=KEY, status_errors=status_errors))
-    try:
+    with served(create_app(book, api_key=KEY, status_errors=status_errors)) as srv:
         assert_failed_job_is_classified(partial(adapter, srv), veo(), book, fault, kind=kind, says=error_type)
-    finally:
-        srv.stop()
 
 
+@pytest.mark.slow
 def test_stuck_request_stays_in_progress_and_only_a_queued_one_can_be_cancelled(connect, book):
     book.latency = 2.0            # queued for 0.5 s: room to cancel the second request before it starts
     # IN_PROGRESS: fal answers 400 ALREADY_COMPLETED to the stuck request's cancel

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.providers.conftest import poll_until_terminal, request, run, until_ended
+from tests.support.services import served
 from video_pipeline.errors import ProviderError
 from video_pipeline.providers.ark import ArkProvider
 from video_pipeline.providers.base import GenerationRequest, JobState
@@ -32,7 +33,9 @@ from video_pipeline.providers.minimax import MiniMaxProvider
 from video_pipeline.providers.replicate import ReplicateProvider
 from video_pipeline.providers.runway import RunwayProvider
 
-LOST = sorted(LOST_ANSWER_FAULTS)
+#: lost-slow holds its answer 2 s, so its cases are marked slow
+SLOW = pytest.mark.slow
+LOST = [pytest.param(f, marks=SLOW) if f == "lost-slow" else f for f in sorted(LOST_ANSWER_FAULTS)]
 #: what the client itself sees of each lost answer: the exception its transport raised, or the status
 CLIENT_SEES = {"lost-reset": "RemoteProtocolError", "lost-slow": "ReadTimeout", "lost-502": 502}
 CLIENT_TIMEOUT = 1.0        # the fault harness's client timeout; lost-slow holds the answer 2 s
@@ -144,7 +147,7 @@ class Rig:
 def rig(request, tmp_path):
     spec = BY_NAME[request.param]
     book = JobBook(latency=LATENCY, work_dir=tmp_path / "fake-work")
-    with FakeServer(spec.app(book)) as server:
+    with served(spec.app(book)) as server:
         yield Rig(spec, book, server)
     book.stop_webhooks()
 
@@ -222,6 +225,7 @@ def test_a_submit_that_created_no_job_is_not_found(rig):
 
 
 @rigs(LOOKUPS)
+@SLOW
 def test_a_job_of_the_same_request_before_the_window_or_already_known_is_not_adopted(rig):
     req = rig.spec.req("k-twice")
     if rig.spec.name == "kling":
@@ -337,6 +341,7 @@ def test_a_window_longer_than_the_page_bound_is_an_error_not_a_miss(rig):
 
 
 @rigs([BY_NAME["kling"]])
+@pytest.mark.slow
 def test_lost_submit_answer_is_found_again_by_external_task_id(rig):
     req = rig.spec.req("k-ext")
 
@@ -402,7 +407,7 @@ def test_fal_lists_a_request_with_its_input_once_it_has_ended(rig):
 
 def test_fal_request_listing_is_served_on_its_own_app_too(tmp_path):
     book = JobBook(latency=LATENCY, work_dir=tmp_path / "fake-work")
-    with FakeServer(fal.create_platform_app(book, api_key="test-fal-key")) as server:
+    with served(fal.create_platform_app(book, api_key="test-fal-key")) as server:
         denied = httpx.get(f"{server.url}/v1/models/requests/by-endpoint", params={"endpoint_id": "a/b"})
         missing = httpx.get(f"{server.url}/v1/models/requests/by-endpoint",
                             headers={"Authorization": "Key test-fal-key"})
@@ -450,7 +455,7 @@ def test_a_plain_client_sees_each_lost_answer_as_a_reset_a_timeout_or_a_proxys_5
     book = JobBook(latency=LATENCY, work_dir=tmp_path / "fake-work")
     body = {"model": "gen4.5", "promptText": "a cat", "ratio": "1280:720", "duration": 5}
     headers = {"Authorization": f"Bearer {RUNWAY_KEY}", "X-Runway-Version": "2024-11-06"}
-    with FakeServer(runway.create_app(book, api_key=RUNWAY_KEY)) as server:
+    with served(runway.create_app(book, api_key=RUNWAY_KEY)) as server:
         book.faults.add("submit", fault)
         try:
             answer = httpx.post(f"{server.url}/v1/text_to_video", json=body, headers=headers, timeout=CLIENT_TIMEOUT)
@@ -469,8 +474,8 @@ def test_a_plain_client_sees_each_lost_answer_as_a_reset_a_timeout_or_a_proxys_5
 # ---- the HTTP layer never resends a job-creating request on a guess --------------------------------------------
 
 @rigs(LOOKUPS + WITHOUT_LOOKUP)
-@pytest.mark.parametrize("fault, created", [("lost-reset", 1), ("lost-slow", 1), ("lost-502", 1),
-                                            ("500", 0), ("503", 0), ("reset", 0)])
+@pytest.mark.parametrize("fault, created", [("lost-reset", 1), pytest.param("lost-slow", 1, marks=SLOW),
+                                            ("lost-502", 1), ("500", 0), ("503", 0), ("reset", 0)])
 def test_a_submit_whose_answer_is_lost_is_uncertain_and_sent_once_even_with_retries_on(rig, fault, created):
     from video_pipeline.errors import SubmitUncertain
 
@@ -491,7 +496,7 @@ def test_a_submit_whose_answer_is_lost_is_uncertain_and_sent_once_even_with_retr
 
 
 @rigs(LOOKUPS + WITHOUT_LOOKUP)
-@pytest.mark.parametrize("fault", ["429", "429-no-retry-after"])
+@pytest.mark.parametrize("fault", [pytest.param("429", marks=SLOW), "429-no-retry-after"])
 def test_a_throttled_submit_created_nothing_and_is_sent_again(rig, fault):
     async def scenario(adapter, seen):
         rig.book.faults.add("submit", fault)
@@ -521,7 +526,7 @@ def test_an_accepted_submit_whose_answer_names_no_job_is_uncertain_not_a_failure
         return JSONResponse({"status": "PENDING"})          # accepted, but the id is missing
 
     app = Starlette(routes=[Route("/v1/text_to_video", create, methods=["POST"])])
-    with FakeServer(app) as server:
+    with served(app) as server:
         adapter = RunwayProvider(RUNWAY_KEY, base_url=server.url)
 
         async def scenario():

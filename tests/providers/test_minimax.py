@@ -96,7 +96,8 @@ def test_rate_limit_is_an_http_200_with_base_resp_1002(server, book):
 
 
 @pytest.mark.parametrize("phase, path, fault", [
-    ("poll", QUERY, "429"), ("poll", QUERY, "429-no-retry-after"), ("poll", QUERY, "reset"),
+    pytest.param("poll", QUERY, "429", marks=pytest.mark.slow), ("poll", QUERY, "429-no-retry-after"),
+    ("poll", QUERY, "reset"),
     ("result", RETRIEVE, "429-no-retry-after"), ("result", RETRIEVE, "500"), ("result", RETRIEVE, "reset"),
 ])
 def test_transient_query_and_retrieve_faults_are_retried(connect, book, phase, path, fault):

@@ -108,6 +108,7 @@ def test_transient_poll_faults_are_retried(connect, book, fault):
     assert_transient_poll_fault_retried(connect, veo(), book, fault)
 
 
+@pytest.mark.slow
 def test_throttling_honours_retry_after(connect, book):
     book.faults.add("submit", "429")
 

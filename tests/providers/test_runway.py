@@ -30,10 +30,11 @@ from tests.providers.contract import (
     submit_once,
     using,
 )
+from tests.support.services import served
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState
-from video_pipeline.providers.fakes import FakeServer, JobBook
+from video_pipeline.providers.fakes import JobBook
 from video_pipeline.providers.fakes.runway import create_app
 from video_pipeline.providers.runway import THROTTLED_POLL_SECONDS, RunwayProvider
 from video_pipeline.store import fetch
@@ -150,7 +151,7 @@ def test_tasks_over_the_concurrency_limit_are_throttled_with_a_longer_poll_hint(
         ids = [await a.submit(shot(str(i), prompt=f"shot {i}")) for i in range(3)]
         return [await a.poll(i) for i in ids]
 
-    with FakeServer(create_app(book, api_key=KEY, concurrency=2)) as srv:
+    with served(create_app(book, api_key=KEY, concurrency=2)) as srv:
         first, second, third = using(partial(adapter, srv), scenario)
     assert [s.state for s in (first, second, third)] == [JobState.QUEUED] * 3
     assert (first.poll_after, second.poll_after) == (None, None)
@@ -197,13 +198,14 @@ def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp
     assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 
+@pytest.mark.slow
 def test_refresh_output_url_re_signs_an_expired_url(book, tmp_path):
     async def scenario(a):
         outcome = await finish(a, shot())
         await asyncio.sleep(1.1)
         return outcome.status, await a.refresh_output_url(outcome.job_id)
 
-    with FakeServer(create_app(book, api_key=KEY, url_lifetime=1.0)) as srv:
+    with served(create_app(book, api_key=KEY, url_lifetime=1.0)) as srv:
         stale, fresh = using(partial(adapter, srv), scenario)
         with pytest.raises(ProviderError, match="403"):
             fetch(stale.output_url, tmp_path / "stale.mp4", policy=FAKES_ONLY)

@@ -226,6 +226,37 @@ def production_environment(home: Path, db: str, s3_endpoint: str, bucket: str) -
     }
 
 
+# --- fake servers --------------------------------------------------------------------------------------------------
+
+_stopping: list = []
+
+
+def stop_soon(*servers) -> None:
+    """Tell fake servers (`FakeServer`) to stop, without waiting: uvicorn notices on its next 0.1 s tick and its
+    thread ends on its own, so a test's teardown does not pay that tick (a fresh server takes a fresh port).
+    `join_stopping()`, run when the test session ends, waits until every one has stopped."""
+    for server in servers:
+        server._server.should_exit = True     # what FakeServer.stop() sets before it joins the thread
+        _stopping.append(server)
+
+
+def join_stopping(timeout: float = 10.0) -> None:
+    while _stopping:
+        _stopping.pop()._thread.join(timeout)
+
+
+@contextmanager
+def served(app) -> Iterator:
+    """`app` served on loopback by a `FakeServer` for the block, then stopped with `stop_soon`."""
+    from video_pipeline.providers.fakes import FakeServer
+
+    server = FakeServer(app).start()
+    try:
+        yield server
+    finally:
+        stop_soon(server)
+
+
 # --- the fake provider fleet ---------------------------------------------------------------------------------------
 
 def fleet_on_free_ports(**kwargs):
