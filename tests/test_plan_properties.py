@@ -298,6 +298,7 @@ budget_factors = st.sampled_from(["at", "under", "under", "under", "anywhere"]).
 @SETTINGS
 @given(data=campaigns(), lengths=media_seconds, policy=st.sampled_from(["fit", "refuse"]),
        factor=budget_factors)
+@pytest.mark.slow
 def test_budget_is_fitted_or_refused_and_nothing_is_overspent(refs_dir: Path, data: dict, lengths: dict,
                                                               policy: str, factor: float) -> None:
     unenforced = try_plan(Campaign.model_validate(data), refs_dir, lengths, enforce_budget=False)

@@ -47,8 +47,9 @@ async def until_ended(*jobs: FakeJob) -> None:
 
 @pytest.fixture
 def latency() -> float:
-    """Seconds a fake job takes; a test file overrides this fixture to run shorter jobs."""
-    return 0.4
+    """Seconds a fake job takes (long enough to be seen queued, then running, at 50 ms polls); a test file
+    overrides this fixture for other jobs."""
+    return 0.3
 
 
 #: MP4s the fakes rendered, shared by every test's book: a clip is the same bytes for the same text, length and
@@ -61,8 +62,6 @@ def book(tmp_path: Path, latency: float) -> JobBook:
     book = JobBook(latency=latency, work_dir=tmp_path / "fake-work")
     book._clips = _RENDERED       # the book's own render cache (JobBook.mp4), made session-wide
     return book
-
-
 
 
 # A provider's test file defines its fake as the fixture `app`, and `adapter(server, **keys)` building its adapter

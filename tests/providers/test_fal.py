@@ -39,11 +39,6 @@ KEY = "test-fal-key"
 VEO = "fal-ai/veo3.1/fast"
 
 
-@pytest.fixture
-def latency() -> float:
-    return 0.3
-
-
 app, adapter = fake_and_adapter(create_app, FalProvider, KEY)
 
 

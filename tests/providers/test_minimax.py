@@ -36,11 +36,6 @@ MODEL = "MiniMax-Hailuo-02"
 SUBMIT, QUERY, RETRIEVE = "/v1/video_generation", "/v1/query/video_generation", "/v1/files/retrieve"
 
 
-@pytest.fixture
-def latency() -> float:
-    return 0.3                     # the shortest job: this file has many
-
-
 app, adapter = fake_and_adapter(create_app, MiniMaxProvider, KEY)
 
 

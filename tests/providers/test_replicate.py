@@ -36,11 +36,6 @@ VEO = "google/veo-3.1-fast"
 CREATE = f"/v1/models/{VEO}/predictions"
 
 
-@pytest.fixture
-def latency() -> float:
-    return 0.3
-
-
 app, adapter = fake_and_adapter(create_app, ReplicateProvider, TOKEN, key_arg="api_token")
 
 

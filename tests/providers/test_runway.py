@@ -15,6 +15,7 @@ from tests.providers.conftest import poll_until_terminal, request, until_ended
 from tests.providers.contract import (
     FAKES_ONLY,
     DOWNLOAD_FAULTS,
+    SLOW_429,
     TRANSIENT_SUBMIT_FAULTS,
     Outcome,
     assert_download_fault_raises,
@@ -129,7 +130,7 @@ def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect,
     assert_transient_submit_fault_retried(connect, shot(), book, fault, submit_path="/v1/text_to_video")
 
 
-@pytest.mark.parametrize("fault", ["429", "503", "reset"])
+@pytest.mark.parametrize("fault", [SLOW_429, "503", "reset"])
 def test_transient_poll_faults_are_retried(connect, book, fault):
     assert_transient_poll_fault_retried(connect, shot(), book, fault)
 
