@@ -18,7 +18,8 @@ from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
 from resources import ParquetTableIOManager, PipelineConfig
 from resources.execution import executor_for
 from resources.providers import NarrationVoices, VideoProviders
-from resources.storage import clip_storage_for
+from resources.io import S3TableIOManager
+from resources.storage import S3ClipStorage, clip_storage_for
 
 ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips,
           assembled_outputs, campaign_report]
@@ -27,12 +28,16 @@ ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generate
 def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:
     """The resource set for the settings' profile; tests pass a PipelineConfig or swap providers."""
     pipeline = pipeline or PipelineConfig()
+    clip_storage = clip_storage_for(pipeline.settings())        # VIDEO_PIPELINE_PROFILE: local files or S3
+    tables = (S3TableIOManager(pipeline=pipeline, s3=clip_storage.s3, bucket=clip_storage.bucket,
+                               prefix=clip_storage.prefix)     # production: tables beside the clips, in the bucket
+              if isinstance(clip_storage, S3ClipStorage) else ParquetTableIOManager(pipeline=pipeline))
     resources = {
         "pipeline": pipeline,
         "providers": VideoProviders(),
         "voices": NarrationVoices(),
-        "clip_storage": clip_storage_for(pipeline.settings()),   # VIDEO_PIPELINE_PROFILE: local files or S3
-        "io_manager": ParquetTableIOManager(pipeline=pipeline),
+        "clip_storage": clip_storage,
+        "io_manager": tables,
     }
     resources.update(overrides)
     return resources

@@ -1,7 +1,5 @@
 """assembled_outputs: each video's segments joined into one MP4, checked against its target."""
 
-import json
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -17,16 +15,18 @@ from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
 from video_pipeline.campaign import Campaign
 from video_pipeline.stages import Stopwatch
+from video_pipeline.tables import values
 from video_pipeline.stages import assembled_outputs as assemble
 
-from .metadata import OWNERS, markdown_table
+from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
 TARGET_LUFS = -14.0
 
 
-@asset(partitions_def=campaign_partitions, group_name="assembly", kinds={"ffmpeg", "parquet"}, owners=OWNERS,
+@asset(partitions_def=campaign_partitions, metadata=column_schema("assembled_outputs"),
+       group_name="assembly", kinds={"ffmpeg", "parquet"}, owners=OWNERS,
        pool="media",
        description="Why: a campaign asks for finished videos, not clips. Each video's segments joined (cut or "
                    "crossfade) into one MP4 under outputs/<campaign>/ with narration, ducked music, -14 LUFS sound, "
@@ -66,13 +66,11 @@ def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored
         "cost_usd": MetadataValue.float(round(float(frame["cost_usd"].sum()), 4)),
         "output_dir": MetadataValue.path(str(out_dir)),
         "outputs": MetadataValue.json({r.video_id: r.output_path for r in done.itertuples()}),
-        **({f"link/{r.video_id}": MetadataValue.url(r.output_link) for r in done.itertuples()}
-           if "output_link" in frame else {}),
+        **{f"link/{r.video_id}": MetadataValue.url(r.output_link) for r in done.itertuples() if r.output_link},
         "seconds_of_video": MetadataValue.float(round(float(done["duration_seconds"].sum()), 3)),
         "loudness_lufs": MetadataValue.json({r.video_id: r.loudness_lufs for r in done.itertuples()}),
         "posters": MetadataValue.json({r.video_id: r.poster for r in done.itertuples()}),
-        "join_scores": MetadataValue.json({r.video_id: json.loads(r.join_scores) for r in done.itertuples()
-                                           if isinstance(r.join_scores, str)}),
+        "join_scores": MetadataValue.json({r.video_id: values(r.join_scores) for r in done.itertuples()}),
         "wall_seconds": watch.seconds,
         "preview": markdown_table(frame, ["video_id", "state", "duration_seconds", "target_seconds", "models",
                                           "cost_usd", "output_path", "error"]),
@@ -86,11 +84,10 @@ def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored
                     and abs(r.loudness_lufs - TARGET_LUFS) > 1.0}
     yield AssetCheckResult(check_name="loudness_on_target", passed=not off_loudness,
                            severity=AssetCheckSeverity.WARN, metadata={"off_target": MetadataValue.json(off_loudness)})
-    black = {r.video_id: json.loads(r.black_runs) for r in done.itertuples() if r.black_runs and json.loads(r.black_runs)}
+    black = {r.video_id: values(r.black_runs) for r in done.itertuples() if values(r.black_runs)}
     yield AssetCheckResult(check_name="no_black_runs", passed=not black, severity=AssetCheckSeverity.WARN,
                            metadata={"black_runs": MetadataValue.json(black)})
-    quiet = {r.video_id: json.loads(r.silent_in_narration) for r in done.itertuples()
-             if isinstance(r.silent_in_narration, str) and json.loads(r.silent_in_narration)}
+    quiet = {r.video_id: values(r.silent_in_narration) for r in done.itertuples() if values(r.silent_in_narration)}
     yield AssetCheckResult(check_name="narration_audible", passed=not quiet, severity=AssetCheckSeverity.ERROR,
                            metadata={"silent_stretches": MetadataValue.json(quiet)})
     yield AssetCheckResult(check_name="durations_on_target", passed=off.empty, severity=AssetCheckSeverity.ERROR,

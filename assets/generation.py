@@ -22,12 +22,14 @@ from video_pipeline.spend import campaign_spend, spent_words
 from video_pipeline.stages import Stopwatch, job_ledger
 from video_pipeline.stages import generated_segments as run_generation
 from video_pipeline.stages import stored_clips as store_outputs
+from video_pipeline.tables import values
 
-from .metadata import OWNERS, latency_by_model, markdown_table, models_used
+from .metadata import OWNERS, column_schema, latency_by_model, markdown_table, models_used
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="generation", kinds={"python", "parquet"}, owners=OWNERS,
+@asset(partitions_def=campaign_partitions, metadata=column_schema("generated_segments"),
+       group_name="generation", kinds={"python", "parquet"}, owners=OWNERS,
        pool="provider_jobs",
        description="Why: this is where money is spent, so every job goes through the ledger first and is never paid "
                    "twice. Every segment's provider job, run concurrently with per-model limits, retries and "
@@ -74,7 +76,7 @@ def generated_segments(context: AssetExecutionContext, campaign: Campaign, route
         "wall_seconds": watch.seconds,
         "latency_by_model": latency_by_model(ok),
         "models": models_used(ok),
-        "fallbacks_taken": int((frame["fallbacks_taken"] != "").sum()),
+        "fallbacks_taken": int(sum(1 for taken in frame["fallbacks_taken"] if values(taken))),
         "reused": int(frame["reused"].sum()),
         "resumed": int(frame["resumed"].sum()),
         "attempts": int(frame["attempts"].sum()),
@@ -84,7 +86,8 @@ def generated_segments(context: AssetExecutionContext, campaign: Campaign, route
     return frame
 
 
-@asset(partitions_def=campaign_partitions, group_name="storage", kinds={"ffmpeg", "parquet"}, owners=OWNERS,
+@asset(partitions_def=campaign_partitions, metadata=column_schema("stored_clips"),
+       group_name="storage", kinds={"ffmpeg", "parquet"}, owners=OWNERS,
        pool="media",
        description="Why: providers' output URLs expire within hours to days; a paid clip must be kept before then. "
                    "Each output downloaded, verified (decodes, duration, checksum) and stored content-addressed "

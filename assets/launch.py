@@ -6,12 +6,12 @@ The CLI (engine side, no Dagster import) reaches this through the `video_pipelin
 import time
 from pathlib import Path
 
-import pandas as pd
 from dagster import DagsterInstance
 
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.intake import accept
 from video_pipeline.report import report_path
+from video_pipeline.tables import records
 
 from .jobs import STAGES
 from .partitions import campaign_partitions
@@ -55,13 +55,11 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
             for event in result.all_events if event.is_step_failure
         ]
         run_id = result.run_id
-    table = settings.tables_dir / "assembled_outputs" / f"{accepted.campaign_id}.parquet"
     outputs = []
-    if result.success and table.exists():
-        frame = pd.read_parquet(table)
-        outputs = [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
-                   for row in frame[["video_id", "state", "output_path", "duration_seconds", "target_seconds",
-                                     "width", "height", "video_codec", "cost_usd", "error"]].to_dict("records")]
+    if result.success:
+        frame = result.output_for_node("assembled_outputs")   # the run's own table, wherever the profile keeps it
+        outputs = records(frame, ["video_id", "state", "output_path", "duration_seconds", "target_seconds",
+                                  "width", "height", "video_codec", "cost_usd", "error"])
     ok = result.success and outputs and all(o["state"] == "assembled" for o in outputs)
     spend, uncertain = _campaign_money(settings, accepted.campaign_id)
     report = report_path(settings.outputs_dir, accepted.campaign_id)

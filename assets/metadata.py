@@ -1,8 +1,12 @@
 """Typed, small materialization metadata: counts, seconds, dollars, models and a short preview table."""
 
 
+import numpy as np
 import pandas as pd
-from dagster import MetadataValue
+from dagster import MetadataValue, TableColumn
+from dagster import TableSchema as DagsterTableSchema
+
+from video_pipeline.tables import TABLES, values
 
 PREVIEW_ROWS = 20
 #: who answers for the pipeline's assets (shown in the Dagster UI's owner filter)
@@ -14,7 +18,9 @@ def markdown_table(frame: pd.DataFrame, columns: list[str], rows: int = PREVIEW_
     shown = frame[columns].head(rows)
 
     def cell(value) -> str:
-        if value is None or (isinstance(value, float) and pd.isna(value)):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            value = ", ".join(str(v) for v in values(value))
+        elif value is None or (isinstance(value, float) and pd.isna(value)):
             return ""
         text = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
         text = text.replace("|", "\\|").replace("\n", " ")
@@ -25,6 +31,12 @@ def markdown_table(frame: pd.DataFrame, columns: list[str], rows: int = PREVIEW_
     if len(frame) > rows:
         lines.append(f"\n{len(frame) - rows} more row(s) not shown")
     return MetadataValue.md("\n".join(lines))
+
+
+def column_schema(asset: str) -> dict:
+    """The asset's table schema (declared once, in video_pipeline/tables.py) as Dagster shows it in the catalog."""
+    return {"dagster/column_schema": DagsterTableSchema(columns=[
+        TableColumn(name, kind, description) for name, kind, description in TABLES[asset].describe()])}
 
 
 def latency_by_model(frame: pd.DataFrame, column: str = "latency_seconds") -> MetadataValue:

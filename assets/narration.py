@@ -10,11 +10,12 @@ from video_pipeline.errors import ProviderError
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import narration_tracks as speak
 
-from .metadata import OWNERS, markdown_table
+from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="narration", kinds={"python", "parquet"}, owners=OWNERS,
+@asset(partitions_def=campaign_partitions, metadata=column_schema("narration_tracks"),
+       group_name="narration", kinds={"python", "parquet"}, owners=OWNERS,
        description="Why: the voice sets the length, so it is spoken before the picture is planned. One track per "
                    "narrated video (espeak-ng offline; OpenAI or ElevenLabs live), kept content-addressed, with "
                    "sentence or word timings for subtitles; its length becomes the video's target when longer.")

@@ -8,11 +8,12 @@ from video_pipeline.campaign import Campaign
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import prompt_batches as build_prompt_batches
 
-from .metadata import OWNERS, markdown_table
+from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="intake", kinds={"pandas", "parquet"}, owners=OWNERS,
+@asset(partitions_def=campaign_partitions, metadata=column_schema("prompt_batches"),
+       group_name="intake", kinds={"pandas", "parquet"}, owners=OWNERS,
        description="Why: the task category decides which models can make a shot, so it is decided once, here, "
                    "where a person can read it. One row per shot the campaign asks for, with its task category "
                    "(text, image or video to video, enhance, lip sync); the planner routes each shot as this table "

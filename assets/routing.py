@@ -11,11 +11,12 @@ from video_pipeline.intake import INVALID
 from video_pipeline.stages import Stopwatch
 from video_pipeline.stages import routed_job_plans as build_plans
 
-from .metadata import OWNERS, markdown_table
+from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 
-@asset(partitions_def=campaign_partitions, group_name="planning", kinds={"pandas", "parquet"}, owners=OWNERS,
+@asset(partitions_def=campaign_partitions, metadata=column_schema("routed_job_plans"),
+       group_name="planning", kinds={"pandas", "parquet"}, owners=OWNERS,
        description="Why: money is committed only after every segment has a model, a price and a reason a person "
                    "can read. One row per segment: model, fallback chain, route reason, seconds, estimated cost and "
                    "latency (the model's p50/p95). A campaign over its budget stops here, before anything is spent.")

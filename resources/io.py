@@ -1,5 +1,6 @@
-"""What passes between stages: the campaign snapshot as JSON and every table as Parquet, one file per asset and
-campaign partition."""
+"""What passes between stages: the campaign snapshot (JSON) and every stage's table (Parquet of the schema declared
+in video_pipeline/tables.py), one object per asset and campaign partition, under the data directory (local profile)
+or in the bucket (production profile), so machines that share the bucket share the tables too."""
 
 
 import json
@@ -7,49 +8,101 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from video_pipeline.atomic import private_sibling
 from video_pipeline.campaign import Campaign
+from video_pipeline.tables import TABLES
 
 from .pipeline import PipelineConfig
 
 
 class ParquetTableIOManager(ConfigurableIOManager):
-    """Reads and writes pandas tables as <tables dir>/<asset>/<partition>.parquet, and the validated campaign as
-    <tables dir>/<asset>/<partition>.json (what later stages read instead of the campaign file). Videos never pass
-    through here."""
+    """Tables as <tables dir>/<asset>/<partition>.parquet and the campaign as <tables dir>/campaign/<partition>.json.
+    Videos never pass through here."""
 
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     base_dir: str | None = Field(default=None, description="default <data dir>/tables")
 
-    def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
-        base = Path(self.base_dir) if self.base_dir else self.pipeline.settings().tables_dir
-        key = context.asset_partition_key if context.has_asset_partitions else "all"
-        return base.joinpath(*context.asset_key.path) / f"{key}{suffix}"
+    # --- where the bytes go (the S3 subclass overrides these four) -----------------------------------------------
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame | Campaign) -> None:
-        path = self._path(context, ".json" if isinstance(obj, Campaign) else ".parquet")
+    def _put(self, key: str, data: bytes) -> str:
+        path = self._local(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = private_sibling(path, "tmp")
-        if isinstance(obj, Campaign):
-            tmp.write_text(json.dumps(obj.snapshot(), ensure_ascii=False), encoding="utf-8")
-        else:
-            obj.to_parquet(tmp, index=False)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
-        context.add_output_metadata({"dagster/uri": path.resolve().as_uri()})
+        return path.resolve().as_uri()
+
+    def _get(self, key: str) -> bytes | None:
+        path = self._local(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def _local(self, key: str) -> Path:
+        base = Path(self.base_dir) if self.base_dir else self.pipeline.settings().tables_dir
+        return base / key
+
+    # --- what is stored ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(context: InputContext | OutputContext, suffix: str) -> str:
+        partition = context.asset_partition_key if context.has_asset_partitions else "all"
+        return "/".join([*context.asset_key.path, f"{partition}{suffix}"])
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame | Campaign) -> None:
+        if isinstance(obj, Campaign):
+            uri = self._put(self._key(context, ".json"),
+                            json.dumps(obj.snapshot(), ensure_ascii=False).encode("utf-8"))
+            context.add_output_metadata({"dagster/uri": uri})
+            return
+        schema = TABLES[context.asset_key.path[-1]]
+        sink = pa.BufferOutputStream()
+        pq.write_table(schema.table(obj), sink)     # refuses a frame that does not fit the declared schema
+        uri = self._put(self._key(context, ".parquet"), sink.getvalue().to_pybytes())
+        context.add_output_metadata({"dagster/uri": uri})
 
     def load_input(self, context: InputContext) -> pd.DataFrame | Campaign:
-        snapshot = self._path(context, ".json")
-        if getattr(context.dagster_type, "typing_type", None) is Campaign or snapshot.exists():
-            if snapshot.exists():
-                return Campaign.from_snapshot(json.loads(snapshot.read_text(encoding="utf-8")))
-            path = snapshot
+        name = context.asset_key.path[-1]
+        partition = context.asset_partition_key if context.has_asset_partitions else ""
+        if name in TABLES:
+            data = self._get(self._key(context, ".parquet"))
+            if data is not None:
+                schema = TABLES[name]
+                table = pq.read_table(pa.BufferReader(data))
+                if not set(schema.names) <= set(table.column_names) or any(
+                        table.schema.field(f.name).type != f.type for f in schema.fields):
+                    raise ValueError(f"the stored {name} table for partition {partition} was written with another "
+                                     f"schema (an older version of the pipeline); materialize {name} again")
+                return schema.frame(table)
         else:
-            path = self._path(context, ".parquet")
-            if path.exists():
-                return pd.read_parquet(path)
-        raise FileNotFoundError(f"{path.name}: the upstream {context.asset_key.to_user_string()} for partition "
-                                f"{context.asset_partition_key if context.has_asset_partitions else ''} "
-                                f"has not been materialized yet")
+            data = self._get(self._key(context, ".json"))
+            if data is not None:
+                return Campaign.from_snapshot(json.loads(data.decode("utf-8")))
+        raise FileNotFoundError(f"the upstream {name} for partition {partition} has not been materialized yet")
+
+
+class S3TableIOManager(ParquetTableIOManager):
+    """The same objects in the bucket (production profile): s3://<bucket>/<prefix>/tables/<asset>/<partition>...,
+    through dagster-aws's S3Resource (credentials from the usual AWS chain)."""
+
+    s3: S3Resource
+    bucket: str = Field(description="VIDEO_PIPELINE_S3_BUCKET")
+    prefix: str = Field(default="video-pipeline", description="VIDEO_PIPELINE_S3_PREFIX")
+
+    def _object(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/tables/{key}" if self.prefix.strip("/") else f"tables/{key}"
+
+    def _put(self, key: str, data: bytes) -> str:
+        self.s3.get_client().put_object(Bucket=self.bucket, Key=self._object(key), Body=data)
+        return f"s3://{self.bucket}/{self._object(key)}"
+
+    def _get(self, key: str) -> bytes | None:
+        client = self.s3.get_client()
+        try:
+            return client.get_object(Bucket=self.bucket, Key=self._object(key))["Body"].read()
+        except client.exceptions.NoSuchKey:
+            return None

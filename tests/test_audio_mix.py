@@ -91,13 +91,11 @@ def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(set
     with av.open(video["output_path"]) as container:
         assert len(container.streams.subtitles) == 0          # drawn into the picture instead
     assert video["subtitles_srt"].endswith(".srt")
-    import json
-
-    scores = json.loads(video["join_scores"])
+    scores = video["join_scores"]                         # a list of records, not JSON text
     assert len(scores) == len(plan.segments) - 1 == 1
     # a hard cut between two differently coloured shots jumps far more than the picture moves in a second
     assert scores[0]["score"] > 3 * scores[0]["baseline"]
-    assert json.loads(video["black_runs"]) == [] and json.loads(video["silent_in_narration"]) == []
+    assert list(video["black_runs"]) == [] and list(video["silent_in_narration"]) == []
 
 
 def _flash_and_beep_clip(path, seconds: float = 3.0):

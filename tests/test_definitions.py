@@ -88,3 +88,28 @@ def test_the_settings_read_every_key_an_adapter_needs():
     needed = {key for provider in ADAPTERS for key in required_keys(provider)} | {"OPENAI_API_KEY",
                                                                                    "ELEVENLABS_API_KEY"}
     assert needed <= set(SECRET_VARIABLES), sorted(needed - set(SECRET_VARIABLES))
+
+
+def test_each_stage_table_has_one_declared_schema_that_its_asset_publishes_and_its_rows_fit():
+    """The Arrow schema in video_pipeline/tables.py is what the asset shows (dagster/column_schema) and what the
+    IO manager writes: a frame with a column too many or too few is refused, naming the table."""
+    import pandas as pd
+    import pytest
+
+    from definitions import defs
+    from video_pipeline.tables import TABLES
+
+    graph = defs().resolve_asset_graph()
+    for name, table in TABLES.items():
+        shown = graph.get(AssetKey(name)).metadata["dagster/column_schema"]
+        assert [(c.name, c.type) for c in shown.columns] == [(n, t) for n, t, _ in table.describe()]
+        empty = table.rows([])
+        assert table.table(empty).schema.equals(table.schema)
+        with pytest.raises(ValueError, match=name):
+            table.table(empty.assign(stray=pd.Series(dtype=object)))
+    plans = TABLES["routed_job_plans"]
+    row = {n: None for n in plans.names} | {"campaign": "c", "video_id": "v", "segment_index": 0,
+                                            "segment_count": 1, "shot_index": 0, "model": "m", "job_key": "k",
+                                            "fallbacks": ["a", "b"], "options": {"shot_type": "multi"}}
+    back = plans.frame(plans.table(plans.rows([row]))).iloc[0]
+    assert back["fallbacks"] == ["a", "b"] and back["options"] == {"shot_type": "multi"}   # lists and maps, not text

@@ -112,7 +112,8 @@ def test_content_policy_failure_falls_back_to_the_next_model_in_the_chain(settin
     assert row["state"] == "succeeded"
     assert row["planned_model"] == "veo-3-1-fast"
     assert row["model"] != "veo-3-1-fast"
-    assert "content policy violation" in row["fallbacks_taken"]
+    [taken] = row["fallbacks_taken"]                   # one fallback, recorded as a list entry with its reason
+    assert taken.startswith(f"veo-3-1-fast -> {row['model']}:") and "content policy violation" in taken
     assert provider.submitted == ["veo-3-1-fast", row["model"]]
 
 

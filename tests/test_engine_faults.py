@@ -93,7 +93,8 @@ def test_content_policy_failure_falls_back_to_the_next_model(settings, fleet):
     fleet.books["gemini"].faults.add("job", "fail-policy")
     outcome, clip = run(settings, fleet)
     assert outcome["state"] == "succeeded" and outcome["model"] == "hailuo-02" and clip["state"] == "stored"
-    assert "veo-3-1-fast -> hailuo-02" in outcome["fallbacks_taken"]
+    [taken] = outcome["fallbacks_taken"]
+    assert taken.startswith("veo-3-1-fast -> hailuo-02:")
     assert fleet.books["gemini"].total_submissions == 1 and fleet.books["minimax"].total_submissions == 1
 
 
@@ -102,7 +103,8 @@ def test_stuck_job_is_given_up_and_falls_back(settings, fleet):
     fleet.books["gemini"].faults.add("job", "stuck")
     outcome, _ = run(settings, fleet)
     assert outcome["state"] == "succeeded" and outcome["model"] == "hailuo-02"
-    assert "stuck" in outcome["fallbacks_taken"]
+    [taken] = outcome["fallbacks_taken"]
+    assert taken.startswith("veo-3-1-fast -> hailuo-02:") and "stuck" in taken
 
 
 @pytest.mark.parametrize("fault", ["expired", "truncated"])

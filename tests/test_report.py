@@ -156,8 +156,9 @@ def test_report_names_a_failed_segment_and_its_video_without_a_player(demo):
     segments = frames["generated_segments"].astype({"error": object, "fallbacks_taken": object})
     outputs = frames["assembled_outputs"].astype({"error": object})
     still = segments.index[segments["video_id"] == "product-still"][0]
-    segments.loc[still, ["state", "error", "attempts", "fallbacks_taken", "cost_usd"]] = [
-        "failed", "kling: task failed: <content policy>", 3, "kling-3-0 → hailuo-2-3", 0.0]
+    segments.loc[still, ["state", "error", "attempts", "cost_usd"]] = [
+        "failed", "kling: task failed: <content policy>", 3, 0.0]
+    segments.at[still, "fallbacks_taken"] = ["kling-3-0 → hailuo-2-3"]      # a list column: one entry per fallback
     outputs.loc[outputs["video_id"] == "product-still", ["state", "error"]] = ["failed", "1 of 1 segments missing"]
     html = render_report("launch-teaser", frames["routed_job_plans"], segments, outputs,
                          load_catalog(PROJECT_ROOT / "data" / "catalog.yaml"), 12.0, {}, link_for=lambda p: p.name)

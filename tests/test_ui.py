@@ -93,6 +93,17 @@ def test_ui_lists_the_stages_materializes_a_campaign_partition_and_draws_the_ass
         assert node["description"].startswith("Why: ") and len(node["description"]) > 120, name
         assert node["kinds"] and node["owners"] == [{"team": "media-engineering"}], name
         assert node["partitionDefinition"] is not None, name
+    # each stage table's schema, declared once in video_pipeline/tables.py, is in the catalog before any run
+    from video_pipeline.tables import TABLES
+
+    for name, table in TABLES.items():
+        entries = _gql(url, """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
+            ... on AssetNode { metadataEntries { label ... on TableSchemaMetadataEntry {
+                schema { columns { name type description } } } } } } }""", {"path": [name]})[
+            "assetNodeOrError"]["metadataEntries"]
+        [shown] = [e["schema"]["columns"] for e in entries if e["label"] == "dagster/column_schema"]
+        assert [(c["name"], c["type"]) for c in shown] == [(n, t) for n, t, _ in table.describe()], name
+        assert all(c["description"] for c in shown), name
     assert graph["campaign"] == [] and graph["prompt_batches"] == graph["narration_tracks"] == ["campaign"]
     assert sorted(graph["routed_job_plans"]) == ["campaign", "narration_tracks", "prompt_batches"]
     assert sorted(graph["generated_segments"]) == ["campaign", "routed_job_plans"]

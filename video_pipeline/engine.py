@@ -24,6 +24,7 @@ from .polling import PollPolicy  # noqa: F401  (re-exported: the engine's public
 from .providers.base import GenerationRequest, JobState, ProviderRegistry
 from .providers.http import SEND_HOOK
 from .store import fetch
+from .tables import GENERATED_SEGMENTS
 
 #: clock skew allowed between us and a provider when a lost submit is looked up in its listing (NTP keeps both
 #: within a second or two; a wider window only lets more of the account's other jobs look like ours)
@@ -46,12 +47,7 @@ def charge_usd(spec: ModelSpec, seconds: float, resolution: str, outcome: str, p
     """What `provider` bills for a job that ended as `outcome` (succeeded, failed, failed-policy, canceled)."""
     return round(spec.charge(seconds, resolution, outcome, provider=provider), 4)
 
-OUTCOME_COLUMNS = [
-    "campaign", "video_id", "segment_index", "job_key", "state", "model", "planned_model", "provider",
-    "provider_job_id", "attempts", "fallbacks_taken", "latency_seconds", "cost_usd", "output_url",
-    "url_expires_at", "error", "reused", "resumed", "seconds", "generate_seconds", "target_seconds", "resolution", "aspect_ratio",
-    "est_cost_usd", "paid", "settled",
-]
+OUTCOME_COLUMNS = GENERATED_SEGMENTS.names   # the generated_segments table (types in tables.py)
 
 
 @dataclass

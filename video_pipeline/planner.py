@@ -14,15 +14,11 @@ from .catalog import Catalog, ModelSpec
 from .errors import PlanningError, Problem
 from .router import NoCapableModel, Observed, RouteDecision, RoutingTask, effective_latency, route
 from .store import file_sha256
+from .tables import ROUTED_JOB_PLANS
 from .taxonomy import TaskCategory, shot_category
 
-#: The columns of a plan table, in order (the `plan --json` shape documents each).
-PLAN_COLUMNS = [
-    "campaign", "video_id", "segment_index", "segment_count", "shot_index", "category", "model", "fallbacks",
-    "reason", "prompt", "seconds", "generate_seconds", "start_seconds", "target_seconds", "resolution",
-    "aspect_ratio", "image", "video", "audio", "audio_offset_seconds", "continuity", "transition",
-    "chained_from", "options", "est_cost_usd", "est_latency_seconds", "p95_latency_seconds", "job_key",
-]
+#: The columns of a plan table, in order (the `plan --json` shape documents each; types in tables.py).
+PLAN_COLUMNS = ROUTED_JOB_PLANS.names
 
 
 @dataclass(frozen=True)

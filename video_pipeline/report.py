@@ -20,6 +20,7 @@ from jinja2 import Environment, select_autoescape
 
 from .atomic import private_sibling
 from .catalog import Catalog
+from .tables import cell, values
 
 REPORT_NAME = "report.html"
 SPEECH = "narration (speech)"   # the cost-by-model row for text to speech, which no video model spent
@@ -38,8 +39,7 @@ def relative_links(report_dir: Path) -> LinkFor:
     return link_for
 
 
-def _value(v):
-    return None if v is None or (isinstance(v, float) and pd.isna(v)) else v
+_value = cell
 
 
 @dataclass
@@ -108,7 +108,7 @@ def segment_lines(plans: pd.DataFrame, segments: pd.DataFrame, catalog: Catalog,
             seconds=float(o.get("seconds") or plan.get("seconds") or 0),
             latency_seconds=provider_latency.get(o.get("job_key") or ""),
             p50=spec.latency.p50_seconds if spec else None, p95=spec.latency.p95_seconds if spec else None,
-            attempts=int(o.get("attempts") or 0), fallbacks=o.get("fallbacks_taken") or "",
+            attempts=int(o.get("attempts") or 0), fallbacks=" | ".join(values(o.get("fallbacks_taken"))),
             est_cost_usd=float(_value(plan.get("est_cost_usd")) or 0.0), cost_usd=float(o.get("cost_usd") or 0.0),
             error=o.get("error"), reused=bool(o.get("reused")), resumed=bool(o.get("resumed")),
         ))
@@ -127,7 +127,7 @@ def video_sections(outputs: pd.DataFrame, lines: list[SegmentLine], link_for: Li
         sections.append(VideoSection(
             video_id=r["video_id"], state=r.get("state") or "", error=r.get("error"),
             duration_seconds=r.get("duration_seconds"), target_seconds=r.get("target_seconds"),
-            cost_usd=float(r.get("cost_usd") or 0.0), models=r.get("models") or "",
+            cost_usd=float(r.get("cost_usd") or 0.0), models=",".join(values(r.get("models"))),
             loudness_lufs=r.get("loudness_lufs"),
             video_link=(r.get("output_link") or link(r.get("output_path"))) if assembled else None,
             poster_link=link(r.get("poster")) if assembled else None,

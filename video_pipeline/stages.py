@@ -17,7 +17,7 @@ from .atomic import private_sibling
 from .campaign import Campaign
 from .catalog import Catalog
 from .config import Settings, SettingsError
-from .engine import OUTCOME_COLUMNS, JobEngine, SegmentOutcome, run_segments
+from .engine import JobEngine, SegmentOutcome, run_segments
 from .errors import MediaError, PlanningError, ProviderError
 from .ledger import JobLedger
 from .media.assemble import SegmentInput, concat
@@ -26,24 +26,20 @@ from .media.render import frame_size
 from .netguard import DownloadPolicy
 from .observed import ObservationLog
 from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
+from .tables import (
+    ASSEMBLED_OUTPUTS,
+    GENERATED_SEGMENTS,
+    NARRATION_TRACKS,
+    PROMPT_BATCHES,
+    ROUTED_JOB_PLANS,
+    STORED_CLIPS,
+    records,
+    values,
+)
 from .providers.base import ProviderRegistry
 from .providers.local import LocalProvider
 from .store import ClipStore
 from .taxonomy import shot_category
-
-PROMPT_COLUMNS = ["campaign", "video_id", "shot_index", "prompt", "category", "quality_tier", "use_case",
-                  "resolution", "aspect_ratio", "target_seconds", "continuity", "transition", "image", "video",
-                  "transform", "audio", "pinned_model", "schedule", "spec_sha256"]
-CLIP_COLUMNS = ["campaign", "video_id", "segment_index", "job_key", "model", "clip_uri", "clip_path", "sha256",
-                "size_bytes", "duration_seconds", "seconds", "width", "height", "source_url", "state", "error",
-                "cost_usd", "latency_seconds", "target_seconds", "resolution", "aspect_ratio", "reused"]
-OUTPUT_COLUMNS = ["campaign", "video_id", "state", "output_uri", "output_path", "duration_seconds", "target_seconds",
-                  "width", "height", "video_codec", "segments", "models", "cost_usd", "error", "loudness_lufs",
-                  "subtitles_srt", "subtitles_vtt", "poster", "contact_sheet", "narration_seconds", "black_runs",
-                  "silent_in_narration", "join_scores"]
-NARRATION_COLUMNS = ["campaign", "video_id", "provider", "voice", "audio_path", "duration_seconds", "timings_json",
-                     "characters", "cost_usd", "sha256"]
-
 
 def prompt_batches(campaign: Campaign) -> pd.DataFrame:
     """One row per requested shot."""
@@ -60,7 +56,7 @@ def prompt_batches(campaign: Campaign) -> pd.DataFrame:
                 "video": shot.video, "transform": shot.transform, "audio": video.audio, "pinned_model": shot.model,
                 "schedule": campaign.schedule, "spec_sha256": campaign.source.sha256,
             })
-    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+    return PROMPT_BATCHES.rows(rows)
 
 
 def narration_voice(settings: Settings, catalog: Catalog):
@@ -107,16 +103,17 @@ def narration_tracks(campaign: Campaign, catalog: Catalog, settings: Settings, v
                     result = {"duration_seconds": spoken.duration_seconds, "characters": spoken.characters,
                               "timings": [[t.text, t.start_seconds, t.end_seconds] for t in spoken.timings]}
                     meta.write_text(json.dumps(result))
+                timings = [{"text": t, "start_seconds": a, "end_seconds": b} for t, a, b in result["timings"]]
                 rows.append({"campaign": campaign.campaign, "video_id": video.id, "provider": provider.name,
                              "voice": chosen, "audio_path": str(dest), "duration_seconds": result["duration_seconds"],
-                             "timings_json": json.dumps(result["timings"]), "characters": result["characters"],
+                             "timings": timings, "characters": result["characters"],
                              "cost_usd": round(spec.price_per_1k_chars * result["characters"] / 1000, 4),
                              "sha256": sha})
         finally:
             await provider.aclose()
 
     asyncio.run(speak_all())
-    return pd.DataFrame(rows, columns=NARRATION_COLUMNS)
+    return NARRATION_TRACKS.rows(rows)
 
 
 def narration_seconds(narration: pd.DataFrame | None) -> dict[str, float]:
@@ -132,10 +129,7 @@ def shot_categories(batches: pd.DataFrame | None) -> dict[tuple[str, int], str] 
 
 
 def plan_frame(plan: CampaignPlan) -> pd.DataFrame:
-    frame = pd.DataFrame(plan.rows(), columns=PLAN_COLUMNS)
-    frame["fallbacks"] = frame["fallbacks"].map(lambda f: ",".join(f))
-    frame["options"] = frame["options"].map(lambda o: json.dumps(o, sort_keys=True))
-    return frame
+    return ROUTED_JOB_PLANS.rows(plan.rows())
 
 
 def observation_log(settings: Settings) -> ObservationLog:
@@ -170,10 +164,9 @@ def routed_job_plans(campaign: Campaign, catalog: Catalog, settings: Settings, o
 
 def segments_from_frame(frame: pd.DataFrame) -> list[SegmentPlan]:
     segments = []
-    for row in frame.to_dict("records"):
-        row = {k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()}
-        row["fallbacks"] = tuple(x for x in (row["fallbacks"] or "").split(",") if x)
-        row["options"] = json.loads(row["options"] or "{}")
+    for row in records(frame):
+        row["fallbacks"] = tuple(values(row["fallbacks"]))
+        row["options"] = dict(row["options"] or {})
         row["segment_index"], row["segment_count"], row["shot_index"] = (int(row["segment_index"]),
                                                                         int(row["segment_count"]), int(row["shot_index"]))
         row["generate_seconds"] = int(row["generate_seconds"])
@@ -245,8 +238,7 @@ def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settin
         outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
     finally:
         ledger.dispose()
-    return pd.DataFrame([o.row() for o in outcomes], columns=OUTCOME_COLUMNS).assign(
-        fallbacks_taken=lambda f: f["fallbacks_taken"].map(lambda x: " | ".join(x)))
+    return GENERATED_SEGMENTS.rows([o.row() for o in outcomes])
 
 
 def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | None = None,
@@ -279,7 +271,7 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
                     # the next run asks the provider for a fresh URL rather than trying this one again
                     ledger.url_unusable(o["job_key"], f"download failed: {exc}")
         rows.append(row)
-    return pd.DataFrame(rows, columns=CLIP_COLUMNS)
+    return STORED_CLIPS.rows(rows)
 
 
 def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaign | None = None,
@@ -296,7 +288,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
         name = first["campaign"]
         width, height = frame_size(first["resolution"], first["aspect_ratio"])
         row = {"campaign": name, "video_id": video_id, "target_seconds": float(first["target_seconds"]),
-               "segments": len(group), "models": ",".join(sorted(set(group["model"]))),
+               "segments": len(group), "models": sorted(set(group["model"])),
                "cost_usd": round(float(group["cost_usd"].fillna(0).sum()), 4)}
         missing = group[group["state"] != "stored"]
         if len(missing):
@@ -313,7 +305,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
                    transition_seconds=spec.transition_seconds if spec else 0.5,
                    trim_join_frames=spec.trim_join_frames if spec else 0, intermediate=True)
             finished = finish_video(joined, out, settings, campaign, spec, spoken.get(video_id))
-            finished["join_scores"] = json.dumps(join_scores(out, _join_times(group, spec)))
+            finished["join_scores"] = join_scores(out, _join_times(group, spec))
             joined.unlink(missing_ok=True)
             info = probe(out)
         except MediaError as exc:
@@ -324,7 +316,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
                      "output_path": str(out), "duration_seconds": round(info.duration, 3), "width": info.width,
                      "height": info.height, "video_codec": info.video_codec,
                      "cost_usd": round(row["cost_usd"] + narration_cost, 4)})
-    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+    return ASSEMBLED_OUTPUTS.rows(rows)
 
 
 def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign | None, spec, spoken) -> dict:
@@ -347,8 +339,8 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
                              narration_offset=NARRATION_LEAD, driving_audio=driving, music=music,
                              keep_native=keep_native))
     result: dict = {"narration_seconds": float(spoken.duration_seconds) if spoken is not None else None}
-    timings = [WordTiming(t, a + NARRATION_LEAD, b + NARRATION_LEAD)
-               for t, a, b in json.loads(spoken.timings_json)] if spoken is not None else []
+    timings = [WordTiming(t["text"], t["start_seconds"] + NARRATION_LEAD, t["end_seconds"] + NARRATION_LEAD)
+               for t in values(spoken.timings)] if spoken is not None else []
     style = campaign.defaults.subtitles if campaign is not None else "soft"
     if timings and style != "none":
         cues = cues_from_timings(timings)
@@ -360,17 +352,22 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
             add_soft_subtitles(out, srt, with_subs)
         os.replace(with_subs, out)
         result.update(subtitles_srt=str(srt), subtitles_vtt=str(vtt))
-    result["black_runs"] = json.dumps(black_runs(out, min_seconds=0.5))
+    result["black_runs"] = spans(black_runs(out, min_seconds=0.5))
     if spoken is not None:
         window = (NARRATION_LEAD, NARRATION_LEAD + float(spoken.duration_seconds))
         quiet = [r for r in silence_runs(out, min_seconds=1.0) if r[0] < window[1] and r[1] > window[0]]
-        result["silent_in_narration"] = json.dumps(quiet)
+        result["silent_in_narration"] = spans(quiet)
     result["poster"] = str(poster(out, out.with_suffix(".poster.png")))
     result["contact_sheet"] = str(contact_sheet(out, out.with_suffix(".contact.png")))
     if probe(out).has_audio:
         lufs, _ = integrated_loudness(out)
         result["loudness_lufs"] = round(lufs, 2) if lufs == lufs and lufs > -70 else None
     return result
+
+
+def spans(runs) -> list[dict]:
+    """(start, end) pairs as the tables' span records."""
+    return [{"start_seconds": float(a), "end_seconds": float(b)} for a, b in runs]
 
 
 def _join_times(group: pd.DataFrame, spec) -> list[float]:

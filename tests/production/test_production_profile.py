@@ -4,6 +4,7 @@ its run and events in PostgreSQL, its clips and finished video in the S3 bucket,
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -11,11 +12,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance
 
 from tests.conftest import assert_video, write
 from tests.production.conftest import AWS_ENV, pg_rows
+from video_pipeline.tables import TABLES
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 
@@ -68,6 +71,13 @@ def test_a_campaign_in_the_production_profile_leaves_runs_in_postgres_clips_in_s
     for key in clip_keys:
         assert object_sha256(s3_client, bucket, key) == Path(key).stem
     assert "studio/outputs/harbour-spot/harbour.mp4" in listed
+    # the stage tables and the campaign snapshot live beside them in the bucket, not on this machine's disk
+    assert {f"studio/tables/{name}/harbour-spot.parquet" for name in TABLES} <= listed
+    assert "studio/tables/campaign/harbour-spot.json" in listed
+    assert not (data_dir / "tables").exists()
+    plans = pq.read_table(io.BytesIO(s3_client.get_object(
+        Bucket=bucket, Key="studio/tables/routed_job_plans/harbour-spot.parquet")["Body"].read()))
+    assert plans.schema.equals(TABLES["routed_job_plans"].schema) and plans.num_rows == 2
     assert "studio/outputs/harbour-spot/harbour.poster.png" in listed
     local = Path(payload["outputs"][0]["output_path"])
     assert object_sha256(s3_client, bucket, "studio/outputs/harbour-spot/harbour.mp4") == \
