@@ -290,8 +290,11 @@ def test_a_listing_that_shows_the_input_tells_apart_lost_submits_of_the_same_mod
     assert (found_kite, found_boat) == (by_prompt["a red kite"], by_prompt["a blue boat"])
 
 
-def _decoys(rig: Rig, count: int) -> None:
-    """`count` other jobs of the same model created now, straight into the fake's book."""
+def _decoys(rig: Rig, count: int, running: bool = False) -> None:
+    """`count` other jobs of the same model created now, straight into the fake's book; `running`: each one stuck,
+    so it has not finished (and shows no input in its own record) however long a lookup takes to read them all."""
+    if running:
+        rig.book.faults.add("job", *["stuck"] * count)
     req = rig.spec.req("decoy", prompt="somebody else's clip")
     meta = {"replicate": dict(model="google/veo-3.1-fast", version="hidden", input={"prompt": req.prompt}),
             "fal": dict(model="fal-ai/veo3.1/fast", app="fal-ai/veo3.1", input={"prompt": req.prompt}),
@@ -308,7 +311,7 @@ def test_the_lookup_reads_every_page_of_a_busy_window(rig):
     async def scenario(adapter):
         since = now() - SKEW
         await lose_submit(adapter, rig.book, req, "lost-reset")
-        _decoys(rig, 150)          # newer than ours: ours is on the second page of 100
+        _decoys(rig, 150, running=not rig.spec.shows_input)   # newer than ours: ours is on the second page of 100
         until = now() + SKEW
         await until_listed(rig, *rig.book.jobs.values())
         if rig.spec.shows_input:
