@@ -91,6 +91,14 @@ class CampaignAborted(RuntimeError):
     """A fatal provider error (auth, balance, no provider) stopped the campaign."""
 
 
+class _Abort(asyncio.Event):
+    """Set when a fatal error stops the run; holds the errors (by type, not by the text of an outcome)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[ProviderError] = []
+
+
 class JobEngine:
     """Submits, waits for and falls back across models for a campaign's segments, concurrently."""
 
@@ -126,7 +134,7 @@ class JobEngine:
     async def run(self, segments: list[SegmentPlan]) -> list[SegmentOutcome]:
         """Run every segment; chained segments wait for their predecessor's last frame."""
         done: dict[str, asyncio.Future] = {s.job_key: asyncio.get_running_loop().create_future() for s in segments}
-        abort = asyncio.Event()
+        abort = _Abort()
         first_of: dict[str, SegmentPlan] = {}
         for s in segments:
             first_of.setdefault(s.job_key, s)
@@ -157,9 +165,8 @@ class JobEngine:
         finally:
             watch.cancel()
             await self.registry.aclose()
-        fatal = [o for o in outcomes if o.error and o.error.startswith("fatal:")]
-        if fatal:
-            raise CampaignAborted(fatal[0].error.removeprefix("fatal: "))
+        if abort.errors:
+            raise CampaignAborted(str(abort.errors[0]))
         return list(outcomes)
 
     def _last_frame(self, previous: SegmentOutcome) -> Path:
@@ -190,7 +197,7 @@ class JobEngine:
             audio_offset=seg.audio_offset_seconds, options=dict(seg.options),
         )
 
-    async def _run_segment(self, seg: SegmentPlan, seed_image: Path | None, abort: asyncio.Event) -> SegmentOutcome:
+    async def _run_segment(self, seg: SegmentPlan, seed_image: Path | None, abort: _Abort) -> SegmentOutcome:
         while True:
             try:
                 return await self._run_segment_once(seg, seed_image, abort)
@@ -199,7 +206,7 @@ class JobEngine:
                 await asyncio.sleep(0.05)
 
     async def _settle_ledger(self, seg: SegmentPlan, seed_image: Path | None, outcome: SegmentOutcome,
-                             abort: asyncio.Event) -> SegmentOutcome | JobRow | None:
+                             abort: _Abort) -> SegmentOutcome | JobRow | None:
         """What the ledger already knows of this job key, before anything is sent: a finished outcome (reused,
         uncertain, given up), a job in flight to resume, or None (nothing: submit)."""
         ledger = self.ledger
@@ -234,7 +241,7 @@ class JobEngine:
         return ledger.in_flight(seg.job_key)
 
     async def _run_segment_once(self, seg: SegmentPlan, seed_image: Path | None,
-                                abort: asyncio.Event) -> SegmentOutcome:
+                                abort: _Abort) -> SegmentOutcome:
         outcome = self._outcome(seg, seg.model)
         started = time.monotonic()
         resume: JobRow | None = None
@@ -512,7 +519,8 @@ class JobEngine:
         self.on_change(outcome)
         return outcome
 
-    def _fatal(self, outcome: SegmentOutcome, exc: ProviderError, abort: asyncio.Event) -> SegmentOutcome:
+    def _fatal(self, outcome: SegmentOutcome, exc: ProviderError, abort: _Abort) -> SegmentOutcome:
+        abort.errors.append(exc)
         abort.set()
         outcome.state, outcome.error = JobState.FAILED.value, f"fatal: {exc}"
         self.on_change(outcome)
