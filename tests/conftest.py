@@ -57,3 +57,34 @@ def assert_video(path: str | Path, seconds: float, width: int = 1280, height: in
     assert info.video_codec == "h264"
     assert (info.width, info.height) == (width, height)
     assert abs(info.duration - seconds) <= 0.5, f"{path} lasts {info.duration:.3f}s, expected {seconds}s"
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral Dagster instance (runs and events in memory)."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
+def run_campaign_job(instance, settings: Settings, spec: Path, raise_on_error: bool = True, **resources):
+    """What the inbox sensor and `video-pipeline run` do: accept the file, add its partition, and materialize every
+    asset of the campaign through Dagster (`resources` swaps some, e.g. providers). The one path tests use to make
+    a finished video; they read what it made from the run (`result.output_for_node(asset)`)."""
+    from dagster import materialize
+
+    from definitions import ASSETS, build_resources
+    from video_pipeline.intake import accept
+
+    accepted = accept(spec, settings, move=False)
+    if not instance.has_dynamic_partition("campaigns", accepted.campaign_id):
+        instance.add_dynamic_partitions("campaigns", [accepted.campaign_id])
+    return materialize(ASSETS, partition_key=accepted.campaign_id, instance=instance,
+                       resources=build_resources(**resources), raise_on_error=raise_on_error)
+
+
+def materialized(result, asset: str) -> dict:
+    """The metadata of an asset's materialization in a run, as plain values."""
+    [event] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in event.metadata.items()}

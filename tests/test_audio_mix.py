@@ -3,37 +3,32 @@ target, subtitles and stills are there. Verified by ffmpeg's own measurements, n
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 
 import av
 import pytest
 
-from tests.conftest import assert_video, write
+from tests.conftest import assert_video, materialized, run_campaign_job, write
 from video_pipeline import stages
 from video_pipeline.campaign import load_campaign
 from video_pipeline.catalog import load_catalog
 from video_pipeline.media.measure import integrated_loudness, silence_runs
 from video_pipeline.planner import NARRATION_LEAD, NARRATION_TAIL
-from video_pipeline.store import ClipStore
-
-RUN_DATE = dt.date(2026, 11, 24)
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="needs espeak-ng: ./scripts/test installs it when it runs as root")
 
 
-def _finish(settings, campaign):
-    catalog = load_catalog(settings.catalog_file)
-    narration = stages.narration_tracks(campaign, catalog, settings)
-    plan, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE, narration=narration)
-    clips = stages.stored_clips(stages.generated_segments(frame, catalog, settings), ClipStore(settings.clips_dir))
-    return narration, plan, stages.assembled_outputs(clips, settings, campaign, narration)
+def _finish(instance, settings, spec):
+    """The campaign through the Dagster job: its narration, plan, the planner's warnings and the finished videos."""
+    result = run_campaign_job(instance, settings, spec)
+    warnings = materialized(result, "routed_job_plans")["warnings"]
+    return (result.output_for_node("narration_tracks"), result.output_for_node("routed_job_plans"), warnings,
+            result.output_for_node("assembled_outputs"))
 
 
 @pytest.mark.slow
-def test_narrated_spot_is_as_long_as_its_voice_at_minus_14_lufs_with_subtitles_and_stills(settings, data_dir):
-    campaign = load_campaign(data_dir / "samples" / "narrated-spot.yaml", data_dir)
-    narration, plan, videos = _finish(settings, campaign)
+def test_narrated_spot_is_as_long_as_its_voice_at_minus_14_lufs_with_subtitles_and_stills(instance, settings, data_dir):
+    narration, plan, _, videos = _finish(instance, settings, data_dir / "samples" / "narrated-spot.yaml")
     spoken = float(narration.iloc[0]["duration_seconds"])
     assert narration.iloc[0]["provider"] == "local" and spoken > 3
     video = videos.iloc[0]
@@ -56,8 +51,8 @@ def test_narrated_spot_is_as_long_as_its_voice_at_minus_14_lufs_with_subtitles_a
 
 
 @pytest.mark.slow
-def test_narration_longer_than_the_target_stretches_the_video_and_says_so(settings, data_dir):
-    campaign = load_campaign(write(data_dir / "short.yaml", """
+def test_narration_longer_than_the_target_stretches_the_video_and_says_so(instance, settings, data_dir):
+    spec = write(data_dir / "short-target.yaml", """
 campaign: short-target
 defaults: {quality_tier: social, native_audio: replace}
 videos:
@@ -65,10 +60,10 @@ videos:
     target_seconds: 4
     narration: "This sentence is much longer than four seconds of picture could ever hold. And it goes on."
     shots: [{prompt: "A long road"}]
-"""), data_dir)
-    narration, plan, videos = _finish(settings, campaign)
+""")
+    narration, _, warnings, videos = _finish(instance, settings, spec)
     spoken = float(narration.iloc[0]["duration_seconds"])
-    assert spoken > 4 and any("longer than target_seconds 4" in w for w in plan.warnings)
+    assert spoken > 4 and "longer than target_seconds 4" in warnings
     assert_video(videos.iloc[0]["output_path"], spoken + NARRATION_LEAD + NARRATION_TAIL)
 
 
@@ -82,17 +77,16 @@ def test_the_same_narration_is_spoken_once(settings, data_dir):
 
 
 @pytest.mark.slow
-def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(settings, data_dir):
+def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(instance, settings, data_dir):
     text = (data_dir / "samples" / "narrated-spot.yaml").read_text().replace(
         "  resolution: 720p\n", "  resolution: 720p\n  subtitles: burned\n").replace("transition: crossfade", "transition: cut")
-    campaign = load_campaign(write(data_dir / "burned.yaml", text), data_dir)
-    _, plan, videos = _finish(settings, campaign)
+    _, plan, _, videos = _finish(instance, settings, write(data_dir / "burned.yaml", text))
     video = videos.iloc[0]
     with av.open(video["output_path"]) as container:
         assert len(container.streams.subtitles) == 0          # drawn into the picture instead
     assert video["subtitles_srt"].endswith(".srt")
     scores = video["join_scores"]                         # a list of records, not JSON text
-    assert len(scores) == len(plan.segments) - 1 == 1
+    assert len(scores) == len(plan) - 1 == 1
     # a hard cut between two differently coloured shots jumps far more than the picture moves in a second
     assert scores[0]["score"] > 3 * scores[0]["baseline"]
     assert list(video["black_runs"]) == [] and list(video["silent_in_narration"]) == []

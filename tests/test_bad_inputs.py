@@ -174,30 +174,15 @@ def test_bad_input_gives_one_clear_error_through_cli_sensor_and_assets(case, cor
 
 
 @pytest.mark.slow
-def test_valid_but_tricky_prompts_render_into_a_probed_video_with_their_exact_text(settings, data_dir):
+def test_valid_but_tricky_prompts_render_into_a_probed_video_with_their_exact_text(settings, data_dir, instance):
     """Quotes, colons, percent signs, backslashes, newlines and right-to-left text reach drawtext and the burned
     subtitles as text, never as syntax: the video is made, lasts what was asked, and the subtitles say it all."""
-    from tests.conftest import assert_video
-    from video_pipeline import stages
-    from video_pipeline.campaign import load_campaign
-    from video_pipeline.catalog import load_catalog
-    from video_pipeline.ledger import JobLedger
-    from video_pipeline.store import ClipStore
+    from tests.conftest import assert_video, run_campaign_job
 
     spec = data_dir / "tricky-prompts.yaml"
     shutil.copy(HERE / "valid" / "tricky-prompts.yaml", spec)
     assert main(["validate", str(spec)]) == 0
-    catalog = load_catalog(settings.catalog_file)
-    campaign = load_campaign(spec, data_dir)
-    narration = stages.narration_tracks(campaign, catalog, settings)
-    _, plan = stages.routed_job_plans(campaign, catalog, settings, narration=narration)
-    out = stages.generated_segments(plan, catalog, settings)
-    ledger = JobLedger(settings.ledger_url)
-    try:
-        clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger)
-    finally:
-        ledger.dispose()
-    videos = stages.assembled_outputs(clips, settings, campaign, narration)
+    videos = run_campaign_job(instance, settings, spec).output_for_node("assembled_outputs")
     row = videos.iloc[0]
     assert row["state"] == "assembled", row["error"]
     assert_video(row["output_path"], row["target_seconds"])
