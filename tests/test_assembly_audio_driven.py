@@ -3,22 +3,16 @@ provider returns its clips without sound. Run against the fake BytePlus Ark (See
 
 from __future__ import annotations
 
-import datetime as dt
-
 import ffmpeg
 import pytest
 
-from tests.conftest import assert_video, write
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
+from resources.providers import VideoProviders
+from tests.conftest import assert_video, run_campaign_job, write
 from video_pipeline.config import Settings
 from video_pipeline.media.ffmpeg import run_graph
 from video_pipeline.media.measure import silence_runs
 from video_pipeline.media.probe import open_media, probe
-from video_pipeline.netguard import DownloadPolicy
 from video_pipeline.providers.fakes.fleet import start_fleet
-from video_pipeline.store import ClipStore
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +26,18 @@ def _beeps(path, seconds: float = 9.0):
     return path
 
 
+class ScaledPolling(VideoProviders):
+    """The live adapters, polling a 0.2 s fake job like one (not on Seedance's 90 s profile)."""
+
+    def registry(self, settings, catalog):
+        registry = super().registry(settings, catalog)
+        for adapter in registry.providers.values():
+            adapter.latency_scale = settings.time_scale
+        return registry
+
+
 def test_audio_driven_video_from_seedance_carries_its_driving_audio_aligned_to_the_picture(data_dir, tmp_path,
-                                                                                          monkeypatch):
+                                                                                          monkeypatch, instance):
     _beeps(data_dir / "samples" / "media" / "song.wav")
     campaign_file = write(data_dir / "song.yaml", """
 campaign: song
@@ -50,20 +54,14 @@ videos:
         for key, value in fleet.environment().items():
             monkeypatch.setenv(key, value)
         settings = Settings.from_env()
-        catalog = load_catalog(settings.catalog_file)
-        campaign = load_campaign(campaign_file, data_dir)
-        plan, frame = stages.routed_job_plans(campaign, catalog, settings, on=dt.date(2026, 11, 24))
-        assert set(frame["model"]) == {"seedance-2-0"} and len(frame) == 2
-        registry = stages.build_registry(settings, catalog)
-        registry.providers["ark"].latency_scale = settings.time_scale   # poll a 0.2 s fake job like one, not 90 s
-        outcomes = stages.generated_segments(frame, catalog, settings, registry=registry)
-        clips = stages.stored_clips(outcomes, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings)))
-        assert (clips["state"] == "stored").all(), list(clips["error"])
+        result = run_campaign_job(instance, settings, campaign_file, providers=ScaledPolling())
+        plan, clips = result.output_for_node("routed_job_plans"), result.output_for_node("stored_clips")
+        assert set(plan["model"]) == {"seedance-2-0"} and len(plan) == 2
         assert fleet.books["ark"].total_submissions == 2
     for path in clips["clip_path"]:   # Seedance's clips are silent: the sound can only come from the track
         quiet = silence_runs(path, min_seconds=0.5, noise_db=-60)
         assert len(quiet) == 1 and quiet[0][1] - quiet[0][0] >= probe(path).duration - 0.1, quiet
-    videos = stages.assembled_outputs(clips, settings, campaign)
+    videos = result.output_for_node("assembled_outputs")
     video = videos.iloc[0]
     assert video["state"] == "assembled", video["error"]
     assert_video(video["output_path"], 9.0)
