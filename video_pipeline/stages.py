@@ -26,6 +26,9 @@ from .media.render import frame_size
 from .netguard import DownloadPolicy
 from .observed import ObservationLog
 from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
+from .providers.base import ProviderRegistry
+from .providers.local import LocalProvider
+from .store import ClipStore
 from .tables import (
     ASSEMBLED_OUTPUTS,
     GENERATED_SEGMENTS,
@@ -36,10 +39,8 @@ from .tables import (
     records,
     values,
 )
-from .providers.base import ProviderRegistry
-from .providers.local import LocalProvider
-from .store import ClipStore
 from .taxonomy import shot_category
+
 
 def prompt_batches(campaign: Campaign) -> pd.DataFrame:
     """One row per requested shot."""
