@@ -11,14 +11,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .billing import OUTCOMES, BillingRule
-from .errors import Problem
+from .errors import PipelineError, Problem
 from .taxonomy import TaskCategory
 
 Tier = Literal["speed", "mid", "quality", "premium"]
 TIER_ORDER: dict[str, int] = {"speed": 0, "mid": 1, "quality": 2, "premium": 3}
 
 
-class CatalogError(ValueError):
+class CatalogError(PipelineError, ValueError):
     """The catalog file is invalid; the message names the model and field."""
 
 

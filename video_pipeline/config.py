@@ -9,6 +9,8 @@ from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from .errors import PipelineError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ENV_PREFIX = "VIDEO_PIPELINE_"
@@ -70,7 +72,7 @@ _FIELD_VARIABLES = {
 _FOREIGN_VARIABLES = {"aws_region": "AWS_REGION", "dagster_home": "DAGSTER_HOME"}
 
 
-class SettingsError(ValueError):
+class SettingsError(PipelineError, ValueError):
     """An environment variable (or a run's override) holds a value the pipeline cannot use."""
 
 

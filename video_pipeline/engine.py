@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from .campaign import resolve_reference
 from .catalog import Catalog, ModelSpec
-from .errors import ProviderError, SubmitUncertain
+from .errors import PipelineError, ProviderError, SubmitUncertain
 from .ledger import TAKEN, JobLedger, JobRow
 from .media.render import extract_last_frame
 from .netguard import DownloadPolicy
@@ -87,7 +87,7 @@ class _TakenElsewhere(Exception):
     """Raised inside the engine when another run holds the job key; the segment starts over and shares it."""
 
 
-class CampaignAborted(RuntimeError):
+class CampaignAborted(PipelineError, RuntimeError):
     """A fatal provider error (auth, balance, no provider) stopped the campaign."""
 
 

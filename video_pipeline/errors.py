@@ -20,7 +20,12 @@ class Problem:
         return f"{where}:{field} {self.message}"
 
 
-class CampaignError(ValueError):
+class PipelineError(Exception):
+    """Base of every error a person can cause and act on (a file, a setting, the catalog, a provider's answer, a
+    media file, a spent budget): its message says what is wrong and where. Catch this to report any of them."""
+
+
+class CampaignError(PipelineError, ValueError):
     """A campaign file is invalid; `problems` lists every problem found, each with file, line and field."""
 
     def __init__(self, problems: list[Problem]):
@@ -32,11 +37,11 @@ class CampaignError(ValueError):
         return head + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
-class PlanningError(ValueError):
+class PlanningError(PipelineError, ValueError):
     """The campaign is valid but cannot be planned (no capable model, over budget)."""
 
 
-class ProviderError(RuntimeError):
+class ProviderError(PipelineError, RuntimeError):
     """A provider job failed. `kind` is retryable, terminal (for this model), fatal (stop the campaign) or
     uncertain (a job-creating request left and its answer was lost: the provider may have created a paid job)."""
 
@@ -71,5 +76,5 @@ class BudgetExceeded(ProviderError):
         super().__init__(message, kind=ProviderError.FATAL)
 
 
-class MediaError(RuntimeError):
+class MediaError(PipelineError, RuntimeError):
     """ffmpeg or a probe failed on a media file."""
