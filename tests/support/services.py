@@ -172,7 +172,7 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-se
 def moto_s3(log: Path | None = None) -> Iterator[str]:
     """moto's S3 server as its own process on a free loopback port (a real HTTP S3 API); yields its URL."""
     port = free_port()
-    with process([executable("moto_server"), "-H", LOOPBACK, "-p", str(port)], log, dict(os.environ)):
+    with process([executable("moto_server"), "-H", LOOPBACK, "-p", str(port)], log):   # inherits this environment
         wait_until(lambda: answers(port), 30, "moto_server answering", interval=0.1)
         yield f"http://{LOOPBACK}:{port}"
 
