@@ -13,10 +13,10 @@ from dagster import (
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
-from video_pipeline.campaign import Campaign
-from video_pipeline.stages import Stopwatch
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.flow.stages import Stopwatch
 from video_pipeline.tables import values
-from video_pipeline.stages import assembled_outputs as assemble
+from video_pipeline.flow.stages import assembled_outputs as assemble
 
 from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions

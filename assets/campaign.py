@@ -3,8 +3,8 @@
 from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, asset
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.campaign import Campaign
-from video_pipeline.stages import Stopwatch
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.flow.stages import Stopwatch
 
 from .metadata import OWNERS
 from .partitions import active_campaign, campaign_partitions

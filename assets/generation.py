@@ -16,12 +16,12 @@ from dagster import (
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from resources.storage import ClipStorage
-from video_pipeline.campaign import Campaign
-from video_pipeline.engine import CampaignAborted
-from video_pipeline.spend import campaign_spend, spent_words
-from video_pipeline.stages import Stopwatch, job_ledger
-from video_pipeline.stages import generated_segments as run_generation
-from video_pipeline.stages import stored_clips as store_outputs
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.jobs.engine import CampaignAborted
+from video_pipeline.jobs.spend import campaign_spend, spent_words
+from video_pipeline.flow.stages import Stopwatch, job_ledger
+from video_pipeline.flow.stages import generated_segments as run_generation
+from video_pipeline.flow.stages import stored_clips as store_outputs
 from video_pipeline.tables import values
 
 from .metadata import OWNERS, column_schema, latency_by_model, markdown_table, models_used

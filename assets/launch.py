@@ -9,8 +9,8 @@ from pathlib import Path
 from dagster import DagsterInstance
 
 from video_pipeline.config import PROJECT_ROOT, Settings
-from video_pipeline.intake import accept
-from video_pipeline.report import report_path
+from video_pipeline.flow.intake import accept
+from video_pipeline.report.page import report_path
 from video_pipeline.tables import records
 
 from .jobs import STAGES
@@ -80,8 +80,8 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
 
 def _campaign_money(settings: Settings, campaign: str) -> tuple[dict, list[dict]]:
     """The campaign's bill from the ledger (every run's jobs, each once) and its uncertain segments by name."""
-    from video_pipeline.ledger import JobLedger
-    from video_pipeline.spend import campaign_spend, spent_words
+    from video_pipeline.jobs.ledger import JobLedger
+    from video_pipeline.jobs.spend import campaign_spend, spent_words
 
     ledger = JobLedger(settings.ledger_url)
     try:

@@ -5,10 +5,10 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.providers import NarrationVoices
-from video_pipeline.campaign import Campaign
+from video_pipeline.spec.campaign import Campaign
 from video_pipeline.errors import ProviderError
-from video_pipeline.stages import Stopwatch
-from video_pipeline.stages import narration_tracks as speak
+from video_pipeline.flow.stages import Stopwatch
+from video_pipeline.flow.stages import narration_tracks as speak
 
 from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions

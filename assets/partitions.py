@@ -2,9 +2,9 @@
 
 from dagster import AssetExecutionContext, DynamicPartitionsDefinition, Failure
 
-from video_pipeline.campaign import Campaign
+from video_pipeline.spec.campaign import Campaign
 from video_pipeline.config import Settings
-from video_pipeline.intake import INVALID, load_active
+from video_pipeline.flow.intake import INVALID, load_active
 
 campaign_partitions = DynamicPartitionsDefinition(name="campaigns")
 

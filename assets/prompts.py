@@ -4,9 +4,9 @@
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, asset
 
-from video_pipeline.campaign import Campaign
-from video_pipeline.stages import Stopwatch
-from video_pipeline.stages import prompt_batches as build_prompt_batches
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.flow.stages import Stopwatch
+from video_pipeline.flow.stages import prompt_batches as build_prompt_batches
 
 from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions

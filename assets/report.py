@@ -6,9 +6,9 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
-from video_pipeline.campaign import Campaign
-from video_pipeline.report import campaign_report as write_campaign_report
-from video_pipeline.stages import Stopwatch
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.report.page import campaign_report as write_campaign_report
+from video_pipeline.flow.stages import Stopwatch
 
 from .metadata import OWNERS, markdown_table
 from .partitions import campaign_partitions

@@ -6,10 +6,10 @@ from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
-from video_pipeline.campaign import Campaign
-from video_pipeline.intake import INVALID
-from video_pipeline.stages import Stopwatch
-from video_pipeline.stages import routed_job_plans as build_plans
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.flow.intake import INVALID
+from video_pipeline.flow.stages import Stopwatch
+from video_pipeline.flow.stages import routed_job_plans as build_plans
 
 from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions

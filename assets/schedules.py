@@ -12,8 +12,8 @@ from dagster import (
 )
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.intake import INVALID, active_spec, load_active
-from video_pipeline.profiles import campaign_run_tags
+from video_pipeline.flow.intake import INVALID, active_spec, load_active
+from video_pipeline.flow.profiles import campaign_run_tags
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions

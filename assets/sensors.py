@@ -8,10 +8,10 @@ import time
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.campaign import SUFFIXES
-from video_pipeline.intake import INVALID, accept, reject
-from video_pipeline.ledger import JobLedger
-from video_pipeline.profiles import campaign_run_tags
+from video_pipeline.spec.campaign import SUFFIXES
+from video_pipeline.flow.intake import INVALID, accept, reject
+from video_pipeline.jobs.ledger import JobLedger
+from video_pipeline.flow.profiles import campaign_run_tags
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions

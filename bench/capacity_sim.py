@@ -93,8 +93,8 @@ def simulate(stack, fleet, args, sim_catalog: Path) -> dict:
     from sqlalchemy import text
 
     from video_pipeline.config import Settings
-    from video_pipeline.intake import accept
-    from video_pipeline.profiles import campaign_run_tags
+    from video_pipeline.flow.intake import accept
+    from video_pipeline.flow.profiles import campaign_run_tags
 
     settings = Settings.from_env()
     campaigns = []

@@ -18,13 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from video_pipeline import stages  # noqa: E402
-from video_pipeline.campaign import load_campaign  # noqa: E402
-from video_pipeline.catalog import load_catalog  # noqa: E402
+from video_pipeline.flow import stages  # noqa: E402
+from video_pipeline.spec.campaign import load_campaign  # noqa: E402
+from video_pipeline.planning.catalog import load_catalog  # noqa: E402
 from video_pipeline.config import PROJECT_ROOT, Settings  # noqa: E402
-from video_pipeline.ledger import JobLedger  # noqa: E402
+from video_pipeline.jobs.ledger import JobLedger  # noqa: E402
 from video_pipeline.providers.fakes.fleet import start_fleet  # noqa: E402
-from video_pipeline.spend import campaign_spend  # noqa: E402
+from video_pipeline.jobs.spend import campaign_spend  # noqa: E402
 
 #: Kling bills 5 or 10 s clips, MiniMax 6 or 10 s: shots whose lengths fall between; one Veo job refused by
 #: content policy (falls back to the next model), one Kling job failed by the provider (retried on Kling)

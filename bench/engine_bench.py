@@ -25,10 +25,10 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from video_pipeline.catalog import Catalog, ModelSpec  # noqa: E402
-from video_pipeline.engine import JobEngine, PollPolicy  # noqa: E402
-from video_pipeline.ledger import JobLedger  # noqa: E402
-from video_pipeline.planner import SegmentPlan  # noqa: E402
+from video_pipeline.planning.catalog import Catalog, ModelSpec  # noqa: E402
+from video_pipeline.jobs.engine import JobEngine, PollPolicy  # noqa: E402
+from video_pipeline.jobs.ledger import JobLedger  # noqa: E402
+from video_pipeline.planning.planner import SegmentPlan  # noqa: E402
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry  # noqa: E402
 
 GUIDE_PROFILES = {"veo-3-1-fast": (20, 45), "hailuo-02": (25, 50), "kling-3-0": (180, 300),

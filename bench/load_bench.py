@@ -60,8 +60,8 @@ def main() -> int:
         from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
         from video_pipeline.config import Settings
-        from video_pipeline.intake import accept
-        from video_pipeline.profiles import campaign_run_tags
+        from video_pipeline.flow.intake import accept
+        from video_pipeline.flow.profiles import campaign_run_tags
 
         settings = Settings.from_env()
         campaigns = []

@@ -20,10 +20,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from video_pipeline.campaign import load_campaign  # noqa: E402
-from video_pipeline.catalog import load_catalog  # noqa: E402
+from video_pipeline.spec.campaign import load_campaign  # noqa: E402
+from video_pipeline.planning.catalog import load_catalog  # noqa: E402
 from video_pipeline.config import PROJECT_ROOT  # noqa: E402
-from video_pipeline.planner import plan_campaign  # noqa: E402
+from video_pipeline.planning.planner import plan_campaign  # noqa: E402
 
 TIERS = ["social", "standard", "premium"]
 

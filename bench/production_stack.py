@@ -110,7 +110,7 @@ def production_stack(extra_env: dict[str, str] | None = None, fleet_latency: flo
 
 def fake_model_limits(fleet, catalog_path: Path | None = None) -> dict[tuple[str, str], tuple[str, int]]:
     """(provider, provider's model id) → (catalog model, its account concurrency), for the fleet's counters."""
-    from video_pipeline.catalog import load_catalog
+    from video_pipeline.planning.catalog import load_catalog
 
     catalog = load_catalog(catalog_path or ROOT / "data" / "catalog.yaml")
     return {(route.provider, route.model_id): (name, spec.concurrency)

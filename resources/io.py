@@ -15,7 +15,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from video_pipeline.atomic import private_sibling
-from video_pipeline.campaign import Campaign
+from video_pipeline.spec.campaign import Campaign
 from video_pipeline.tables import TABLES
 
 from .pipeline import PipelineConfig

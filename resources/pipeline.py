@@ -4,7 +4,7 @@
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from video_pipeline.catalog import Catalog, load_catalog
+from video_pipeline.planning.catalog import Catalog, load_catalog
 from video_pipeline.config import Settings
 
 

@@ -7,10 +7,10 @@ returns fakes.
 
 from dagster import ConfigurableResource
 
-from video_pipeline.catalog import Catalog
+from video_pipeline.planning.catalog import Catalog
 from video_pipeline.config import Settings
 from video_pipeline.providers.base import ProviderRegistry
-from video_pipeline.stages import build_registry, live_provider_names, narration_voice
+from video_pipeline.flow.stages import build_registry, live_provider_names, narration_voice
 
 
 class VideoProviders(ConfigurableResource):

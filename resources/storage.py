@@ -7,8 +7,8 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from video_pipeline.config import Settings
-from video_pipeline.netguard import DownloadPolicy
-from video_pipeline.store import ClipStore
+from video_pipeline.storage.netguard import DownloadPolicy
+from video_pipeline.storage.store import ClipStore
 
 
 class ClipStorage(ConfigurableResource):
@@ -34,7 +34,7 @@ class S3ClipStorage(ClipStorage):
     link_seconds: int = Field(default=7 * 24 * 3600, description="lifetime of presigned links in metadata")
 
     def store(self, settings: Settings) -> ClipStore:
-        from video_pipeline.s3store import MIB, S3ClipStore
+        from video_pipeline.storage.s3store import MIB, S3ClipStore
 
         cache = Path(self.root) if self.root else settings.data_dir / "clip-cache"
         return S3ClipStore(self.s3.get_client(), self.bucket, self.prefix, cache,

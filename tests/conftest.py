@@ -75,7 +75,7 @@ def run_campaign_job(instance, settings: Settings, spec: Path, raise_on_error: b
     from dagster import materialize
 
     from definitions import ASSETS, build_resources
-    from video_pipeline.intake import accept
+    from video_pipeline.flow.intake import accept
 
     accepted = accept(spec, settings, move=False)
     if not instance.has_dynamic_partition("campaigns", accepted.campaign_id):

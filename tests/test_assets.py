@@ -8,7 +8,7 @@ from dagster import DagsterInstance, materialize
 
 from definitions import ASSETS, build_resources
 from tests.conftest import assert_video, write
-from video_pipeline.intake import accept
+from video_pipeline.flow.intake import accept
 
 
 @pytest.fixture

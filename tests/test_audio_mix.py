@@ -9,11 +9,11 @@ import av
 import pytest
 
 from tests.conftest import assert_video, materialized, run_campaign_job, write
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.media.measure import integrated_loudness, silence_runs
-from video_pipeline.planner import NARRATION_LEAD, NARRATION_TAIL
+from video_pipeline.planning.planner import NARRATION_LEAD, NARRATION_TAIL
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                 reason="needs espeak-ng: ./scripts/test installs it when it runs as root")
 

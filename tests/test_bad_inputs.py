@@ -23,7 +23,7 @@ from assets.sensors import campaign_inbox_sensor
 from resources import PipelineConfig
 from resources.providers import VideoProviders
 from tests.bad_inputs.corpus import HERE, cases, huge_file, prepare
-from video_pipeline.cli import main
+from video_pipeline.cli.main import main
 
 CASES = cases()
 
@@ -84,7 +84,7 @@ def snapshot(root: Path) -> dict[str, str]:
 def _ledger_jobs(path: Path) -> int:
     import sqlalchemy as sa
 
-    from video_pipeline.ledger import jobs
+    from video_pipeline.jobs.ledger import jobs
 
     engine = sa.create_engine(f"sqlite:///{path}")
     try:

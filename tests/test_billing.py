@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import CatalogError, load_catalog
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import CatalogError, load_catalog
 from video_pipeline.config import PROJECT_ROOT
-from video_pipeline.planner import plan_campaign
+from video_pipeline.planning.planner import plan_campaign
 
 CATALOG_FILE = PROJECT_ROOT / "data" / "catalog.yaml"
 CATALOG = load_catalog(CATALOG_FILE)

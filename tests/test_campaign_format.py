@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from video_pipeline.campaign import check_references, load_campaign
+from video_pipeline.spec.campaign import check_references, load_campaign
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.errors import CampaignError, PlanningError
-from video_pipeline.intake import validate_file
+from video_pipeline.flow.intake import validate_file
 
 SAMPLES = PROJECT_ROOT / "data" / "samples"
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import assert_video, write
-from video_pipeline.planner import PLAN_COLUMNS
+from video_pipeline.planning.planner import PLAN_COLUMNS
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -157,7 +157,7 @@ def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir):
 def _ledger_with_one_job_each_way(data_dir):
     """A campaign in the ledger as a run leaves it mid-way: one segment stored, one at the provider, one failed."""
     from video_pipeline.config import Settings
-    from video_pipeline.ledger import JobLedger
+    from video_pipeline.jobs.ledger import JobLedger
 
     ledger = JobLedger(Settings.from_env().ledger_url)
     try:

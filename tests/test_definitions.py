@@ -117,13 +117,13 @@ def test_each_stage_table_has_one_declared_schema_that_its_asset_publishes_and_i
 
 def test_every_error_a_person_can_cause_shares_one_base():
     """A caller can catch PipelineError for any of them; each keeps its old base too (ValueError, RuntimeError)."""
-    from video_pipeline.catalog import CatalogError
+    from video_pipeline.planning.catalog import CatalogError
     from video_pipeline.config import SettingsError
-    from video_pipeline.engine import CampaignAborted
+    from video_pipeline.jobs.engine import CampaignAborted
     from video_pipeline.errors import (BudgetExceeded, CampaignError, MediaError, PipelineError, PlanningError,
                                        ProviderError, SubmitUncertain)
-    from video_pipeline.netguard import DownloadRefused
-    from video_pipeline.s3store import StorageIntegrityError, StorageUnavailableError
+    from video_pipeline.storage.netguard import DownloadRefused
+    from video_pipeline.storage.s3store import StorageIntegrityError, StorageUnavailableError
 
     for cls in (CampaignError, PlanningError, SettingsError, CatalogError, ProviderError, SubmitUncertain,
                 BudgetExceeded, DownloadRefused, MediaError, StorageIntegrityError, StorageUnavailableError,

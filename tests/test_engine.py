@@ -7,15 +7,15 @@ import datetime as dt
 import pytest
 
 from tests.conftest import assert_video, write
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
-from video_pipeline.engine import CampaignAborted
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.jobs.engine import CampaignAborted
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry
 from video_pipeline.providers.local import LocalProvider
-from video_pipeline.store import ClipStore
+from video_pipeline.storage.store import ClipStore
 
 RUN_DATE = dt.date(2026, 11, 24)
 
@@ -176,7 +176,7 @@ def test_image_video_and_audio_inputs_render_real_clips(settings, data_dir):
 
 
 def test_poll_policy_follows_the_models_latency_profile():
-    from video_pipeline.engine import PollPolicy
+    from video_pipeline.jobs.engine import PollPolicy
 
     policy = PollPolicy()
     first = policy.first_poll(20, 45)                     # veo-3-1-fast: ~10 s, half its p50
@@ -196,7 +196,7 @@ def test_poll_schedule_sees_jobs_finish_sooner_than_the_guides_poller_for_no_mor
     import math
     import random
 
-    from video_pipeline.engine import PollPolicy
+    from video_pipeline.jobs.engine import PollPolicy
 
     profiles = [(20, 45), (25, 50), (180, 300), (150, 270), (480, 900), (90, 180), (120, 240)]
     rng = random.Random(11)
@@ -231,7 +231,7 @@ def test_poll_schedule_sees_jobs_finish_sooner_than_the_guides_poller_for_no_mor
 
 
 def test_expired_output_url_is_reported_not_stored(settings, tmp_path):
-    from video_pipeline.store import fetch
+    from video_pipeline.storage.store import fetch
 
     with pytest.raises(ProviderError, match="gone"):
         fetch((tmp_path / "vanished.mp4").as_uri(), tmp_path / "x.mp4")

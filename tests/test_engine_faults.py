@@ -8,15 +8,15 @@ import datetime as dt
 import pytest
 
 from tests.conftest import write
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
-from video_pipeline.engine import CampaignAborted
-from video_pipeline.ledger import JobLedger
-from video_pipeline.netguard import DownloadPolicy
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.jobs.engine import CampaignAborted
+from video_pipeline.jobs.ledger import JobLedger
+from video_pipeline.storage.netguard import DownloadPolicy
 from video_pipeline.providers.base import ProviderRegistry
 from video_pipeline.providers.fakes.fleet import start_fleet
-from video_pipeline.store import ClipStore
+from video_pipeline.storage.store import ClipStore
 
 RUN_DATE = dt.date(2026, 11, 24)
 SOCIAL = """

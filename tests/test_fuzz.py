@@ -12,7 +12,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from video_pipeline.campaign import parse_campaign
+from video_pipeline.spec.campaign import parse_campaign
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.errors import CampaignError, ProviderError
 from video_pipeline.providers.base import GenerationRequest, JobStatus

@@ -16,14 +16,14 @@ import sqlalchemy as sa
 
 from tests.conftest import assert_video, write
 from tests.test_engine import ScriptedProvider
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
-from video_pipeline.engine import JobEngine, run_segments
-from video_pipeline.ledger import JobLedger, jobs
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.jobs.engine import JobEngine, run_segments
+from video_pipeline.jobs.ledger import JobLedger, jobs
 from video_pipeline.providers.base import ProviderRegistry
 from video_pipeline.providers.local import LocalProvider
-from video_pipeline.store import ClipStore
+from video_pipeline.storage.store import ClipStore
 
 pytestmark = pytest.mark.slow
 

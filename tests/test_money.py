@@ -17,19 +17,19 @@ import sqlalchemy as sa
 
 from tests.conftest import write
 from tests.test_engine_faults import registry_for
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
-from video_pipeline.cli import main
-from video_pipeline.engine import CampaignAborted, JobEngine, run_segments
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.cli.main import main
+from video_pipeline.jobs.engine import CampaignAborted, JobEngine, run_segments
 from video_pipeline.errors import BudgetExceeded
-from video_pipeline.ledger import JobLedger, jobs
-from video_pipeline.netguard import DownloadPolicy
-from video_pipeline.observed import ObservationLog, observations
+from video_pipeline.jobs.ledger import JobLedger, jobs
+from video_pipeline.storage.netguard import DownloadPolicy
+from video_pipeline.planning.observed import ObservationLog, observations
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry
 from video_pipeline.providers.fakes.fleet import start_fleet
 from video_pipeline.providers.local import LocalProvider
-from video_pipeline.store import ClipStore
+from video_pipeline.storage.store import ClipStore
 
 RUN_DATE = dt.date(2026, 11, 24)
 

@@ -12,9 +12,9 @@ from dagster import DagsterInstance, materialize
 from definitions import ASSETS, build_resources
 from resources.providers import VideoProviders
 from tests.conftest import assert_video, write
-from video_pipeline import campaign as campaign_module
-from video_pipeline import planner
-from video_pipeline.intake import accept
+from video_pipeline.spec import campaign as campaign_module
+from video_pipeline.planning import planner
+from video_pipeline.flow.intake import accept
 
 pytestmark = pytest.mark.slow
 

@@ -19,14 +19,14 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from video_pipeline.campaign import Campaign
-from video_pipeline.catalog import ModelSpec, load_catalog
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.planning.catalog import ModelSpec, load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.errors import PlanningError
-from video_pipeline.observed import ModelObservation
-from video_pipeline.planner import CampaignPlan, join_overlap, plan_campaign
-from video_pipeline.router import NoCapableModel, RoutingTask, route
-from video_pipeline.taxonomy import TaskCategory, categorize
+from video_pipeline.planning.observed import ModelObservation
+from video_pipeline.planning.planner import CampaignPlan, join_overlap, plan_campaign
+from video_pipeline.planning.router import NoCapableModel, RoutingTask, route
+from video_pipeline.spec.taxonomy import TaskCategory, categorize
 
 CATALOG = load_catalog(PROJECT_ROOT / "data" / "catalog.yaml")
 RUN_DATE = dt.date(2026, 11, 24)

@@ -1,7 +1,7 @@
 """Planning: the router reproduces the guide's `route_video_task`, and the planner splits, prices and explains.
 
 The guide's rules are in the project's reference copy of the guide (shared/reference/seed-article.txt) (`route_video_task`, `LATENCY_PROFILE`,
-`is_viable_for_interactive`); `guide_choice` in video_pipeline/router.py mirrors them.
+`is_viable_for_interactive`); `guide_choice` in video_pipeline/planning/router.py mirrors them.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import TIER_ORDER, load_catalog
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import TIER_ORDER, load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.errors import PlanningError
-from video_pipeline.planner import join_overlap, plan_campaign, split_seconds
-from video_pipeline.router import NoCapableModel, RoutingTask, guide_choice, is_viable_for_interactive, route
-from video_pipeline.taxonomy import TaskCategory
+from video_pipeline.planning.planner import join_overlap, plan_campaign, split_seconds
+from video_pipeline.planning.router import NoCapableModel, RoutingTask, guide_choice, is_viable_for_interactive, route
+from video_pipeline.spec.taxonomy import TaskCategory
 
 CATALOG = load_catalog(PROJECT_ROOT / "data" / "catalog.yaml")
 RUN_DATE = dt.date(2026, 11, 24)

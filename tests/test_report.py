@@ -13,9 +13,9 @@ import pytest
 
 from tests.browser import keep_doc_image, region_stats, run_chromium, screenshot
 from tests.demo_run import demo_run
-from video_pipeline.catalog import load_catalog
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
-from video_pipeline.report import render_report
+from video_pipeline.report.page import render_report
 
 pytestmark = pytest.mark.slow           # every test reads the report of one ./scripts/demo run
 

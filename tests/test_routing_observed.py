@@ -7,15 +7,15 @@ import datetime as dt
 import pytest
 
 from tests.conftest import write
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.errors import PlanningError
-from video_pipeline.observed import ObservationLog
-from video_pipeline.planner import plan_campaign
-from video_pipeline.router import RoutingTask, is_viable_for_interactive, route
-from video_pipeline.taxonomy import TaskCategory
+from video_pipeline.planning.observed import ObservationLog
+from video_pipeline.planning.planner import plan_campaign
+from video_pipeline.planning.router import RoutingTask, is_viable_for_interactive, route
+from video_pipeline.spec.taxonomy import TaskCategory
 
 RUN_DATE = dt.date(2026, 11, 24)
 CATALOG = load_catalog(PROJECT_ROOT / "data" / "catalog.yaml")

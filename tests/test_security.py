@@ -18,11 +18,11 @@ from starlette.routing import Route
 
 from video_pipeline.config import PROJECT_ROOT, Settings, SettingsError
 from video_pipeline.errors import MediaError, ProviderError
-from video_pipeline.netguard import DownloadPolicy, DownloadRefused
+from video_pipeline.storage.netguard import DownloadPolicy, DownloadRefused
 from video_pipeline.providers.fakes import FakeServer
 from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, _webhook_environment
 from video_pipeline.providers.fakes.jobs import JobBook
-from video_pipeline.store import fetch
+from video_pipeline.storage.store import fetch
 
 
 @pytest.fixture(autouse=True)
@@ -244,7 +244,7 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
     from definitions import ASSETS, build_resources
     from resources.providers import VideoProviders
     from video_pipeline.config import Settings
-    from video_pipeline.intake import accept
+    from video_pipeline.flow.intake import accept
 
     class CompressedLive(VideoProviders):
         """Live adapters, polling on the catalog's latency profiles compressed like VIDEO_PIPELINE_TIME_SCALE."""

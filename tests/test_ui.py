@@ -16,7 +16,7 @@ import pytest
 from tests.browser import DevToolsPage, keep_doc_image, region_stats
 from tests.conftest import assert_video
 from video_pipeline.config import PROJECT_ROOT, Settings
-from video_pipeline.intake import accept
+from video_pipeline.flow.intake import accept
 from video_pipeline.providers.fakes.server import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -18,7 +18,7 @@ import pytest
 from tests.providers.conftest import request
 from tests.support.services import free_port, stop_soon, wait_until
 from video_pipeline.config import Settings
-from video_pipeline.ledger import JobLedger
+from video_pipeline.jobs.ledger import JobLedger
 from video_pipeline.providers.fakes import FakeServer, FaultPlan, JobBook
 from video_pipeline.providers.fakes import fal as fake_fal
 from video_pipeline.providers.fakes import gemini as fake_gemini
@@ -30,7 +30,7 @@ from video_pipeline.providers.gemini import GeminiProvider
 from video_pipeline.providers.kling import KlingProvider
 from video_pipeline.providers.minimax import MiniMaxProvider
 from video_pipeline.providers.replicate import ReplicateProvider
-from video_pipeline.webhooks import ReceiverConfig, create_receiver
+from video_pipeline.jobs.webhooks import ReceiverConfig, create_receiver
 
 TOKEN = "receiver-token-0123"
 LATENCY = 0.15

@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
 
 from tests.support.services import served, until
-from video_pipeline.catalog import load_catalog
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
-from video_pipeline.engine import JobEngine
-from video_pipeline.ledger import JobLedger
-from video_pipeline.planner import SegmentPlan
+from video_pipeline.jobs.engine import JobEngine
+from video_pipeline.jobs.ledger import JobLedger
+from video_pipeline.planning.planner import SegmentPlan
 from video_pipeline.providers.base import JobState, JobStatus, ProviderRegistry
-from video_pipeline.webhooks import ReceiverConfig, create_receiver
+from video_pipeline.jobs.webhooks import ReceiverConfig, create_receiver
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 TOKEN = "s3cret-token"
@@ -212,7 +212,7 @@ def test_adapters_register_the_receiver_when_a_public_webhook_url_is_set():
 
 @pytest.mark.parametrize("provider", ["replicate", "gemini", "fal", "minimax", "kling"])
 def test_oversize_deliveries_are_refused_with_413_before_anything_is_verified_or_written(client, ledger, provider):
-    from video_pipeline.webhooks import MAX_BODY_BYTES
+    from video_pipeline.jobs.webhooks import MAX_BODY_BYTES
 
     big = json.dumps({"id": "pred-big", "status": "succeeded", "logs": "x" * MAX_BODY_BYTES})
     raw, headers = standard(json.loads(big), "msg_big")

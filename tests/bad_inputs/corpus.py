@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from video_pipeline.campaign import MAX_FILE_BYTES
+from video_pipeline.spec.campaign import MAX_FILE_BYTES
 from video_pipeline.config import PROJECT_ROOT
 
 HERE = Path(__file__).resolve().parent

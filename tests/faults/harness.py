@@ -36,15 +36,15 @@ import httpx
 import sqlalchemy as sa
 
 from tests.support.services import fleet_on_free_ports, moto_s3, s3_client
-from video_pipeline import stages
-from video_pipeline.campaign import load_campaign
-from video_pipeline.catalog import load_catalog
+from video_pipeline.flow import stages
+from video_pipeline.spec.campaign import load_campaign
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT, Settings
-from video_pipeline.ledger import JobLedger, jobs
-from video_pipeline.netguard import DownloadPolicy
+from video_pipeline.jobs.ledger import JobLedger, jobs
+from video_pipeline.storage.netguard import DownloadPolicy
 from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, start_fleet
-from video_pipeline.s3store import S3ClipStore
-from video_pipeline.store import ClipStore
+from video_pipeline.storage.s3store import S3ClipStore
+from video_pipeline.storage.store import ClipStore
 
 MAX_RUNS = 3
 FAKE_LATENCY = 0.25           # seconds a fake job takes
@@ -409,7 +409,7 @@ def _one_run(case: Case, run: int, fleet: Fleet, root: Path, settings: Settings,
 @contextlib.contextmanager
 def _short_lease():
     """A submit lease of SUBMIT_LEASE for the block (the ledger's default is 30 s), so a dead run's lapses soon."""
-    from video_pipeline import ledger as ledger_module
+    from video_pipeline.jobs import ledger as ledger_module
 
     saved = ledger_module.SUBMIT_LEASE
     ledger_module.SUBMIT_LEASE = SUBMIT_LEASE
@@ -497,7 +497,7 @@ def _uncertain_rows(settings: Settings) -> list:
 def _operator_decides(settings: Settings, fleet: Fleet, case_id: str) -> str:
     """What an operator does with uncertain jobs: look in the provider's console (here the fake's book) for a job
     created in the window that no segment owns; `resolve --adopt` it, or `resolve --resubmit` when there is none."""
-    from video_pipeline.cli import main
+    from video_pipeline.cli.main import main
 
     ledger = JobLedger(settings.ledger_url)
     try:

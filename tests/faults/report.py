@@ -58,7 +58,7 @@ def fault_rows(root: Path) -> tuple[list[str], dict]:
 def bad_input_rows(root: Path) -> list[str]:
     from tests.bad_inputs.corpus import cases, huge_file, prepare
     from video_pipeline.config import Settings
-    from video_pipeline.intake import INVALID, validate_file
+    from video_pipeline.flow.intake import INVALID, validate_file
 
     data = root / "bad" / "data"
     data.mkdir(parents=True)

@@ -18,7 +18,7 @@ from assets.jobs import STAGES
 from tests.conftest import assert_video, write
 from tests.production.conftest import ensure_redis, pg_rows
 from video_pipeline.config import PROJECT_ROOT, Settings
-from video_pipeline.intake import accept
+from video_pipeline.flow.intake import accept
 
 pytestmark = [pytest.mark.production, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from tests.production.conftest import pg_url
 from tests.test_money import race_for_a_budget
 from video_pipeline.errors import BudgetExceeded
-from video_pipeline.ledger import JobLedger
+from video_pipeline.jobs.ledger import JobLedger
 
 pytestmark = pytest.mark.production
 

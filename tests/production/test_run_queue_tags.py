@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from video_pipeline.catalog import load_catalog
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
-from video_pipeline.profiles import campaign_run_tags
+from video_pipeline.flow.profiles import campaign_run_tags
 
 pytestmark = pytest.mark.production
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from video_pipeline.media.render import ClipSpec, render_clip
-from video_pipeline.s3store import MIB, S3ClipStore, StorageIntegrityError
-from video_pipeline.store import file_sha256
+from video_pipeline.storage.s3store import MIB, S3ClipStore, StorageIntegrityError
+from video_pipeline.storage.store import file_sha256
 
 pytestmark = pytest.mark.production
 

@@ -19,10 +19,10 @@ import pytest
 from tests.providers.conftest import poll_until_terminal, run, until_ended
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.probe import probe
-from video_pipeline.netguard import DownloadPolicy
+from video_pipeline.storage.netguard import DownloadPolicy
 from video_pipeline.providers.base import JobState, JobStatus
 from video_pipeline.providers.fakes.openai_tts import spoken_seconds
-from video_pipeline.store import fetch
+from video_pipeline.storage.store import fetch
 
 #: what a run in fake mode lets downloads reach: loopback only (the fakes)
 FAKES_ONLY = DownloadPolicy(mode="fake")

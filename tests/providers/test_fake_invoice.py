@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from tests.providers.conftest import poll_until_terminal, request, until_ended
 from tests.support.services import fleet_on_free_ports
-from video_pipeline.catalog import load_catalog
+from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes import JobBook

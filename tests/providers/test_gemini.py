@@ -31,7 +31,7 @@ from video_pipeline.errors import ProviderError
 from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes.gemini import create_app
 from video_pipeline.providers.gemini import GeminiProvider
-from video_pipeline.store import fetch
+from video_pipeline.storage.store import fetch
 
 KEY = "test-gemini-key"
 MODEL = "veo-3.1-fast-generate-preview"

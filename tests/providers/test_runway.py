@@ -38,7 +38,7 @@ from video_pipeline.providers.base import JobState
 from video_pipeline.providers.fakes import JobBook
 from video_pipeline.providers.fakes.runway import create_app
 from video_pipeline.providers.runway import THROTTLED_POLL_SECONDS, RunwayProvider
-from video_pipeline.store import fetch
+from video_pipeline.storage.store import fetch
 
 KEY = "key_" + "0123456789abcdef" * 8
 MEDIA = Path(__file__).resolve().parents[2] / "data" / "samples" / "media"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import ffmpeg
 
-from .ffmpeg import ffmpeg_binary, run_args, run_graph
-from .probe import MediaInfo, open_media, probe
-from .render import AUDIO_RATE, FPS, h264_options
+from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args, run_graph
+from video_pipeline.media.probe import MediaInfo, open_media, probe
+from video_pipeline.media.render import AUDIO_RATE, FPS, h264_options
 
 FRAME = 1 / FPS
 CRF = 20

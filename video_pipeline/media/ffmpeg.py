@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import ffmpeg as ffmpeg_python
 
-from ..errors import MediaError
+from video_pipeline.errors import MediaError
 
 #: demuxers a clip, a still, a soundtrack or a narration may be read with: none of them opens other resources
 MEDIA_FORMATS = ("mov", "matroska", "mpegts", "avi", "wav", "mp3", "aac", "flac", "ogg", "image2", "png_pipe",

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import MediaError
-from .ffmpeg import ffmpeg_binary, run_args
-from .probe import probe
+from video_pipeline.errors import MediaError
+from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args
+from video_pipeline.media.probe import probe
 
 _NUMBER = r"(-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|inf))"   # ffmpeg prints times with %g: 2.5e-05 happens
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import ffmpeg
 
-from .ffmpeg import ffmpeg_binary
-from .measure import ebur128_summary, run_for_stderr
-from .render import AUDIO_RATE
+from video_pipeline.media.ffmpeg import ffmpeg_binary
+from video_pipeline.media.measure import ebur128_summary, run_for_stderr
+from video_pipeline.media.render import AUDIO_RATE
 
 
 LIMITER_MS = 5

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import av
 
-from ..errors import MediaError
-from .ffmpeg import MEDIA_FORMATS, PROTOCOLS
+from video_pipeline.errors import MediaError
+from video_pipeline.media.ffmpeg import MEDIA_FORMATS, PROTOCOLS
 
 #: the same whitelists as every ffmpeg run: a playlist posing as a clip is refused, never followed
 OPEN_OPTIONS = {"protocol_whitelist": PROTOCOLS, "format_whitelist": ",".join(MEDIA_FORMATS)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from .ffmpeg import run_graph
+from video_pipeline.media.ffmpeg import run_graph
 
 FPS = 24
 AUDIO_RATE = 48000

@@ -6,10 +6,10 @@ import math
 import os
 from pathlib import Path
 
-from ..atomic import private_sibling
-from ..errors import MediaError
-from .ffmpeg import ffmpeg_binary, run_args
-from .probe import probe
+from video_pipeline.atomic import private_sibling
+from video_pipeline.errors import MediaError
+from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args
+from video_pipeline.media.probe import probe
 
 POSTER_SECONDS = 1.0
 

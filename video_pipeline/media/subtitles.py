@@ -12,12 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import private_sibling
-from ..errors import MediaError
-from ..providers.tts import WordTiming
-from .ffmpeg import ffmpeg_binary, run_args
-from .probe import probe, video_time_base
-from .render import BUNDLED_FONT
+from video_pipeline.atomic import private_sibling
+from video_pipeline.errors import MediaError
+from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args
+from video_pipeline.media.probe import probe, video_time_base
+from video_pipeline.media.render import BUNDLED_FONT
 
 MIN_CUE_SECONDS = 0.2            # a zero-length timing still gets a cue long enough to exist
 BUNDLED_FONT_NAME = "DejaVu Sans"
@@ -25,6 +24,15 @@ SOFT_SUBTITLE_SUFFIXES = {".mp4", ".m4v", ".mov"}   # containers that carry mov_
 
 _SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f\u061f\u06d4][\"'\u201d\u2019)\]\u00bb]*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """One spoken word (or sentence) and when it is heard: what a narration voice returns and cues are made of."""
+
+    text: str
+    start_seconds: float
+    end_seconds: float
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import math
 
 import httpx
 
-from ..errors import ProviderError
-from .base import GenerationRequest, JobState, JobStatus
-from .http import BearerKeyProvider, classify_status
-from .media_inputs import audio_segment_uri, data_uri
+from video_pipeline.errors import ProviderError
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import BearerKeyProvider, classify_status
+from video_pipeline.providers.media_inputs import audio_segment_uri, data_uri
 
 TASKS = "/api/v3/contents/generations/tasks"
 STATES = {"queued": JobState.QUEUED, "running": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,

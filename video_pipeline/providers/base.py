@@ -8,8 +8,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from ..catalog import Catalog
-from ..errors import ProviderError
+from video_pipeline.planning.catalog import Catalog
+from video_pipeline.errors import ProviderError
 
 
 class JobState(str, Enum):

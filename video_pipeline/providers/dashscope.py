@@ -17,11 +17,11 @@ import datetime as dt
 
 import httpx
 
-from ..errors import ProviderError
-from ..media.render import frame_size
-from .base import GenerationRequest, JobState, JobStatus
-from .http import BearerKeyProvider, classify_status
-from .media_inputs import audio_segment_uri, data_uri
+from video_pipeline.errors import ProviderError
+from video_pipeline.media.render import frame_size
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import BearerKeyProvider, classify_status
+from video_pipeline.providers.media_inputs import audio_segment_uri, data_uri
 
 STATES = {"PENDING": JobState.QUEUED, "SUSPENDED": JobState.QUEUED, "RUNNING": JobState.RUNNING,
           "SUCCEEDED": JobState.SUCCEEDED, "FAILED": JobState.FAILED, "UNKNOWN": JobState.FAILED,

@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import MediaError, ProviderError
-from ..media.probe import probe
-from .http import HttpProvider, classify_status
-from .tts import SynchronousSpeech, TtsRequest, TtsResult, WordTiming
+from video_pipeline.errors import MediaError, ProviderError
+from video_pipeline.media.probe import probe
+from video_pipeline.providers.http import HttpProvider, classify_status
+from video_pipeline.providers.tts import SynchronousSpeech, TtsRequest, TtsResult, WordTiming
 
 OUTPUT_FORMATS = {"mp3": "mp3_44100_128", "opus": "opus_48000_128"}
 FATAL_STATUSES = {"invalid_api_key", "quota_exceeded", "payment_required"}

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import ffmpeg
 
-from ..errors import ProviderError
-from ..media.ffmpeg import run_graph
-from ..media.probe import probe
-from .tts import TtsRequest, TtsResult, WordTiming
+from video_pipeline.errors import ProviderError
+from video_pipeline.media.ffmpeg import run_graph
+from video_pipeline.media.probe import probe
+from video_pipeline.providers.tts import TtsRequest, TtsResult, WordTiming
 
 SENTENCE = re.compile(r"(?<=[.!?…。！？])\s+|\n{2,}")
 GAP_SECONDS = 0.25   # a breath between sentences

@@ -21,10 +21,10 @@ import re
 
 import httpx
 
-from ..errors import ProviderError
-from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
-from .media_inputs import data_uri
+from video_pipeline.errors import ProviderError
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import HttpProvider, classify_status
+from video_pipeline.providers.media_inputs import data_uri
 
 STATES = {"IN_QUEUE": JobState.QUEUED, "IN_PROGRESS": JobState.RUNNING, "COMPLETED": JobState.SUCCEEDED,
           # only in a third-party schema of the queue API; mapped so they are never mistaken for "running"

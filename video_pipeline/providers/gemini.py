@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import ProviderError
-from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
-from .media_inputs import mime_type, raw_base64
+from video_pipeline.errors import ProviderError
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import HttpProvider, classify_status
+from video_pipeline.providers.media_inputs import mime_type, raw_base64
 
 #: google.rpc.Code values in a finished operation's `error.code`
 RPC_INVALID_ARGUMENT, RPC_FAILED_PRECONDITION, RPC_OUT_OF_RANGE = 3, 9, 11

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from ..errors import ProviderError, SubmitUncertain
-from .base import GenerationRequest, JobStatus
+from video_pipeline.errors import ProviderError, SubmitUncertain
+from video_pipeline.providers.base import GenerationRequest, JobStatus
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 USER_AGENT = "video-pipeline/0.1"

@@ -21,10 +21,10 @@ from typing import Mapping
 import httpx
 import jwt
 
-from ..errors import ProviderError
-from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
-from .media_inputs import raw_base64
+from video_pipeline.errors import ProviderError
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import HttpProvider, classify_status
+from video_pipeline.providers.media_inputs import raw_base64
 
 FAMILIES = ("text2video", "image2video")
 STATES = {"submitted": JobState.QUEUED, "processing": JobState.RUNNING, "succeed": JobState.SUCCEEDED,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Mapping
 
-from .base import VideoProvider
+from video_pipeline.providers.base import VideoProvider
 
 #: provider name (as in the catalog's routes) → "module:Class"
 ADAPTERS: dict[str, str] = {

@@ -18,10 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
-from ..catalog import Catalog
-from ..errors import MediaError
-from ..media.render import BUNDLED_FONT, ClipSpec, frame_size, render_clip
-from .base import GenerationRequest, JobState, JobStatus
+from video_pipeline.planning.catalog import Catalog
+from video_pipeline.errors import MediaError
+from video_pipeline.media.render import BUNDLED_FONT, ClipSpec, frame_size, render_clip
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
 
 _append_lock = threading.Lock()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from ..media.ffmpeg import run_graph
+from video_pipeline.media.ffmpeg import run_graph
 
 MAX_INLINE_BYTES = 20 * 1024 * 1024
 

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from ..errors import ProviderError, SubmitUncertain
-from .base import GenerationRequest, JobState, JobStatus
-from .http import SUBMITTING, BearerKeyProvider, RetryableHTTPError, classify_status
-from .media_inputs import data_uri
+from video_pipeline.errors import ProviderError, SubmitUncertain
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import SUBMITTING, BearerKeyProvider, RetryableHTTPError, classify_status
+from video_pipeline.providers.media_inputs import data_uri
 
 STATES = {"Preparing": JobState.QUEUED, "Queueing": JobState.QUEUED, "Processing": JobState.RUNNING,
           "Success": JobState.SUCCEEDED, "Fail": JobState.FAILED}

@@ -18,11 +18,11 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 import httpx
 
-from ..errors import MediaError, ProviderError
-from ..media.ffmpeg import run_graph
-from ..media.probe import probe
-from .http import HttpProvider, classify_status
-from .tts import SynchronousSpeech, TtsRequest, TtsResult
+from video_pipeline.errors import MediaError, ProviderError
+from video_pipeline.media.ffmpeg import run_graph
+from video_pipeline.media.probe import probe
+from video_pipeline.providers.http import HttpProvider, classify_status
+from video_pipeline.providers.tts import SynchronousSpeech, TtsRequest, TtsResult
 
 MAX_INPUT_CHARS = 4096
 #: response_format → (ffmpeg encoder, muxer) for joining parts; pcm is headerless and joined byte-wise

@@ -18,11 +18,11 @@ import re
 
 import httpx
 
-from ..errors import ProviderError
-from ..media.render import frame_size
-from .base import GenerationRequest, JobState, JobStatus
-from .http import BearerKeyProvider
-from .media_inputs import data_uri
+from video_pipeline.errors import ProviderError
+from video_pipeline.media.render import frame_size
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import BearerKeyProvider
+from video_pipeline.providers.media_inputs import data_uri
 
 STATES = {"starting": JobState.QUEUED, "processing": JobState.RUNNING, "succeeded": JobState.SUCCEEDED,
           "failed": JobState.FAILED, "canceled": JobState.CANCELED, "aborted": JobState.CANCELED}

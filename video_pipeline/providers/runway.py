@@ -16,11 +16,11 @@ from pathlib import Path
 
 import httpx
 
-from ..errors import ProviderError
-from ..media.render import frame_size
-from .base import GenerationRequest, JobState, JobStatus
-from .http import HttpProvider, classify_status
-from .media_inputs import data_uri
+from video_pipeline.errors import ProviderError
+from video_pipeline.media.render import frame_size
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
+from video_pipeline.providers.http import HttpProvider, classify_status
+from video_pipeline.providers.media_inputs import data_uri
 
 API_VERSION = "2024-11-06"
 ENDPOINTS = {"text_to_video": "/v1/text_to_video", "image_to_video": "/v1/image_to_video",

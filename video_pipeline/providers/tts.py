@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..errors import ProviderError
-from .base import GenerationRequest, JobStatus
+from video_pipeline.errors import ProviderError
+from video_pipeline.media.subtitles import WordTiming
+from video_pipeline.providers.base import GenerationRequest, JobStatus
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,6 @@ class TtsRequest:
     response_format: str = "mp3"
     language: str | None = None     # ISO 639-1; providers without a language field ignore it
     speed: float | None = None
-
-
-@dataclass(frozen=True)
-class WordTiming:
-    text: str
-    start_seconds: float
-    end_seconds: float
 
 
 Timing = WordTiming

@@ -4,7 +4,7 @@ Each module builds a Starlette app over a shared `JobBook` (job lifecycle, fault
 real MP4 bytes from the local renderer). `FakeServer` runs an app on 127.0.0.1 in a background thread.
 """
 
-from .jobs import FakeJob, FaultPlan, JobBook
-from .server import FakeServer
+from video_pipeline.providers.fakes.jobs import FakeJob, FaultPlan, JobBook
+from video_pipeline.providers.fakes.server import FakeServer
 
 __all__ = ["FaultPlan", "FakeJob", "JobBook", "FakeServer"]

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import download_route, injected
-from .jobs import JobBook
+from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.jobs import JobBook
 
 STATUS = {"queued": "PENDING", "running": "RUNNING", "succeeded": "SUCCEEDED", "failed": "FAILED",
           "canceled": "CANCELED"}

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected
-from .jobs import JobBook
-from .openai_tts import spoken_seconds, tone
+from video_pipeline.providers.fakes.faults import injected
+from video_pipeline.providers.fakes.jobs import JobBook
+from video_pipeline.providers.fakes.openai_tts import spoken_seconds, tone
 
 VOICES = {"21m00Tcm4TlvDq8ikWAM", "JBFqnCBsd6RMkjVDRZzb"}
 MODELS = {"eleven_multilingual_v2", "eleven_v3", "eleven_flash_v2_5", "eleven_turbo_v2_5"}

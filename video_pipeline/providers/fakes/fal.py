@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import download_route, injected
-from .jobs import FakeJob, JobBook
+from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.jobs import FakeJob, JobBook
 
 STATUS = {"queued": "IN_QUEUE", "running": "IN_PROGRESS", "succeeded": "COMPLETED", "failed": "COMPLETED",
           "canceled": "COMPLETED"}

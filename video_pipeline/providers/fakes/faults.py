@@ -9,7 +9,7 @@ from typing import Callable
 
 from starlette.responses import JSONResponse, Response
 
-from .jobs import JobBook
+from video_pipeline.providers.fakes.jobs import JobBook
 
 ErrorBody = Callable[[int, str], dict]
 

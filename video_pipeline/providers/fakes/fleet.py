@@ -13,11 +13,11 @@ from pathlib import Path
 
 from starlette.responses import JSONResponse
 
-from ...catalog import Catalog, CatalogError, load_catalog
-from ...config import Settings
-from .invoice import INVOICE_PATH, Tariff, combine, fetch_invoice, is_loopback
-from .jobs import JobBook
-from .server import FakeServer
+from video_pipeline.planning.catalog import Catalog, CatalogError, load_catalog
+from video_pipeline.config import Settings
+from video_pipeline.providers.fakes.invoice import INVOICE_PATH, Tariff, combine, fetch_invoice, is_loopback
+from video_pipeline.providers.fakes.jobs import JobBook
+from video_pipeline.providers.fakes.server import FakeServer
 
 #: provider → (environment variable → test value, create_app keyword for each variable)
 FAKE_CREDENTIALS: dict[str, dict[str, tuple[str, str]]] = {
@@ -85,8 +85,8 @@ class Fleet:
     def registry(self, catalog, latency_scale: float = 0.01, wrong_key: bool = False):
         """The live adapters pointed at these fakes (fal's request listing too), with their test keys (or wrong
         ones), polling on latency profiles scaled by `latency_scale`: no environment needed."""
-        from ..base import ProviderRegistry
-        from ..live import build_adapter
+        from video_pipeline.providers.base import ProviderRegistry
+        from video_pipeline.providers.live import build_adapter
 
         providers = {}
         for name, server in self.servers.items():

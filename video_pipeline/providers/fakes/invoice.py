@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ...catalog import Catalog, ModelSpec
+from video_pipeline.planning.catalog import Catalog, ModelSpec
 
 if TYPE_CHECKING:
-    from .jobs import FakeJob
+    from video_pipeline.providers.fakes.jobs import FakeJob
 
 INVOICE_PATH = "/_fake/invoice"
 #: endpoint variants an adapter appends to (or swaps into) a route's model id, e.g. fal's `…/image-to-video`

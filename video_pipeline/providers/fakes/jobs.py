@@ -18,9 +18,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ...media.render import ClipSpec, render_clip
-from .invoice import Pricing, invoice_of
-from .webhooks import FalSigner, StandardSigner, handshake, new_secret, post
+from video_pipeline.media.render import ClipSpec, render_clip
+from video_pipeline.providers.fakes.invoice import Pricing, invoice_of
+from video_pipeline.providers.fakes.webhooks import FalSigner, StandardSigner, handshake, new_secret, post
 
 #: fault kinds: where they strike, and what the fake does
 REQUEST_FAULTS = {"429", "429-no-retry-after", "500", "503", "reset"}          # on any HTTP call of that phase

@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import download_route, injected
-from .jobs import JobBook
-from .webhooks import TokenSigner
+from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.jobs import JobBook
+from video_pipeline.providers.fakes.webhooks import TokenSigner
 
 STATUS = {"queued": "submitted", "running": "processing", "succeeded": "succeed", "failed": "failed"}
 #: job faults → the `task_status_msg` of the failed task (Kling puts no code on a failed task)

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import download_route, injected
-from .jobs import FakeJob, FaultPlan, JobBook
-from .webhooks import TokenSigner
+from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.jobs import FakeJob, FaultPlan, JobBook
+from video_pipeline.providers.fakes.webhooks import TokenSigner
 
 FAILURES = {"fail-policy": (1027, "output new_sensitive"),
             "fail-invalid": (2013, "invalid params, the first frame image could not be decoded"),

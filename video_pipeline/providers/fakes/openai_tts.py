@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ...media.ffmpeg import run_graph
-from .faults import injected
-from .jobs import JobBook
+from video_pipeline.media.ffmpeg import run_graph
+from video_pipeline.providers.fakes.faults import injected
+from video_pipeline.providers.fakes.jobs import JobBook
 
 VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin",
           "cedar"}

@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .faults import injected, serve_video
-from .jobs import JobBook
+from video_pipeline.providers.fakes.faults import injected, serve_video
+from video_pipeline.providers.fakes.jobs import JobBook
 
 API_VERSION = "2024-11-06"
 STATUS = {"queued": "PENDING", "running": "RUNNING", "succeeded": "SUCCEEDED", "failed": "FAILED",
@@ -157,7 +157,7 @@ def _video_seconds(uri: str) -> float:
     import base64
     import tempfile
 
-    from ...media.probe import probe
+    from video_pipeline.media.probe import probe
 
     if not uri.startswith("data:video/") or "," not in uri:
         return 0.0

@@ -8,7 +8,7 @@ import time
 
 import uvicorn
 
-from .faults import LoseAnswer
+from video_pipeline.providers.fakes.faults import LoseAnswer
 
 
 def free_port() -> int:

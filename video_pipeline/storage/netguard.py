@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .errors import ProviderError
+from video_pipeline.errors import ProviderError
 
 #: registrable domains a provider's API or its result files live on (a host matches itself or any subdomain)
 KNOWN_HOST_SUFFIXES: dict[str, tuple[str, ...]] = {

@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
 
-from .db import aware, make_engine, metadata
-from .errors import BudgetExceeded
+from video_pipeline.db import aware, make_engine, metadata
+from video_pipeline.errors import BudgetExceeded
 
 IN_FLIGHT = ("submitting", "queued", "running")
 #: states whose job may be billed although its cost is not known yet: they hold their reservation

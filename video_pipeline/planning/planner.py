@@ -9,13 +9,13 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .campaign import Campaign, Shot, Video, field_name, resolve_reference
-from .catalog import Catalog, ModelSpec
-from .errors import PlanningError, Problem
-from .router import NoCapableModel, Observed, RouteDecision, RoutingTask, effective_latency, route
-from .store import file_sha256
-from .tables import ROUTED_JOB_PLANS
-from .taxonomy import TaskCategory, shot_category
+from video_pipeline.spec.campaign import Campaign, Shot, Video, field_name, resolve_reference
+from video_pipeline.planning.catalog import Catalog, ModelSpec
+from video_pipeline.errors import PlanningError, Problem
+from video_pipeline.planning.router import NoCapableModel, Observed, RouteDecision, RoutingTask, effective_latency, route
+from video_pipeline.storage.store import file_sha256
+from video_pipeline.tables import ROUTED_JOB_PLANS
+from video_pipeline.spec.taxonomy import TaskCategory, shot_category
 
 #: The columns of a plan table, in order (the `plan --json` shape documents each; types in tables.py).
 PLAN_COLUMNS = ROUTED_JOB_PLANS.names
@@ -344,7 +344,7 @@ def plan_campaign(campaign: Campaign, catalog: Catalog, data_dir: Path, on: dt.d
     otherwise (or when even that is over) it is refused with what would fit.
     """
     if probe_seconds is None:
-        from .media.probe import probe
+        from video_pipeline.media.probe import probe
 
         def probe_seconds(path: Path) -> float:
             return probe(path).duration

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from .ledger import IN_FLIGHT, jobs
+from video_pipeline.jobs.ledger import IN_FLIGHT, jobs
 
 DONE = ("succeeded", "stored")
 FAILED = ("failed", "abandoned", "canceled", "uncertain")   # uncertain: waits for `resolve`, not for the provider

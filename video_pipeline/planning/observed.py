@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .catalog import Latency, ModelSpec
-from .db import aware, make_engine, metadata
+from video_pipeline.planning.catalog import Latency, ModelSpec
+from video_pipeline.db import aware, make_engine, metadata
 
 observations = sa.Table(
     "model_observations", metadata,

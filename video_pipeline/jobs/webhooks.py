@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .ledger import JobLedger
+from video_pipeline.jobs.ledger import JobLedger
 
 TOLERANCE_SECONDS = 300
 #: the largest delivery read: provider events are small JSON (a Replicate prediction with its logs is the biggest)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .catalog import Catalog, load_catalog
-from .config import Settings
-from .errors import PlanningError
-from .intake import validate_file
-from .planner import CampaignPlan
+from video_pipeline.planning.catalog import Catalog, load_catalog
+from video_pipeline.config import Settings
+from video_pipeline.errors import PlanningError
+from video_pipeline.flow.intake import validate_file
+from video_pipeline.planning.planner import CampaignPlan
 
 PROVIDER_TAG = "provider/{}"
 TIER_TAG = "campaign/tier"
@@ -41,7 +41,7 @@ def run_tags(plan: CampaignPlan, catalog: Catalog, tier: str, configured: frozen
 
 def campaign_run_tags(path: Path, settings: Settings) -> dict[str, str]:
     """Run-queue tags for a campaign file (plans it, spends nothing)."""
-    from .stages import live_provider_names
+    from video_pipeline.flow.stages import live_provider_names
 
     configured = live_provider_names(settings)
     try:

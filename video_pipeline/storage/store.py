@@ -12,9 +12,9 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from .errors import MediaError, ProviderError
-from .media.probe import MediaInfo, decodes, probe
-from .netguard import DownloadPolicy
+from video_pipeline.errors import MediaError, ProviderError
+from video_pipeline.media.probe import MediaInfo, decodes, probe
+from video_pipeline.storage.netguard import DownloadPolicy
 
 MAX_CLIP_BYTES = 2 * 1024 ** 3
 MAX_REDIRECTS = 5

@@ -12,12 +12,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import private_sibling
-from .campaign import SUFFIXES, Campaign, load_campaign
-from .catalog import load_catalog
-from .config import Settings
-from .errors import CampaignError, PlanningError
-from .planner import CampaignPlan, plan_campaign
+from video_pipeline.atomic import private_sibling
+from video_pipeline.spec.campaign import SUFFIXES, Campaign, load_campaign
+from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.config import Settings
+from video_pipeline.errors import CampaignError, PlanningError
+from video_pipeline.planning.planner import CampaignPlan, plan_campaign
 
 
 @dataclass(frozen=True)

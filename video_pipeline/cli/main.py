@@ -13,9 +13,9 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .config import VARIABLES, Settings, SettingsError
-from .errors import CampaignError, PlanningError
-from .intake import validate_file
+from video_pipeline.config import VARIABLES, Settings, SettingsError
+from video_pipeline.errors import CampaignError, PlanningError
+from video_pipeline.flow.intake import validate_file
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 3
 JSON_SCHEMA_VERSION = 1
@@ -36,14 +36,14 @@ def _fail(args, exc: Exception, code: int = EXIT_INVALID) -> int:
 
 
 def _providers(settings: Settings):
-    from .stages import live_provider_names
+    from video_pipeline.flow.stages import live_provider_names
 
     return live_provider_names(settings)
 
 
 def _planning_error(exc: Exception, settings: Settings) -> Exception:
-    from .catalog import load_catalog
-    from .stages import missing_key_hint
+    from video_pipeline.planning.catalog import load_catalog
+    from video_pipeline.flow.stages import missing_key_hint
 
     providers = _providers(settings)
     if providers is not None and "no configured provider" in str(exc):
@@ -72,7 +72,7 @@ def cmd_validate(args, settings: Settings) -> int:
 
 
 def cmd_plan(args, settings: Settings) -> int:
-    from .catalog import load_catalog
+    from video_pipeline.planning.catalog import load_catalog
 
     try:
         campaign, plan = validate_file(Path(args.file), settings, display=args.file, providers=_providers(settings))
@@ -152,7 +152,7 @@ def _run_progress(args, settings: Settings):
     if args.json:
         yield
         return
-    from .progress import LedgerWatch, PlainProgress, RichProgress
+    from video_pipeline.report.progress import LedgerWatch, PlainProgress, RichProgress
 
     try:
         campaign, plan = validate_file(Path(args.file), settings, display=args.file)
@@ -174,15 +174,15 @@ def _run_progress(args, settings: Settings):
 
 def cmd_status(args, settings: Settings) -> int:
     """The ledger's view: per campaign, jobs in flight, done, failed, uncertain, and what was spent."""
-    from .ledger import JobLedger
-    from .spend import campaign_spend, spent_words
+    from video_pipeline.jobs.ledger import JobLedger
+    from video_pipeline.jobs.spend import campaign_spend, spent_words
 
     ledger = JobLedger(settings.ledger_url)
     try:
         with ledger.engine.connect() as conn:
             from sqlalchemy import select
 
-            from .ledger import jobs
+            from video_pipeline.jobs.ledger import jobs
             names = [args.campaign] if args.campaign else sorted(
                 {r[0] for r in conn.execute(select(jobs.c.campaign).distinct())})
         report = []
@@ -278,8 +278,8 @@ def _status_tables(report: list[dict]) -> None:
 def cmd_webhooks_serve(args, settings: Settings) -> int:
     import uvicorn
 
-    from .ledger import JobLedger
-    from .webhooks import ReceiverConfig, create_receiver
+    from video_pipeline.jobs.ledger import JobLedger
+    from video_pipeline.jobs.webhooks import ReceiverConfig, create_receiver
 
     ledger = JobLedger(settings.ledger_url)
     print(f"webhook receiver on http://{args.host}:{args.port}/webhooks/{{replicate,gemini,fal,minimax,kling}}", flush=True)
@@ -295,7 +295,7 @@ def cmd_fakes_serve(args, settings: Settings) -> int:
     import signal
     import threading
 
-    from .providers.fakes.fleet import fixed_environment, start_fleet
+    from video_pipeline.providers.fakes.fleet import fixed_environment, start_fleet
 
     port = args.port or settings.fakes_port
     fleet = start_fleet(latency=args.latency, latency_p95=args.latency_p95, base_port=port,
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("campaign", nargs="?", help="campaign id (default: every campaign in the ledger)")
     p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")
     p.set_defaults(func=cmd_status)
-    from .money_cli import add_parsers
+    from video_pipeline.cli.money import add_parsers
 
     add_parsers(sub)
     hooks = sub.add_parser("webhooks", help="the webhook receiver").add_subparsers(dest="action", required=True)

@@ -8,9 +8,9 @@ import json
 import sys
 from urllib.parse import urlparse
 
-from .config import Settings
-from .ledger import JobLedger, JobRow
-from .spend import CampaignSpend, campaign_spend, spent_words
+from video_pipeline.config import Settings
+from video_pipeline.jobs.ledger import JobLedger, JobRow
+from video_pipeline.jobs.spend import CampaignSpend, campaign_spend, spent_words
 
 JSON_SCHEMA_VERSION = 1
 EXIT_OK, EXIT_INVALID = 0, 1
@@ -19,7 +19,7 @@ EXIT_OK, EXIT_INVALID = 0, 1
 def _campaign_names(ledger: JobLedger, only: str | None) -> list[str]:
     import sqlalchemy as sa
 
-    from .ledger import jobs
+    from video_pipeline.jobs.ledger import jobs
 
     if only:
         return [only]
@@ -31,11 +31,11 @@ def _invoice_sources(settings: Settings) -> dict[str, str]:
     """Fake providers on loopback whose invoice can be read: the fleet of `fakes serve` in fake mode, or the base
     URLs the adapters use (VIDEO_PIPELINE_<PROVIDER>_BASE_URL) where they point at loopback. Real providers: none
     (their invoices live in their consoles)."""
-    from .providers.fakes.invoice import is_loopback
-    from .providers.live import ADAPTERS
+    from video_pipeline.providers.fakes.invoice import is_loopback
+    from video_pipeline.providers.live import ADAPTERS
 
     if settings.mode == "fake":
-        from .providers.fakes.fleet import fixed_environment
+        from video_pipeline.providers.fakes.fleet import fixed_environment
 
         fleet = fixed_environment(settings.fakes_port)
         urls = {name: fleet[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] for name in ADAPTERS}
@@ -45,7 +45,7 @@ def _invoice_sources(settings: Settings) -> dict[str, str]:
 
 
 def _invoices(settings: Settings) -> dict[str, dict]:
-    from .providers.fakes.invoice import fetch_invoice
+    from video_pipeline.providers.fakes.invoice import fetch_invoice
 
     read = {}
     for name, url in _invoice_sources(settings).items():
@@ -199,9 +199,9 @@ def _checked_job_id(settings: Settings, row: JobRow, raw: str) -> tuple[str, str
     mistyped id is refused rather than polled forever."""
     import asyncio
 
-    from .catalog import load_catalog
-    from .errors import ProviderError
-    from .stages import build_registry
+    from video_pipeline.planning.catalog import load_catalog
+    from video_pipeline.errors import ProviderError
+    from video_pipeline.flow.stages import build_registry
 
     if not raw:
         return raw, "--adopt needs the provider's job id"

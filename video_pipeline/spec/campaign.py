@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .errors import CampaignError, Problem
+from video_pipeline.errors import CampaignError, Problem
 
 CAMPAIGN_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 VIDEO_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"

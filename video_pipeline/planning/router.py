@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from .catalog import TIER_ORDER, Catalog, Latency, ModelSpec
-from .observed import ModelObservation
-from .taxonomy import TaskCategory
+from video_pipeline.planning.catalog import TIER_ORDER, Catalog, Latency, ModelSpec
+from video_pipeline.planning.observed import ModelObservation
+from video_pipeline.spec.taxonomy import TaskCategory
 
 Observed = dict[str, ModelObservation]
 

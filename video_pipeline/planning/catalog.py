@@ -10,9 +10,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .billing import OUTCOMES, BillingRule
-from .errors import PipelineError, Problem
-from .taxonomy import TaskCategory
+from video_pipeline.planning.billing import OUTCOMES, BillingRule
+from video_pipeline.errors import PipelineError, Problem
+from video_pipeline.spec.taxonomy import TaskCategory
 
 Tier = Literal["speed", "mid", "quality", "premium"]
 TIER_ORDER: dict[str, int] = {"speed": 0, "mid": 1, "quality": 2, "premium": 3}

@@ -19,9 +19,9 @@ from boto3.s3.transfer import TransferConfig
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import MediaError
-from .media.probe import probe
-from .store import ClipStore, StoredClip, file_sha256
+from video_pipeline.errors import MediaError
+from video_pipeline.media.probe import probe
+from video_pipeline.storage.store import ClipStore, StoredClip, file_sha256
 
 MIB = 1 << 20
 #: files above this go up in parts of `PART_BYTES` (S3's minimum part is 5 MiB)

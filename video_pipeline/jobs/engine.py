@@ -13,18 +13,18 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from .campaign import resolve_reference
-from .catalog import Catalog, ModelSpec
-from .errors import PipelineError, ProviderError, SubmitUncertain
-from .ledger import TAKEN, JobLedger, JobRow
-from .media.render import extract_last_frame
-from .netguard import DownloadPolicy
-from .planner import SegmentPlan
-from .polling import PollPolicy  # noqa: F401  (re-exported: the engine's public poll policy)
-from .providers.base import GenerationRequest, JobState, ProviderRegistry
-from .providers.http import SEND_HOOK
-from .store import fetch
-from .tables import GENERATED_SEGMENTS
+from video_pipeline.spec.campaign import resolve_reference
+from video_pipeline.planning.catalog import Catalog, ModelSpec
+from video_pipeline.errors import PipelineError, ProviderError, SubmitUncertain
+from video_pipeline.jobs.ledger import TAKEN, JobLedger, JobRow
+from video_pipeline.media.render import extract_last_frame
+from video_pipeline.storage.netguard import DownloadPolicy
+from video_pipeline.planning.planner import SegmentPlan
+from video_pipeline.jobs.polling import PollPolicy  # noqa: F401  (re-exported: the engine's public poll policy)
+from video_pipeline.providers.base import GenerationRequest, JobState, ProviderRegistry
+from video_pipeline.providers.http import SEND_HOOK
+from video_pipeline.storage.store import fetch
+from video_pipeline.tables import GENERATED_SEGMENTS
 
 #: clock skew allowed between us and a provider when a lost submit is looked up in its listing (NTP keeps both
 #: within a second or two; a wider window only lets more of the account's other jobs look like ours)

@@ -13,23 +13,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import private_sibling
-from .campaign import Campaign
-from .catalog import Catalog
-from .config import Settings, SettingsError
-from .engine import JobEngine, SegmentOutcome, run_segments
-from .errors import MediaError, PlanningError, ProviderError
-from .ledger import JobLedger
-from .media.assemble import SegmentInput, concat
-from .media.probe import probe
-from .media.render import frame_size
-from .netguard import DownloadPolicy
-from .observed import ObservationLog
-from .planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
-from .providers.base import ProviderRegistry
-from .providers.local import LocalProvider
-from .store import ClipStore
-from .tables import (
+from video_pipeline.atomic import private_sibling
+from video_pipeline.spec.campaign import Campaign
+from video_pipeline.planning.catalog import Catalog
+from video_pipeline.config import Settings, SettingsError
+from video_pipeline.jobs.engine import JobEngine, SegmentOutcome, run_segments
+from video_pipeline.errors import MediaError, PlanningError, ProviderError
+from video_pipeline.jobs.ledger import JobLedger
+from video_pipeline.media.assemble import SegmentInput, concat
+from video_pipeline.media.probe import probe
+from video_pipeline.media.render import frame_size
+from video_pipeline.storage.netguard import DownloadPolicy
+from video_pipeline.planning.observed import ObservationLog
+from video_pipeline.planning.planner import PLAN_COLUMNS, CampaignPlan, SegmentPlan, plan_campaign
+from video_pipeline.providers.base import ProviderRegistry
+from video_pipeline.providers.local import LocalProvider
+from video_pipeline.storage.store import ClipStore
+from video_pipeline.tables import (
     ASSEMBLED_OUTPUTS,
     GENERATED_SEGMENTS,
     NARRATION_TRACKS,
@@ -39,7 +39,7 @@ from .tables import (
     records,
     values,
 )
-from .taxonomy import shot_category
+from video_pipeline.spec.taxonomy import shot_category
 
 
 def prompt_batches(campaign: Campaign) -> pd.DataFrame:
@@ -62,14 +62,14 @@ def prompt_batches(campaign: Campaign) -> pd.DataFrame:
 
 def narration_voice(settings: Settings, catalog: Catalog):
     """The TTS provider for this mode: OpenAI or ElevenLabs live when their keys are set, else espeak-ng offline."""
-    from .providers.espeak import EspeakProvider
+    from video_pipeline.providers.espeak import EspeakProvider
 
     if settings.mode == "live" and (key := settings.secret("OPENAI_API_KEY")):
-        from .providers.openai_tts import OpenAISpeechProvider
+        from video_pipeline.providers.openai_tts import OpenAISpeechProvider
 
         return OpenAISpeechProvider(key), catalog.tts["openai-gpt-4o-mini-tts"], "alloy"
     if settings.mode == "live" and (key := settings.secret("ELEVENLABS_API_KEY")):
-        from .providers.elevenlabs import ElevenLabsProvider
+        from video_pipeline.providers.elevenlabs import ElevenLabsProvider
 
         return ElevenLabsProvider(key), catalog.tts["elevenlabs-multilingual-v2"], "21m00Tcm4TlvDq8ikWAM"
     return EspeakProvider(), catalog.tts["local-espeak"], "en"
@@ -81,7 +81,7 @@ def narration_tracks(campaign: Campaign, catalog: Catalog, settings: Settings, v
     import asyncio
     import hashlib
 
-    from .providers.tts import TtsRequest
+    from video_pipeline.providers.tts import TtsRequest
 
     provider, spec, default_voice = voice or narration_voice(settings, catalog)
     rows = []
@@ -182,10 +182,10 @@ def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
         local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, seed=settings.seed,
                               preset=settings.x264_preset, font=settings.font_path)
         return ProviderRegistry(catalog, {}, local=local)
-    from .providers.live import ADAPTERS, configured_providers, required_keys
+    from video_pipeline.providers.live import ADAPTERS, configured_providers, required_keys
 
     if settings.mode == "fake":
-        from .providers.fakes.fleet import fixed_environment, fleet_is_up
+        from video_pipeline.providers.fakes.fleet import fixed_environment, fleet_is_up
 
         if not fleet_is_up(settings.fakes_port):
             raise SettingsError(f"VIDEO_PIPELINE_MODE=fake but no fake servers answer on 127.0.0.1:"
@@ -209,13 +209,13 @@ def live_provider_names(settings: Settings) -> frozenset[str] | None:
     """In live mode, the providers whose keys are set (planning routes only to models they serve)."""
     if settings.mode != "live":
         return None
-    from .providers.live import configured_names
+    from video_pipeline.providers.live import configured_names
 
     return configured_names(settings.keys())
 
 
 def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:
-    from .providers.live import ADAPTERS, required_keys
+    from video_pipeline.providers.live import ADAPTERS, required_keys
 
     lines = [f"{p}: {' + '.join(required_keys(p))}" for p in sorted(ADAPTERS) if p not in configured]
     return "Providers without keys (set a variable to route there): " + "; ".join(lines)
@@ -322,13 +322,13 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
 
 def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign | None, spec, spoken) -> dict:
     """Sound, subtitles and stills for one joined video; returns what the outputs table records about them."""
-    from .campaign import resolve_reference
-    from .media.measure import black_runs, integrated_loudness, silence_runs
-    from .media.mix import MixSpec, mix
-    from .media.stills import contact_sheet, poster
-    from .media.subtitles import add_soft_subtitles, burn_subtitles, cues_from_timings, write_srt, write_vtt
-    from .planner import NARRATION_LEAD
-    from .providers.tts import WordTiming
+    from video_pipeline.spec.campaign import resolve_reference
+    from video_pipeline.media.measure import black_runs, integrated_loudness, silence_runs
+    from video_pipeline.media.mix import MixSpec, mix
+    from video_pipeline.media.stills import contact_sheet, poster
+    from video_pipeline.media.subtitles import add_soft_subtitles, burn_subtitles, cues_from_timings, write_srt, write_vtt
+    from video_pipeline.planning.planner import NARRATION_LEAD
+    from video_pipeline.providers.tts import WordTiming
 
     duration = probe(joined).duration
     music = resolve_reference(spec.music, settings.data_dir) if spec is not None and spec.music else None
@@ -375,7 +375,7 @@ def _join_times(group: pd.DataFrame, spec) -> list[float]:
     """Where each join falls in the finished video (the middle of a crossfade)."""
     overlap = 0.0
     if spec is not None:
-        from .planner import join_overlap
+        from video_pipeline.planning.planner import join_overlap
 
         overlap = join_overlap(spec)
     times, position = [], 0.0

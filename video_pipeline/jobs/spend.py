@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .ledger import IN_FLIGHT, JobLedger, JobRow
+from video_pipeline.jobs.ledger import IN_FLIGHT, JobLedger, JobRow
 
 LOCAL = "local"
 

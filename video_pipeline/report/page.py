@@ -18,9 +18,9 @@ from urllib.parse import quote
 import pandas as pd
 from jinja2 import Environment, select_autoescape
 
-from .atomic import private_sibling
-from .catalog import Catalog
-from .tables import cell, values
+from video_pipeline.atomic import private_sibling
+from video_pipeline.planning.catalog import Catalog
+from video_pipeline.tables import cell, values
 
 REPORT_NAME = "report.html"
 SPEECH = "narration (speech)"   # the cost-by-model row for text to speech, which no video model spent
@@ -398,9 +398,9 @@ def campaign_report(settings, campaign: str, plans: pd.DataFrame, segments: pd.D
                     catalog: Catalog, budget_usd: float | None, link_for: LinkFor | None = None) -> Path:
     """Write `<outputs>/<campaign>/report.html` and return its path. Latencies come from the job ledger (a job
     reused from another campaign is found by its key)."""
-    from .ledger import JobLedger
+    from video_pipeline.jobs.ledger import JobLedger
 
-    from .spend import campaign_spend, spent_words
+    from video_pipeline.jobs.spend import campaign_spend, spent_words
 
     ledger = JobLedger(settings.ledger_url)
     try:
