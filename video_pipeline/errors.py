@@ -50,10 +50,14 @@ class ProviderError(PipelineError, RuntimeError):
     FATAL = "fatal"
     UNCERTAIN = "uncertain"
 
-    def __init__(self, message: str, kind: str = "retryable", provider: str = "", job_id: str = ""):
+    def __init__(self, message: str, kind: str = "retryable", provider: str = "", job_id: str = "",
+                 billed_as: str | None = None):
         self.kind = kind
         self.provider = provider
         self.job_id = job_id
+        #: how the provider bills the job this error ended (billing rules): failed, failed-policy or canceled;
+        #: None when the error does not say (the engine reads the provider's reason)
+        self.billed_as = billed_as
         where = " ".join(x for x in (f"provider={provider}" if provider else "", f"job={job_id}" if job_id else "") if x)
         super().__init__(f"{message} ({where})" if where else message)
 

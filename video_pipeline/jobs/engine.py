@@ -5,24 +5,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import enum
+import functools
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from video_pipeline.spec.campaign import resolve_reference
-from video_pipeline.planning.catalog import Catalog, ModelSpec
 from video_pipeline.errors import PipelineError, ProviderError, SubmitUncertain
 from video_pipeline.jobs.ledger import TAKEN, JobLedger, JobRow
+from video_pipeline.jobs.polling import PollPolicy
 from video_pipeline.media.render import extract_last_frame
-from video_pipeline.storage.netguard import DownloadPolicy
+from video_pipeline.planning.catalog import Catalog, ModelSpec
 from video_pipeline.planning.planner import SegmentPlan
-from video_pipeline.jobs.polling import PollPolicy  # noqa: F401  (re-exported: the engine's public poll policy)
-from video_pipeline.providers.base import GenerationRequest, JobState, ProviderRegistry
+from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus, ProviderRegistry
 from video_pipeline.providers.http import SEND_HOOK
+from video_pipeline.spec.campaign import resolve_reference
+from video_pipeline.storage.netguard import DownloadPolicy
 from video_pipeline.storage.store import fetch
 from video_pipeline.tables import GENERATED_SEGMENTS
 
@@ -87,6 +89,88 @@ class _TakenElsewhere(Exception):
     """Raised inside the engine when another run holds the job key; the segment starts over and shares it."""
 
 
+class _Next(enum.Enum):
+    """What a segment does after an attempt that did not finish it."""
+
+    RETRY = "retry"              # the same model again, after a back-off
+    FALL_BACK = "fall back"      # the next model of the chain
+    START_OVER = "start over"    # the ledger changed under us (a lost answer created another model's job)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """A model of the chain and the provider that serves it."""
+
+    model: str
+    provider: Any
+    route_model_id: str
+    spec: ModelSpec
+
+
+@dataclass
+class _Job:
+    """One attempt's provider job: its ledger row (once taken) and when the attempt began."""
+
+    started: float
+    row_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """An uncertain submit looked up at its provider: settled (found, or surely not created), or not and why."""
+
+    settled: bool
+    failure: str = ""
+
+
+class _OffLoop:
+    """The ledger as the engine calls it: each method runs on a worker thread, so the event loop (every other
+    segment's polls and submits) never waits on the database."""
+
+    def __init__(self, ledger: JobLedger):
+        self._ledger = ledger
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._ledger, name)
+
+        async def call(*args, **kwargs):
+            return await asyncio.to_thread(functools.partial(method, *args, **kwargs))
+
+        return call
+
+
+class _EventWatch:
+    """One task for the whole run that reads new webhook deliveries from the ledger and wakes the job each one is
+    for, once per delivery (a cursor over the events' ids). A wake only brings the job's next poll forward."""
+
+    def __init__(self, db: _OffLoop, every: float):
+        self.db = db
+        self.every = every
+        self.cursor: int | None = None
+        self.waiting: dict[tuple[str, str], asyncio.Event] = {}
+
+    def wake_for(self, provider: str, job_id: str) -> asyncio.Event:
+        """The event set when a new delivery for this job arrives (cleared by the waiter after each wake)."""
+        return self.waiting.setdefault((provider, job_id), asyncio.Event())
+
+    def done(self, provider: str, job_id: str) -> None:
+        self.waiting.pop((provider, job_id), None)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                if self.cursor is None:
+                    self.cursor = await self.db.last_event_id()
+                elif self.waiting:
+                    for event_id, provider, job_id in await self.db.events_after(self.cursor):
+                        self.cursor = max(self.cursor, event_id)
+                        if (woken := self.waiting.get((provider, job_id))) is not None:
+                            woken.set()
+            except Exception:   # noqa: BLE001 - a ledger hiccup costs a wake-up, never the run: polls decide
+                pass
+            await asyncio.sleep(self.every)
+
+
 class CampaignAborted(PipelineError, RuntimeError):
     """A fatal provider error (auth, balance, no provider) stopped the campaign."""
 
@@ -125,6 +209,8 @@ class JobEngine:
         self.budget_usd = budget_usd          # every submission reserves against it (None: no budget)
         self._stalls: list[tuple[float, float]] = []   # (from, to) monotonic spans the event loop stood still
         self.download_policy = download_policy   # where a chained segment's previous output may be fetched from
+        self.db = _OffLoop(ledger) if ledger is not None else None
+        self._events = _EventWatch(self.db, event_check_seconds) if self.db is not None and webhooks else None
 
     def _slot(self, model: str) -> asyncio.Semaphore:
         if model not in self._slots:
@@ -159,11 +245,14 @@ class JobEngine:
             done[seg.job_key].set_result(outcome)
             return outcome
 
-        watch = asyncio.create_task(self._watch_stalls())
+        watchers = [asyncio.create_task(self._watch_stalls())]
+        if self._events is not None:
+            watchers.append(asyncio.create_task(self._events.run()))
         try:
             outcomes = await asyncio.gather(*(one(s) for s in segments))
         finally:
-            watch.cancel()
+            for watcher in watchers:
+                watcher.cancel()
             await self.registry.aclose()
         if abort.errors:
             raise CampaignAborted(str(abort.errors[0]))
@@ -209,13 +298,13 @@ class JobEngine:
                              abort: _Abort) -> SegmentOutcome | JobRow | None:
         """What the ledger already knows of this job key, before anything is sent: a finished outcome (reused,
         uncertain, given up), a job in flight to resume, or None (nothing: submit)."""
-        ledger = self.ledger
+        db = self.db
         # Another run submitting the identical request right now (its lease moves while it waits for the
         # answer): wait for its job id, then share the job.
-        while ledger.submitting_elsewhere(seg.job_key):
+        while await db.submitting_elsewhere(seg.job_key):
             await asyncio.sleep(0.1)
-        ledger.settle_orphaned_submits(seg.job_key)
-        hit = ledger.reusable(seg.job_key)
+        await db.settle_orphaned_submits(seg.job_key)
+        hit = await db.reusable(seg.job_key)
         if hit is not None:
             return self._reused(outcome, hit)
         try:
@@ -229,19 +318,21 @@ class JobEngine:
             return outcome
         if refreshed is not None:
             return self._reused(outcome, refreshed)
-        given_up = ledger.abandoned_by_operator(seg.job_key)
+        given_up = await db.abandoned_by_operator(seg.job_key)
         if given_up is not None:
             outcome.state, outcome.model = JobState.FAILED.value, given_up.model
             outcome.error = (f"an operator abandoned this segment ({given_up.resolution}); "
                              f"`video-pipeline resolve --job {given_up.id} --resubmit` generates it again")
             return outcome
-        for row in ledger.uncertain_rows(job_key=seg.job_key):
-            if not await self._reconcile(seg, row, seed_image, outcome):
-                return self._uncertain(outcome, ledger.row(row.id) or row)
-        return ledger.in_flight(seg.job_key)
+        for row in await db.uncertain_rows(job_key=seg.job_key):
+            lookup = await self._reconcile(seg, row, seed_image, outcome)
+            if not lookup.settled:
+                return self._uncertain(outcome, await db.row(row.id) or row, lookup)
+        return await db.in_flight(seg.job_key)
 
     async def _run_segment_once(self, seg: SegmentPlan, seed_image: Path | None,
                                 abort: _Abort) -> SegmentOutcome:
+        """One pass over the segment: what the ledger knows, then each model of the chain until one succeeds."""
         outcome = self._outcome(seg, seg.model)
         started = time.monotonic()
         resume: JobRow | None = None
@@ -250,11 +341,7 @@ class JobEngine:
             if isinstance(known, SegmentOutcome):
                 return known
             resume = known
-        chain = [seg.model, *seg.fallbacks]
-        if resume is not None and resume.model not in chain:
-            chain.insert(0, resume.model)
-        if resume is not None:
-            chain = chain[chain.index(resume.model):]
+        chain = self._chain(seg, resume)
         for position, model in enumerate(chain):
             if abort.is_set():
                 outcome.state, outcome.error = JobState.FAILED.value, "campaign stopped by a fatal error elsewhere"
@@ -263,103 +350,158 @@ class JobEngine:
                 outcome.fallbacks_taken.append(f"{chain[position - 1]} -> {model}: {outcome.error}")
             outcome.model = model
             try:
-                provider, route_model_id = (self.registry.provider_named(resume.provider, model)
-                                            if resume is not None and resume.model == model
-                                            else self.registry.provider_for(model))
+                route = self._route(model, resume)
             except ProviderError as exc:
                 outcome.error = str(exc)
                 if exc.kind == ProviderError.FATAL:
                     return self._fatal(outcome, exc, abort)
                 continue
-            outcome.provider = provider.name
-            spec = self.catalog.get(model)
-            attempt = 0
-            while attempt < self.max_attempts:
-                attempt += 1
-                outcome.attempts += 1
-                outcome.provider_job_id = ""
-                attempt_started = time.monotonic()
-                row_id: int | None = None
-                try:
-                    async with self._slot(model):
-                        if resume is not None and resume.model == model:
-                            row_id, outcome.provider_job_id = resume.id, resume.provider_job_id
-                            outcome.resumed = True
-                            resume = None
-                            status = await self._wait(seg, model, provider, outcome.provider_job_id, outcome, row_id)
-                        else:
-                            reserve = estimate_usd(spec, seg.generate_seconds, seg.resolution)
-                            row_id = await self._take_slot(seg, model, provider.name, outcome.attempts, reserve)
-                            request = self._request(seg, model, route_model_id, seed_image)
-                            try:
-                                job_id = await self._submit(provider, request, row_id)
-                            except ProviderError:
-                                raise
-                            except Exception as exc:
-                                sent = self.ledger.row(row_id) if self.ledger is not None and row_id else None
-                                if sent is not None and sent.sent_at is not None:   # failed after the request left
-                                    now = dt.datetime.now(dt.timezone.utc)
-                                    raise SubmitUncertain(f"{type(exc).__name__}: {exc}", sent_at=sent.sent_at,
-                                                          failed_at=now, fingerprint="",
-                                                          provider=provider.name) from exc
-                                # an adapter that cannot build this request: not this model
-                                raise ProviderError(f"{type(exc).__name__}: {exc}", kind=ProviderError.TERMINAL,
-                                                    provider=provider.name) from exc
-                            outcome.provider_job_id = job_id
-                            if self.ledger is not None:   # before anything else happens
-                                self.ledger.submitted(row_id, job_id)
-                            outcome.state = JobState.QUEUED.value
-                            self.on_change(outcome)
-                            status = await self._wait(seg, model, provider, job_id, outcome, row_id)
-                except SubmitUncertain as exc:
-                    outcome.error = str(exc)
-                    if self.ledger is None or row_id is None:
-                        return self._uncertain(outcome, None)
-                    self.ledger.uncertain(row_id, since=exc.sent_at, until=exc.failed_at,
-                                          fingerprint=exc.fingerprint, error=str(exc))
-                    row = self.ledger.row(row_id)
-                    if row is None or not await self._reconcile(seg, row, seed_image, outcome):
-                        return self._uncertain(outcome, self.ledger.row(row_id) or row)
-                    resume = self.ledger.in_flight(seg.job_key)
-                    if resume is not None and resume.model != model:
-                        return await self._run_segment_once(seg, seed_image, abort)
-                    if resume is not None:
-                        attempt -= 1   # the job the lost answer created is this attempt: poll it
-                    continue
-                except ProviderError as exc:
-                    outcome.error = str(exc)
-                    if self.ledger is not None and row_id is not None:
-                        billed = (charge_usd(spec, seg.generate_seconds, seg.resolution, _failure_outcome(exc),
-                                             provider.name)
-                                  if outcome.provider_job_id else 0.0)
-                        self.ledger.failed(row_id, error=str(exc), kind=exc.kind, cost_usd=billed)
-                    if outcome.provider_job_id:
-                        self.on_attempt(model, provider.name, None, False, exc.kind)
-                    if exc.kind == ProviderError.FATAL:
-                        return self._fatal(outcome, exc, abort)
-                    if exc.kind == ProviderError.TERMINAL:
-                        break
-                    await asyncio.sleep(min(30.0, 2 ** attempt * provider.latency_scale) * (1 + self.rng.random() * 0.2))
-                    continue
-                latency = self._latency_sample(status, attempt_started, provider)
-                self.on_attempt(model, provider.name, latency, True, None)
-                outcome.state = JobState.SUCCEEDED.value
-                outcome.error = None
-                outcome.latency_seconds = round(time.monotonic() - started, 3)
-                billed = getattr(status, "billed_usd", None)
-                outcome.cost_usd = (round(billed, 4) if billed is not None
-                                    else charge_usd(spec, seg.generate_seconds, seg.resolution, "succeeded",
-                                               provider.name))
-                outcome.paid = provider.name != "local"
-                outcome.output_url = status.output_url
-                outcome.url_expires_at = status.url_expires_at.isoformat() if status.url_expires_at else None
-                if self.ledger is not None:
-                    self.ledger.succeeded(row_id, output_url=status.output_url, url_expires_at=status.url_expires_at,
-                                          latency_seconds=latency, cost_usd=outcome.cost_usd)
-                self.on_change(outcome)
-                return outcome
+            result = await self._try_model(seg, route, seed_image, outcome, resume, abort, started)
+            resume = None
+            if result is _Next.START_OVER:
+                return await self._run_segment_once(seg, seed_image, abort)
+            if isinstance(result, SegmentOutcome):
+                return result
         outcome.state = JobState.FAILED.value
         outcome.latency_seconds = round(time.monotonic() - started, 3)
+        self.on_change(outcome)
+        return outcome
+
+    @staticmethod
+    def _chain(seg: SegmentPlan, resume: JobRow | None) -> list[str]:
+        """The models to try in order: the plan's, then its fallbacks; a resumed job starts at its own model."""
+        chain = [seg.model, *seg.fallbacks]
+        if resume is not None:
+            if resume.model not in chain:
+                chain.insert(0, resume.model)
+            chain = chain[chain.index(resume.model):]
+        return chain
+
+    def _route(self, model: str, resume: JobRow | None) -> _Route:
+        """The provider that serves `model`: a resumed job's own provider, else the registry's first configured."""
+        provider, route_model_id = (self.registry.provider_named(resume.provider, model)
+                                    if resume is not None and resume.model == model
+                                    else self.registry.provider_for(model))
+        return _Route(model, provider, route_model_id, self.catalog.get(model))
+
+    async def _try_model(self, seg: SegmentPlan, route: _Route, seed_image: Path | None, outcome: SegmentOutcome,
+                         resume: JobRow | None, abort: _Abort, started: float) -> SegmentOutcome | _Next:
+        """Up to `max_attempts` jobs on one model: the finished outcome, or what to do next (fall back along the
+        chain, or start the segment over when a lost answer turned out to have created a job of another model)."""
+        outcome.provider = route.provider.name
+        attempt = 0
+        while attempt < self.max_attempts:
+            attempt += 1
+            outcome.attempts += 1
+            outcome.provider_job_id = ""
+            job = _Job(started=time.monotonic())
+            try:
+                async with self._slot(route.model):
+                    if resume is not None and resume.model == route.model:
+                        job.row_id, outcome.provider_job_id = resume.id, resume.provider_job_id
+                        outcome.resumed, resume = True, None
+                    else:
+                        await self._submit_new(seg, route, seed_image, outcome, job)
+                    status = await self._wait(seg, route.model, route.provider, outcome.provider_job_id, outcome,
+                                              job.row_id)
+            except SubmitUncertain as exc:
+                after = await self._after_uncertain(seg, route, seed_image, outcome, job, exc)
+                if isinstance(after, SegmentOutcome) or after is _Next.START_OVER:
+                    return after
+                resume = after
+                if resume is not None:
+                    attempt -= 1   # the job the lost answer created is this attempt: poll it
+                continue
+            except ProviderError as exc:
+                step = await self._after_failure(seg, route, outcome, job, exc, abort)
+                if isinstance(step, SegmentOutcome):
+                    return step
+                if step is _Next.FALL_BACK:
+                    return step
+                await asyncio.sleep(min(30.0, 2 ** attempt * route.provider.latency_scale)
+                                    * (1 + self.rng.random() * 0.2))
+                continue
+            return await self._after_success(seg, route, outcome, job, status, started)
+        return _Next.FALL_BACK
+
+    async def _submit_new(self, seg: SegmentPlan, route: _Route, seed_image: Path | None, outcome: SegmentOutcome,
+                          job: _Job) -> None:
+        """Reserve the budget and a slot in the ledger, send the job-creating request and record its id before
+        anything else happens."""
+        reserve = estimate_usd(route.spec, seg.generate_seconds, seg.resolution)
+        job.row_id = await self._take_slot(seg, route.model, route.provider.name, outcome.attempts, reserve)
+        request = self._request(seg, route.model, route.route_model_id, seed_image)
+        try:
+            job_id = await self._submit(route.provider, request, job.row_id)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            sent = await self.db.row(job.row_id) if self.ledger is not None and job.row_id else None
+            if sent is not None and sent.sent_at is not None:   # failed after the request left
+                raise SubmitUncertain(f"{type(exc).__name__}: {exc}", sent_at=sent.sent_at,
+                                      failed_at=dt.datetime.now(dt.timezone.utc), fingerprint="",
+                                      provider=route.provider.name) from exc
+            # an adapter that cannot build this request: not this model
+            raise ProviderError(f"{type(exc).__name__}: {exc}", kind=ProviderError.TERMINAL,
+                                provider=route.provider.name) from exc
+        outcome.provider_job_id = job_id
+        if self.ledger is not None:
+            await self.db.submitted(job.row_id, job_id)
+        outcome.state = JobState.QUEUED.value
+        self.on_change(outcome)
+
+    async def _after_uncertain(self, seg: SegmentPlan, route: _Route, seed_image: Path | None,
+                               outcome: SegmentOutcome, job: _Job, exc: SubmitUncertain
+                               ) -> SegmentOutcome | JobRow | None | _Next:
+        """A submit whose answer was lost: record it, look the job up where the provider lets us. Returns the
+        uncertain outcome (an operator decides), the job found (poll it as this attempt), None (nothing was
+        created: try again) or START_OVER (the job found belongs to another model of the chain)."""
+        outcome.error = str(exc)
+        if self.ledger is None or job.row_id is None:
+            return self._uncertain(outcome, None)
+        await self.db.uncertain(job.row_id, since=exc.sent_at, until=exc.failed_at, fingerprint=exc.fingerprint,
+                                error=str(exc))
+        row = await self.db.row(job.row_id)
+        lookup = await self._reconcile(seg, row, seed_image, outcome) if row is not None else _Lookup(False)
+        if not lookup.settled:
+            return self._uncertain(outcome, await self.db.row(job.row_id) or row, lookup)
+        found = await self.db.in_flight(seg.job_key)
+        return _Next.START_OVER if found is not None and found.model != route.model else found
+
+    async def _after_failure(self, seg: SegmentPlan, route: _Route, outcome: SegmentOutcome, job: _Job,
+                             exc: ProviderError, abort: _Abort) -> SegmentOutcome | _Next:
+        """A failed attempt: bill it as the provider does, then stop the campaign (fatal), fall back (terminal)
+        or retry the same model (retryable)."""
+        outcome.error = str(exc)
+        if self.ledger is not None and job.row_id is not None:
+            billed = (charge_usd(route.spec, seg.generate_seconds, seg.resolution,
+                                 exc.billed_as or _billed_as(JobState.FAILED, str(exc)), route.provider.name)
+                      if outcome.provider_job_id else 0.0)
+            await self.db.failed(job.row_id, error=str(exc), kind=exc.kind, cost_usd=billed)
+        if outcome.provider_job_id:
+            await asyncio.to_thread(self.on_attempt, route.model, route.provider.name, None, False, exc.kind)
+        if exc.kind == ProviderError.FATAL:
+            return self._fatal(outcome, exc, abort)
+        return _Next.FALL_BACK if exc.kind == ProviderError.TERMINAL else _Next.RETRY
+
+    async def _after_success(self, seg: SegmentPlan, route: _Route, outcome: SegmentOutcome, job: _Job,
+                             status: JobStatus, started: float) -> SegmentOutcome:
+        """A finished job: its latency observed, its bill and output URL in the ledger and the outcome."""
+        latency = self._latency_sample(status, job.started, route.provider)
+        await asyncio.to_thread(self.on_attempt, route.model, route.provider.name, latency, True, None)
+        outcome.state = JobState.SUCCEEDED.value
+        outcome.error = None
+        outcome.latency_seconds = round(time.monotonic() - started, 3)
+        billed = getattr(status, "billed_usd", None)
+        outcome.cost_usd = (round(billed, 4) if billed is not None
+                            else charge_usd(route.spec, seg.generate_seconds, seg.resolution, "succeeded",
+                                            route.provider.name))
+        outcome.paid = route.provider.name != "local"
+        outcome.output_url = status.output_url
+        outcome.url_expires_at = status.url_expires_at.isoformat() if status.url_expires_at else None
+        if self.ledger is not None:
+            await self.db.succeeded(job.row_id, output_url=status.output_url, url_expires_at=status.url_expires_at,
+                                    latency_seconds=latency, cost_usd=outcome.cost_usd)
         self.on_change(outcome)
         return outcome
 
@@ -391,11 +533,11 @@ class JobEngine:
         moment the request leaves (adapters that cannot tell are marked as sent before they are called)."""
         if self.ledger is None or row_id is None:
             return await provider.submit(request)
-        ledger = self.ledger
+        db = self.db
         if not getattr(provider, "reports_sending", False):
-            ledger.sending(row_id)
+            await db.sending(row_id)
         stop = asyncio.Event()
-        every = max(0.05, ledger.submit_lease.total_seconds() / 4)
+        every = max(0.05, self.ledger.submit_lease.total_seconds() / 4)
 
         async def renew() -> None:
             while True:
@@ -403,10 +545,13 @@ class JobEngine:
                     await asyncio.wait_for(stop.wait(), timeout=every)
                     return
                 except asyncio.TimeoutError:
-                    ledger.renew_submit(row_id)
+                    await db.renew_submit(row_id)
+
+        async def mark_sent() -> None:   # awaited by the HTTP layer before the request leaves
+            await db.sending(row_id)
 
         renewing = asyncio.create_task(renew())
-        token = SEND_HOOK.set(lambda: ledger.sending(row_id))
+        token = SEND_HOOK.set(mark_sent)
         try:
             return await provider.submit(request)
         finally:
@@ -415,17 +560,17 @@ class JobEngine:
             await renewing
 
     async def _reconcile(self, seg: SegmentPlan, row: JobRow, seed_image: Path | None,
-                         outcome: SegmentOutcome) -> bool:
+                         outcome: SegmentOutcome) -> _Lookup:
         """Settle an uncertain submit with its provider where the provider lets us: the job it created, found in
         its listing, is adopted (polled, paid once); a listing that still shows none after the grace period means
-        nothing was created. True when settled (either way, or by another run), False when it stays uncertain."""
+        nothing was created. Settled either way (or by another run), or not, with why the lookup could not say."""
         try:
             provider, route_model_id = self.registry.provider_named(row.provider, row.model)
         except ProviderError:
-            return False
+            return _Lookup(False)
         find = getattr(provider, "find_submitted", None)
         if find is None:
-            return False
+            return _Lookup(False)
         request = self._request(seg, row.model, route_model_id, seed_image)
         since = (row.uncertain_since or row.sent_at or row.created_at) - LOOKUP_SKEW
         until = (row.uncertain_until or row.heartbeat_at) + LOOKUP_SKEW
@@ -438,39 +583,38 @@ class JobEngine:
         give_up = time.monotonic() + self.poll.timeout_factor * spec.latency.p95_seconds * scale + grace.total_seconds()
         interval = max(0.2, min(5.0, spec.latency.p50_seconds * scale / 2))
         how = getattr(provider, "lookup", "the provider's listing")
+        db = self.db
         while True:
-            if self.ledger.competing_submits(row) and time.monotonic() < give_up:
+            if await db.competing_submits(row) and time.monotonic() < give_up:
                 # another request for this model is still waiting for its answer: its job, when the provider
                 # lists it without our input, could pass for ours; look once the ledger knows its id
                 await asyncio.sleep(interval)
                 continue
             try:
-                found = await find(request, since, until, self.ledger.known_job_ids(row.provider))
+                found = await find(request, since, until, await db.known_job_ids(row.provider))
             except ProviderError as exc:
-                outcome.error = f"uncertain: looking the job up by {how} failed: {exc}"
                 if exc.kind == ProviderError.RETRYABLE and time.monotonic() < give_up:
                     await asyncio.sleep(interval)
                     continue
-                return False
+                return _Lookup(False, failure=f"looking the job up by {how} failed: {exc}")
             if found:
                 try:
-                    settled = self.ledger.adopt(row.id, found, f"found by {how}")
+                    settled = await db.adopt(row.id, found, f"found by {how}")
                 except sa.exc.IntegrityError:   # another segment's submit answered with this id meanwhile
                     await asyncio.sleep(interval)
                     continue
                 outcome.settled = f"found by {how}" if settled else "settled by another run"
-                return True
+                return _Lookup(True)
             wait = (believe_after - dt.datetime.now(dt.timezone.utc)).total_seconds()
             if wait <= 0:
-                settled = self.ledger.release(row.id, f"not created: {how} shows no such job", possibly_charged=False)
+                settled = await db.release(row.id, f"not created: {how} shows no such job", possibly_charged=False)
                 outcome.settled = f"not created ({how} shows none)" if settled else "settled by another run"
-                return True
+                return _Lookup(True)
             await asyncio.sleep(min(wait, 5.0))
 
-    def _uncertain(self, outcome: SegmentOutcome, row: JobRow | None) -> SegmentOutcome:
+    def _uncertain(self, outcome: SegmentOutcome, row: JobRow | None, lookup: _Lookup | None = None) -> SegmentOutcome:
         """A submit whose outcome is unknown and cannot be looked up: neither resent nor sent to a fallback."""
         outcome.state = "uncertain"
-        lookup = outcome.error if (outcome.error or "").startswith("uncertain: looking") else ""
         if row is not None:
             outcome.model, outcome.provider = row.model, row.provider
             window = (f"{row.uncertain_since:%Y-%m-%d %H:%M:%S}–{row.uncertain_until:%H:%M:%S} UTC"
@@ -478,7 +622,7 @@ class JobEngine:
             outcome.error = (f"uncertain: {row.provider} may have created a job for {row.model} at {window} "
                              f"(ledger job {row.id}); nothing was sent again. Check the provider's console, then "
                              f"`video-pipeline resolve --job {row.id} --adopt JOB_ID | --resubmit | --abandon`"
-                             + (f" ({lookup.removeprefix('uncertain: ')})" if lookup else ""))
+                             + (f" ({lookup.failure})" if lookup is not None and lookup.failure else ""))
         else:
             outcome.error = f"uncertain: {outcome.error}; nothing was sent again"
         self.on_change(outcome)
@@ -488,7 +632,8 @@ class JobEngine:
         """A paid job whose clip is not kept (its URL expired or failed, or its stored file is gone): ask its
         provider again for a fresh URL (Runway and MiniMax re-issue them) instead of paying a second time. When the
         provider no longer has it, the row is marked lost with a note and the segment is generated again."""
-        row = self.ledger.paid_unkept(job_key)
+        db = self.db
+        row = await db.paid_unkept(job_key)
         if row is None:
             return None
         provider, _ = self.registry.provider_named(row.provider, row.model)   # fatal when not configured
@@ -500,11 +645,11 @@ class JobEngine:
                 raise ProviderError(str(exc), kind=exc.kind, provider=row.provider, job_id=row.provider_job_id) from exc
             status = None
         if status is None or status.state != JobState.SUCCEEDED or not status.output_url:
-            self.ledger.lost_clip(row.id, f"clip of job {row.provider_job_id} is no longer kept and {row.provider} "
+            await db.lost_clip(row.id, f"clip of job {row.provider_job_id} is no longer kept and {row.provider} "
                                           "has no fresh URL for it: generated again")
             return None
-        self.ledger.refreshed_url(row.id, status.output_url, status.url_expires_at)
-        return self.ledger.row(row.id)
+        await db.refreshed_url(row.id, status.output_url, status.url_expires_at)
+        return await db.row(row.id)
 
     def _reused(self, outcome: SegmentOutcome, hit: JobRow) -> SegmentOutcome:
         """A job key that already succeeded: reuse its clip (or live URL) and pay nothing."""
@@ -535,7 +680,7 @@ class JobEngine:
         limit = self.catalog.get(model).concurrency
         wait = 0.05
         while True:
-            row_id = self.ledger.try_begin(job_key=seg.job_key, campaign=seg.campaign, video_id=seg.video_id,
+            row_id = await self.db.try_begin(job_key=seg.job_key, campaign=seg.campaign, video_id=seg.video_id,
                                            segment_index=seg.segment_index, model=model, provider=provider,
                                            attempt=attempt, limit=limit, reserve_usd=reserve_usd,
                                            budget_usd=self.budget_usd)
@@ -547,67 +692,78 @@ class JobEngine:
             wait = min(wait * 1.5, 2.0)
 
     async def _wait(self, seg: SegmentPlan, model: str, provider, job_id: str, outcome: SegmentOutcome,
-                    row_id: int | None):
+                    row_id: int | None) -> JobStatus:
         """Wait for a submitted job: adaptive polling, or ledger events when webhooks deliver (polls as safety net)."""
         spec = self.catalog.get(model)
         scale = max(provider.latency_scale, 1e-6)
         p50, p95 = spec.latency.p50_seconds, spec.latency.p95_seconds
         # a resumed job picks up its schedule where it was: real seconds since it was submitted
-        waited = self.ledger.seconds_since_submitted(row_id) if self.ledger is not None and row_id else 0.0
+        waited = await self.db.seconds_since_submitted(row_id) if self.ledger is not None and row_id else 0.0
         started = time.monotonic() - waited
         # stuck: past timeout_factor x p95 of provider time, plus the provider's grace in real seconds
         deadline = started + self.poll.timeout_factor * p95 * scale + getattr(provider, "stuck_grace_seconds", 30.0)
         next_at = self.poll.first_poll(p50, p95)
         event_key = getattr(provider, "event_key", lambda j: j)(job_id)
-        while True:
-            await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name, event_key)
-            try:
-                status = await provider.poll(job_id)
-            except ProviderError as exc:
-                if exc.kind != ProviderError.RETRYABLE or time.monotonic() > deadline:
-                    raise
-                # The job may still be running (and billed): keep polling it, never resubmit over a poll error.
+        try:
+            while True:
+                await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name,
+                                           event_key)
+                try:
+                    status = await provider.poll(job_id)
+                except ProviderError as exc:
+                    if exc.kind != ProviderError.RETRYABLE or time.monotonic() > deadline:
+                        raise
+                    # The job may still be running (and billed): keep polling it, never resubmit over a poll error.
+                    elapsed = (time.monotonic() - started) / scale
+                    next_at = self.poll.next_poll(elapsed, p50, p95)
+                    continue
+                if status.state == JobState.SUCCEEDED:
+                    if not status.output_url:
+                        raise ProviderError("job succeeded without an output URL", provider=provider.name,
+                                            job_id=job_id)
+                    return status
+                if status.state in (JobState.FAILED, JobState.CANCELED):
+                    reason = status.error or status.state.value
+                    raise ProviderError(reason, kind=status.error_kind or ProviderError.RETRYABLE,
+                                        provider=provider.name, job_id=job_id,
+                                        billed_as=_billed_as(status.state, reason))
+                if self.ledger is not None and row_id is not None:
+                    await self.db.heartbeat(row_id, status.state.value)
+                if outcome.state != JobState.RUNNING.value and status.state == JobState.RUNNING:
+                    outcome.state = JobState.RUNNING.value
+                    self.on_change(outcome)
+                if time.monotonic() > deadline:
+                    await provider.cancel(job_id)
+                    raise ProviderError(f"job stuck for over {self.poll.timeout_factor:g}x its p95; cancelled",
+                                        kind=ProviderError.TERMINAL, provider=provider.name, job_id=job_id,
+                                        billed_as="canceled")
                 elapsed = (time.monotonic() - started) / scale
-                next_at = self.poll.next_poll(elapsed, p50, p95)
-                continue
-            if status.state == JobState.SUCCEEDED:
-                if not status.output_url:
-                    raise ProviderError("job succeeded without an output URL", provider=provider.name, job_id=job_id)
-                return status
-            if status.state in (JobState.FAILED, JobState.CANCELED):
-                raise ProviderError(status.error or status.state.value, kind=status.error_kind or ProviderError.RETRYABLE,
-                                    provider=provider.name, job_id=job_id)
-            if self.ledger is not None and row_id is not None:
-                self.ledger.heartbeat(row_id, status.state.value)
-            if outcome.state != JobState.RUNNING.value and status.state == JobState.RUNNING:
-                outcome.state = JobState.RUNNING.value
-                self.on_change(outcome)
-            if time.monotonic() > deadline:
-                await provider.cancel(job_id)
-                raise ProviderError(f"job stuck for over {self.poll.timeout_factor:g}x its p95; cancelled",
-                                    kind=ProviderError.TERMINAL, provider=provider.name, job_id=job_id)
-            elapsed = (time.monotonic() - started) / scale
-            hint = status.poll_after / scale if status.poll_after is not None else None
-            next_at = self.poll.next_poll(elapsed, p50, p95, status.progress, hint)
+                hint = status.poll_after / scale if status.poll_after is not None else None
+                next_at = self.poll.next_poll(elapsed, p50, p95, status.progress, hint)
+        finally:
+            if self._events is not None:
+                self._events.done(provider.name, event_key)
 
     async def _sleep_or_event(self, seconds: float, provider: str, job_id: str) -> None:
-        """Sleep until the next poll; with webhooks on, wake early when the ledger has an event for the job."""
-        if self.ledger is None or not self.webhooks:
+        """Sleep until the next poll; with webhooks on, a new delivery for the job brings the poll forward (once
+        per delivery: the schedule resumes after it)."""
+        if self._events is None:
             await asyncio.sleep(seconds)
             return
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if self.ledger.latest_event(provider, job_id) is not None:
-                return
-            await asyncio.sleep(min(self.event_check_seconds, max(end - time.monotonic(), 0)))
+        woken = self._events.wake_for(provider, job_id)
+        try:
+            await asyncio.wait_for(woken.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            return
+        woken.clear()
 
 
-def _failure_outcome(exc: ProviderError) -> str:
-    """How a failed job is billed: a content-policy refusal, a cancellation (stuck) or another failure."""
-    text = str(exc).lower()
-    if "cancelled" in text or "canceled" in text:
+def _billed_as(state: JobState, reason: str) -> str:
+    """How a job the provider ended is billed: canceled, refused by its content policy (some providers bill those,
+    and say so only in the reason's words) or failed."""
+    if state == JobState.CANCELED:
         return "canceled"
-    return "failed-policy" if any(h in text for h in POLICY_HINTS) else "failed"
+    return "failed-policy" if any(hint in reason.lower() for hint in POLICY_HINTS) else "failed"
 
 
 def run_segments(engine: JobEngine, segments: list[SegmentPlan]) -> list[SegmentOutcome]:

@@ -227,7 +227,7 @@ class HttpProvider(abc.ABC):
                                    fingerprint=fingerprint, provider=self.name)
 
         if (hook := SEND_HOOK.get()) is not None:
-            hook()
+            await hook()
         try:
             response = await self.client.send(request)
         except NOT_SENT as exc:
