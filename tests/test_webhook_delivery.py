@@ -17,6 +17,7 @@ import pytest
 
 from tests.providers.conftest import request
 from tests.support.services import free_port, stop_soon, wait_until
+from tests.support.webhooks import in_flight
 from video_pipeline.config import Settings
 from video_pipeline.jobs.ledger import JobLedger
 from video_pipeline.providers.fakes import FakeServer, FaultPlan, JobBook
@@ -34,6 +35,7 @@ from video_pipeline.jobs.webhooks import ReceiverConfig, create_receiver
 
 TOKEN = "receiver-token-0123"
 LATENCY = 0.15
+WEBHOOK_DELAY = 0.3
 PROVIDERS = ["replicate", "gemini", "fal", "minimax", "kling"]
 FAKES = {"replicate": fake_replicate, "gemini": fake_gemini, "fal": fake_fal, "minimax": fake_minimax,
          "kling": fake_kling}
@@ -77,6 +79,7 @@ class Rig:
                 await adapter.aclose()
 
         job_id = asyncio.run(go())
+        in_flight(self.ledger, provider, job_id)      # what the engine writes the moment the provider answers
         return job_id, getattr(adapter, "event_key", lambda j: j)(job_id)
 
     def hook(self, provider: str) -> str:
@@ -105,7 +108,9 @@ def fleet(tmp_path_factory):
     """The five fakes and the receiver, started once for this file (each test gets them reset by `rig`)."""
     tmp = tmp_path_factory.mktemp("webhook-delivery")
     ledger = JobLedger(f"sqlite:///{tmp / 'ledger.sqlite'}")
-    books = {name: JobBook(latency=LATENCY, work_dir=tmp / name) for name in PROVIDERS}
+    # deliveries leave WEBHOOK_DELAY after a job ends: time for the test to write the job into the ledger, as the
+    # engine does when the provider answers (the receiver stores deliveries only for jobs the ledger waits on)
+    books = {name: JobBook(latency=LATENCY, work_dir=tmp / name, webhook_delay=WEBHOOK_DELAY) for name in PROVIDERS}
     servers = {name: FakeServer(FAKES[name].create_app(books[name])).start() for name in PROVIDERS}
     # the receiver learns fal's keys the way it does in production: from the JWKS URL (here the fake's)
     config = ReceiverConfig.from_settings(Settings.from_env({

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
 
 from tests.support.services import served, until
+from tests.support.webhooks import in_flight
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
 from video_pipeline.jobs.engine import JobEngine
@@ -74,6 +75,7 @@ def fal_signed(key, body: dict, request_id: str = "req-1", ts: int | None = None
      "models/veo/operations/op-1"),
 ])
 def test_standard_webhooks_accept_good_and_refuse_forged_stale_and_replayed(client, ledger, provider, body, job_id):
+    in_flight(ledger, provider, job_id)
     raw, headers = standard(body)
     assert client.post(f"/webhooks/{provider}", content=raw, headers=headers).status_code == 200
     assert ledger.latest_event(provider, job_id)[0] == "succeeded"
@@ -91,12 +93,14 @@ def test_veo_operation_emptied_by_the_safety_filter_is_recorded_as_failed(client
     body = {"type": "video.generated", "data": {"operation": {
         "name": "models/veo/operations/op-2", "done": True,
         "response": {"generateVideoResponse": {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": ["x"]}}}}}
+    in_flight(ledger, "gemini", "models/veo/operations/op-2")
     raw, headers = standard(body, "msg_rai")
     assert client.post("/webhooks/gemini", content=raw, headers=headers).status_code == 200
     assert ledger.latest_event("gemini", "models/veo/operations/op-2")[0] == "failed"
 
 
 def test_fal_ed25519_accepts_good_and_refuses_forged_stale_and_replayed(client, ledger, fal_key):
+    in_flight(ledger, "fal", "fal-ai/veo3.1/requests/req-1")     # fal's deliveries name the last part
     body = {"request_id": "req-1", "status": "OK", "payload": {"video": {"url": "https://v3.fal.media/x.mp4"}}}
     raw, headers = fal_signed(fal_key, body)
     assert client.post("/webhooks/fal", content=raw, headers=headers).status_code == 200
@@ -113,6 +117,8 @@ def test_fal_ed25519_accepts_good_and_refuses_forged_stale_and_replayed(client, 
 
 def test_minimax_challenge_is_echoed_and_unsigned_callbacks_need_the_token(client, ledger):
     assert client.post(f"/webhooks/minimax?token={TOKEN}", json={"challenge": "abc"}).json() == {"challenge": "abc"}
+    in_flight(ledger, "minimax", "t-1")
+    in_flight(ledger, "kling", "text2video:k-1")                  # Kling's deliveries name the task id
     status = {"task_id": "t-1", "status": "Success", "file_id": "f-1", "base_resp": {"status_code": 0}}
     assert client.post("/webhooks/minimax", json=status).status_code == 401
     assert client.post("/webhooks/minimax?token=wrong", json=status).status_code == 401
@@ -211,11 +217,14 @@ def test_adapters_register_the_receiver_when_a_public_webhook_url_is_set():
 
 
 @pytest.mark.parametrize("provider", ["replicate", "gemini", "fal", "minimax", "kling"])
-def test_oversize_deliveries_are_refused_with_413_before_anything_is_verified_or_written(client, ledger, provider):
+def test_oversize_deliveries_are_refused_with_413_before_anything_is_verified_or_written(client, ledger, provider,
+                                                                                          fal_key):
     from video_pipeline.jobs.webhooks import MAX_BODY_BYTES
 
+    in_flight(ledger, provider, "pred-big")
     big = json.dumps({"id": "pred-big", "status": "succeeded", "logs": "x" * MAX_BODY_BYTES})
     raw, headers = standard(json.loads(big), "msg_big")
+    headers.update(fal_signed(fal_key, {"request_id": "pred-big"})[1])   # well-formed headers of every scheme
     answer = client.post(f"/webhooks/{provider}?token={TOKEN}", content=raw, headers=headers)
     assert answer.status_code == 413
     # a body that declares no length (chunked) is cut off while it streams in

@@ -30,6 +30,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_WEBHOOK_URL": ("unset", "public base URL of `webhooks serve`; adapters register it with providers"),
     "VIDEO_PIPELINE_WEBHOOK_TOKEN": ("unset", "shared token for providers that sign nothing (MiniMax, Kling)"),
     "VIDEO_PIPELINE_FAL_JWKS_URL": ("fal's JWKS", "keys that verify fal's webhook signatures (or _FILE for a file)"),
+    "VIDEO_PIPELINE_FAL_USER_ID": ("unset", "your fal account's user id: the webhook receiver then refuses fal "
+                                   "deliveries signed for any other account"),
     "VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL": ("fal's platform API", "where fal's request listing is read to find a "
                                              "submit whose answer was lost"),
     "VIDEO_PIPELINE_DOWNLOAD_HOSTS": ("unset", "live mode: extra comma-separated domains provider results may be "
@@ -63,7 +65,8 @@ _FIELD_VARIABLES = {
     "mode": "MODE", "fakes_port": "FAKES_PORT", "time_scale": "TIME_SCALE", "data_dir": "DATA_DIR",
     "catalog_path": "CATALOG", "x264_preset": "X264_PRESET", "font_path": "FONT", "seed": "SEED",
     "webhooks": "WEBHOOKS", "webhook_url": "WEBHOOK_URL", "webhook_token": "WEBHOOK_TOKEN",
-    "fal_jwks_url": "FAL_JWKS_URL", "fal_jwks_file": "FAL_JWKS_FILE", "download_hosts": "DOWNLOAD_HOSTS",
+    "fal_jwks_url": "FAL_JWKS_URL", "fal_jwks_file": "FAL_JWKS_FILE", "fal_user_id": "FAL_USER_ID",
+    "download_hosts": "DOWNLOAD_HOSTS",
     "ledger": "LEDGER_URL", "profile": "PROFILE", "s3_bucket": "S3_BUCKET", "s3_prefix": "S3_PREFIX",
     "s3_endpoint_url": "S3_ENDPOINT_URL", "executor": "EXECUTOR", "celery_broker": "CELERY_BROKER",
     "celery_backend": "CELERY_BACKEND",
@@ -96,6 +99,7 @@ class Settings(BaseModel):
     webhook_token: SecretStr | None = None
     fal_jwks_url: str | None = None
     fal_jwks_file: Path | None = None
+    fal_user_id: str | None = None
     download_hosts: tuple[str, ...] = ()
     profile: Literal["local", "production"] = "local"
     s3_bucket: str | None = None

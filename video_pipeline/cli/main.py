@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from video_pipeline.config import VARIABLES, Settings, SettingsError
+from video_pipeline.db import LedgerSchemaError
 from video_pipeline.errors import CampaignError, PlanningError
 from video_pipeline.flow.intake import validate_file
 
@@ -276,16 +277,24 @@ def _status_tables(report: list[dict]) -> None:
 
 
 def cmd_webhooks_serve(args, settings: Settings) -> int:
-    import uvicorn
+    import logging
 
     from video_pipeline.jobs.ledger import JobLedger
+    from video_pipeline.jobs.webhook_server import serve
     from video_pipeline.jobs.webhooks import ReceiverConfig, create_receiver
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    receiver_log = logging.getLogger("video_pipeline.jobs.webhooks")
+    receiver_log.addHandler(handler)
+    receiver_log.setLevel(logging.INFO)
+    config = ReceiverConfig.from_settings(settings)
     ledger = JobLedger(settings.ledger_url)
-    print(f"webhook receiver on http://{args.host}:{args.port}/webhooks/{{replicate,gemini,fal,minimax,kling}}", flush=True)
+    print(f"webhook receiver on http://{args.host}:{args.port}/webhooks/{{replicate,gemini,fal,minimax,kling}}; "
+          f"health at /healthz", flush=True)
+    print(config.fal_keys.prime(), flush=True)
     try:
-        uvicorn.run(create_receiver(ledger, ReceiverConfig.from_settings(settings)), host=args.host, port=args.port,
-                    log_level="warning")
+        serve(create_receiver(ledger, config), host=args.host, port=args.port, limits=config.limits)
     finally:
         ledger.dispose()
     return EXIT_OK
@@ -356,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         return _fail(args, exc)
-    return args.func(args, settings)
+    try:
+        return args.func(args, settings)
+    except LedgerSchemaError as exc:   # the ledger was upgraded by a newer release: its one line, not a traceback
+        return _fail(args, exc)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ events = sa.Table(
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("provider", "delivery_id", name="uq_delivery"),   # a replayed delivery is refused
 )
+#: a delivery's JSON is kept beside its event up to this many characters; a bigger one is stored as its event alone
+#: (provider, job, delivery id, state, time) with an empty payload, never cut into JSON that does not parse
+EVENT_BODY_LIMIT = 64 * 1024
+
 
 
 def now() -> dt.datetime:
@@ -449,13 +453,16 @@ class JobLedger:
     # --- webhook events ----------------------------------------------------------------------
 
     def record_event(self, *, provider: str, delivery_id: str, provider_job_id: str, state: str,
-                     payload: dict) -> bool:
-        """Store a verified delivery; False when this delivery id was seen before (a replay)."""
+                     payload: dict | None = None, body: str | None = None) -> bool:
+        """Store a verified delivery; False when this delivery id was seen before (a replay). Its JSON (`body` as
+        received, else `payload`) is kept whole when it fits EVENT_BODY_LIMIT characters, else not at all."""
+        text = body if body is not None else json.dumps(payload) if payload is not None else ""
         try:
             with self.engine.begin() as conn:
                 conn.execute(events.insert().values(provider=provider, delivery_id=delivery_id,
                                                     provider_job_id=provider_job_id, state=state,
-                                                    payload=json.dumps(payload)[:100_000], received_at=now()))
+                                                    payload=text if len(text) <= EVENT_BODY_LIMIT else "",
+                                                    received_at=now()))
         except sa.exc.IntegrityError:
             return False
         return True
@@ -473,11 +480,31 @@ class JobLedger:
                 .where(events.c.id > event_id).order_by(events.c.id).limit(limit))]
 
     def latest_event(self, provider: str, provider_job_id: str) -> tuple[str, dict] | None:
+        """The newest delivery for a job: its state and its JSON ({} when the body was not kept)."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(events.c.state, events.c.payload).where(
                 events.c.provider == provider, events.c.provider_job_id == provider_job_id)
                 .order_by(events.c.id.desc()).limit(1)).first()
-        return (row.state, json.loads(row.payload)) if row else None
+        return (row.state, _event_body(row.payload)) if row else None
+
+    def waiting_job(self, provider: str, event_key: str, key_of=None) -> str | None:
+        """The provider job id of a job in flight whose deliveries name `event_key` (`key_of(job id)` gives the
+        name a provider's deliveries use, the job id itself by default); None when no job waits for it."""
+        key_of = key_of or (lambda job_id: job_id)
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(jobs.c.provider_job_id).where(
+                jobs.c.provider == provider, jobs.c.state.in_(IN_FLIGHT),
+                jobs.c.provider_job_id.endswith(event_key, autoescape=True)).limit(100)).scalars().all()
+        return next((job_id for job_id in found if key_of(job_id) == event_key), None)
+
+
+def _event_body(text: str) -> dict:
+    """A stored delivery's JSON object; {} when it was not kept (or was cut short by an older release)."""
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _add_missing_columns(engine: sa.Engine) -> None:
