@@ -139,9 +139,15 @@ class _OffLoop:
         return call
 
 
+#: delivery states that say a job has not ended yet (the receiver's names)
+_STILL_GOING = frozenset({JobState.QUEUED.value, JobState.RUNNING.value})
+
+
 class _EventWatch:
-    """One task for the whole run that reads new webhook deliveries from the ledger and wakes the job each one is
-    for, once per delivery (a cursor over the events' ids). A wake only brings the job's next poll forward."""
+    """One task for the whole run that reads new webhook deliveries from the ledger (a cursor over the events' ids)
+    and wakes the job a delivery says has ended, once per delivery: a wake only brings the job's next poll
+    forward, and the poll decides. A delivery that says the job is still queued or running changes nothing the
+    schedule does not know, so a provider that calls back every second costs no extra polls."""
 
     def __init__(self, db: _OffLoop, every: float):
         self.db = db
@@ -162,9 +168,10 @@ class _EventWatch:
                 if self.cursor is None:
                     self.cursor = await self.db.last_event_id()
                 elif self.waiting:
-                    for event_id, provider, job_id in await self.db.events_after(self.cursor):
+                    for event_id, provider, job_id, state in await self.db.events_after(self.cursor):
                         self.cursor = max(self.cursor, event_id)
-                        if (woken := self.waiting.get((provider, job_id))) is not None:
+                        woken = self.waiting.get((provider, job_id))
+                        if woken is not None and state not in _STILL_GOING:
                             woken.set()
             except Exception:   # noqa: BLE001 - a ledger hiccup costs a wake-up, never the run: polls decide
                 pass

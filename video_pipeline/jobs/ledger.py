@@ -472,11 +472,11 @@ class JobLedger:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0))).scalar_one()
 
-    def events_after(self, event_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
-        """Deliveries stored after `event_id`, oldest first: (id, provider, provider job id)."""
+    def events_after(self, event_id: int, limit: int = 1000) -> list[tuple[int, str, str, str]]:
+        """Deliveries stored after `event_id`, oldest first: (id, provider, provider job id, state)."""
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(
-                sa.select(events.c.id, events.c.provider, events.c.provider_job_id)
+                sa.select(events.c.id, events.c.provider, events.c.provider_job_id, events.c.state)
                 .where(events.c.id > event_id).order_by(events.c.id).limit(limit))]
 
     def latest_event(self, provider: str, provider_job_id: str) -> tuple[str, dict] | None:

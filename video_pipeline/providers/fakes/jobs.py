@@ -88,7 +88,9 @@ class JobBook:
     Webhooks: a fake that got a callback URL calls `schedule_webhook`; the delivery is POSTed once the job ends,
     signed with `webhook_secret` (Standard Webhooks) or `webhook_key` (fal's Ed25519, public half in `jwks()`),
     both generated per book unless given. Every POST attempt lands in `deliveries` as (url, status or None);
-    MiniMax's challenge POSTs land in `handshakes` instead.
+    MiniMax's challenge POSTs land in `handshakes` instead. With `progress_every` set, a job also sends its
+    current (queued or running) state that often while it runs, as Kling's status callbacks and Replicate's
+    `start`/`logs` events do; those POSTs land in `progress_deliveries`.
 
     Billing: `pricing` (see fakes.invoice; the fleet builds it from the catalog) prices each job, and `invoice()`
     lists every job ever created, deleted ones and ones whose answer never reached the client included.
@@ -98,7 +100,7 @@ class JobBook:
                  render_height: int = 180, work_dir: Path | None = None, webhook_secret: str | None = None,
                  webhook_key: Ed25519PrivateKey | None = None, webhook_user_id: str = "fake-user",
                  webhook_delay: float = 0.05, latency_p95: float | None = None, seed: int = 0,
-                 pricing: Pricing | None = None, provider: str = ""):
+                 pricing: Pricing | None = None, provider: str = "", progress_every: float | None = None):
         self.latency = latency            # each job's latency: this, or the median of a log-normal when
         self.latency_p95 = latency_p95    # a p95 is given (latencies then vary like a real provider's)
         self._rng = random.Random(seed)
@@ -124,6 +126,9 @@ class JobBook:
         self.deliveries: list[tuple[str, int | None]] = []
         self.handshakes: list[tuple[str, int | None]] = []
         self._timers: list[threading.Timer] = []
+        self.progress_every = progress_every      # seconds between status callbacks while a job runs (None: none)
+        self.progress_deliveries: list[tuple[str, int | None]] = []
+        self._stopping = threading.Event()
 
     @staticmethod
     def body_key(body: object) -> str:
@@ -219,6 +224,8 @@ class JobBook:
             raise ValueError(f"unknown webhook fault {fault!r}")
         if fault == "drop":
             return None
+        if self.progress_every:
+            threading.Thread(target=self._progress, args=(job, url, payload, signer), daemon=True).start()
         delay = max(0.0, job.created + job.latency - time.time()) + self.webhook_delay
         timer = threading.Timer(delay, self._fire, args=(job, url, payload, signer, challenge, fault))
         timer.daemon = True
@@ -245,8 +252,19 @@ class JobBook:
         if fault == "replay":
             post(target, body, headers, on_attempt=record)
 
+    def _progress(self, job: FakeJob, url: str, payload, signer) -> None:
+        """Status callbacks every `progress_every` seconds while the job is queued or running."""
+        while not self._stopping.wait(self.progress_every) and job.phase() in ("queued", "running"):
+            body_obj = payload()
+            if body_obj is None:
+                return
+            body = json.dumps(body_obj).encode()
+            target, headers = signer.sign(url, body, f"msg_{uuid.uuid4().hex}")
+            post(target, body, headers, on_attempt=lambda u, s: self.progress_deliveries.append((u, s)))
+
     def stop_webhooks(self) -> None:
         """Cancel deliveries not yet sent (e.g. when the server stops)."""
+        self._stopping.set()
         with self._lock:
             timers, self._timers = self._timers, []
         for timer in timers:
