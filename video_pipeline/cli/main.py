@@ -16,9 +16,16 @@ from pathlib import Path
 from video_pipeline.config import VARIABLES, Settings, SettingsError
 from video_pipeline.db import LedgerSchemaError
 from video_pipeline.errors import CampaignError, PlanningError
-from video_pipeline.flow.intake import validate_file
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 3
+
+
+def validate_file(*args, **kwargs):
+    """`flow.intake.validate_file`, imported when a command needs it: it brings PyAV, pandas and the planner,
+    which `webhooks serve` (a long-running process that should stay small) never uses."""
+    from video_pipeline.flow.intake import validate_file as validate
+
+    return validate(*args, **kwargs)
 JSON_SCHEMA_VERSION = 1
 
 

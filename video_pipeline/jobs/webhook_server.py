@@ -46,6 +46,9 @@ class DeadlineProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self.cycle is not None and self.cycle.body:
+            # body bytes that came before the answer and were never read: nothing reads them now
+            self.cycle.body = bytearray()
         self._watch()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -60,6 +60,9 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_ID_CHARS = 200
 #: a job id named in a delivery's body
 MAX_JOB_ID_CHARS = 256
+#: what a body of undeclared length (chunked) reserves from the budget before it is read: the most uvicorn hands
+#: the app at once (its 64 KiB high-water mark plus one 256 KiB socket read)
+UNDECLARED_RESERVE = 320 * 1024
 #: a signature header (Standard Webhooks may carry several space-separated signatures while a secret rotates)
 MAX_SIGNATURE_CHARS = 1024
 FAL_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
@@ -311,6 +314,15 @@ def token_head(request: Request, expected: str | None) -> None:
         raise Refused(401, "missing or wrong token")
 
 
+def _head_size(request: Request, limit: int) -> None:
+    """h11 refuses a head that grows past the limit before it is complete; one that arrived whole in a single read
+    is measured here."""
+    size = len(request.scope.get("raw_path", b"")) + len(request.scope.get("query_string", b"")) + sum(
+        len(name) + len(value) + 4 for name, value in request.scope["headers"])
+    if size > limit:
+        raise Refused(431, f"request line and headers over {limit} bytes")
+
+
 def _content_type(request: Request) -> None:
     """JSON or unstated: anything else is not a provider's delivery."""
     values = request.headers.getlist("content-type")
@@ -352,14 +364,16 @@ class BodyReader:
         extra = max(0, size - self.limits.small_body_bytes) - self.held
         if extra > 0:
             if not self.budget.take(extra):
-                raise Refused(503, "too many large deliveries at once; retry later", {"retry-after": "5"})
+                # closed after the answer: reading (and dropping) the rest of many large bodies is the attack's aim
+                raise Refused(503, "too many large deliveries at once; retry later",
+                              {"retry-after": "5", "connection": "close"})
             self.held += extra
 
     def declared(self) -> None:
-        """The declared length against the cap and the budget, before a byte of the body is read."""
+        """The declared length against the cap and the budget, before a byte of the body is read. A body of
+        unknown length (chunked) first reserves what the server may hand over in one piece."""
         declared = self.request.headers.get("content-length", "")
-        if declared.isdigit():
-            self._need(int(declared))
+        self._need(int(declared) if declared.isdigit() else self.limits.small_body_bytes + UNDECLARED_RESERVE)
 
     async def read(self) -> bytes:
         chunks: list[bytes] = []
@@ -505,6 +519,7 @@ def create_receiver(ledger: JobLedger, config: ReceiverConfig) -> Starlette:
             return JSONResponse({"error": "no such route"}, status_code=404)
         reader = BodyReader(request, limits, budget)
         try:
+            _head_size(request, limits.header_bytes)
             _content_type(request)
             head = head_checks(provider, request)
             reader.declared()
