@@ -1,4 +1,10 @@
-"""The inbox sensor: a campaign file dropped into data/inbox/ becomes a partition and a run."""
+"""The inbox sensor: a campaign file dropped into data/inbox/ becomes a partition and a run.
+
+A tick never raises and no file stops the ones behind it: each is taken by `intake.take`, which accepts it or
+sets it aside in rejected/ (a file that cannot even be moved is remembered in the cursor and skipped until it
+changes). Each file costs a bounded time (the readers' budgets), and a tick stops taking new files after
+TICK_SECONDS, leaving the rest to the next one.
+"""
 
 
 import datetime as dt
@@ -8,8 +14,7 @@ import time
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.spec.campaign import SUFFIXES
-from video_pipeline.flow.intake import INVALID, accept, reject
+from video_pipeline.flow.intake import inbox_files, take
 from video_pipeline.jobs.ledger import JobLedger
 from video_pipeline.flow.profiles import campaign_run_tags
 
@@ -17,7 +22,22 @@ from .jobs import campaign_job
 from .partitions import campaign_partitions
 
 MAX_FILES_PER_TICK = 25
-SETTLE_SECONDS = 2.0   # a file modified more recently may still be being written
+TICK_SECONDS = 30.0     # no new file is started after this long in one tick
+MAX_STUCK = 1000        # files the cursor remembers as refused where they lie
+
+
+def _cursor(text: str | None) -> dict:
+    try:
+        cursor = json.loads(text) if text else {}
+    except ValueError:
+        cursor = {}
+    cursor = cursor if isinstance(cursor, dict) else {}
+    return {"accepted": int(cursor.get("accepted", 0)), "rejected": int(cursor.get("rejected", 0)),
+            "stuck": dict(cursor.get("stuck", {}))}
+
+
+def _signature(st) -> str:
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
 @sensor(job=campaign_job, minimum_interval_seconds=15, default_status=DefaultSensorStatus.RUNNING,
@@ -25,43 +45,48 @@ SETTLE_SECONDS = 2.0   # a file modified more recently may still be being writte
                     "nightly batch); invalid ones move to data/rejected/ beside an error file.")
 def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineConfig):
     settings = pipeline.settings()
-    inbox = settings.inbox_dir
-    now = time.time()
-    candidates = sorted(
-        (p for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")
-         and now - p.stat().st_mtime >= SETTLE_SECONDS),
-        key=lambda p: (p.stat().st_mtime, p.name),
-    ) if inbox.is_dir() else []
+    started = time.monotonic()
+    found = inbox_files(settings, time.time())
+    cursor = _cursor(context.cursor)
+    present = {path.name: _signature(st) for path, st in found}
+    # a stuck file is skipped while it stays as it was; one that changed (or left) is forgotten
+    cursor["stuck"] = {name: sig for name, sig in cursor["stuck"].items() if present.get(name) == sig}
+    candidates = [(path, st) for path, st in found if cursor["stuck"].get(path.name) != present[path.name]]
     if not candidates:
-        return SkipReason(f"no settled files in {inbox.name}/")
-    cursor = json.loads(context.cursor) if context.cursor else {"accepted": 0, "rejected": 0}
+        return SkipReason(f"no settled files in {settings.inbox_dir.name}/")
     new_partitions: list[str] = []
     run_requests: list[RunRequest] = []
-    for path in candidates[:MAX_FILES_PER_TICK]:
-        if path.suffix.lower() not in SUFFIXES:
-            note = reject(path, ValueError(f"{path.name}: not a campaign file; expected one of "
-                                           + ", ".join(sorted(SUFFIXES))), settings)
-            context.log.warning(f"rejected {path.name}: see {note.name}")
-            cursor["rejected"] += 1
+    for path, st in candidates[:MAX_FILES_PER_TICK]:
+        if time.monotonic() - started > TICK_SECONDS:
+            context.log.info("tick time spent; the remaining files are taken on the next tick")
+            break
+        taken = take(path, settings)
+        if taken.stuck:
+            cursor["stuck"][path.name] = present[path.name]
+            context.log.warning(f"refused {taken.name} where it lies (skipped until it changes):\n{taken.error}")
             continue
-        try:
-            accepted = accept(path, settings, move=True)
-        except INVALID as exc:
-            note = reject(path, exc, settings)
-            context.log.warning(f"rejected {path.name}: see rejected/{note.name}\n{exc}")
+        if taken.accepted is None:
             cursor["rejected"] += 1
+            context.log.warning(f"rejected {taken.name}: see rejected/{taken.note.name}\n{taken.error}")
             continue
+        accepted = taken.accepted
         cursor["accepted"] += 1
         key = accepted.campaign_id
         if not context.instance.has_dynamic_partition(campaign_partitions.name, key) and key not in new_partitions:
             new_partitions.append(key)
         if accepted.schedule == "now":
+            try:
+                queue_tags = campaign_run_tags(accepted.spec_path, settings)   # the run queue's per-provider limits
+            except Exception as exc:        # a referenced file changed since: the run itself reports it
+                queue_tags = {}
+                context.log.warning(f"{key}: no run-queue tags ({type(exc).__name__})")
             run_requests.append(RunRequest(
                 partition_key=key, run_key=f"{key}-{accepted.sha256[:16]}",
-                tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": path.name,
-                      **campaign_run_tags(accepted.spec_path, settings)},   # the run queue's per-provider limits
+                tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": taken.name, **queue_tags},
             ))
-        context.log.info(f"accepted {path.name} as campaign {key} ({accepted.schedule})")
+        context.log.info(f"accepted {taken.name} as campaign {key} ({accepted.schedule})")
+    if len(cursor["stuck"]) > MAX_STUCK:
+        cursor["stuck"] = dict(list(cursor["stuck"].items())[-MAX_STUCK:])
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[campaign_partitions.build_add_request(new_partitions)] if new_partitions else [],

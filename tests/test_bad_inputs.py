@@ -1,6 +1,7 @@
 """Every file of the bad-input corpus (tests/bad_inputs/) is refused with the same clear error — file, line,
 field and what was expected — by `video-pipeline validate`, by the inbox sensor's rejected/ error file and by the
-asset run; the original is kept byte for byte and nothing else in the data directory changes."""
+asset run; the original is kept byte for byte (a link as the same link, a FIFO as a FIFO), nothing else in the data
+directory changes, and no error quotes more than a short excerpt of the file or anything from outside it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,18 +22,18 @@ from assets.routing import routed_job_plans
 from assets.sensors import campaign_inbox_sensor
 from resources import PipelineConfig
 from resources.providers import VideoProviders
-from tests.bad_inputs.corpus import HERE, cases, huge_file, prepare
+from tests.bad_inputs.corpus import HERE, cases, materialize, place, prepare, settle, shown
 from video_pipeline.cli.main import main
 
 CASES = cases()
 
 
 def test_corpus_has_at_least_thirty_kinds_and_every_file_is_listed():
-    listed = {c.name for c in CASES}
+    kept = {c.name for c in CASES if c.make is None}
     on_disk = {p.name for p in HERE.iterdir() if p.is_file() and p.suffix in (".yaml", ".json", ".csv", ".jsonl")
                and p.name != "cases.yaml"}
-    assert on_disk | {"huge.yaml"} == listed
-    assert len({c.kind for c in CASES}) >= 30
+    assert on_disk == kept
+    assert len({c.kind for c in CASES}) == len(CASES) >= 85
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +59,7 @@ def corpus(data_dir, tmp_path) -> Path:
     folder = tmp_path / "corpus"
     folder.mkdir()
     for c in CASES:
-        if c.name != "huge.yaml":
-            shutil.copy(c.path, folder / c.name)
-    huge_file(folder)
+        materialize(folder, c)
     return folder
 
 
@@ -76,6 +74,8 @@ def snapshot(root: Path) -> dict[str, str]:
             continue
         if path.is_symlink():
             out[rel] = "-> " + os.readlink(path)
+        elif path.is_fifo():
+            out[rel] = "fifo"
         elif path.is_file():
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
@@ -109,10 +109,8 @@ def via_cli(path: Path, capsys) -> tuple[str, list[dict]]:
 
 
 def via_sensor(path: Path, data_dir: Path, instance) -> str:
-    inbox = data_dir / "inbox" / path.name
-    shutil.copy(path, inbox)
-    past = time.time() - 60
-    os.utime(inbox, (past, past))               # settled: the sensor skips files still being written
+    inbox = place(path, data_dir / "inbox" / path.name)
+    settle(inbox)                               # settled: the sensor skips files still being written
     result = campaign_inbox_sensor(build_sensor_context(instance=instance, resources={"pipeline": PipelineConfig()}))
     assert not result.run_requests and not result.dynamic_partitions_requests
     note = data_dir / "rejected" / f"{path.name}.error.txt"
@@ -124,8 +122,7 @@ def via_assets(path: Path, data_dir: Path) -> str:
     """Install the file as a campaign's active spec and run the assets that read it: the first failure's text."""
     campaigns = data_dir / "campaigns"
     campaigns.mkdir(exist_ok=True)
-    spec = campaigns / path.name
-    shutil.copy(path, spec)
+    spec = place(path, campaigns / path.name)
     key = Path(path.name).stem
     try:
         resources = {"pipeline": PipelineConfig(), "providers": VideoProviders()}
@@ -139,32 +136,52 @@ def via_assets(path: Path, data_dir: Path) -> str:
         spec.unlink()
 
 
+SENTINEL = "SENTINEL-hostile-input-7d1c"
+PASSWD_HEAD = Path("/etc/passwd").read_text(errors="replace").split("\n", 1)[0]
+
+
+def kept_as(path: Path) -> str:
+    """What a corpus file is, to see it unchanged: a link's target, a FIFO, or the hash of its bytes."""
+    if path.is_symlink():
+        return "-> " + os.readlink(path)
+    if path.is_fifo():
+        return "fifo"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 @pytest.mark.slow
-def test_bad_input_gives_one_clear_error_through_cli_sensor_and_assets(case, corpus, data_dir, instance, capsys):
-    path = corpus / case.name
-    original = path.read_bytes()
+def test_bad_input_gives_one_clear_error_through_cli_sensor_and_assets(case, corpus, data_dir, instance, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setenv("HOSTILE_SENTINEL", SENTINEL)       # in /proc/self/environ: must never be quoted
+    path = corpus / case.fs_name
+    original = kept_as(path)
     before = snapshot(data_dir)
 
     cli_message, problems = via_cli(path, capsys)
-    assert path.read_bytes() == original and snapshot(data_dir) == before      # validate changes nothing
+    assert kept_as(path) == original and snapshot(data_dir) == before      # validate changes nothing
 
     asset_message = via_assets(path, data_dir)
     assert snapshot(data_dir) | {"ledger jobs": "0"} == before | {"ledger jobs": "0"}   # no job, nothing written
     before = snapshot(data_dir)
 
     sensor_message = via_sensor(path, data_dir, instance)
-    assert (data_dir / "rejected" / case.name).read_bytes() == original       # the original, kept as it was
+    assert kept_as(data_dir / "rejected" / case.fs_name) == original          # the original, kept as it was
     after = snapshot(data_dir)
-    assert set(after) - set(before) == {f"rejected/{case.name}", f"rejected/{case.name}.error.txt"}
+    assert set(after) - set(before) == {f"rejected/{case.fs_name}", f"rejected/{case.fs_name}.error.txt"}
     assert {k: v for k, v in after.items() if k in before} == before          # nothing else touched
 
     # one message, whichever way the file came in
-    message = same_words(cli_message, case.name)
-    assert same_words(sensor_message, case.name) == message
-    assert same_words(asset_message, case.name) == message
+    name = shown(case)
+    message = same_words(cli_message, name)
+    assert same_words(sensor_message, name) == message
+    assert same_words(asset_message, name) == message
+    # short, one line per problem, nothing from outside the file
+    assert all(len(line) <= 500 for line in message.splitlines()), max(message.splitlines(), key=len)
+    for text in (cli_message, sensor_message, asset_message):
+        assert SENTINEL not in text and PASSWD_HEAD not in text and "Traceback" not in text
     # and it says where and what was expected
-    where = f"{case.name}:{case.line}:" if case.line else f"{case.name}:"
+    where = f"{name}:{case.line}:" if case.line else f"{name}:"
     assert where in message, message
     if case.field:
         assert f" {case.field}:" in message, message

@@ -41,8 +41,12 @@ def put(directory: Path, name: str, content: str | bytes) -> Path:
 
 
 def refused(path: Path, data_dir: Path | None = None) -> CampaignError:
+    return refused_with(path, data_dir)
+
+
+def refused_with(path: Path, data_dir: Path | None = None, **options) -> CampaignError:
     with pytest.raises(CampaignError) as info:
-        load_campaign(path, data_dir)
+        load_campaign(path, data_dir, **options)
     return info.value
 
 
@@ -482,10 +486,19 @@ def test_samples_are_not_modified_by_validation(data_dir: Path, settings) -> Non
     assert before == {p.name: p.read_bytes() for p in SAMPLES.iterdir() if p.is_file()}
 
 
-def test_symlinked_campaign_file_is_read_through_the_link(data_dir: Path, tmp_path: Path) -> None:
-    target = put(tmp_path, "elsewhere/real.yaml", GOOD_YAML)
-    link = data_dir / "inbox" / "linked.yaml"
-    os.symlink(target, link)
+def test_symlinked_campaign_file_is_read_only_when_it_stays_in_the_data_directory(data_dir: Path,
+                                                                                  tmp_path: Path) -> None:
+    inside = put(data_dir, "drafts/real.yaml", GOOD_YAML)
+    link = data_dir / "campaigns" / "linked.yaml"
+    link.parent.mkdir()
+    os.symlink(inside, link)
     assert load_campaign(link, data_dir).campaign == "spring-launch"
+    # where links are not taken at all (the inbox), this one is refused too, saying so
+    assert "is a symbolic link; only regular files are taken here" in only_problem(
+        refused_with(link, data_dir, links=False)).message
+    outside = data_dir / "campaigns" / "outside.yaml"
+    os.symlink(put(tmp_path, "elsewhere/real.yaml", GOOD_YAML), outside)
+    assert "symbolic link to a file outside the data directory" in only_problem(refused(outside, data_dir)).message
+    assert load_campaign(outside).campaign == "spring-launch"       # no data directory: the file alone is read
     shutil.rmtree(tmp_path / "elsewhere")
-    assert "not found" in only_problem(refused(link)).message
+    assert "not found" in only_problem(refused(outside)).message

@@ -1,6 +1,9 @@
 """Campaign intake: validate a file, archive the original, install it as the campaign's active spec, or reject it.
 
-Nothing is ever deleted: originals move to archive/ (accepted) or rejected/ (beside an error file).
+Nothing is ever deleted: originals move to archive/ (accepted) or rejected/ (beside an error file). A file is read
+once (`spec.campaign.read_campaign_file`): what was validated is what is installed and archived. In the inbox,
+`take` never raises: whatever a file is, it is accepted, or set aside in rejected/ with its error, or (when even
+that fails) reported as stuck for the sensor's cursor to remember, so the files behind it are always taken.
 """
 
 from __future__ import annotations
@@ -9,15 +12,20 @@ import datetime as dt
 import hashlib
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from video_pipeline.atomic import private_sibling
-from video_pipeline.spec.campaign import SUFFIXES, Campaign, load_campaign
+from video_pipeline.spec.campaign import (SUFFIXES, Campaign, check_references, load_campaign, parse_campaign,
+                                          read_campaign_file)
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import Settings
-from video_pipeline.errors import CampaignError, PlanningError
+from video_pipeline.errors import CampaignError, PlanningError, Problem
 from video_pipeline.planning.planner import CampaignPlan, plan_campaign
+from video_pipeline.untrusted import printable
+
+SETTLE_SECONDS = 2.0   # a file in the inbox modified more recently may still be being written
 
 
 @dataclass(frozen=True)
@@ -30,11 +38,24 @@ class Accepted:
 
 
 def display_path(path: Path, settings: Settings) -> str:
-    """A path as a person reads it: relative to the data directory's parent when inside it."""
+    """A path as a person reads it: relative to the data directory's parent when inside it (the file's own name is
+    not followed if it is a link), printable whatever bytes the name holds."""
+    path = Path(path)
     try:
-        return str(path.resolve().relative_to(settings.data_dir.resolve().parent))
-    except ValueError:
-        return path.name
+        shown = str(path.parent.resolve().relative_to(settings.data_dir.resolve().parent) / path.name)
+    except (ValueError, OSError):
+        shown = path.name
+    return printable(shown)
+
+
+def _validated(path: Path, settings: Settings, display: str, *, links: bool = True, on: dt.date | None = None,
+               providers: frozenset[str] | None = None) -> tuple[bytes, Campaign, CampaignPlan]:
+    """The file's bytes (read once), the campaign they hold and its plan."""
+    raw = read_campaign_file(path, display, settings.data_dir, links)
+    campaign = parse_campaign(raw, path.name, display)
+    check_references(campaign, settings.data_dir)
+    plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on, providers=providers)
+    return raw, campaign, plan
 
 
 def validate_file(path: Path, settings: Settings, on: dt.date | None = None,
@@ -43,8 +64,9 @@ def validate_file(path: Path, settings: Settings, on: dt.date | None = None,
 
     `providers` limits routing to configured providers (live mode); intake leaves it None, since a missing key
     is the deployment's problem, not the file's."""
-    campaign = load_campaign(path, settings.data_dir, display=display or display_path(path, settings))
-    plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on, providers=providers)
+    path = Path(path)
+    _, campaign, plan = _validated(path, settings, printable(display or display_path(path, settings)), on=on,
+                                   providers=providers)
     return campaign, plan
 
 
@@ -60,10 +82,11 @@ def _unique(path: Path) -> Path:
     return candidate
 
 
-def accept(path: Path, settings: Settings, *, move: bool) -> Accepted:
-    """Validate `path` and make it its campaign's active spec; the original is moved (or copied) to archive/."""
-    campaign, _ = validate_file(path, settings)
-    raw = path.read_bytes()
+def accept(path: Path, settings: Settings, *, move: bool, inbox: bool = False) -> Accepted:
+    """Validate `path` and make it its campaign's active spec; the original is moved (or, as read, copied) to
+    archive/. From the `inbox`, a symbolic link is refused whatever it points at."""
+    path = Path(path)
+    raw, campaign, _ = _validated(path, settings, display_path(path, settings), links=not inbox)
     sha = hashlib.sha256(raw).hexdigest()
     settings.campaigns_dir.mkdir(parents=True, exist_ok=True)
     settings.archive_dir.mkdir(parents=True, exist_ok=True)
@@ -78,19 +101,76 @@ def accept(path: Path, settings: Settings, *, move: bool) -> Accepted:
     if move:
         shutil.move(str(path), archived)
     else:
-        shutil.copyfile(path, archived)
+        partial = private_sibling(archived, "incoming")
+        partial.write_bytes(raw)                 # what was validated, not a second read of the file
+        os.replace(partial, archived)
     return Accepted(campaign.campaign, campaign.schedule, sha, spec, archived)
 
 
 def reject(path: Path, error: Exception, settings: Settings) -> Path:
-    """Move a bad file to rejected/ beside `<name>.error.txt` that says what is wrong; returns the error file."""
+    """Move a bad file to rejected/ beside `<name>.error.txt` that says what is wrong; returns the error file.
+    Whatever the file is (a link, a FIFO) it is moved as it is, never opened."""
     settings.rejected_dir.mkdir(parents=True, exist_ok=True)
     target = _unique(settings.rejected_dir / path.name)
     shutil.move(str(path), target)
     note = target.with_name(target.name + ".error.txt")
-    note.write_text(f"{path.name} was rejected at {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}\n\n"
+    note.write_text(f"{printable(path.name)} was rejected at "
+                    f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}\n\n"
                     f"{error}\n\nFix the file and copy it into inbox/ again.\n", encoding="utf-8")
     return note
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one inbox file: accepted, rejected (its error file `note`), or `stuck` where it lies (it
+    could not even be moved: the sensor's cursor remembers it so it is not tried on every tick)."""
+
+    name: str                         # the file's name, printable
+    accepted: Accepted | None = None
+    note: Path | None = None
+    error: str = ""
+    stuck: bool = False
+
+
+def inbox_files(settings: Settings, now: float) -> list[tuple[Path, os.stat_result]]:
+    """The inbox's settled entries, oldest first, with their own `lstat` (a link is not followed to look at it):
+    every kind of file but directories and hidden names."""
+    try:
+        entries = list(os.scandir(settings.inbox_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) and now - st.st_mtime >= SETTLE_SECONDS:
+            found.append((Path(entry.path), st))
+    return sorted(found, key=lambda item: (item[1].st_mtime, item[0].name))
+
+
+def take(path: Path, settings: Settings) -> Taken:
+    """Accept an inbox file or set it aside; never raises, whatever the file is or does."""
+    name = printable(path.name)
+    error: Exception
+    try:
+        if path.suffix.lower() not in SUFFIXES:
+            raise CampaignError([Problem(display_path(path, settings), "", "not a campaign file; expected one of "
+                                         + ", ".join(sorted(SUFFIXES)))])
+        return Taken(name, accepted=accept(path, settings, move=True, inbox=True))
+    except INVALID as exc:
+        error = exc
+    except Exception as exc:      # the machine, or a bug: the file is still set aside, so the inbox keeps moving
+        error = RuntimeError(f"{display_path(path, settings)}: could not be taken in ({type(exc).__name__}); it "
+                             "was set aside so the files behind it are taken. Run `video-pipeline validate` on it.")
+    try:
+        return Taken(name, note=reject(path, error, settings), error=str(error))
+    except Exception as exc:
+        return Taken(name, error=f"{error}\n(and it could not be moved to rejected/: {type(exc).__name__})",
+                     stuck=True)
 
 
 def active_spec(settings: Settings, campaign_id: str) -> Path:

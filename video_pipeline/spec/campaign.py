@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,13 +19,26 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from video_pipeline.errors import CampaignError, Problem
+from video_pipeline.untrusted import Refused, excerpt, inside, kind_of, printable, read_regular
 
 CAMPAIGN_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 VIDEO_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv", ".jsonl": "jsonl"}
-MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_TARGET_SECONDS = 1800.0
 SNAPSHOT_VERSION = 1
+
+# Budgets: what one file may cost to read, each checked while reading (docs/campaign-format.md lists them).
+MAX_FILE_BYTES = 5 * 1024 * 1024   # checked by fstat before a byte is read, and again while reading
+MAX_DEPTH = 20                     # mappings and lists inside each other (a campaign needs 6)
+MAX_ROWS = 10_000                  # rows of a CSV or JSONL list (one video each)
+MAX_SHOTS = 10_000                 # shots in a campaign, counted before anything is validated
+MAX_NUMBER_DIGITS = 30             # digits of a whole number
+MAX_PATH_CHARS = 4096              # a file reference (a CSV or JSONL cell naming a file)
+MAX_PROBLEMS = 50                  # problems listed in one error (the rest are counted)
+#: names Windows keeps for devices, with any extension: a campaign or video id that is one cannot be a folder or
+#: file there (outputs/<campaign>/<video>.mp4)
+WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                              *(f"lpt{i}" for i in range(10))})
 
 SEXAGESIMAL_RATIOS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 60 + 1: "1:1"}
 QualityTier = Literal["social", "standard", "premium"]
@@ -52,6 +66,13 @@ class Defaults(_Strict):
     def _unquoted_ratio(cls, value):
         # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969 (9:16 → 556, 1:1 → 61).
         return SEXAGESIMAL_RATIOS.get(value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _not_reserved(value: str) -> str:
+    if value.split(".")[0].lower() in WINDOWS_RESERVED:
+        raise ValueError(f"got {value!r}; {value.upper()} is a device name on Windows (CON, PRN, AUX, NUL, COM0-9, "
+                         "LPT0-9), which cannot name a folder or file there; choose another id")
+    return value
 
 
 class Shot(_Strict):
@@ -87,6 +108,8 @@ class Video(_Strict):
     audio: str | None = None
     shots: list[Shot] = Field(min_length=1, max_length=500)
 
+    _id_not_reserved = field_validator("id")(_not_reserved)
+
 
 class Campaign(_Strict):
     version: Literal[1] = 1
@@ -99,6 +122,8 @@ class Campaign(_Strict):
     videos: list[Video] = Field(min_length=1, max_length=10000)
 
     _source: "CampaignSource | None" = PrivateAttr(default=None)
+
+    _id_not_reserved = field_validator("campaign")(_not_reserved)
 
     @property
     def source(self) -> "CampaignSource":
@@ -152,11 +177,35 @@ class CampaignSource(BaseModel):
 
 
 def field_name(path: tuple) -> str:
-    """Render ("videos", 0, "shots", 1, "prompt") as videos[0].shots[1].prompt."""
+    """Render ("videos", 0, "shots", 1, "prompt") as videos[0].shots[1].prompt (a key the file made up is cut to
+    a printable excerpt)."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            name = excerpt(str(part), 40)
+            out += f".{name}" if out else name
     return out
+
+
+class ManyProblems(CampaignError):
+    """A file with more than MAX_PROBLEMS problems: the first ones are listed, all are counted."""
+
+    def __init__(self, problems: list[Problem], total: int):
+        self.total = total
+        super().__init__(problems)
+
+    def render(self) -> str:
+        return (f"{self.total} problem(s) in campaign file, the first {len(self.problems)} listed (fix these first, "
+                f"and {self.total - len(self.problems)} more):\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+def refuse(problems: list[Problem]) -> CampaignError:
+    """The error listing `problems`: all of them, or the first MAX_PROBLEMS and how many there are."""
+    if len(problems) > MAX_PROBLEMS:
+        return ManyProblems(problems[:MAX_PROBLEMS], len(problems))
+    return CampaignError(problems)
 
 
 # --- reading files -----------------------------------------------------------------------------
@@ -170,15 +219,67 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be text or a number, not a {type(key).__name__}", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+                None, None, f"duplicate key {_show(key)} (first at line {seen[key]})", key_node.start_mark
             )
         seen[key] = key_node.start_mark.line + 1
     return loader.construct_mapping(node, deep=deep)
 
 
+def _guarded(constructor, what: str):
+    """A scalar constructor whose failures (a 5000-digit number, the 30th of February) are YAML errors at the
+    value's line, and whose numbers stay of a size a message can print."""
+
+    def construct(loader: _UniqueKeyLoader, node: yaml.ScalarNode):
+        try:
+            value = constructor(loader, node)
+        except (ValueError, OverflowError):
+            value = None
+        if value is None or (isinstance(value, int) and abs(value) >= 10 ** MAX_NUMBER_DIGITS):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_show(node.value)} cannot be read as {what} (quote it to mean text)", node.start_mark)
+        return value
+
+    return construct
+
+
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+for _tag, _what in (("int", f"a number of at most {MAX_NUMBER_DIGITS} digits"), ("timestamp", "a date")):
+    _UniqueKeyLoader.add_constructor(f"tag:yaml.org,2002:{_tag}",
+                                     _guarded(yaml.constructor.SafeConstructor.yaml_constructors[
+                                         f"tag:yaml.org,2002:{_tag}"], _what))
+
+
+def _yaml_budget(text: str, display: str) -> None:
+    """Read the YAML's events once, before anything is built from them: anchors and aliases are refused (the
+    format never needs them, and a few hundred bytes of aliases expand to gigabytes), and so is nesting deeper
+    than MAX_DEPTH."""
+    loader = _UniqueKeyLoader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise refuse([Problem(display, "", "YAML anchors (&name) and aliases (*name) are not accepted; "
+                                      "write each value out", event.start_mark.line + 1)])
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise refuse([Problem(display, "", f"nested more than {MAX_DEPTH} levels deep; a campaign "
+                                          "needs 6", event.start_mark.line + 1)])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return                        # the parse proper reports it, with its line
+    finally:
+        loader.dispose()
 
 
 def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -210,6 +311,104 @@ def _decode(raw: bytes, display: str) -> str:
         raise CampaignError([Problem(display, "", f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", line)]) from None
 
 
+class _JsonRefusal(ValueError):
+    """Raised from inside json.loads by the hooks below: `key` (a repeated key) or `needle` (text) locates it,
+    `expected` says what the file should hold instead."""
+
+    def __init__(self, message: str, expected: str, needle: str | None = None, key: str | None = None):
+        super().__init__(message)
+        self.expected, self.needle, self.key = expected, needle, key
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _JsonRefusal(f"duplicate key {_show(key)}", "expected each key once in an object", key=key)
+        obj[key] = value
+    return obj
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _JsonRefusal(f"a number of {len(digits.lstrip('-'))} digits", f"expected at most {MAX_NUMBER_DIGITS}",
+                           needle=digits)
+    return int(digits)
+
+
+def _depth(data: Any) -> int:
+    """How deep lists and mappings nest in parsed data (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(data, 0)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, (dict, list)):
+            level += 1
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                break
+            stack.extend((item, level) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _json_depth_line(text: str) -> int | None:
+    """The line where a JSON text first nests deeper than MAX_DEPTH (strings skipped)."""
+    depth = 0
+    for match in re.finditer(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _duplicate_key_line(text: str, key: str) -> tuple[int | None, int | None]:
+    """Where a JSON document repeats `key` in one object: the repeat's line and the first one's."""
+    try:
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None, None
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            first = None
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                    if first is not None:
+                        return key_node.start_mark.line + 1, first
+                    first = key_node.start_mark.line + 1
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None, None
+
+
+def _load_json(text: str, display: str, line: int | None = None, what: str = "invalid JSON") -> Any:
+    """json.loads with the budgets: duplicate keys, over-long numbers and deep nesting refused at their line
+    (`line`: the line a JSONL row is on)."""
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_object, parse_int=_bounded_int)
+    except _JsonRefusal as exc:
+        where, first = (None, None)
+        if line is None and exc.key is not None:
+            where, first = _duplicate_key_line(text, exc.key)
+        elif line is None and exc.needle is not None:
+            where = text.count("\n", 0, max(text.find(exc.needle), 0)) + 1
+        hint = f" (first at line {first})" if first else ""
+        raise refuse([Problem(display, "", f"{what}: {exc}{hint}; {exc.expected}", line or where)]) from None
+    except RecursionError:
+        too_deep = True
+    else:
+        too_deep = _depth(data) > MAX_DEPTH
+    if too_deep:
+        raise refuse([Problem(display, "", f"{what}: nested more than {MAX_DEPTH} levels deep; a campaign needs 6",
+                              line or _json_depth_line(text))]) from None
+    return data
+
+
 def _json_lines(text: str) -> dict[tuple, int]:
     """Field-path → line for a JSON document (JSON is YAML), computed only when an error needs it."""
     try:
@@ -223,9 +422,10 @@ def _read_mapping_file(text: str, kind: str, display: str) -> tuple[Any, dict[tu
     if kind == "json":
         try:
             # NaN and Infinity parse as floats here and are refused by the model, which can name their field.
-            return json.loads(text), None
+            return _load_json(text, display), None
         except json.JSONDecodeError as exc:
             raise CampaignError([Problem(display, "", f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno)]) from None
+    _yaml_budget(text, display)
     loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()   # one parse gives both the data and the line of every field
@@ -277,6 +477,40 @@ _ROW_VIDEO_FIELDS = ("id", "target_seconds", "continuity", "transition", "transi
                      "narration", "music", "audio")
 
 
+def _max_length(name: str) -> int:
+    model = Shot if name in _ROW_SHOT_FIELDS else Video
+    lengths = [m.max_length for m in model.model_fields[name].metadata if getattr(m, "max_length", None)]
+    return lengths[0] if lengths else MAX_PATH_CHARS
+
+
+_CELL_LIMITS = {name: _max_length(name) for name in _ROW_SHOT_FIELDS + _ROW_VIDEO_FIELDS}
+
+
+def _columns(names: list[str]) -> str:
+    """Column names a file made up, as a field: the first five, printable, and how many more."""
+    shown = ", ".join(excerpt(str(n), 40) for n in names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _unknown_columns(names: list[str], display: str, line: int) -> Problem:
+    return Problem(display, _columns(names), "unknown column(s); expected some of "
+                   + ", ".join(_ROW_VIDEO_FIELDS + _ROW_SHOT_FIELDS), line)
+
+
+def _check_row(row: dict, count: int, line: int, display: str) -> None:
+    """The budgets of a list, checked as each row is read: at most MAX_ROWS rows, no text longer than its field
+    takes (the file stops being read at the first row over)."""
+    if count >= MAX_ROWS:
+        raise refuse([Problem(display, "", f"more than {MAX_ROWS} rows; the limit is {MAX_ROWS} (one video per row)",
+                              line)])
+    for key, value in row.items():
+        limit = _CELL_LIMITS.get(key)
+        if limit is not None and isinstance(value, str) and len(value) > limit:
+            field = f"videos[{count}].shots[0].{key}" if key in _ROW_SHOT_FIELDS else f"videos[{count}].{key}"
+            raise refuse([Problem(display, field, f"got {_show(value)}; string should have at most {limit} "
+                                  "characters", line)])
+
+
 def _rows_to_campaign(rows: list[tuple[int, dict]], campaign_id: str, display: str) -> tuple[dict, dict[tuple, int]]:
     """A prompt list: each row is a one-shot video; the file stem is the campaign id."""
     videos: list[dict] = []
@@ -286,8 +520,7 @@ def _rows_to_campaign(rows: list[tuple[int, dict]], campaign_id: str, display: s
     for index, (line, row) in enumerate(rows):
         unknown = sorted(k for k in row if k not in _ROW_SHOT_FIELDS + _ROW_VIDEO_FIELDS)
         if unknown:
-            problems.append(Problem(display, ", ".join(unknown), "unknown column(s); expected some of "
-                                    + ", ".join(_ROW_VIDEO_FIELDS + _ROW_SHOT_FIELDS), line))
+            problems.append(_unknown_columns(unknown, display, line))
             continue
         video = {k: v for k, v in row.items() if k in _ROW_VIDEO_FIELDS}
         video.setdefault("id", f"video-{index + 1:0{width}d}")
@@ -299,7 +532,7 @@ def _rows_to_campaign(rows: list[tuple[int, dict]], campaign_id: str, display: s
         for key in video["shots"][0]:
             lines[("videos", len(videos) - 1, "shots", 0, key)] = line
     if problems:
-        raise CampaignError(problems)
+        raise refuse(problems)
     return {"campaign": campaign_id, "videos": videos}, lines
 
 
@@ -315,8 +548,7 @@ def _read_csv(text: str, display: str) -> list[tuple[int, dict]]:
             raise CampaignError([Problem(display, "", "a column name appears twice in the header", 1)])
         unknown = sorted(h for h in header if h not in _ROW_SHOT_FIELDS + _ROW_VIDEO_FIELDS)
         if unknown:
-            raise CampaignError([Problem(display, ", ".join(unknown), "unknown column(s); expected some of "
-                                         + ", ".join(_ROW_VIDEO_FIELDS + _ROW_SHOT_FIELDS), 1)])
+            raise CampaignError([_unknown_columns(unknown, display, 1)])
         reader.fieldnames = header
         start = reader.line_num + 1
         for raw in reader:
@@ -324,39 +556,52 @@ def _read_csv(text: str, display: str) -> list[tuple[int, dict]]:
                 raise CampaignError([Problem(display, "", f"row has more cells than the header's {len(header)}", reader.line_num)])
             row = {k: v.strip() for k, v in raw.items() if v is not None and v.strip() != ""}
             if row:
+                _check_row(row, len(rows), start, display)
                 rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):   # a quote opened on the row's first line is never closed
             raise CampaignError([Problem(display, "", "invalid CSV: a quoted cell is never closed; expected a "
                                          "closing \" (write a quote inside a cell as \"\")", start)]) from None
+        if "field larger than field limit" in str(exc):   # csv's own bound, met while the cell is read
+            raise CampaignError([Problem(display, "", f"invalid CSV: {exc}; the longest text a field takes is "
+                                         f"{max(_CELL_LIMITS.values())} characters", start)]) from None
         raise CampaignError([Problem(display, "", f"invalid CSV: {exc}", reader.line_num)]) from None
     return rows
 
 
 def _read_jsonl(text: str, display: str) -> list[tuple[int, dict]]:
     rows: list[tuple[int, dict]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(io.StringIO(text), start=1):   # lines end at \n only, as JSONL says
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _load_json(line, display, line=number, what="invalid JSON on this line")
         except json.JSONDecodeError as exc:
             raise CampaignError([Problem(display, "", f"invalid JSON on this line: {exc.msg} at column {exc.colno}; "
                                          "expected one JSON object per line", number)]) from None
         if not isinstance(row, dict):
             raise CampaignError([Problem(display, "", "each line must be a JSON object like {\"prompt\": \"...\"}", number)])
+        _check_row(row, len(rows), number, display)
         rows.append((number, row))
     return rows
 
 
-def _show(value: Any) -> str:
-    """A value as the user wrote it (JSON spells non-finite numbers NaN and Infinity)."""
+def _show(value: Any, limit: int = 80) -> str:
+    """A value as the user wrote it (JSON spells non-finite numbers NaN and Infinity), cut to `limit` characters
+    of the file's own text, saying how long it was."""
     if isinstance(value, float) and value != value:
         return "NaN"
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"
-    return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** MAX_NUMBER_DIGITS:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    if isinstance(value, (str, bytes, int, float, bool, type(None))):
+        return repr(value)
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}… ({type(value).__name__})"
 
 
 def _pydantic_problems(exc: ValidationError, display: str, lines: dict[tuple, int]) -> list[Problem]:
@@ -381,14 +626,33 @@ def _pydantic_problems(exc: ValidationError, display: str, lines: dict[tuple, in
     return problems
 
 
+def _count_problem(data: dict, display: str, lines) -> Problem | None:
+    """More videos or shots than a campaign may hold, counted before anything is validated."""
+    videos = data.get("videos")
+    if not isinstance(videos, list):
+        return None
+    shots = sum(len(v["shots"]) for v in videos if isinstance(v, dict) and isinstance(v.get("shots"), list))
+    line = CampaignSource(file=display, sha256="", lines=lines).line_of(("videos",))
+    if len(videos) > 10_000:
+        return Problem(display, "videos", f"{len(videos)} videos; the limit is 10000", line)
+    if shots > MAX_SHOTS:
+        return Problem(display, "videos", f"{shots} shots in the campaign; the limit is {MAX_SHOTS}", line)
+    return None
+
+
+def _format_of(filename: str, display: str) -> str:
+    """The file's format from its extension, or the error saying which are accepted."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise CampaignError([Problem(display, "", f"unsupported file type {_show(suffix or '(none)')}; expected one "
+                                     "of " + ", ".join(sorted(SUFFIXES)))])
+    return SUFFIXES[suffix]
+
+
 def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Campaign:
     """Parse and validate campaign bytes. `filename` picks the format (and, for lists, the campaign id)."""
     display = display or filename
-    suffix = Path(filename).suffix.lower()
-    kind = SUFFIXES.get(suffix)
-    if kind is None:
-        raise CampaignError([Problem(display, "", f"unsupported file type {suffix or '(none)'!r}; expected one of "
-                                     + ", ".join(sorted(SUFFIXES)))])
+    kind = _format_of(filename, display)
     if len(raw) > MAX_FILE_BYTES:
         raise CampaignError([Problem(display, "", f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")])
     text = _decode(raw, display)
@@ -410,10 +674,12 @@ def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Cam
         if not isinstance(data, dict):
             raise CampaignError([Problem(display, "", f"the top level must be a mapping with `campaign` and `videos`, "
                                          f"got {type(data).__name__}", 1)])
+    if (too_many := _count_problem(data, display, lines)) is not None:
+        raise CampaignError([too_many])
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
-        raise CampaignError(_pydantic_problems(exc, display, lines)) from None
+        raise refuse(_pydantic_problems(exc, display, lines)) from None
     campaign._source = CampaignSource(file=display, sha256=hashlib.sha256(raw).hexdigest(), lines=lines)
     first: dict[str, int] = {}
     duplicates = []
@@ -424,21 +690,28 @@ def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Cam
                                       f"[{first[video.id]}]; ids must be unique in a campaign", line))
         first.setdefault(video.id, i)
     if duplicates:
-        raise CampaignError(duplicates)
+        raise refuse(duplicates)
     return campaign
 
 
-def load_campaign(path: Path | str, data_dir: Path | None = None, display: str | None = None) -> Campaign:
-    """Read, validate and (when `data_dir` is given) check every file reference of a campaign file."""
+def read_campaign_file(path: Path | str, display: str, data_dir: Path | None = None, links: bool = True) -> bytes:
+    """A campaign file's bytes, read once and safely (`video_pipeline.untrusted`): a regular file of at most
+    MAX_FILE_BYTES; a symbolic link only when `links` and, with `data_dir`, only to a file inside it."""
     path = Path(path)
-    display = display or str(path)
+    _format_of(path.name, display)            # said before the file is opened, whatever it is
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CampaignError([Problem(display, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise CampaignError([Problem(display, "", "is a directory; expected a campaign file")]) from None
-    campaign = parse_campaign(raw, path.name, display)
+        return read_regular(path, max_bytes=MAX_FILE_BYTES, root=data_dir, links=links)
+    except Refused as refused:
+        raise CampaignError([Problem(display, "", refused.reason)]) from None
+
+
+def load_campaign(path: Path | str, data_dir: Path | None = None, display: str | None = None, *,
+                  links: bool = True) -> Campaign:
+    """Read (see `read_campaign_file`), validate and (when `data_dir` is given) check every file reference of a
+    campaign file."""
+    path = Path(path)
+    display = printable(display or str(path))
+    campaign = parse_campaign(read_campaign_file(path, display, data_dir, links), path.name, display)
     if data_dir is not None:
         check_references(campaign, data_dir)
     return campaign
@@ -455,7 +728,7 @@ REFERENCE_KINDS = {
 
 
 def resolve_reference(value: str, data_dir: Path) -> Path:
-    """Resolve a campaign file reference to a path inside `data_dir`, or raise ValueError saying why not."""
+    """Resolve a campaign file reference to a regular file inside `data_dir`, or raise ValueError saying why not."""
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
         raise ValueError("URLs are not accepted here yet; put the file under data/ and give its relative path")
     candidate = Path(value)
@@ -463,58 +736,44 @@ def resolve_reference(value: str, data_dir: Path) -> Path:
         raise ValueError("absolute paths are not accepted; give a path relative to the data directory")
     root = data_dir.resolve()
     resolved = (root / candidate).resolve()
-    if resolved != root and root not in resolved.parents:
+    if not inside(resolved, root):
         raise ValueError("the path leaves the data directory; give a path under data/")
-    if not resolved.is_file():
-        raise ValueError("no such file under the data directory")
+    try:
+        mode = resolved.stat().st_mode
+    except OSError:
+        raise ValueError("no such file under the data directory") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"is {kind_of(mode)}; expected a regular file")
     return resolved
 
 
-#: what a referenced file must contain: PyAV stream type, and the codecs accepted for images
-_IMAGE_CODECS = {"png", "mjpeg", "jpegls", "webp"}
-
-
-def content_problem(path: Path, kind: str) -> str | None:
-    """Why the file at `path` is not the `kind` it claims to be (an image that is text, audio without sound),
-    or None when its content fits. Reads only the container header and one frame, from a local file."""
-    import av
-
-    expected = {"image": "a PNG, JPEG or WebP image", "video": "a video with a picture",
-                "music": "audio with a sound track", "audio": "audio with a sound track"}[kind]
-    try:
-        with av.open(str(path), options={"protocol_whitelist": "file"}) as container:
-            if kind in ("music", "audio"):
-                ok = bool(container.streams.audio)
-            else:
-                stream = next(iter(container.streams.video), None)
-                ok = stream is not None and (kind == "video" or stream.codec_context.name in _IMAGE_CODECS)
-                if ok:
-                    next(container.decode(stream))
-    except (av.error.FFmpegError, OSError, ValueError, StopIteration):
-        ok = False
-    return None if ok else f"the file's content is not {expected}; check that the file is what its name says"
-
-
 def check_references(campaign: Campaign, data_dir: Path) -> None:
-    """Every referenced file must exist under `data_dir` and have a fitting extension."""
+    """Every referenced file must be a regular file under `data_dir` with a fitting extension and content within
+    the media limits (`media_limits`); a file named many times is opened once."""
+    from video_pipeline.spec.media_limits import content_problem
+
     problems: list[Problem] = []
+    seen: dict[tuple[Path, str], str | None] = {}
 
     def check(value: str | None, kind: str, *path: str | int) -> None:
         if value is None:
             return
         suffixes, what = REFERENCE_KINDS[kind]
         file, line = campaign.where(*path)
+        shown = _show(value)
         if Path(value).suffix.lower() not in suffixes:
-            problems.append(Problem(file, field_name(path), f"{value!r} is not {what}; expected one of "
+            problems.append(Problem(file, field_name(path), f"{shown} is not {what}; expected one of "
                                     + ", ".join(sorted(suffixes)), line))
             return
         try:
             resolved = resolve_reference(value, data_dir)
         except ValueError as exc:
-            problems.append(Problem(file, field_name(path), f"{value!r}: {exc}", line))
+            problems.append(Problem(file, field_name(path), f"{shown}: {exc}", line))
             return
-        if (wrong := content_problem(resolved, kind)) is not None:
-            problems.append(Problem(file, field_name(path), f"{value!r}: {wrong}", line))
+        if (resolved, kind) not in seen:
+            seen[(resolved, kind)] = content_problem(resolved, kind, data_dir)
+        if (wrong := seen[(resolved, kind)]) is not None:
+            problems.append(Problem(file, field_name(path), f"{shown}: {wrong}", line))
 
     for vi, video in enumerate(campaign.videos):
         check(video.music, "music", "videos", vi, "music")
@@ -523,4 +782,4 @@ def check_references(campaign: Campaign, data_dir: Path) -> None:
             check(shot.image, "image", "videos", vi, "shots", si, "image")
             check(shot.video, "video", "videos", vi, "shots", si, "video")
     if problems:
-        raise CampaignError(problems)
+        raise refuse(problems)
