@@ -6,27 +6,16 @@ The CLI (engine side, no Dagster import) reaches this through the `video_pipelin
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance
-
-from video_pipeline.config import PROJECT_ROOT, Settings
+from video_pipeline.config import Settings
 from video_pipeline.flow.intake import accept
 from video_pipeline.report.page import report_path
 from video_pipeline.tables import records
 
+from .instance import prepared_instance
 from .jobs import STAGES
 from .partitions import campaign_partitions
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def ensure_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, defaulting to <project>/.dagster (the same one the README's `dagster dev` uses)."""
-    home = settings.dagster_home or (PROJECT_ROOT / ".dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return home
 
 
 def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
@@ -34,7 +23,6 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
     started = time.monotonic()
     accepted = accept(path, settings, move=False)
     echo(f"campaign {accepted.campaign_id}: spec installed at {accepted.spec_path}")
-    home = ensure_dagster_home(settings)
     from definitions import build_definitions
     from resources import PipelineConfig
 
@@ -42,7 +30,7 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
     defs = build_definitions(PipelineConfig(
         data_dir=str(settings.data_dir), mode=settings.mode, time_scale=settings.time_scale,
         catalog_path=str(settings.catalog_path) if settings.catalog_path else None, x264_preset=settings.x264_preset))
-    with DagsterInstance.from_config(str(home)) as instance:
+    with prepared_instance(settings) as instance:
         if not instance.has_dynamic_partition(campaign_partitions.name, accepted.campaign_id):
             instance.add_dynamic_partitions(campaign_partitions.name, [accepted.campaign_id])
         echo(f"materializing {' → '.join(STAGES)} for partition {accepted.campaign_id}")
