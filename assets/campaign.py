@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, a
 
 from resources.pipeline import PipelineConfig
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.flow.stages import Stopwatch
+from video_pipeline.flow.stages import Stopwatch, clear_leftovers
 
 from .metadata import OWNERS
 from .partitions import active_campaign, campaign_partitions
@@ -17,7 +17,11 @@ from .partitions import active_campaign, campaign_partitions
                    "during a run changes nothing in it. Its data version is the spec's SHA-256.")
 def campaign(context: AssetExecutionContext, pipeline: PipelineConfig) -> Output[Campaign]:
     watch = Stopwatch()
-    spec = active_campaign(context, pipeline.settings())
+    settings = pipeline.settings()
+    spec = active_campaign(context, settings)
+    if removed := clear_leftovers(settings, spec.campaign):     # a killed run's temporary files, never results
+        context.log.info(f"removed {len(removed)} temporary file(s) left by killed runs: "
+                         + ", ".join(sorted(p.name for p in removed)[:10]))
     source = spec.source
     shots = sum(len(v.shots) for v in spec.videos)
     context.log.info(f"campaign {spec.campaign}: {len(spec.videos)} video(s), {shots} shot(s) from {source.file}")

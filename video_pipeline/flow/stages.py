@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from video_pipeline.atomic import private_sibling
+from video_pipeline.atomic import private_sibling, sweep
 from video_pipeline.spec.campaign import Campaign
 from video_pipeline.planning.catalog import Catalog
 from video_pipeline.config import Settings, SettingsError
@@ -40,6 +40,21 @@ from video_pipeline.tables import (
     values,
 )
 from video_pipeline.spec.taxonomy import shot_category
+
+
+def clear_leftovers(settings: Settings, campaign_id: str) -> list[Path]:
+    """Temporary files and folders killed runs left behind (a half download `clips/incoming-*`, a join's
+    `outputs/<campaign>/vp-join-*`, any writer's hidden `.<name>.<tag>-*`, `vp-*` in the system's temporary folder),
+    removed before this campaign's run writes anything: only those whose writer is gone (`atomic.sweep`), never
+    a live run's, of this campaign or another."""
+    import tempfile
+
+    places = [(settings.clips_dir, "incoming-"), (settings.outputs_dir / campaign_id, ""),
+              (settings.campaigns_dir, "."), (settings.archive_dir, "."), (Path(tempfile.gettempdir()), "vp-")]
+    for parent in (settings.tables_dir, settings.data_dir / "narration"):
+        if parent.is_dir():
+            places += [(folder, ".") for folder in parent.iterdir() if folder.is_dir() and not folder.is_symlink()]
+    return [path for folder, prefix in places for path in sweep(folder, prefix)]
 
 
 def prompt_batches(campaign: Campaign) -> pd.DataFrame:

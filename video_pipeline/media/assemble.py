@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args, run_graph
 from video_pipeline.media.probe import MediaInfo, open_media, probe
 from video_pipeline.media.render import AUDIO_RATE, FPS, h264_options
@@ -75,7 +76,7 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
     trim = trim_join_frames * FRAME
     crossfade = transition == "crossfade" and len(segments) > 1
     fade = max(1, round(transition_seconds * FPS)) if crossfade else 0
-    with tempfile.TemporaryDirectory(prefix="vp-join-", dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-join-"), dir=out.parent) as tmp:
         parts: list[Path] = []
         lengths: list[float] = []
         for i, seg in enumerate(segments):

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 
+from video_pipeline.atomic import private_sibling
 from video_pipeline.media.ffmpeg import ffmpeg_binary
 from video_pipeline.media.measure import ebur128_summary, run_for_stderr
 from video_pipeline.media.render import AUDIO_RATE
@@ -104,8 +104,7 @@ def mix(video: Path, out: Path, spec: MixSpec) -> dict:
                      .filter("atrim", start_sample=AUDIO_RATE * LIMITER_MS // 1000).filter("asetpts", "PTS-STARTPTS")
                      .filter("apad").filter("atrim", duration=f"{spec.duration:.3f}"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".mix-", suffix=".mp4", dir=out.parent)
-    os.close(fd)
+    tmp = str(private_sibling(out, "mix"))       # ffmpeg creates it: the umask's permissions, like the stills
     try:
         final = ffmpeg.output(picture, audio, tmp, vcodec="copy", acodec="aac", audio_bitrate="160k", ar=AUDIO_RATE,
                               ac=2, movflags="+faststart")

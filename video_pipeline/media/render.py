@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.media.ffmpeg import run_graph
 
 FPS = 24
@@ -87,7 +88,7 @@ def render_clip(spec: ClipSpec, out: Path) -> Path:
     """Render `spec` to `out` (MP4: H.264 yuv420p at 24 fps, AAC stereo); returns `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     w, h, secs = spec.width, spec.height, spec.seconds
-    with tempfile.TemporaryDirectory(prefix="vp-text-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-text-")) as tmp:
         text_file = Path(tmp) / "prompt.txt"
         label_file = Path(tmp) / "label.txt"
         columns = max(16, int(w / (h * 0.045) / 0.62))

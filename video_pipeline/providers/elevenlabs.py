@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.errors import MediaError, ProviderError
 from video_pipeline.media.probe import probe
 from video_pipeline.providers.http import HttpProvider, classify_status
@@ -122,7 +123,7 @@ class ElevenLabsProvider(SynchronousSpeech, HttpProvider):
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise ProviderError(f"POST {path}: the answer has no decodable audio_base64", provider=self.name) from None
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", delete=False) as fh:
+        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=temp_prefix(f".{dest.name}."), delete=False) as fh:
             fh.write(audio)
         try:
             duration = probe(fh.name).duration

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.errors import ProviderError
 from video_pipeline.media.ffmpeg import run_graph
 from video_pipeline.media.probe import probe
@@ -51,7 +52,7 @@ class EspeakProvider:
         if not sentences:
             raise ProviderError("narration text is empty", kind=ProviderError.TERMINAL, provider=self.name)
         timings: list[WordTiming] = []
-        with tempfile.TemporaryDirectory(prefix="vp-espeak-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-espeak-")) as tmp:
             joined = Path(tmp) / "narration.wav"
             cursor = 0.0
             with wave.open(str(joined), "wb") as out:

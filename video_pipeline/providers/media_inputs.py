@@ -9,6 +9,7 @@ from pathlib import Path
 
 import ffmpeg
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.media.ffmpeg import run_graph
 
 MAX_INLINE_BYTES = 20 * 1024 * 1024
@@ -34,7 +35,7 @@ def mime_type(path: Path) -> str:
 def audio_segment_uri(path: Path, offset: float, seconds: float) -> str:
     """The stretch of a soundtrack a segment plays over (from `offset`, for `seconds`), as a WAV data URI:
     each segment's model must hear its own part of the audio, not the whole track from the start."""
-    with tempfile.TemporaryDirectory(prefix="vp-audio-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-audio-")) as tmp:
         out = Path(tmp) / "segment.wav"
         sound = ffmpeg.input(str(path), ss=f"{offset:.3f}", t=f"{seconds:.3f}").audio
         run_graph(ffmpeg.output(sound, str(out), acodec="pcm_s16le", ar=44100, ac=2), what=f"audio part of {path.name}")

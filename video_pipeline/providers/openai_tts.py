@@ -18,6 +18,7 @@ from pathlib import Path
 import ffmpeg as ffmpeg_python
 import httpx
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.errors import MediaError, ProviderError
 from video_pipeline.media.ffmpeg import run_graph
 from video_pipeline.media.probe import probe
@@ -130,7 +131,7 @@ class OpenAISpeechProvider(SynchronousSpeech, HttpProvider):
                                 kind=ProviderError.TERMINAL, provider=self.name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         chunks = split_text(request.text, self.max_input_chars)
-        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".tts-") as tmp:
+        with tempfile.TemporaryDirectory(dir=dest.parent, prefix=temp_prefix(".tts-")) as tmp:
             parts = []
             for i, chunk in enumerate(chunks):
                 part = Path(tmp) / f"part{i:03d}.{request.response_format}"

@@ -19,6 +19,7 @@ from boto3.s3.transfer import TransferConfig
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
+from video_pipeline.atomic import temp_prefix
 from video_pipeline.errors import MediaError
 from video_pipeline.media.probe import probe
 from video_pipeline.storage.store import ClipStore, StoredClip, file_sha256
@@ -169,7 +170,7 @@ class S3ClipStore(ClipStore):
         if path.is_file():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="download-", suffix=path.suffix, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix("download-"), suffix=path.suffix, dir=path.parent)
         os.close(fd)
         try:
             self.client.download_file(self.bucket, key, tmp, Config=self.transfer)

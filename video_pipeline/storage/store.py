@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import httpx
 
+from video_pipeline.atomic import owned_temp
 from video_pipeline.errors import MediaError, ProviderError
 from video_pipeline.media.probe import MediaInfo, decodes, probe
 from video_pipeline.storage.netguard import DownloadPolicy
@@ -163,11 +163,10 @@ class ClipStore:
 
     def store_url(self, url: str, expected_seconds: float | None = None,
                   headers: dict[str, str] | None = None, allow_file: bool = True) -> StoredClip:
-        """Download a provider output to a temp file beside the store, verify it, keep it content-addressed."""
+        """Download a provider output to a temp file beside the store (named for its writer, so a killed run's is
+        swept: `atomic.sweep`), verify it, keep it content-addressed with the umask's permissions."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="incoming-", suffix=".mp4", dir=self.root)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        tmp_path = owned_temp(self.root, "incoming-", ".mp4")
         try:
             fetch(url, tmp_path, headers=headers, allow_file=allow_file, policy=self.policy)
             return self.put_file(tmp_path, expected_seconds)
