@@ -109,7 +109,7 @@ class ReceiverLimits:
     #: bytes of larger bodies held at once across all requests; a request that would pass it gets 503 Retry-After
     body_budget_bytes: int = 32 * 1024 * 1024
     #: connections and requests in progress (uvicorn's limit_concurrency): requests past it get 503
-    connections: int = 1000
+    connections: int = 4096
     #: seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)
     keep_alive_seconds: int = 5
 
