@@ -4,6 +4,7 @@ The CLI (engine side, no Dagster import) reaches this through the `video_pipelin
 """
 
 import time
+import warnings
 from pathlib import Path
 
 from video_pipeline.config import Settings
@@ -15,11 +16,49 @@ from .instance import prepared_instance
 from .jobs import STAGES
 from .partitions import campaign_partitions
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Dagster's console log stays quiet: the CLI prints each failed step's own error in one line, and the run's event
+#: log (the UI, DAGSTER_HOME) keeps the full trace
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+#: Dagster's wrapper around an error raised inside an op: its cause is the step's own error
+_WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def step_error(error) -> str:
+    """A failed step's own error in one line: the cause Dagster wrapped ("Error occurred while executing op …"),
+    its first line; a person-causable error (PipelineError) without its class, any other with it (a bug)."""
+    if error is None:
+        return "failed (no error recorded)"
+    while error.cls_name in _WRAPPERS and error.cause is not None:
+        error = error.cause
+    message = error.message.strip()
+    head, _, rest = message.partition(": ")
+    if rest and head.rsplit(".", 1)[-1] == error.cls_name:   # "module.Class: text" → "text"
+        message = rest if _person_causable(error.cls_name) else f"{error.cls_name}: {rest}"
+    return message.splitlines()[0] if message else error.cls_name
+
+
+def _person_causable(cls_name: str) -> bool:
+    from video_pipeline import errors
+
+    def names(cls) -> set[str]:
+        return {cls.__name__}.union(*(names(sub) for sub in cls.__subclasses__()))
+
+    return cls_name in names(errors.PipelineError)
 
 
 def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
     """Accept the file (validate, archive, install), add its partition and run `campaign_job` for it."""
+    from dagster import BetaWarning, PreviewWarning
+
+    with warnings.catch_warnings():
+        # the project's choices of Dagster's beta and preview APIs (data versions, partitioned checks) are ours to
+        # track, not a message for the person running a campaign
+        warnings.simplefilter("ignore", BetaWarning)
+        warnings.simplefilter("ignore", PreviewWarning)
+        return _run(path, settings, echo)
+
+
+def _run(path: Path, settings: Settings, echo) -> dict:
     started = time.monotonic()
     accepted = accept(path, settings, move=False)
     echo(f"campaign {accepted.campaign_id}: spec installed at {accepted.spec_path}")
@@ -38,10 +77,8 @@ def run_campaign(path: Path, settings: Settings, echo=print) -> dict:
             partition_key=accepted.campaign_id, instance=instance, raise_on_error=False, run_config=QUIET_LOGS,
             tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": path.name},
         )
-        failures = [
-            f"{event.step_key}: {event.step_failure_data.error.message.strip() if event.step_failure_data.error else ''}"
-            for event in result.all_events if event.is_step_failure
-        ]
+        failures = [f"{event.step_key}: {step_error(event.step_failure_data.error)}"
+                    for event in result.all_events if event.is_step_failure]
         run_id = result.run_id
     outputs = []
     if result.success:

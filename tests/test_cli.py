@@ -199,3 +199,21 @@ def test_status_shows_in_flight_done_failed_and_cost_as_lines_or_tables(data_dir
                                             "uncertain", "would_cost", "spent"}
     assert payload["campaigns"][0]["cost_usd"] == 0.84 and payload["campaigns"][0]["would_cost"] is False
     assert payload["campaigns"][0]["states"] == {"stored": 1, "running": 1, "failed": 1}
+
+
+@pytest.mark.slow
+def test_a_failed_run_prints_the_failing_steps_own_error_in_one_line_and_exits_3(data_dir, monkeypatch):
+    """Not Dagster's "Error occurred while executing op", nor a traceback: the cause, named by its step."""
+    spec = write(data_dir / "nofakes.yaml", "campaign: nofakes\nvideos:\n  - id: v\n    target_seconds: 5\n"
+                                            "    shots:\n      - prompt: a kite over a beach\n")
+    monkeypatch.setenv("VIDEO_PIPELINE_MODE", "fake")
+    monkeypatch.setenv("VIDEO_PIPELINE_FAKES_PORT", "1")        # nothing answers there
+    proc = cli("run", str(spec))
+    assert proc.returncode == 3, proc.stderr
+    [error] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: generated_segments: VIDEO_PIPELINE_MODE=fake but no fake servers answer")
+    assert "Error occurred while executing" not in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr
+    payload = json.loads(cli("run", str(spec), "--json").stdout)
+    assert payload["ok"] is False and payload["errors"] == [error.removeprefix("error: ")]
+    assert "Exit codes: 0 success" in cli("--help").stdout

@@ -389,7 +389,7 @@ def test_a_sqlite_ledger_made_by_the_previous_release_gains_the_money_columns(tm
 @pytest.mark.slow
 def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(data_dir, tmp_path, capsys,
                                                                                  monkeypatch):
-    """Veo on the Gemini API creates the job and the answer is lost: `run` exits 3 naming the segment, provider,
+    """Veo on the Gemini API creates the job and the answer is lost: `run` exits 4 naming the segment, provider,
     model and time window; nothing is sent again; `resolve --adopt` and a rerun finish the video, paid once."""
     spec = write(data_dir / "lost.yaml", SOCIAL.format(budget="5").replace("tight", "lost-answer"))
     cmd = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec)]
@@ -397,7 +397,7 @@ def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(
         env = {**os.environ, **fleet.environment(), "VIDEO_PIPELINE_TIME_SCALE": "0.01"}
         fleet.books["gemini"].faults.add("submit", "lost-502")
         first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        assert first.returncode == 3, first.stderr + first.stdout
+        assert first.returncode == 4, first.stderr + first.stdout
         line = next(x for x in first.stdout.splitlines() if x.startswith("uncertain: "))
         assert "clip[0] on veo-3-1-fast (gemini, sent" in line and "video-pipeline resolve --job 1" in line
         assert "1 uncertain job(s)" in first.stdout.splitlines()[-1]

@@ -17,7 +17,11 @@ from video_pipeline.config import VARIABLES, Settings, SettingsError
 from video_pipeline.db import LedgerSchemaError
 from video_pipeline.errors import CampaignError, PlanningError
 
-EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 3
+EXIT_OK, EXIT_INVALID, EXIT_FAILED, EXIT_UNCERTAIN = 0, 1, 3, 4
+EXIT_CODES = (f"Exit codes: {EXIT_OK} success; {EXIT_INVALID} invalid campaign file, planning failure or bad setting "
+              f"(nothing ran); {EXIT_FAILED} the run failed (each failed step's own error is printed); "
+              f"{EXIT_UNCERTAIN} the run ended with uncertain segments: a provider may have made (and billed) them, "
+              "nothing was sent again, and `video-pipeline resolve` records an operator's decision.")
 
 
 def validate_file(*args, **kwargs):
@@ -142,7 +146,9 @@ def cmd_run(args, settings: Settings) -> int:
         money = result["spend"]["words"] if result.get("spend") else f"${result['cost_usd']:.2f}"
         print(f"campaign {result['campaign']}: {result['status']} in {result['wall_seconds']:.1f}s, "
               f"{money} (Dagster run {result['run_id']})")
-    return EXIT_OK if result["status"] == "succeeded" else EXIT_FAILED
+    if result["status"] == "succeeded":
+        return EXIT_OK
+    return EXIT_UNCERTAIN if result.get("uncertain") else EXIT_FAILED
 
 
 def _interactive() -> bool:
@@ -334,7 +340,7 @@ def cmd_fakes_serve(args, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="video-pipeline", description="Turn campaign files of prompts into finished videos.",
-        epilog="Environment: " + "; ".join(f"{k} (default {v[0]})" for k, v in VARIABLES.items()))
+        epilog=EXIT_CODES + " Environment: " + "; ".join(f"{k} (default {v[0]})" for k, v in VARIABLES.items()))
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (("validate", cmd_validate, "check a campaign file; exit 1 with the problems if invalid"),
                              ("plan", cmd_plan, "dry run: route, time and price every segment; spends nothing"),
@@ -350,8 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")
     p.set_defaults(func=cmd_status)
     from video_pipeline.cli.money import add_parsers
+    from video_pipeline.cli.provenance import add_parsers as add_provenance
 
     add_parsers(sub)
+    add_provenance(sub)
     hooks = sub.add_parser("webhooks", help="the webhook receiver").add_subparsers(dest="action", required=True)
     p = hooks.add_parser("serve", help="verify provider webhooks and write them to the ledger")
     p.add_argument("--host", default="127.0.0.1")
