@@ -62,29 +62,17 @@ def assert_video(path: str | Path, seconds: float, width: int = 1280, height: in
 @pytest.fixture
 def instance():
     """An ephemeral Dagster instance (runs and events in memory)."""
-    from dagster import DagsterInstance
+    from tests.support.pipeline import ephemeral_instance
 
-    with DagsterInstance.ephemeral() as inst:
+    with ephemeral_instance() as inst:
         yield inst
 
 
-def run_campaign_job(instance, settings: Settings, spec: Path, raise_on_error: bool = True, **resources):
-    """What the inbox sensor and `video-pipeline run` do: accept the file, add its partition, and materialize every
-    asset of the campaign through Dagster (`resources` swaps some, e.g. providers). The one path tests use to make
-    a finished video; they read what it made from the run (`result.output_for_node(asset)`)."""
-    from dagster import materialize
+def __getattr__(name: str):
+    """`run_campaign_job` and `materialized` live in tests/support/pipeline.py, the one job runner of tests and
+    benches; imported from here too, Dagster is loaded only by the tests that use them."""
+    if name in ("run_campaign_job", "materialized"):
+        from tests.support import pipeline
 
-    from definitions import ASSETS, build_resources
-    from video_pipeline.flow.intake import accept
-
-    accepted = accept(spec, settings, move=False)
-    if not instance.has_dynamic_partition("campaigns", accepted.campaign_id):
-        instance.add_dynamic_partitions("campaigns", [accepted.campaign_id])
-    return materialize(ASSETS, partition_key=accepted.campaign_id, instance=instance,
-                       resources=build_resources(**resources), raise_on_error=raise_on_error)
-
-
-def materialized(result, asset: str) -> dict:
-    """The metadata of an asset's materialization in a run, as plain values."""
-    [event] = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in event.metadata.items()}
+        return getattr(pipeline, name)
+    raise AttributeError(name)

@@ -11,19 +11,20 @@ import sys
 import threading
 import time
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from tests.conftest import assert_video, write
-from tests.test_engine import ScriptedProvider
-from video_pipeline.flow import stages
+from tests.support.pipeline import GENERATION, run_campaign_job
+from tests.test_engine import scripted_run
 from video_pipeline.spec.campaign import load_campaign
 from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.planning.planner import plan_campaign
 from video_pipeline.jobs.engine import JobEngine, run_segments
 from video_pipeline.jobs.ledger import JobLedger, jobs
 from video_pipeline.providers.base import ProviderRegistry
 from video_pipeline.providers.local import LocalProvider
-from video_pipeline.storage.store import ClipStore
 
 pytestmark = pytest.mark.slow
 
@@ -84,50 +85,44 @@ def test_rerun_after_sigkill_resumes_polling_without_resubmitting(settings, data
     keys = [s["job_key"] for s in subs]
     assert len(keys) == 4 and len(set(keys)) == 4          # exactly one submission per job key
     assert_video(payload["outputs"][0]["output_path"], 16)
-    generated = stages.pd.read_parquet(settings.tables_dir / "generated_segments" / "kill-test.parquet")
+    generated = pd.read_parquet(settings.tables_dir / "generated_segments" / "kill-test.parquet")
     assert generated["resumed"].all()
 
 
-def _run_engine(settings, campaign_text, name, failures=None):
-    catalog = load_catalog(settings.catalog_file)
-    campaign = load_campaign(write(settings.data_dir / name, campaign_text), settings.data_dir)
-    _, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
-    provider = ScriptedProvider(LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale,
-                                              preset="ultrafast"), failures or {})
-    out = stages.generated_segments(frame, catalog, settings, registry=ProviderRegistry(catalog, {}, local=provider))
-    ledger = JobLedger(settings.ledger_url)
-    try:
-        clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger)
-    finally:
-        ledger.dispose()
-    return out, clips, provider
-
-
-def test_identical_request_in_another_campaign_is_a_cache_hit(settings):
-    out1, _, first = _run_engine(settings, FOUR, "a.yaml")
-    out2, clips, second = _run_engine(settings, FOUR.replace("kill-test", "other-campaign"), "b.yaml")
-    assert len(first.submitted) == 4 and second.submitted == []
+def test_identical_request_in_another_campaign_is_a_cache_hit(instance, settings):
+    first, one = scripted_run(instance, settings, write(settings.data_dir / "a.yaml", FOUR))
+    second, two = scripted_run(instance, settings,
+                               write(settings.data_dir / "b.yaml", FOUR.replace("kill-test", "other-campaign")))
+    out2, clips = second.output_for_node("generated_segments"), second.output_for_node("stored_clips")
+    assert len(one.submitted) == 4 and two.submitted == []
     assert out2["reused"].all() and out2["cost_usd"].sum() == 0
     assert list(clips["state"]) == ["stored"] * 4
-    assert list(clips["sha256"]) == list(stages.stored_clips(out1, ClipStore(settings.clips_dir))["sha256"])
+    assert list(clips["sha256"]) == list(first.output_for_node("stored_clips")["sha256"])
 
 
-def test_rematerializing_after_segment_failures_generates_only_the_failed_segments(settings):
+def test_rematerializing_after_segment_failures_generates_only_the_failed_segments(instance, settings):
     every_model = load_catalog(settings.catalog_file).models
     # segment prompts 2 and 4 fail on every model (content policy): two of four lost the first time
     doomed = {m: [("terminal", "content policy")] * 2 for m in every_model}
-    out, clips, provider = _run_engine(settings, FOUR, "a.yaml", doomed)
+    spec = write(settings.data_dir / "a.yaml", FOUR)
+    first, _ = scripted_run(instance, settings, spec, doomed)
+    out = first.output_for_node("generated_segments")
     # ScriptedProvider dooms by order of submission: the first two submissions of each model fail
     failed = out[out["state"] == "failed"]
     assert 1 <= len(failed) < 4
-    videos = stages.assembled_outputs(clips, settings)
+    videos = first.output_for_node("assembled_outputs")
     assert videos.iloc[0]["state"] == "failed" and "missing" in videos.iloc[0]["error"]
 
-    out2, clips2, provider2 = _run_engine(settings, FOUR, "a.yaml")
-    assert len(provider2.submitted) == len(failed)          # only the lost segments are generated again
-    assert out2["state"].eq("succeeded").all()
-    videos = stages.assembled_outputs(clips2, settings)
-    assert_video(videos.iloc[0]["output_path"], 16)
+    second, script = scripted_run(instance, settings, spec)
+    assert len(script.submitted) == len(failed)             # only the lost segments are generated again
+    assert second.output_for_node("generated_segments")["state"].eq("succeeded").all()
+    assert_video(second.output_for_node("assembled_outputs").iloc[0]["output_path"], 16)
+
+
+def _segments(settings, catalog, name: str, text: str):
+    """The planner's segments for a campaign (the engine's input in the tests of the engine alone)."""
+    campaign = load_campaign(write(settings.data_dir / f"{name}.yaml", text), settings.data_dir)
+    return plan_campaign(campaign, catalog, settings.data_dir, on=RUN_DATE).segments
 
 
 class Account:
@@ -163,27 +158,25 @@ class CountingProvider(LocalProvider):
 
 def test_account_concurrency_holds_across_concurrent_runs(settings):
     catalog = load_catalog(settings.catalog_file)
-    frames = []
+    plans = []
     for name in ("run-a", "run-b"):
         shots = "\n".join(f'      - {{prompt: "Clip {i} of {name}", model: wan-2-6}}' for i in range(5))
-        text = f"campaign: {name}\nvideos:\n  - id: v\n    shots:\n{shots}\n"
-        campaign = load_campaign(write(settings.data_dir / f"{name}.yaml", text), settings.data_dir)
-        frames.append(stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)[1])
+        plans.append(_segments(settings, catalog, name, f"campaign: {name}\nvideos:\n  - id: v\n    shots:\n{shots}\n"))
     account = Account()
     results = []
 
-    def run(frame):
+    def run(segments):
         provider = CountingProvider(account, catalog, settings.work_dir, time_scale=0.004, preset="ultrafast")
         registry = ProviderRegistry(catalog, {}, local=provider)
         ledger = JobLedger(settings.ledger_url)
         engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, ledger=ledger)
         try:
-            results.append(run_segments(engine, stages.segments_from_frame(frame)))
+            results.append(run_segments(engine, segments))
         finally:
             ledger.dispose()
 
     # two runs, each with its own event loop, sharing one ledger: wan-2-6's account allows 2 jobs at once
-    threads = [threading.Thread(target=run, args=(f,)) for f in frames]
+    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
     for t in threads:
         t.start()
     for t in threads:
@@ -196,24 +189,21 @@ def test_account_concurrency_holds_across_concurrent_runs(settings):
 
 def test_concurrent_runs_of_the_same_request_share_one_job(settings):
     catalog = load_catalog(settings.catalog_file)
-    frames = []
-    for name in ("twin-a", "twin-b"):
-        text = f'campaign: {name}\nvideos:\n  - id: v\n    shots: [{{prompt: "The same clip", model: wan-2-6}}]\n'
-        campaign = load_campaign(write(settings.data_dir / f"{name}.yaml", text), settings.data_dir)
-        frames.append(stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)[1])
+    same = 'videos:\n  - id: v\n    shots: [{prompt: "The same clip", model: wan-2-6}]\n'
+    plans = [_segments(settings, catalog, name, f"campaign: {name}\n{same}") for name in ("twin-a", "twin-b")]
     results = []
 
-    def run(frame):
+    def run(segments):
         registry = ProviderRegistry(catalog, {}, local=LocalProvider(catalog, settings.work_dir, time_scale=0.01,
                                                                      preset="ultrafast"))
         ledger = JobLedger(settings.ledger_url)
         try:
             results.append(run_segments(JobEngine(catalog, registry, settings.data_dir, settings.work_dir,
-                                                  ledger=ledger), stages.segments_from_frame(frame)))
+                                                  ledger=ledger), segments))
         finally:
             ledger.dispose()
 
-    threads = [threading.Thread(target=run, args=(f,)) for f in frames]
+    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
     for t in threads:
         t.start()
     for t in threads:
@@ -222,11 +212,10 @@ def test_concurrent_runs_of_the_same_request_share_one_job(settings):
     assert len(_submissions(settings)) == 1
 
 
-def test_expired_url_of_a_paid_job_is_refreshed_not_paid_again(settings, data_dir):
-    catalog = load_catalog(settings.catalog_file)
-    campaign = load_campaign(write(data_dir / "one.yaml", FOUR.replace("kill-test", "refresh")), data_dir)
-    _, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
-    stages.generated_segments(frame, catalog, settings)      # paid, but never stored
+def test_expired_url_of_a_paid_job_is_refreshed_not_paid_again(instance, settings, data_dir):
+    spec = write(data_dir / "one.yaml", FOUR.replace("kill-test", "refresh"))
+    frame = run_campaign_job(instance, settings, spec, through=GENERATION).output_for_node("routed_job_plans")
+    # paid, but never stored: that run stopped after generation
     ledger = JobLedger(settings.ledger_url)
     try:
         with ledger.engine.begin() as conn:                  # every URL has expired since
@@ -234,34 +223,26 @@ def test_expired_url_of_a_paid_job_is_refreshed_not_paid_again(settings, data_di
         assert ledger.reusable(frame["job_key"][0]) is None
     finally:
         ledger.dispose()
-    out = stages.generated_segments(frame, catalog, settings)
+    rerun = run_campaign_job(instance, settings, spec)
+    out = rerun.output_for_node("generated_segments")
     assert out["reused"].all() and out["cost_usd"].sum() == 0
     assert len(_submissions(settings)) == 4                 # nothing submitted a second time
-    ledger = JobLedger(settings.ledger_url)
-    try:
-        clips = stages.stored_clips(out, ClipStore(settings.clips_dir), ledger)
-    finally:
-        ledger.dispose()
-    assert list(clips["state"]) == ["stored"] * 4
+    assert list(rerun.output_for_node("stored_clips")["state"]) == ["stored"] * 4
 
 
-def test_expiring_outputs_sensor_reruns_the_campaign_to_store_them(settings, data_dir):
-    from dagster import build_sensor_context, instance_for_test
+def test_expiring_outputs_sensor_reruns_the_campaign_to_store_them(instance, settings, data_dir):
+    from dagster import build_sensor_context
 
     from assets.sensors import expiring_outputs_sensor
     from resources import PipelineConfig
 
-    catalog = load_catalog(settings.catalog_file)
-    campaign = load_campaign(write(data_dir / "one.yaml", FOUR.replace("kill-test", "expiring")), data_dir)
-    _, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)
-    stages.generated_segments(frame, catalog, settings)
+    spec = write(data_dir / "one.yaml", FOUR.replace("kill-test", "expiring"))
+    run_campaign_job(instance, settings, spec, through=GENERATION)      # paid, not stored yet
     ledger = JobLedger(settings.ledger_url)
     try:
         with ledger.engine.begin() as conn:
             conn.execute(jobs.update().values(url_expires_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)))
     finally:
         ledger.dispose()
-    with instance_for_test() as instance:
-        instance.add_dynamic_partitions("campaigns", ["expiring"])
-        result = expiring_outputs_sensor(build_sensor_context(instance=instance, resources={"pipeline": PipelineConfig()}))
+    result = expiring_outputs_sensor(build_sensor_context(instance=instance, resources={"pipeline": PipelineConfig()}))
     assert [r.partition_key for r in result.run_requests] == ["expiring"]

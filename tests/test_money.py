@@ -16,12 +16,19 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import write
-from tests.test_engine_faults import registry_for
-from video_pipeline.flow import stages
+from tests.support.pipeline import (
+    STORAGE,
+    TunedProviders,
+    live_settings,
+    run_campaign_job,
+    step_failures,
+    storage_from,
+)
 from video_pipeline.spec.campaign import load_campaign
 from video_pipeline.planning.catalog import load_catalog
+from video_pipeline.planning.planner import plan_campaign
 from video_pipeline.cli.main import main
-from video_pipeline.jobs.engine import CampaignAborted, JobEngine, run_segments
+from video_pipeline.jobs.engine import JobEngine, run_segments
 from video_pipeline.errors import BudgetExceeded
 from video_pipeline.jobs.ledger import JobLedger, jobs
 from video_pipeline.storage.netguard import DownloadPolicy
@@ -102,26 +109,24 @@ videos:
 """
 
 
-def test_fallback_that_would_pass_the_budget_stops_the_campaign_with_the_budget_message(settings, tmp_path):
+def test_fallback_that_would_pass_the_budget_stops_the_campaign_with_the_budget_message(instance, settings, tmp_path):
     """Veo on Runway is refused by content moderation, which Runway bills; the fallback would take the campaign past
     its budget, so it is never sent: the invoices stay within the budget."""
-    catalog = load_catalog(settings.catalog_file)
+    spec = write(settings.data_dir / "tight.yaml", SOCIAL.format(budget="0.70"))
     with start_fleet(latency=0.3, providers=["runway", "minimax"], work_dir=tmp_path / "fakes") as fleet:
-        campaign = load_campaign(write(settings.data_dir / "tight.yaml", SOCIAL.format(budget="0.70")),
-                                 settings.data_dir)
-        plan, frame = stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE,
-                                              providers=frozenset({"runway", "minimax"}))
-        assert plan.segments[0].model == "veo-3-1-fast" and plan.total_cost_usd <= 0.70
         fleet.books["runway"].faults.add("job", "fail-policy")
-        with pytest.raises(CampaignAborted) as stopped:
-            stages.generated_segments(frame, catalog, settings, registry=registry_for(fleet, catalog),
-                                      budget_usd=campaign.budget_usd)
+        result = run_campaign_job(instance, live_settings(fleet, settings), spec, raise_on_error=False,
+                                  providers=TunedProviders())
         invoice = fleet.invoice()
-    message = str(stopped.value)
+    plan = result.output_for_node("routed_job_plans")
+    assert plan["model"][0] == "veo-3-1-fast" and plan["est_cost_usd"].sum() <= 0.70
+    assert not result.success
+    message = step_failures(result)["generated_segments"]
+    assert message.startswith("campaign stopped: ")
     assert "budget_usd is $0.70" in message and "$0.60 is spent" in message and "clip segment 0" in message
     assert "hailuo-02" in message and "Nothing was sent for it" in message
     assert fleet.books["minimax"].total_submissions == 0      # the fallback was never sent
-    assert invoice["total_usd"] == pytest.approx(0.60) and invoice["total_usd"] <= campaign.budget_usd
+    assert invoice["total_usd"] == pytest.approx(0.60) and invoice["total_usd"] <= 0.70
     ledger = _ledger(settings)
     try:
         [row] = ledger.campaign_rows("tight")
@@ -185,24 +190,11 @@ videos:
 ONE = TWO.replace("target_seconds: 12", "target_seconds: 6").replace(', {prompt: "Night falls on the camp"}', "")
 
 
-def _plan(settings, text=TWO, name="paths.yaml"):
-    catalog = load_catalog(settings.catalog_file)
-    campaign = load_campaign(write(settings.data_dir / name, text), settings.data_dir)
-    return catalog, stages.routed_job_plans(campaign, catalog, settings, on=RUN_DATE)[1]
-
-
-def _store(settings, out):
-    ledger = _ledger(settings)
-    try:
-        return stages.stored_clips(out, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings)), ledger)
-    finally:
-        ledger.dispose()
-
-
 @pytest.mark.slow
-def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_on(settings):
-    catalog, frame = _plan(settings)
-    assert list(_store(settings, stages.generated_segments(frame, catalog, settings))["state"]) == ["stored"] * 2
+def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_on(instance, settings):
+    spec = write(settings.data_dir / "paths.yaml", TWO)
+    first = run_campaign_job(instance, settings, spec, through=STORAGE)
+    assert list(first.output_for_node("stored_clips")["state"]) == ["stored"] * 2
     shutil.rmtree(settings.clips_dir)                        # the kept clips are gone…
     shutil.rmtree(settings.work_dir / "local-provider" / "jobs")   # …and the provider no longer has the jobs
     ledger = _ledger(settings)
@@ -212,12 +204,12 @@ def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_o
     finally:
         ledger.dispose()
     result: list = []
-    worker = threading.Thread(target=lambda: result.append(stages.generated_segments(frame, catalog, settings)),
+    worker = threading.Thread(target=lambda: result.append(run_campaign_job(instance, settings, spec, through=STORAGE)),
                               daemon=True)
     worker.start()
     worker.join(timeout=120)
     assert result, "the rerun never finished: it spun on the lost clip's job key"
-    out = result[0]
+    out = result[0].output_for_node("generated_segments")
     assert list(out["state"]) == ["succeeded"] * 2 and not out["reused"].any()
     ledger = _ledger(settings)
     try:
@@ -226,35 +218,26 @@ def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_o
         ledger.dispose()
     lost = [r for r in rows if r.state == "lost"]
     assert len(lost) == 2 and all("has no fresh URL for it: generated again" in r.last_error for r in lost)
-    assert list(_store(settings, out)["state"]) == ["stored"] * 2
+    assert list(result[0].output_for_node("stored_clips")["state"]) == ["stored"] * 2
 
 
 @pytest.mark.slow
-def test_refused_download_is_retried_next_run_from_a_fresh_poll_not_the_refused_url(settings, tmp_path):
-    catalog, frame = _plan(settings)
+def test_refused_download_is_retried_next_run_from_a_fresh_poll_not_the_refused_url(instance, settings, tmp_path):
+    spec = write(settings.data_dir / "paths.yaml", TWO)
     with start_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
-        registry = registry_for(fleet, catalog)
-        out = stages.generated_segments(frame, catalog, settings, registry=registry)
+        live = live_settings(fleet, settings)                # VIDEO_PIPELINE_GEMINI_BASE_URL: the fake
         book = fleet.books["gemini"]
-        # the first store runs before the operator allowed the host: every download is refused by the policy
-        live = settings.with_overrides(mode="live", base_urls={})
-        ledger = _ledger(settings)
-        try:
-            clips = stages.stored_clips(out, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(live)), ledger,
-                                        registry.download_headers)
-        finally:
-            ledger.dispose()
+        # the first run stores before the operator allowed the host: every download is refused by the policy
+        refusing = storage_from(lambda run: ClipStore(run.clips_dir,
+                                                      DownloadPolicy.from_settings(run.with_overrides(base_urls={}))))
+        first = run_campaign_job(instance, live, spec, through=STORAGE, providers=TunedProviders(),
+                                 clip_storage=refusing)
+        clips = first.output_for_node("stored_clips")
         assert list(clips["state"]) == ["failed"] * 2 and "refusing" in clips["error"][0]
-        allowed = live.with_overrides(base_urls={"gemini": fleet.servers["gemini"].url})   # VIDEO_PIPELINE_GEMINI_BASE_URL
         polls_before = sum(1 for method, path in book.requests if method == "GET" and "/operations/" in path)
-        again = stages.generated_segments(frame, catalog, settings, registry=registry_for(fleet, catalog))
+        rerun = run_campaign_job(instance, live, spec, through=STORAGE, providers=TunedProviders())
         polls_after = sum(1 for method, path in book.requests if method == "GET" and "/operations/" in path)
-        ledger = _ledger(settings)
-        try:
-            clips = stages.stored_clips(again, ClipStore(settings.clips_dir, DownloadPolicy.from_settings(allowed)), ledger,
-                                        registry.download_headers)
-        finally:
-            ledger.dispose()
+    again, clips = rerun.output_for_node("generated_segments"), rerun.output_for_node("stored_clips")
     assert again["reused"].all() and polls_after - polls_before == 2   # asked the provider again, paid nothing
     assert list(clips["state"]) == ["stored"] * 2 and book.total_submissions == 2
 
@@ -292,14 +275,16 @@ class PausingProvider:
 
 @pytest.mark.slow
 def test_latency_sample_taken_across_a_pause_is_not_recorded_as_the_models(settings):
-    catalog, frame = _plan(settings, ONE, "one.yaml")
+    catalog = load_catalog(settings.catalog_file)
+    plan = plan_campaign(load_campaign(write(settings.data_dir / "one.yaml", ONE), settings.data_dir), catalog,
+                         settings.data_dir, on=RUN_DATE)
     provider = PausingProvider(LocalProvider(catalog, settings.work_dir, time_scale=0.01, preset="ultrafast"))
     ledger = _ledger(settings)
     log = ObservationLog(ledger.engine)
     engine = JobEngine(catalog, ProviderRegistry(catalog, {}, local=provider), settings.data_dir, settings.work_dir,
                        ledger=ledger, on_attempt=log.record)
     try:
-        [outcome] = run_segments(engine, stages.segments_from_frame(frame))
+        [outcome] = run_segments(engine, plan.segments)   # the engine alone, on the planner's segment
         with ledger.engine.connect() as conn:
             samples = [r.latency_seconds for r in conn.execute(sa.select(observations.c.latency_seconds))]
         [row] = ledger.campaign_rows("paths")

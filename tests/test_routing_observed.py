@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from tests.conftest import write
-from video_pipeline.flow import stages
+from tests.support.pipeline import GENERATION, run_campaign_job
 from video_pipeline.spec.campaign import load_campaign
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
@@ -128,10 +128,8 @@ def test_chained_video_never_routes_to_a_model_without_image_input():
 
 
 @pytest.mark.slow
-def test_generation_records_what_it_observed_for_the_next_plan(settings, data_dir):
-    campaign = load_campaign(data_dir / "samples" / "social-ideas.csv", data_dir)
-    _, frame = stages.routed_job_plans(campaign, CATALOG, settings, on=RUN_DATE)
-    stages.generated_segments(frame, CATALOG, settings)
+def test_generation_records_what_it_observed_for_the_next_plan(instance, settings, data_dir):
+    run_campaign_job(instance, settings, data_dir / "samples" / "social-ideas.csv", through=GENERATION)
     log = ObservationLog(settings.ledger_url)
     try:
         seen = log.summary()["veo-3-1-fast"]

@@ -49,7 +49,7 @@ class CampaignSpend:
     lines: list[SpendLine] = field(default_factory=list)
 
     def total(self, name: str) -> float:
-        return round(sum(getattr(line, name) for line in self.lines), 4)
+        return round(float(sum(getattr(line, name) for line in self.lines)), 4)   # 0.0, not 0, with no lines
 
     @property
     def would_cost(self) -> bool:
