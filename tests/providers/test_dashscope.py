@@ -32,6 +32,7 @@ SUBMIT = "/api/v1/services/aigc/video-generation/video-synthesis"
 
 
 app, adapter = fake_and_adapter(create_app, DashScopeProvider, KEY)
+wan = partial(request, route_model_id="wan2.6-t2v")      # the fake knows only DashScope's own model ids
 
 
 def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, book, latency, tmp_path):
@@ -44,19 +45,19 @@ def test_happy_path_goes_through_every_status_and_downloads_a_real_mp4(connect, 
 
 def test_request_body_follows_the_legacy_protocol():
     body = DashScopeProvider("k").body(request(route_model_id="wan2.6-t2v", seconds=10, options={"shot_type": "multi"}))
-    assert body == {"model": "wan2.6-t2v", "input": {"prompt": request().prompt},
+    assert body == {"model": "wan2.6-t2v", "input": {"prompt": wan().prompt},
                     "parameters": {"size": "1280*720", "duration": 10, "prompt_extend": False, "watermark": False,
                                    "shot_type": "multi"}}
 
 
 @pytest.mark.parametrize("fault", TRANSIENT_SUBMIT_FAULTS)
 def test_transient_submit_faults_are_retried_and_create_exactly_one_job(connect, book, fault):
-    assert_transient_submit_fault_retried(connect, request(), book, fault, submit_path=SUBMIT)
+    assert_transient_submit_fault_retried(connect, wan(), book, fault, submit_path=SUBMIT)
 
 
 @pytest.mark.parametrize("fault", TRANSIENT_POLL_FAULTS)
 def test_transient_poll_faults_are_retried(connect, book, fault):
-    assert_transient_poll_fault_retried(connect, request(), book, fault)
+    assert_transient_poll_fault_retried(connect, wan(), book, fault)
 
 
 @pytest.mark.parametrize("fault, kind, code", [
@@ -65,24 +66,24 @@ def test_transient_poll_faults_are_retried(connect, book, fault):
     ("fail-retryable", ProviderError.RETRYABLE, "InternalError"),
 ])
 def test_failed_tasks_carry_the_providers_code_and_are_classified(connect, book, fault, kind, code):
-    assert_failed_job_is_classified(connect, request(), book, fault, kind=kind, says=code)
+    assert_failed_job_is_classified(connect, wan(), book, fault, kind=kind, says=code)
 
 
 def test_stuck_task_stays_running_and_can_be_cancelled_only_while_pending(connect, book):
-    cancels = cancel_stuck_then_pending(connect, book, request("a"), request("b", prompt="other"))
+    cancels = cancel_stuck_then_pending(connect, book, wan("a"), wan("b", prompt="other"))
     # RUNNING: DashScope refuses; PENDING: it cancels
     assert (cancels.still, cancels.refused, cancels.accepted, cancels.after.state) == (JobState.RUNNING, False, True,
                                                                       JobState.CANCELED)
 
 
 def test_wrong_key_is_fatal_with_the_providers_401(connect, book):
-    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong"), request()), book,
+    assert_wrong_key_is_fatal(lambda: submit_once(partial(connect, key="wrong"), wan()), book,
                               secrets=["wrong"], says=["401", "InvalidApiKey"])
 
 
 @pytest.mark.parametrize("fault, match", DOWNLOAD_FAULTS)
 def test_expired_and_truncated_downloads_are_errors_not_clips(connect, book, tmp_path, fault, match):
-    outcome = run_to_terminal(connect, request())
+    outcome = run_to_terminal(connect, wan())
     assert_download_fault_raises(outcome.status, book, tmp_path / "x.mp4", fault, match)
 
 

@@ -102,7 +102,7 @@ async def _scenario(fleet) -> dict[str, str]:
                      fault="fail-policy")
         await submit("fal-stuck", a["fal"], request("f3", route_model_id="fal-ai/veo3.1/fast", seconds=4),
                      fault="stuck")
-        await submit("replicate-unknown", a["replicate"], request("p1", route_model_id="acme/some-video", seconds=5))
+        await submit("replicate-unknown", a["replicate"], request("p1", route_model_id="runwayml/gen4-aleph", seconds=5))
         assert await a["runway"].cancel(ids["runway-canceled"]) is True
 
         ending = [n for n in ids if n not in ("fal-stuck", "runway-canceled", "kling-lost")]
@@ -206,7 +206,7 @@ def test_an_unfinished_job_is_pending_and_kept_out_of_the_total(billed):
 def test_a_job_on_a_model_the_catalog_does_not_know_bills_nothing_and_is_flagged(billed):
     line = billed.line("replicate-unknown")
     assert (line["provider_model"], line["model"], line["amount_usd"], line["flags"]) == \
-        ("acme/some-video", None, 0.0, ["unknown-model"])
+        ("runwayml/gen4-aleph", None, 0.0, ["unknown-model"])
     assert billed.invoices["replicate"]["unpriced_jobs"] == 1
     assert billed.invoices["runway"]["unpriced_jobs"] == 1          # the canceled gen4.5 task
 

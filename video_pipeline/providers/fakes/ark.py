@@ -1,6 +1,9 @@
 """A fake BytePlus ModelArk: content generation tasks for Seedance, its auth check, statuses and error codes, and
 the task list (`page_num`, `page_size` 1-500, `filter.model`, `filter.status`, repeatable `filter.task_ids`;
-`{total, items}` newest first)."""
+`{total, items}` newest first).
+
+Optional fields sent as JSON `null` count as unset: the BytePlus and Volcengine SDKs send every keyword argument
+the caller left out as `null` (`content_generation/tasks.py`)."""
 
 from __future__ import annotations
 
@@ -42,8 +45,15 @@ def _reply(status: int, message: str, code: str | None = None) -> JSONResponse:
     return JSONResponse(_error(status, message, code), status_code=status)
 
 
+def given(body: object) -> dict:
+    """The body's fields that were set: the SDKs send `null` for every optional field the caller left out."""
+    return {k: v for k, v in body.items() if v is not None} if isinstance(body, dict) else {}
+
+
 def problem_with(body: dict) -> tuple[int, str, str] | None:
-    """Why Ark would refuse this task body: (HTTP status, code, message), or None."""
+    """Why Ark would refuse this task body (its set fields, `given`): (HTTP status, code, message), or None."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return 400, "MissingParameter", "The request failed because it is missing `model` parameter."
     if body.get("model") not in MODELS:
         return (404, "InvalidEndpointOrModel.NotFound",
                 f"The model or endpoint {body.get('model')} does not exist or you do not have access to it.")
@@ -52,7 +62,12 @@ def problem_with(body: dict) -> tuple[int, str, str] | None:
         return 400, "MissingParameter", "The request failed because it is missing `content` parameter."
     roles = []
     for i, item in enumerate(content):
+        if not isinstance(item, dict):
+            return 400, "InvalidParameter", f"The parameter `content[{i}]` specified in the request is not valid."
+        item = given(item)
         kind = item.get("type")
+        if kind == "text" and not isinstance(item.get("text"), str):
+            return 400, "InvalidParameter", f"The parameter `content[{i}].text` specified in the request is not valid."
         if kind == "text":
             continue
         if kind not in ROLES or item.get("role", "first_frame" if kind == "image_url" else None) not in ROLES[kind]:
@@ -67,7 +82,7 @@ def problem_with(body: dict) -> tuple[int, str, str] | None:
     if {"first_frame", "last_frame"} & set(roles) and any(r.startswith("reference_") for r in roles):
         return 400, "InvalidParameter", "First/last frame content cannot be mixed with reference content."
     duration = body.get("duration", 5)
-    if not isinstance(duration, int) or not (duration == -1 or 4 <= duration <= 15):
+    if isinstance(duration, bool) or not isinstance(duration, int) or not (duration == -1 or 4 <= duration <= 15):
         return 400, "InvalidParameter", "The parameter `duration` specified in the request is not valid."
     if body.get("ratio", "adaptive") not in RATIOS:
         return 400, "InvalidParameter", "The parameter `ratio` specified in the request is not valid."
@@ -97,16 +112,21 @@ def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
             return unauthorized()
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        body = await request.json()
+        try:
+            raw = await request.json()
+        except ValueError:
+            return _reply(400, "The request body is not valid JSON.", "InvalidParameter")
+        body = given(raw)
         if (problem := problem_with(body)) is not None:
             status, code, message = problem
             return _reply(status, message, code)
-        prompt = next((c["text"] for c in body["content"] if c.get("type") == "text"), "")
+        content = [given(c) for c in body["content"]]
+        prompt = next((c["text"] for c in content if c.get("type") == "text"), "")
         ratio = body.get("ratio", "adaptive")
         duration = body.get("duration", 5) if body.get("duration", 5) > 0 else 5
-        job = book.create(body, prompt, duration, "16:9" if ratio == "adaptive" else ratio, model=body["model"],
+        job = book.create(raw, prompt, duration, "16:9" if ratio == "adaptive" else ratio, model=body["model"],
                           resolution=body.get("resolution", "720p"), ratio=ratio,
-                          roles=[c.get("role") for c in body["content"] if c.get("type") != "text"])
+                          roles=[c.get("role") for c in content if c.get("type") != "text"])
         return JSONResponse({"id": f"cgt-{job.id}"})
 
     async def get(request: Request) -> Response:

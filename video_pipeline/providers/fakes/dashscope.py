@@ -1,6 +1,9 @@
 """A fake DashScope: the async video-synthesis task API, its auth check, statuses and error codes, and the batch
 task query (`GET /api/v1/tasks`: `start_time`/`end_time` as `YYYYMMDDhhmmss` read in UTC+8, at most 24 h apart,
-`model_name`, `status`, `task_id`, `page_no`, `page_size`; newest first)."""
+`model_name`, `status`, `task_id`, `page_no`, `page_size`; newest first).
+
+Only the video-synthesis models in `MODELS` exist; another is a 400 `InvalidParameter` "Model not exist." (DashScope's
+answer to an unknown model); `input.prompt` must be a string, `parameters.duration` an integer."""
 
 from __future__ import annotations
 
@@ -21,6 +24,12 @@ STATUS = {"queued": "PENDING", "running": "RUNNING", "succeeded": "SUCCEEDED", "
 FAILURES = {"fail-policy": ("DataInspectionFailed", "Output data may contain inappropriate content."),
             "fail-invalid": ("InvalidParameter", "The size is not supported by this model."),
             "fail-retryable": ("InternalError", "An internal error has occured, please try again later.")}
+
+
+#: video-synthesis models (Alibaba Cloud Model Studio's Wan text- and image-to-video references)
+MODELS = {"wan2.6-t2v", "wan2.6-i2v", "wan2.6-i2v-flash", "wan2.6-r2v", "wan2.7-i2v", "wan2.7-r2v",
+          "wan2.5-t2v-preview", "wan2.5-i2v-preview", "wan2.2-t2v-plus", "wan2.2-i2v-plus", "wan2.2-i2v-flash",
+          "wan2.2-s2v", "wanx2.1-t2v-turbo", "wanx2.1-t2v-plus", "wanx2.1-i2v-turbo", "wanx2.1-i2v-plus"}
 
 
 def _error(status: int, message: str) -> dict:
@@ -56,14 +65,25 @@ def create_app(book: JobBook, api_key: str = "test-dashscope-key") -> Starlette:
             return JSONResponse(_error(403, "current user api does not support synchronous calls"), status_code=403)
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        body = await request.json()
-        prompt = body.get("input", {}).get("prompt")
-        if not prompt or "model" not in body:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not body.get("model"):
+            return JSONResponse(_error(400, "Field required: model"), status_code=400)
+        if body["model"] not in MODELS:
+            return JSONResponse(_error(400, "Model not exist."), status_code=400)
+        inputs, params = body.get("input") or {}, body.get("parameters") or {}
+        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
+        if not isinstance(prompt, str) or not prompt:
             return JSONResponse(_error(400, "Field required: input.prompt"), status_code=400)
-        w, h = (int(x) for x in body.get("parameters", {}).get("size", "1280*720").split("*"))
+        duration = params.get("duration", 5) if isinstance(params, dict) else None
+        if isinstance(duration, bool) or not isinstance(duration, int):
+            return JSONResponse(_error(400, f"parameters.duration must be an integer, got {duration!r}"),
+                                status_code=400)
+        w, h = (int(x) for x in (params.get("size") or "1280*720").split("*"))
         ratio = "16:9" if w > h else ("9:16" if h > w else "1:1")
-        params = body.get("parameters", {})
-        job = book.create(body, prompt, params.get("duration", 5), ratio, model=body["model"],
+        job = book.create(body, prompt, duration, ratio, model=body["model"],
                           resolution=params.get("resolution") or f"{min(w, h)}P")
         return JSONResponse({"request_id": str(uuid.uuid4()), "output": {"task_id": job.id, "task_status": "PENDING"}})
 

@@ -9,7 +9,11 @@ fal's platform API (another host in real life) is served here too, so both base 
 GET /v1/models/requests/by-endpoint lists the requests of an endpoint that have ended (the listing is sorted by
 end time and its status filter knows only outcomes, so a queued or running request is not in it), newest end
 first, `start`/`end` bounding the end time, with `expand=payloads` adding `json_input`/`json_output`.
-`create_platform_app` serves that listing alone."""
+`create_platform_app` serves that listing alone.
+
+Only the endpoints in `ENDPOINTS` exist (the catalog's fal routes and their image-to-video siblings); a submit to
+another is a 404 `{"detail": "Application '<app>' not found"}` (the shape is assumed: fal documents none). Status
+calls include logs for `logs=1` and for `logs=true`, which fal-client sends (`with_logs=True`)."""
 
 from __future__ import annotations
 
@@ -37,6 +41,15 @@ FAILURES = {
 }
 UNAUTHORIZED = {"detail": "No user found for Key ID and Secret"}
 REQUESTS_BY_ENDPOINT = "/v1/models/requests/by-endpoint"
+#: endpoint ids the fake serves: the catalog's fal routes, and each one's image-to-video and reference-to-video
+#: variant (what the adapter switches to for inputs: `text-to-video` replaced, else appended)
+_ROUTES = ("fal-ai/veo3.1", "fal-ai/veo3.1/fast", "fal-ai/kling-video/v3/pro/text-to-video",
+           "fal-ai/minimax/hailuo-02/standard/text-to-video", "fal-ai/wan/v2.6/text-to-video",
+           "bytedance/seedance-2.0/text-to-video", "fal-ai/bytedance/omnihuman", "fal-ai/topaz/upscale/video")
+ENDPOINTS = set(_ROUTES) | {f"{route.removesuffix('/text-to-video')}/{variant}" for route in _ROUTES
+                            for variant in ("image-to-video", "reference-to-video")}
+#: `logs` values that ask for logs (fal documents `logs=1`; fal-client sends httpx's `true`)
+TRUE_FLAGS = {"1", "true", "True"}
 #: the listing's `status` filter → the HTTP statuses it selects
 OUTCOMES = {"success": range(200, 300), "user_error": range(400, 500), "error": range(500, 600)}
 
@@ -81,12 +94,21 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
             return JSONResponse(UNAUTHORIZED, status_code=401)
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        body = await request.json()
+        endpoint = request.path_params["model_id"].strip("/")
+        if endpoint not in ENDPOINTS:
+            return JSONResponse({"detail": f"Application '{endpoint.split('/')[1] if '/' in endpoint else endpoint}' "
+                                           "not found"}, status_code=404)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse({"detail": [{"loc": ["body"], "msg": "Input should be a valid dictionary",
+                                             "type": "dict_type"}]}, status_code=422)
         if not (body.get("prompt") or body.get("video_url") or (body.get("image_url") and body.get("audio_url"))):
             return JSONResponse({"detail": [{"loc": ["body", "prompt"], "msg": "Field required", "type": "missing",
                                              "url": "https://docs.fal.ai/errors#missing"}]}, status_code=422)
         seen["lifecycle"].append(request.headers.get("x-fal-object-lifecycle-preference"))
-        endpoint = request.path_params["model_id"].strip("/")
         ratio = body.get("aspect_ratio", "16:9")
         job = book.create(body, body.get("prompt") or "talking head", _seconds(body.get("duration")),
                           ratio if re.fullmatch(r"\d+:\d+", str(ratio)) else "16:9",
@@ -110,7 +132,7 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
         body = {"status": STATUS[phase], **urls(request, job)}
         if phase == "queued":
             body["queue_position"] = position(job)
-        logs = request.query_params.get("logs") == "1"
+        logs = request.query_params.get("logs") in TRUE_FLAGS
         if phase != "queued":
             body["logs"] = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "level": "INFO", "source": "user",
                              "message": "generating"}] if logs else None

@@ -18,6 +18,9 @@ HTTP_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUN
 #: job faults → how a finished operation reports them (google.rpc.Code numbers in `error.code`)
 FAILURES = {"fail-invalid": {"code": 3, "message": "The input image could not be processed: unsupported aspect ratio."},
             "fail-retryable": {"code": 13, "message": "Internal error encountered."}}
+#: Veo models the Gemini API serves (ai.google.dev/gemini-api/docs/video); another id is a 404 NOT_FOUND
+MODELS = {"veo-3.1-generate-preview", "veo-3.1-fast-generate-preview", "veo-3.1-lite-generate-preview",
+          "veo-3.0-generate-001", "veo-3.0-fast-generate-001", "veo-2.0-generate-001"}
 RAI_REASON = ("Your current safety settings for person generation prevented one or more videos from being "
               "generated. You will not be charged for blocked videos. Support codes: 17301594")
 
@@ -68,10 +71,21 @@ def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
             return denied
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        body = await request.json()
-        instances = body.get("instances") or [{}]
+        model = request.path_params["model"]
+        if model not in MODELS:
+            return JSONResponse(_error(404, f"models/{model} is not found for API version v1beta, or is not supported "
+                                            "for predictLongRunning. Call ListModels to see the list of available "
+                                            "models and their supported methods."), status_code=404)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        instances = body.get("instances") if isinstance(body, dict) else None
+        if not isinstance(instances, list) or not instances or not isinstance(instances[0], dict):
+            return JSONResponse(_error(400, "* PredictLongRunningRequest.instances: instances is required"),
+                                status_code=400)
         prompt = instances[0].get("prompt")
-        params = body.get("parameters", {})
+        params = body.get("parameters") or {}
         duration = params.get("durationSeconds", 8)
         if not prompt:
             return JSONResponse(_error(400, "* GenerateVideoRequest.prompt: prompt is required"), status_code=400)
@@ -84,7 +98,6 @@ def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
         image = instances[0].get("image")
         if image is not None and not {"bytesBase64Encoded", "mimeType"} <= set(image):
             return JSONResponse(_error(400, "image needs bytesBase64Encoded and mimeType"), status_code=400)
-        model = request.path_params["model"]
         job = book.create(body, prompt, duration, ratio, model=model, resolution=params.get("resolution", "720p"),
                           image=image is not None)
         base = str(request.base_url)

@@ -2,7 +2,10 @@
 
 A task is queried by its task_id or by its external_task_id (`GET /v1/videos/{family}/{id}`), as Kling's docs say.
 With `callback_url` in the body, the finished task is POSTed there in its envelope (`{code, message, request_id,
-data: <task>}`); nothing is signed (the URL carries the receiver's token)."""
+data: <task>}`); nothing is signed (the URL carries the receiver's token).
+
+`model_name` must be one of `MODELS` (Kling's model list; unset means kling-v1): another is a 400 with code 1201,
+Kling's parameter error."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ STATUS = {"queued": "submitted", "running": "processing", "succeeded": "succeed"
 FAILURES = {"fail-policy": "Failure to pass the risk control system",
             "fail-invalid": "Invalid parameter: the image resolution is below 300px",
             "fail-retryable": "Internal error during generation, please try again later"}
+MODELS = {"kling-v1", "kling-v1-5", "kling-v1-6", "kling-v2-master", "kling-v2-1", "kling-v2-1-master",
+          "kling-v2-5-turbo", "kling-v2-6", "kling-v3"}
 CODES = {400: 1201, 401: 1002, 404: 1203, 429: 1302, 500: 5000, 503: 5001, 504: 5002}
 
 
@@ -95,6 +100,8 @@ def create_app(book: JobBook, access_key: str = "test-kling-access-key-012345678
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
         body = await request.json()
+        if body.get("model_name", "kling-v1") not in MODELS:
+            return invalid(f"model_name is invalid: {body.get('model_name')!r} is not a supported model")
         prompt = body.get("prompt", "")
         if family == "text2video" and not prompt:
             return invalid("prompt is required")

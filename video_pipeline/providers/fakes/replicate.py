@@ -1,13 +1,20 @@
 """A fake Replicate: the predictions API (model and version endpoints, and the list: newest first, 100 a page,
 `created_after`/`created_before`, cursor in `next`), Bearer auth, problem-detail errors,
 prediction statuses, cancel, 1-hour output URLs, and the `completed` webhook (the prediction, Standard Webhooks
-signed with the book's `webhook_secret`) when a prediction was created with `webhook`."""
+signed with the book's `webhook_secret`) when a prediction was created with `webhook`.
+
+Only the official models in `MODELS` exist: a prediction for another, or its model or version GET, is a 404
+problem detail, as Replicate answers. Each model has one version, `version_of(model)`; `GET
+/v1/models/{owner}/{name}/versions/{id}` (which replicate-python's `run("owner/name:version")` calls after creating
+the prediction) answers it, and `POST /v1/predictions` takes it (or any other 64-hex id, read as a version of
+`unknown/version`: the fake cannot tell which model an arbitrary version belongs to)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import hashlib
+import re
 import urllib.parse
 
 from starlette.applications import Starlette
@@ -24,6 +31,10 @@ FAILURES = {"fail-policy": "The input or output was flagged as sensitive. Please
                            "(E005)",
             "fail-invalid": "ValueError: duration must be one of 4, 6, 8 at 1080p",
             "fail-retryable": "Prediction interrupted; please retry (code: PA)"}
+#: official video models the fake serves (owner/name)
+MODELS = {"google/veo-3.1", "google/veo-3.1-fast", "wan-video/wan-2.6-t2v", "wan-video/wan-2.6-i2v",
+          "kwaivgi/kling-v3-video", "minimax/hailuo-02", "bytedance/omni-human", "bytedance/seedance-2.0",
+          "topazlabs/video-upscale", "runwayml/gen4-aleph"}
 #: predictions on one page of the list (Replicate's docs: "It will return 100 records per page")
 PAGE_SIZE = 100
 TITLES = {400: "Bad request", 401: "Unauthenticated", 404: "Not found", 422: "Input validation failed",
@@ -34,6 +45,11 @@ def _error(status: int, message: str) -> dict:
     if status == 429:
         return {"detail": "Request was throttled. Your rate limit resets in ~30s.", "status": 429}
     return {"title": TITLES.get(status, "Error"), "detail": message, "status": status}
+
+
+def version_of(model: str) -> str:
+    """The one version id the fake gives `model` (64 hex digits, like Replicate's)."""
+    return hashlib.sha256(model.encode()).hexdigest()
 
 
 def _stamp(t: float) -> str:
@@ -104,17 +120,58 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
             book.schedule_webhook(job, body["webhook"], lambda: prediction(base, job), book.standard_signer())
         return JSONResponse(prediction(request, job), status_code=201)
 
+    def not_found() -> JSONResponse:
+        return JSONResponse(_error(404, "The requested resource could not be found."), status_code=404)
+
     async def create_for_model(request: Request) -> Response:
         book.requests.append(("POST", request.url.path))
         model = f"{request.path_params['owner']}/{request.path_params['name']}"
-        return await create(request, model, hashlib.sha256(model.encode()).hexdigest())
+        if not authorized(request):
+            return unauthorized()
+        if model not in MODELS:
+            return not_found()
+        return await create(request, model, version_of(model))
+
+    def model_json(request: Request, model: str) -> dict:
+        owner, name = model.split("/")
+        return {"url": f"https://replicate.com/{model}", "owner": owner, "name": name, "description": "",
+                "visibility": "public", "github_url": None, "paper_url": None, "license_url": None,
+                "run_count": 0, "cover_image_url": None, "default_example": None,
+                "latest_version": version_json(model)}
+
+    def version_json(model: str) -> dict:
+        return {"id": version_of(model), "created_at": "2026-01-01T00:00:00.000000Z", "cog_version": "0.16.8",
+                "openapi_schema": {"components": {"schemas": {"Output": {"type": "string", "format": "uri"}}}}}
+
+    async def get_model(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        model = f"{request.path_params['owner']}/{request.path_params['name']}"
+        return JSONResponse(model_json(request, model)) if model in MODELS else not_found()
+
+    async def get_version(request: Request) -> Response:
+        book.requests.append(("GET", request.url.path))
+        if not authorized(request):
+            return unauthorized()
+        model = f"{request.path_params['owner']}/{request.path_params['name']}"
+        if model not in MODELS or request.path_params["version_id"] != version_of(model):
+            return not_found()
+        return JSONResponse(version_json(model))
 
     async def create_for_version(request: Request) -> Response:
         book.requests.append(("POST", request.url.path))
+        if not authorized(request):
+            return unauthorized()
         body = await request.json()
-        if not body.get("version"):
+        version = body.get("version")
+        if not version:
             return JSONResponse(_error(422, "- version: version is required"), status_code=422)
-        return await create(request, "unknown/version", body["version"])
+        if not isinstance(version, str) or not re.fullmatch(r"[0-9a-f]{12,64}", version.rpartition(":")[2]):
+            return JSONResponse(_error(422, "Invalid version or not permitted"), status_code=422)
+        version = version.rpartition(":")[2]
+        model = next((m for m in MODELS if version_of(m) == version), "unknown/version")
+        return await create(request, model, version)
 
     async def get(request: Request) -> Response:
         book.requests.append(("GET", request.url.path))
@@ -167,6 +224,8 @@ def create_app(book: JobBook, api_token: str = "test-replicate-token") -> Starle
 
     app = Starlette(routes=[
         Route("/v1/models/{owner}/{name}/predictions", create_for_model, methods=["POST"]),
+        Route("/v1/models/{owner}/{name}", get_model, methods=["GET"]),
+        Route("/v1/models/{owner}/{name}/versions/{version_id}", get_version, methods=["GET"]),
         Route("/v1/predictions", create_for_version, methods=["POST"]),
         Route("/v1/predictions", listing, methods=["GET"]),
         Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),

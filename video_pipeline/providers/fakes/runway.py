@@ -1,5 +1,11 @@
 """A fake Runway API: the three create endpoints, tasks with THROTTLED/PENDING/RUNNING states, failure codes,
-DELETE that cancels or deletes, and output URLs re-signed on every GET."""
+DELETE that cancels or deletes, and output URLs re-signed on every GET.
+
+Tasks carry what runwayml's `types/task_retrieve_response.py` requires: `estimatedCost: {credits}` while
+PENDING, THROTTLED or RUNNING, and `cost: {credits}` (an integer) once SUCCEEDED, FAILED or CANCELLED; without
+them the SDK reads every task as pending. Credits: `CREDITS_PER_SECOND` × the clip's seconds (1 credit = $0.01;
+third-party summaries of Runway's table, unconfirmed); a cancelled task and a failure other than moderation cost 0.
+Models per endpoint are the SDK's own `model` literals (5.24) plus the ids the catalog routes to."""
 
 from __future__ import annotations
 
@@ -23,9 +29,21 @@ STATUS = {"queued": "PENDING", "running": "RUNNING", "succeeded": "SUCCEEDED", "
 FAILURES = {"fail-policy": ("SAFETY.INPUT.TEXT", "The prompt text did not pass content moderation."),
             "fail-invalid": ("ASSET.INVALID", "The input asset could not be processed."),
             "fail-retryable": ("INPUT_PREPROCESSING.INTERNAL", "There was a problem performing content moderation.")}
-MODELS = {"/v1/text_to_video": {"gen4.5", "veo3.1", "veo3.1_fast", "veo3"},
-          "/v1/image_to_video": {"gen4.5", "gen4_turbo", "veo3.1", "veo3.1_fast", "veo3"},
-          "/v1/video_to_video": {"gen4_aleph"}}
+#: the SDK's video models on both text and image endpoints (runwayml 5.24 `text_to_video_create_params.py`)
+_SHARED = {"gen4.5", "veo3.1", "veo3.1_fast", "veo3", "klingO3_4k", "hailuo3", "kling3.0_4k", "happyhorse_1_0",
+           "kling2.5_turbo_pro", "kling3.0_pro", "kling3.0_standard", "klingO3_pro", "klingO3_standard", "seedance2",
+           "seedance2_fast", "seedance2_mini", "gemini_omni_flash", "grok_imagine_1_5", "wan3",
+           "gemini_omni_flash_1.1", "wan3_prime", "h3_max", "seedance2_5", "grok_imagine_1_5_lite", "kling_4"}
+MODELS = {"/v1/text_to_video": _SHARED,
+          "/v1/image_to_video": _SHARED | {"gen4_turbo"},
+          # `aleph2` is the SDK's (5.24) name for Aleph; `gen4_aleph` is the id the catalog routes to
+          "/v1/video_to_video": {"aleph2", "gen4_aleph", "klingO3_4k", "hailuo3", "klingO3_pro", "klingO3_standard",
+                                 "seedance2", "seedance2_fast", "seedance2_mini", "gemini_omni_flash",
+                                 "gemini_omni_flash_1.1", "seedance2_5", "kling_4"}}
+#: credits per generated second (1 credit = $0.01); other models: DEFAULT_CREDITS_PER_SECOND
+CREDITS_PER_SECOND = {"gen4.5": 12, "gen4_turbo": 5, "veo3": 40, "veo3.1": 40, "veo3.1_fast": 15,
+                      "gen4_aleph": 15, "aleph2": 15}
+DEFAULT_CREDITS_PER_SECOND = 10
 RATIOS = {"1280:720", "720:1280", "1920:1080", "1080:1920", "960:960", "1104:832", "832:1104", "1584:672"}
 
 
@@ -113,6 +131,12 @@ def create_app(book: JobBook, api_key: str = "test-runway-key", concurrency: int
         phase = job.phase()
         status = "THROTTLED" if phase == "queued" and throttled(job) else STATUS[phase]
         payload: dict = {"id": job.id, "createdAt": _iso(job.created), "status": status}
+        credits = CREDITS_PER_SECOND.get(job.meta["model"], DEFAULT_CREDITS_PER_SECOND) * job.seconds
+        if phase in ("queued", "running"):
+            payload["estimatedCost"] = {"credits": float(credits)}
+        else:
+            charged = phase == "succeeded" or (phase == "failed" and job.fault == "fail-policy")
+            payload["cost"] = {"credits": int(round(credits)) if charged else 0}
         if phase == "running":
             payload["progress"] = round(min(0.99, (time.time() - job.created) / job.latency), 3)
         elif phase == "succeeded":
