@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from standardwebhooks import Webhook
 
-from tests.support.services import served, until
+from tests.support.services import served, until, wait_until
 from tests.support.webhooks import in_flight
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT
@@ -232,3 +232,23 @@ def test_oversize_deliveries_are_refused_with_413_before_anything_is_verified_or
                           content=(raw[i:i + 65536].encode() for i in range(0, len(raw), 65536)))
     assert chunked.status_code == 413
     assert ledger.latest_event(provider, "pred-big") is None
+
+
+def test_fal_keys_are_fetched_again_after_their_lifetime_and_the_last_ones_serve_while_the_jwks_is_down():
+    from tests.support.webhook_attacks import Jwks, jwk
+    from video_pipeline.jobs.webhooks import FalKeys
+
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    jwks = Jwks([jwk(old)])
+    keys = FalKeys(url=jwks.url, lifetime=0.3, refetch_after=0.3)
+    assert keys.prime().startswith("fal: 1 key(s)")
+    assert keys.verify(old.sign(b"m"), b"m")
+    jwks.keys = [jwk(new)]                                 # fal rotates: the old key is withdrawn
+    wait_until(lambda: keys.verify(new.sign(b"m"), b"m"), 5, "the new key, once the cached set has expired")
+    assert not keys.verify(old.sign(b"m"), b"m")
+    fetches = jwks.fetches
+    jwks.close()                                           # the JWKS goes away: the keys fetched last still serve
+    # each verification after the lifetime tries the JWKS (at most every 0.3 s), fails, and goes on with the last keys
+    wait_until(lambda: keys.verify(new.sign(b"m"), b"m") and keys.error, 5, "a failed fetch after the lifetime")
+    assert "URLError" in keys.error or "Connection" in keys.error, keys.error
+    assert jwks.fetches == fetches
