@@ -24,6 +24,10 @@ from video_pipeline.media.render import BUNDLED_FONT, ClipSpec, frame_size, rend
 from video_pipeline.providers.base import GenerationRequest, JobState, JobStatus
 
 _append_lock = threading.Lock()
+#: the longest a poll waits for a render of this process to end before it answers "running"
+LONG_POLL_SECONDS = 30.0
+#: how often a job rendered by another process (a run sharing it) is looked at
+OTHER_RENDER_POLL_SECONDS = 1.0
 
 
 def simulated_latency(p50: float, p95: float, rng: random.Random) -> float:
@@ -102,14 +106,20 @@ class LocalProvider:
             return JobStatus(JobState.FAILED, error=f"unknown job {job_id}", error_kind="retryable")
         if record["canceled"]:
             return JobStatus(JobState.CANCELED)
-        if job_id in self._errors:
-            return JobStatus(JobState.FAILED, error=self._errors.pop(job_id), error_kind="retryable")
         output = self._output(job_id)
         if not output.exists():
             self._start_render(job_id, record)   # after a restart: the render died with the old process
+            render = self._renders.get(job_id)
+            if render is not None and not render.done():
+                # a long poll: a render in this process answers the moment it ends (a job waiting for a render
+                # slot costs one poll, not one every few milliseconds), bounded so stuck checks still run
+                await asyncio.wait({render}, timeout=LONG_POLL_SECONDS)
+        if job_id in self._errors:
+            return JobStatus(JobState.FAILED, error=self._errors.pop(job_id), error_kind="retryable")
         remaining = record["ready_at"] - time.time()
         if remaining > 0 or not output.exists():
-            return JobStatus(JobState.RUNNING, poll_after=max(remaining, 0.05))
+            # the simulated wait's end, or another process's render (a run sharing the job): a file to look at
+            return JobStatus(JobState.RUNNING, poll_after=remaining if remaining > 0 else OTHER_RENDER_POLL_SECONDS)
         request = _request_from_json(record["request"])
         lifetime = self.catalog.get(request.model).output_url_lifetime_seconds
         done = dt.datetime.fromtimestamp(record["ready_at"], dt.timezone.utc)
