@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import sqlalchemy as sa
 
-from video_pipeline.db import aware, make_engine, metadata
+from video_pipeline.db import aware, make_engine, metadata, migrate
 from video_pipeline.errors import BudgetExceeded
 
 IN_FLIGHT = ("submitting", "queued", "running")
@@ -60,7 +60,7 @@ jobs = sa.Table(
     sa.Column("url_expires_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("stored_uri", sa.Text, nullable=True),
     sa.Column("stored_sha256", sa.String(64), nullable=True),
-    # money and uncertainty (added in schema 2; `_add_missing_columns` brings older ledgers up to date)
+    # money and uncertainty (added in December 2026; migration 0001 adds them to older ledgers)
     sa.Column("estimated_usd", sa.Float, nullable=True),
     sa.Column("reserved_usd", sa.Float, nullable=True),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),       # the job-creating request left
@@ -92,7 +92,6 @@ events = sa.Table(
 #: a delivery's JSON is kept beside its event up to this many characters; a bigger one is stored as its event alone
 #: (provider, job, delivery id, state, time) with an empty payload, never cut into JSON that does not parse
 EVENT_BODY_LIMIT = 64 * 1024
-
 
 
 def now() -> dt.datetime:
@@ -169,8 +168,11 @@ class JobLedger:
         self.url = url
         self.submit_lease = submit_lease or SUBMIT_LEASE
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        try:
+            migrate(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -505,21 +507,3 @@ def _event_body(text: str) -> dict:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _add_missing_columns(engine: sa.Engine) -> None:
-    """Bring a ledger made by an earlier release up to this schema: add the (nullable) columns it lacks."""
-    inspector = sa.inspect(engine)
-    for table in (jobs,):
-        have = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = [c for c in table.columns if c.name not in have]
-        if not missing:
-            continue
-        for column in missing:
-            kind = column.type.compile(dialect=engine.dialect)
-            guard = "IF NOT EXISTS " if engine.dialect.name == "postgresql" else ""
-            try:
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {guard}{column.name} {kind}"))
-            except sa.exc.OperationalError:   # SQLite: another process added it a moment ago
-                pass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from video_pipeline.planning.catalog import Latency, ModelSpec
-from video_pipeline.db import aware, make_engine, metadata
+from video_pipeline.db import aware, make_engine, metadata, migrate
 
 observations = sa.Table(
     "model_observations", metadata,
@@ -69,7 +69,7 @@ class ObservationLog:
     def __init__(self, url_or_engine: "str | sa.Engine"):
         self._owns_engine = isinstance(url_or_engine, str)
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-        metadata.create_all(self.engine)
+        migrate(self.engine)
 
     def record(self, model: str, provider: str, latency_seconds: float | None, succeeded: bool,
                error_kind: str | None = None, at: dt.datetime | None = None) -> None:
