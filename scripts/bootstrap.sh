@@ -1,4 +1,5 @@
-# Sourced by scripts/demo and scripts/test: make .venv with the project installed (once per pyproject change).
+# Sourced by scripts/demo, scripts/test and scripts/ui: make .venv with the project installed (once per pyproject
+# change); for the tests also espeak-ng, Chromium, PostgreSQL and Redis from Debian's packages (as root, apt-get).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -43,6 +44,11 @@ apt_install() {  # apt_install <command> <package> <why>
 apt_install espeak-ng espeak-ng "the offline narration voice; narrated videos need it offline, or a live TTS key"
 if [ "${BOOTSTRAP_FOR:-}" = tests ]; then
   apt_install chromium chromium "headless browser for the report and UI screenshot tests"
+  # the production tests start private servers from these programs (a temporary directory, a free port each);
+  # a PostgreSQL or Redis already running on the machine is neither needed nor touched
+  PATH="$PATH:$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)" \
+    apt_install initdb postgresql "the PostgreSQL server the production tests run privately"
+  apt_install redis-server redis-server "the Redis server the Celery tests run privately"
 fi
 export PATH="$VENV/bin:$PATH"
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster}"

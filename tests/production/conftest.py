@@ -1,5 +1,6 @@
 """The production profile's real parts on loopback: a fresh PostgreSQL database per session, moto's S3 server,
-Redis for Celery. Each is started if it is not running; nothing depends on what an earlier session left.
+Redis for Celery, each a private instance of the test process on a free port (never the machine's own services);
+nothing depends on what an earlier session left.
 The services themselves come from tests/support/services.py, which the benches use too."""
 
 from __future__ import annotations
@@ -8,9 +9,8 @@ import os
 
 import pytest
 
-from tests.support.services import (  # noqa: F401  (ensure_redis, pg_rows, pg_url: imported by the tests here)
+from tests.support.services import (  # noqa: F401  (pg_rows, pg_url, redis_url: imported by the tests here)
     AWS_ENV,
-    ensure_redis,
     fresh_database,
     moto_s3,
     new_bucket,
@@ -18,6 +18,7 @@ from tests.support.services import (  # noqa: F401  (ensure_redis, pg_rows, pg_u
     pg_url,
     production_environment,
     production_home,
+    redis_url,
     s3_client as make_s3_client,
 )
 

@@ -16,7 +16,7 @@ import redis
 
 from assets.jobs import STAGES
 from tests.conftest import assert_video, write
-from tests.production.conftest import ensure_redis, pg_rows
+from tests.production.conftest import pg_rows, redis_url
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.flow.intake import accept
 
@@ -32,17 +32,16 @@ videos:
     shots:
       - prompt: "Lanterns sway above the night market stalls"
 """
-# two Redis databases of their own, emptied first: no task an earlier session left behind reaches this worker
-BROKER, BACKEND = "redis://127.0.0.1:6379/14", "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture
 def celery_worker(production_env):
-    ensure_redis()
-    for url in (BROKER, BACKEND):
+    # two databases of the session's private Redis, emptied first: no task an earlier test left reaches this worker
+    broker, backend = redis_url(14), redis_url(15)
+    for url in (broker, backend):
         redis.Redis.from_url(url).flushdb()
     name = f"vp-test-{uuid.uuid4().hex[:8]}"
-    env = {**production_env, "VIDEO_PIPELINE_CELERY_BROKER": BROKER, "VIDEO_PIPELINE_CELERY_BACKEND": BACKEND,
+    env = {**production_env, "VIDEO_PIPELINE_CELERY_BROKER": broker, "VIDEO_PIPELINE_CELERY_BACKEND": backend,
            "PYTHONPATH": str(PROJECT_ROOT)}
     bin_dir = Path(sys.executable).parent
     proc = subprocess.Popen(
@@ -52,7 +51,7 @@ def celery_worker(production_env):
     try:
         from celery import Celery
 
-        app = Celery(broker=BROKER, backend=BACKEND)
+        app = Celery(broker=broker, backend=backend)
         deadline = time.monotonic() + 60
         while not (app.control.ping(timeout=1) or []):
             assert proc.poll() is None, proc.stdout.read().decode(errors="replace")[-3000:]

@@ -1,5 +1,7 @@
 """The one place tests and benches get their loopback services from: free ports, waits on conditions, PostgreSQL
 (a fresh database each), moto's S3 server, Redis, the production profile's environment, and the fake provider fleet.
+PostgreSQL and Redis are private instances of the test process (a temporary directory, a free port), never the
+machine's services: the tests pass on a machine where none runs, and a machine whose services run is left alone.
 
 Tests import it as `tests.support.services`; a bench (run as `python bench/x.py` from the project root) puts the
 project root on `sys.path` first, as bench/production_stack.py does. Everything started here is stopped by its own
@@ -117,19 +119,129 @@ def executable(name: str) -> str:
 
 # --- PostgreSQL ----------------------------------------------------------------------------------------------------
 
-PG = {"host": LOOPBACK, "port": 5432, "user": "postgres"}
+#: where the private PostgreSQL listens; `ensure_postgres()` fills in its port (a free one, never the system's 5432)
+PG = {"host": LOOPBACK, "port": 0, "user": "postgres"}
+#: what to install when a server program is missing (./scripts/test installs both as root with apt-get)
+INSTALL_HINT = {"postgres": "the PostgreSQL server: sudo apt-get install postgresql (Debian/Ubuntu; "
+                            "./scripts/test does it when run as root)",
+                "redis-server": "Redis: sudo apt-get install redis-server (Debian/Ubuntu; "
+                                "./scripts/test does it when run as root)"}
+_private: dict[str, "_Private"] = {}
+
+
+class MissingService(RuntimeError):
+    """A server program the tests start is not installed; the message says what to install."""
 
 
 def pg_url(db: str) -> str:
     return f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{db}"
 
 
+def _postgres_bindir() -> Path:
+    """The directory of `initdb`, `postgres` and `pg_ctl`: pg_config's, else Debian's newest
+    /usr/lib/postgresql/<version>/bin, else the PATH's."""
+    candidates = []
+    if pg_config := shutil.which("pg_config"):
+        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        candidates.append(Path(found.stdout.strip()))
+    debian = Path("/usr/lib/postgresql")
+    if debian.is_dir():
+        versions = sorted((d for d in debian.iterdir() if d.name.isdigit()), key=lambda d: int(d.name), reverse=True)
+        candidates += [d / "bin" for d in versions]
+    if initdb := shutil.which("initdb"):
+        candidates.append(Path(initdb).resolve().parent)
+    for bindir in candidates:
+        if all((bindir / tool).exists() for tool in ("initdb", "postgres", "pg_ctl")):
+            return bindir
+    raise MissingService(f"the production tests need {INSTALL_HINT['postgres']}")
+
+
+class _Private:
+    """A server of this test process, in a temporary directory on a free loopback port: started on first use,
+    stopped (by its own process id) and removed when the process exits."""
+
+    def __init__(self, kind: str):
+        import atexit
+        import tempfile
+
+        self.kind = kind
+        self.dir = Path(tempfile.mkdtemp(prefix=f"vp-{kind}-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # PostgreSQL: fast shutdown (SIGINT: clients disconnected); Redis: SIGTERM, nothing to save
+            self.proc.send_signal(signal.SIGINT if self.kind == "postgres" else signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _as_owner(path: Path) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, its files and processes belong to the `postgres` user the
+    Debian package makes (else `nobody`); as anyone else, to that user."""
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            user = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        os.chmod(path, 0o700)
+        for folder, _, files in os.walk(path):
+            os.chown(folder, user.pw_uid, user.pw_gid)
+            for file in files:
+                os.chown(Path(folder, file), user.pw_uid, user.pw_gid)
+        return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
+    raise MissingService("running as root, PostgreSQL needs an unprivileged user to run as (postgres or nobody)")
+
+
 def ensure_postgres() -> None:
-    """Start the machine's PostgreSQL cluster when nothing answers on its port."""
-    if not answers(PG["port"]):
-        version = sorted(os.listdir("/etc/postgresql"))[0]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
-        wait_until(lambda: answers(PG["port"]), 30, "PostgreSQL starting", interval=0.2)
+    """A private PostgreSQL for this test process (trust authentication for `postgres` on loopback only, no fsync:
+    test data), made once with initdb in a temporary directory and listening on a free port; `PG` says where."""
+    if "postgres" in _private:
+        return
+    bindir = _postgres_bindir()
+    server = _Private("postgres")
+    data, sockets = server.dir / "data", server.dir / "sockets"
+    sockets.mkdir()
+    as_owner = _as_owner(server.dir)
+    initdb = subprocess.run([*as_owner, str(bindir / "initdb"), "-D", str(data), "-U", PG["user"], "-A", "trust",
+                             "-E", "UTF8", "--no-sync"], capture_output=True, text=True)
+    if initdb.returncode:
+        server.stop()
+        raise RuntimeError(f"initdb failed: {initdb.stdout[-2000:]}{initdb.stderr[-2000:]}")
+    server.proc = subprocess.Popen(
+        [*as_owner, str(bindir / "postgres"), "-D", str(data), "-p", str(server.port), "-c", "listen_addresses=" + LOOPBACK,
+         "-c", f"unix_socket_directories={sockets}", "-c", "fsync=off", "-c", "synchronous_commit=off",
+         "-c", "full_page_writes=off", "-c", "max_connections=300"],
+        stdout=(server.dir / "postgres.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    _private["postgres"] = server
+    PG["port"] = server.port
+    wait_until(lambda: _pg_ready() or server.proc.poll() is not None, 60, "PostgreSQL starting", interval=0.1)
+    if server.proc.poll() is not None:
+        log = (server.dir / "postgres.log").read_text(errors="replace")[-2000:]
+        del _private["postgres"]
+        server.stop()
+        raise RuntimeError(f"PostgreSQL did not start: {log}")
+
+
+def _pg_ready() -> bool:
+    import psycopg2
+
+    try:
+        psycopg2.connect(host=PG["host"], port=PG["port"], user=PG["user"], dbname="postgres",
+                         connect_timeout=2).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
 
 
 @contextmanager
@@ -194,16 +306,32 @@ def new_bucket(client, prefix: str = "vp") -> str:
 
 # --- Redis ---------------------------------------------------------------------------------------------------------
 
-REDIS_PORT = 6379
-
-
 def ensure_redis() -> None:
-    """Start redis-server (daemonized, no persistence) when nothing answers on its port."""
-    if not answers(REDIS_PORT):
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", LOOPBACK, "-::1", "--port", str(REDIS_PORT),
-                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-                        "--logfile", "/var/log/redis/ci.log"], check=True)
-        wait_until(lambda: answers(REDIS_PORT), 15, "Redis starting", interval=0.2)
+    """A private redis-server for this test process on a free loopback port (nothing kept on disk); `redis_url`
+    says where."""
+    if "redis" in _private:
+        return
+    program = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/sbin:/usr/bin")
+    if program is None:
+        raise MissingService(f"the Celery tests need {INSTALL_HINT['redis-server']}")
+    server = _Private("redis")
+    server.proc = subprocess.Popen(
+        [program, "--bind", LOOPBACK, "--port", str(server.port), "--save", "", "--appendonly", "no",
+         "--dir", str(server.dir), "--daemonize", "no", "--protected-mode", "no"],
+        stdout=(server.dir / "redis.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    _private["redis"] = server
+    wait_until(lambda: answers(server.port) or server.proc.poll() is not None, 30, "Redis starting", interval=0.05)
+    if server.proc.poll() is not None:
+        log = (server.dir / "redis.log").read_text(errors="replace")[-2000:]
+        del _private["redis"]
+        server.stop()
+        raise RuntimeError(f"redis-server did not start: {log}")
+
+
+def redis_url(db: int) -> str:
+    """The URL of database `db` on this process's private Redis (started if need be)."""
+    ensure_redis()
+    return f"redis://{LOOPBACK}:{_private['redis'].port}/{db}"
 
 
 # --- the production profile ----------------------------------------------------------------------------------------
@@ -216,8 +344,9 @@ def production_home(home: Path) -> Path:
 
 
 def production_environment(home: Path, db: str, s3_endpoint: str, bucket: str) -> dict[str, str]:
-    """The production profile's variables as an operator sets them: Dagster and the ledger on database `db`, clips
-    in `bucket` behind `s3_endpoint`, the test AWS credentials."""
+    """The production profile's variables as an operator sets them: Dagster and the ledger on database `db` (of the
+    private PostgreSQL), clips in `bucket` behind `s3_endpoint`, the test AWS credentials."""
+    ensure_postgres()
     return {
         "DAGSTER_HOME": str(home), "DAGSTER_PG_HOST": PG["host"], "DAGSTER_PG_PORT": str(PG["port"]),
         "DAGSTER_PG_USER": PG["user"], "DAGSTER_PG_PASSWORD": "unused-trust-auth", "DAGSTER_PG_DB": db,
