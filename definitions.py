@@ -5,7 +5,7 @@ profile) and the executor are chosen there, once, from the settings."""
 
 from dagster import Definitions, definitions
 
-from assets.assembly import assembled_outputs
+from assets.assembly import assembled_outputs, content_credentials_valid
 from assets.campaign import campaign
 from assets.generation import generated_segments, stored_clips
 from assets.jobs import campaign_job
@@ -22,7 +22,7 @@ from resources.io import S3TableIOManager
 from resources.storage import S3ClipStorage, clip_storage_for
 
 ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips,
-          assembled_outputs, campaign_report]
+          assembled_outputs, campaign_report, content_credentials_valid]
 
 
 def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict:

@@ -6,9 +6,11 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     MetadataValue,
     Output,
     asset,
+    asset_check,
 )
 
 from resources.pipeline import PipelineConfig
@@ -17,6 +19,7 @@ from video_pipeline.spec.campaign import Campaign
 from video_pipeline.flow.stages import Stopwatch
 from video_pipeline.tables import values
 from video_pipeline.flow.stages import assembled_outputs as assemble
+from video_pipeline.media.credentials import signing_notice
 
 from .metadata import OWNERS, column_schema, markdown_table
 from .partitions import campaign_partitions
@@ -30,7 +33,8 @@ TARGET_LUFS = -14.0
        pool="media",
        description="Why: a campaign asks for finished videos, not clips. Each video's segments joined (cut or "
                    "crossfade) into one MP4 under outputs/<campaign>/ with narration, ducked music, -14 LUFS sound, "
-                   "subtitles, a poster and a contact sheet; checks say whether each one meets its target.",
+                   "subtitles, a poster and a contact sheet, and signed Content Credentials (C2PA) naming the models "
+                   "behind each segment; checks say whether each one meets its target.",
        check_specs=[
            AssetCheckSpec("every_video_assembled", asset="assembled_outputs",
                           description="every video of the campaign has a finished MP4"),
@@ -44,12 +48,16 @@ TARGET_LUFS = -14.0
                           description="no second of silence while the narration should be speaking (silencedetect)"),
        ])
 def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored_clips: pd.DataFrame,
-                      narration_tracks: pd.DataFrame, pipeline: PipelineConfig, clip_storage: ClipStorage):
+                      narration_tracks: pd.DataFrame, generated_segments: pd.DataFrame,
+                      routed_job_plans: pd.DataFrame, pipeline: PipelineConfig, clip_storage: ClipStorage):
     watch = Stopwatch()
     settings = pipeline.settings()
     store = clip_storage.store(settings)
+    if campaign.provenance.credentials and (notice := signing_notice(settings)):
+        context.log.warning(notice)      # once per run: live mode signing with the development chain
     # another machine's clips are fetched from the store first; finished files are kept where the store keeps things
-    frame = store.publish_outputs(assemble(store.localize(stored_clips), settings, campaign, narration_tracks))
+    frame = store.publish_outputs(assemble(store.localize(stored_clips), settings, campaign, narration_tracks,
+                                           generated_segments, routed_job_plans))
     done = frame[frame["state"] == "assembled"]
     failed = frame[frame["state"] != "assembled"]
     for row in done.itertuples():
@@ -71,6 +79,7 @@ def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored
         "loudness_lufs": MetadataValue.json({r.video_id: r.loudness_lufs for r in done.itertuples()}),
         "posters": MetadataValue.json({r.video_id: r.poster for r in done.itertuples()}),
         "join_scores": MetadataValue.json({r.video_id: values(r.join_scores) for r in done.itertuples()}),
+        "credentials": MetadataValue.json({r.video_id: _credential_words(r.credentials) for r in done.itertuples()}),
         "wall_seconds": watch.seconds,
         "preview": markdown_table(frame, ["video_id", "state", "duration_seconds", "target_seconds", "models",
                                           "cost_usd", "output_path", "error"]),
@@ -94,3 +103,29 @@ def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored
                            metadata={"off_target": MetadataValue.json(
                                {r.video_id: {"seconds": r.duration_seconds, "target": r.target_seconds}
                                 for r in off.itertuples()})})
+
+
+def _credential_words(record) -> str:
+    if not record or record.get("state") == "off":
+        return "off (provenance: off)"
+    who = f"{record.get('signer')}" + (" (untrusted development credentials)" if record.get("development") else "")
+    return f"{record.get('state')}, {record.get('validation')}, by {who}"
+
+
+@asset_check(asset=assembled_outputs, partitions_def=campaign_partitions, blocking=False,
+             additional_ins={"stored_clips": AssetIn("stored_clips"),
+                             "generated_segments": AssetIn("generated_segments")},
+             description="each finished video's Content Credentials, read back from the file with c2pa's Reader: "
+                         "the manifest validates (trusted, with the development CA or VIDEO_PIPELINE_C2PA_TRUST_ANCHORS "
+                         "as trust anchor), its hard binding covers the whole file, and its ingredients are the "
+                         "clips the ledger says made the video, each with its model")
+def content_credentials_valid(assembled_outputs: pd.DataFrame, stored_clips: pd.DataFrame,
+                              generated_segments: pd.DataFrame, pipeline: PipelineConfig) -> AssetCheckResult:
+    from video_pipeline.flow.provenance import verify_outputs
+
+    problems = verify_outputs(assembled_outputs, stored_clips, generated_segments, pipeline.settings())
+    failing = {video: found for video, found in problems.items() if found}
+    return AssetCheckResult(passed=not failing, severity=AssetCheckSeverity.ERROR, metadata={
+        "checked": len(problems), "failing": len(failing),
+        "problems": MetadataValue.json(failing),
+    })

@@ -52,7 +52,8 @@ def test_sample_campaign_materializes_into_probed_mp4s_with_cost_and_latency_met
     assert assembled["outputs"]["teaser"].endswith("outputs/launch-teaser/teaser.mp4")
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"all_segments_stored": True, "every_video_assembled": True, "durations_on_target": True,
-                      "loudness_on_target": True, "no_black_runs": True, "narration_audible": True}
+                      "loudness_on_target": True, "no_black_runs": True, "narration_audible": True,
+                      "content_credentials_valid": True}
 
 
 def test_campaign_over_budget_stops_at_planning_before_any_job_runs(instance, settings, data_dir):

@@ -25,9 +25,13 @@ def test_definitions_load_with_the_stages_in_lineage_order():
         "routed_job_plans": {"campaign", "prompt_batches", "narration_tracks"},
         "generated_segments": {"campaign", "routed_job_plans"},
         "stored_clips": {"generated_segments"},
-        "assembled_outputs": {"campaign", "stored_clips", "narration_tracks"},
+        # the segments' models, providers, jobs and prompts go into each video's Content Credentials
+        "assembled_outputs": {"campaign", "stored_clips", "narration_tracks", "generated_segments",
+                              "routed_job_plans"},
         "campaign_report": {"campaign", "routed_job_plans", "generated_segments", "assembled_outputs"},
     }
+    checks = {k.name for k in graph.asset_check_keys if k.asset_key == AssetKey("assembled_outputs")}
+    assert "content_credentials_valid" in checks
     assert defs().resolve_job_def("campaign_job") is not None
     assert defs().resolve_sensor_def("campaign_inbox_sensor") is not None
     assert defs().resolve_schedule_def("nightly_batch_schedule").cron_schedule == "0 2 * * *"

@@ -108,7 +108,8 @@ def test_ui_lists_the_stages_materializes_a_campaign_partition_and_draws_the_ass
     assert sorted(graph["routed_job_plans"]) == ["campaign", "narration_tracks", "prompt_batches"]
     assert sorted(graph["generated_segments"]) == ["campaign", "routed_job_plans"]
     assert graph["stored_clips"] == ["generated_segments"]
-    assert sorted(graph["assembled_outputs"]) == ["campaign", "narration_tracks", "stored_clips"]
+    assert sorted(graph["assembled_outputs"]) == ["campaign", "generated_segments", "narration_tracks",
+                                                  "routed_job_plans", "stored_clips"]
     assert sorted(graph["campaign_report"]) == ["assembled_outputs", "campaign", "generated_segments",
                                                 "routed_job_plans"]
 

@@ -45,12 +45,24 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VIDEO_PIPELINE_EXECUTOR": ("multiprocess", "how a run executes its steps: `multiprocess`, `in_process` or `celery`"),
     "VIDEO_PIPELINE_CELERY_BROKER": ("redis://127.0.0.1:6379/0", "`celery` executor: the broker URL workers listen on"),
     "VIDEO_PIPELINE_CELERY_BACKEND": ("redis://127.0.0.1:6379/1", "`celery` executor: the result backend URL"),
+    "VIDEO_PIPELINE_C2PA_CERT": ("unset", "Content Credentials: the signing certificate chain (PEM text or a file), "
+                                 "signer first; unset: an untrusted development chain made under the data directory"),
+    "VIDEO_PIPELINE_C2PA_KEY": ("unset", "Content Credentials: the signing certificate's private key (PEM text or a "
+                                "file); a secret, never logged"),
+    "VIDEO_PIPELINE_C2PA_ALG": ("es256", "Content Credentials: the key's signing algorithm: es256, es384, es512, "
+                                "ps256, ps384, ps512 or ed25519"),
+    "VIDEO_PIPELINE_C2PA_TSA_URL": ("unset", "Content Credentials: an RFC 3161 timestamp authority that countersigns "
+                                    "each manifest"),
+    "VIDEO_PIPELINE_C2PA_TRUST_ANCHORS": ("unset", "Content Credentials: a PEM file of root certificates the "
+                                          "verification check trusts (the development CA is trusted without it)"),
 }
 
 PROFILES = ("local", "production")
 EXECUTORS = ("multiprocess", "in_process", "celery")
 
 MODES = ("local", "fake", "live")
+#: the signing algorithms C2PA allows (VIDEO_PIPELINE_C2PA_ALG)
+C2PA_ALGORITHMS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 #: the names the providers' own SDKs read their keys and webhook secrets from (read here, and nowhere else)
@@ -69,7 +81,8 @@ _FIELD_VARIABLES = {
     "download_hosts": "DOWNLOAD_HOSTS",
     "ledger": "LEDGER_URL", "profile": "PROFILE", "s3_bucket": "S3_BUCKET", "s3_prefix": "S3_PREFIX",
     "s3_endpoint_url": "S3_ENDPOINT_URL", "executor": "EXECUTOR", "celery_broker": "CELERY_BROKER",
-    "celery_backend": "CELERY_BACKEND",
+    "celery_backend": "CELERY_BACKEND", "c2pa_cert": "C2PA_CERT", "c2pa_key": "C2PA_KEY", "c2pa_alg": "C2PA_ALG",
+    "c2pa_tsa_url": "C2PA_TSA_URL", "c2pa_trust_anchors": "C2PA_TRUST_ANCHORS",
 }
 #: fields whose value comes from a variable outside the VIDEO_PIPELINE_ prefix (a standard name)
 _FOREIGN_VARIABLES = {"aws_region": "AWS_REGION", "dagster_home": "DAGSTER_HOME"}
@@ -110,12 +123,18 @@ class Settings(BaseModel):
     celery_broker: str | None = None
     celery_backend: str | None = None
     dagster_home: Path | None = None
+    #: Content Credentials: the signing chain and key (PEM text, or a file holding it), algorithm, timestamp authority
+    c2pa_cert: str | None = None
+    c2pa_key: SecretStr | None = None
+    c2pa_alg: Literal[C2PA_ALGORITHMS] = "es256"   # type: ignore[valid-type]
+    c2pa_tsa_url: str | None = None
+    c2pa_trust_anchors: Path | None = None
     #: provider (or "fal_platform") → base URL, from VIDEO_PIPELINE_<PROVIDER>_BASE_URL
     base_urls: dict[str, str] = Field(default_factory=dict)
     #: SDK variable name → value, for the keys and webhook secrets in SECRET_VARIABLES that are set
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
 
-    @field_validator("data_dir", "catalog_path", "fal_jwks_file", "dagster_home", mode="after")
+    @field_validator("data_dir", "catalog_path", "fal_jwks_file", "dagster_home", "c2pa_trust_anchors", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
@@ -153,6 +172,25 @@ class Settings(BaseModel):
                                  "cdn.example.com")
             domains.append(domain)
         return tuple(domains)
+
+    @field_validator("c2pa_alg", mode="before")
+    @classmethod
+    def _algorithm_any_case(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("c2pa_tsa_url", mode="after")
+    @classmethod
+    def _tsa_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("expected the timestamp authority's http(s) URL, e.g. http://timestamp.digicert.com")
+        return value
+
+    @model_validator(mode="after")
+    def _c2pa_pair(self) -> "Settings":
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            raise ValueError("set both VIDEO_PIPELINE_C2PA_CERT and VIDEO_PIPELINE_C2PA_KEY (the signing certificate "
+                             "chain and its private key), or neither to sign with the development credentials")
+        return self
 
     @model_validator(mode="after")
     def _production_needs_postgres(self) -> "Settings":
@@ -265,8 +303,8 @@ def _validated(values: dict, origin: dict[str, str]) -> Settings:
             message = err["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
             if err["type"] == "literal_error":
                 message = message.replace("expected", "expected one of", 1).replace(" or ", ", ").replace("'", "")
-            if field_name in ("webhook_token",) or field_name == "secrets" or not field_name:
-                lines.append(f"{name}: {message}" if field_name else message)     # never echo a secret
+            if field_name in ("webhook_token", "c2pa_key", "c2pa_cert") or field_name == "secrets" or not field_name:
+                lines.append(f"{name}: {message}" if field_name else message)     # never echo a secret (or a PEM)
             else:
                 lines.append(f"{name}={values.get(field_name)!r}: {message}")
         raise SettingsError("; ".join(lines)) from None

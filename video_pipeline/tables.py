@@ -24,6 +24,17 @@ SPANS = pa.list_(pa.struct([("start_seconds", FLOAT), ("end_seconds", FLOAT)]))
 TIMINGS = pa.list_(pa.struct([("text", STRING), ("start_seconds", FLOAT), ("end_seconds", FLOAT)]))
 #: a discontinuity score per join: luma change across the join and one second before it
 JOIN_SCORES = pa.list_(pa.struct([("at_seconds", FLOAT), ("score", FLOAT), ("baseline", FLOAT)]))
+#: a finished video's Content Credentials as read back after signing (C2PA)
+CREDENTIALS = pa.struct([
+    ("state", STRING),            # signed, off (the campaign's `provenance: off`) or unsigned
+    ("validation", STRING),       # Trusted, Valid or Invalid
+    ("signer", STRING),           # the signing certificate's common name
+    ("development", BOOL),        # signed with the untrusted development chain
+    ("generator", STRING),        # the claim generator: video-pipeline and its version
+    ("source_type", STRING),      # the IPTC digital source type of the video (the AI disclosure)
+    ("ingredients", pa.list_(pa.struct([("title", STRING), ("model", STRING), ("source_type", STRING)]))),
+    ("label", STRING),            # the visible label drawn into the picture, when the campaign asks for one
+])
 
 
 def column(name: str, kind: pa.DataType, description: str, nullable: bool = True) -> pa.Field:
@@ -261,6 +272,9 @@ ASSEMBLED_OUTPUTS = TableSchema("assembled_outputs", (
     column("black_runs", SPANS, "black stretches longer than 0.5 s (blackdetect)"),
     column("silent_in_narration", SPANS, "silences of a second or more while the narration speaks"),
     column("join_scores", JOIN_SCORES, "discontinuity per join against its baseline"),
+    column("credentials", CREDENTIALS, "Content Credentials (C2PA): state, validation, signer, generator, AI "
+                                       "disclosure, ingredients with their models, visible label"),
+    column("credentials_sidecar", STRING, "<video>.c2pa.json: the manifest's facts beside the video"),
 ))
 
 #: asset name → its table's schema

@@ -291,12 +291,18 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
 
 
 def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaign | None = None,
-                      narration: pd.DataFrame | None = None) -> pd.DataFrame:
+                      narration: pd.DataFrame | None = None, segments: pd.DataFrame | None = None,
+                      plans: pd.DataFrame | None = None) -> pd.DataFrame:
     """Join each video's stored segments into data/outputs/<campaign>/<video>.mp4 (cut or crossfade), then finish
     it: native audio kept or replaced, narration placed, music ducked under it, loudness normalised, subtitles
-    (soft track plus .srt/.vtt), a poster and a contact sheet."""
+    (soft track plus .srt/.vtt), a poster and a contact sheet; last, Content Credentials signed into it (each
+    segment's model, provider and job from `segments`, its prompt's hash from `plans`) and `<video>.c2pa.json`."""
+    from video_pipeline.flow import provenance
+
     videos = {v.id: v for v in campaign.videos} if campaign is not None else {}
     spoken = {r.video_id: r for r in narration.itertuples()} if narration is not None and len(narration) else {}
+    key = provenance.key_for(settings, campaign)
+    facts = provenance.segment_facts(clips, segments, plans)
     rows = []
     for video_id, group in clips.groupby("video_id", sort=False):
         group = group.sort_values("segment_index")
@@ -324,6 +330,15 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
             finished["join_scores"] = join_scores(out, _join_times(group, spec))
             joined.unlink(missing_ok=True)
             info = probe(out)
+            label = provenance.label_text(campaign)
+            if key is None:
+                finished["credentials"] = provenance.off_record(label)
+            else:   # the file's last write: whatever rewrites it later must sign it again
+                manifest = provenance.video_manifest(
+                    video_id, [facts[(video_id, int(i))] for i in group["segment_index"]], settings, campaign, spec,
+                    spoken.get(video_id))
+                finished["credentials"], finished["credentials_sidecar"] = provenance.sign_video(
+                    out, manifest, key, label)
         except MediaError as exc:
             rows.append({**row, "state": "failed", "error": str(exc)})
             continue
@@ -368,6 +383,13 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
             add_soft_subtitles(out, srt, with_subs)
         os.replace(with_subs, out)
         result.update(subtitles_srt=str(srt), subtitles_vtt=str(vtt))
+    label = campaign.provenance.label if campaign is not None else None
+    if label is not None:    # a visible disclosure, before the stills so the poster shows it too
+        from video_pipeline.media.subtitles import burn_label
+
+        labelled = private_sibling(out, "label")
+        burn_label(out, labelled, label.text, label.position, preset=settings.x264_preset)
+        os.replace(labelled, out)
     result["black_runs"] = spans(black_runs(out, min_seconds=0.5))
     if spoken is not None:
         window = (NARRATION_LEAD, NARRATION_LEAD + float(spoken.duration_seconds))

@@ -1,7 +1,9 @@
-"""Subtitles: group narration word timings into cues, write SRT/WebVTT, and mux or burn them into a video.
+"""Subtitles: group narration word timings into cues, write SRT/WebVTT, and mux or burn them into a video; and the
+visible label a campaign may ask for ("AI-generated" in a corner of the picture).
 
-Text reaches ffmpeg only through subtitle files; the one filter string that names a file escapes it for both
-levels of ffmpeg's filtergraph syntax. ffmpeg runs through `run_args` with an argument list, never a shell.
+Text reaches ffmpeg only through files (subtitle files, the label's text file); every filter value that names a
+file escapes it for both levels of ffmpeg's filtergraph syntax. ffmpeg runs through `run_args` with an argument list,
+never a shell.
 """
 
 from __future__ import annotations
@@ -196,10 +198,44 @@ def burn_subtitles(video: Path, srt: Path, out: Path, font_dir: Path | None = No
         if re.search(r"[,=\n]", font_name):
             raise MediaError(f"{out.name}: font name {font_name!r} cannot hold ',', '=' or a line break")
         options.append(f"force_style={filter_value(f'FontName={font_name}')}")
+    return _run_to(out, _redraw(video, "subtitles=" + ":".join(options), preset),
+                   what=f"burn subtitles {out.name}")
+
+
+def _redraw(video: Path, picture_filter: str, preset: str, keep_subtitles: bool = False) -> list[str]:
+    """ffmpeg arguments that re-encode the picture through `picture_filter` (H.264, CRF 20) and copy the sound
+    (and, with `keep_subtitles`, the subtitle tracks)."""
     audio = ["-map", "0:a", "-c:a", "copy"] if probe(video).has_audio else []
+    subtitles = ["-map", "0:s?", "-c:s", "copy"] if keep_subtitles else []
     # The encoder keeps the input's time base: with its default (1/fps) a picture that starts 21 ms in (where a
     # stream-copied AAC track's priming put it) is rounded to start a whole frame (42 ms) in, 20 ms after its sound.
-    args = ["-i", str(video), "-map", "0:v:0", *audio, "-vf", "subtitles=" + ":".join(options),
+    return ["-i", str(video), "-map", "0:v:0", *audio, *subtitles, "-vf", picture_filter,
             "-c:v", "libx264", "-preset", preset, "-crf", "20", "-pix_fmt", "yuv420p",
             "-enc_time_base:v", video_time_base(video), "-movflags", "+faststart"]
-    return _run_to(out, args, what=f"burn subtitles {out.name}")
+
+
+#: where a visible label sits: drawtext x and y, with a margin of a thirtieth of the picture's height
+LABEL_PLACES = {"top-left": ("h/30", "h/30"), "top-right": ("w-tw-h/30", "h/30"),
+                "bottom-left": ("h/30", "h-th-h/30"), "bottom-right": ("w-tw-h/30", "h-th-h/30")}
+
+
+def burn_label(video: Path, out: Path, text: str, position: str = "bottom-right", *, font: Path | None = None,
+               preset: str = "veryfast") -> Path:
+    """Draw a small visible disclosure (e.g. "AI-generated") in a corner of the picture for the whole video, white
+    on a translucent box; sound and subtitle tracks are copied. The text reaches drawtext through a file."""
+    video, out = Path(video).resolve(), Path(out).resolve()
+    if position not in LABEL_PLACES:
+        raise MediaError(f"{out.name}: label position {position!r}; expected one of {', '.join(LABEL_PLACES)}")
+    x, y = LABEL_PLACES[position]
+    size = max(12, (probe(video).height or 720) // 24)
+    text_file = private_sibling(out.with_suffix(".txt"), "label")
+    text_file.write_text(text, encoding="utf-8")
+    options = [f"textfile={filter_value(str(text_file))}", "expansion=none",
+               f"fontfile={filter_value(str(Path(font or BUNDLED_FONT).resolve()))}", f"fontsize={size}",
+               "fontcolor=white", "box=1", "boxcolor=black@0.55", f"boxborderw={size // 3}",
+               f"x={filter_value(x)}", f"y={filter_value(y)}"]
+    try:
+        return _run_to(out, _redraw(video, "drawtext=" + ":".join(options), preset, keep_subtitles=True),
+                       what=f"draw the label on {out.name}")
+    finally:
+        text_file.unlink(missing_ok=True)

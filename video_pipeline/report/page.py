@@ -90,6 +90,8 @@ class VideoSection:
     contact_link: str | None
     subtitles_link: str | None
     segments: list[SegmentLine] = field(default_factory=list)
+    credentials: dict | None = None          # the outputs table's Content Credentials record
+    credentials_link: str | None = None      # the <video>.c2pa.json sidecar
 
 
 def segment_lines(plans: pd.DataFrame, segments: pd.DataFrame, catalog: Catalog,
@@ -134,8 +136,17 @@ def video_sections(outputs: pd.DataFrame, lines: list[SegmentLine], link_for: Li
             contact_link=link(r.get("contact_sheet")) if assembled else None,
             subtitles_link=link(r.get("subtitles_vtt")) if assembled else None,
             segments=[s for s in lines if s.video_id == r["video_id"]],
+            credentials=_credentials(r.get("credentials")) if assembled else None,
+            credentials_link=link(r.get("credentials_sidecar")) if assembled else None,
         ))
     return sections
+
+
+def _credentials(record) -> dict | None:
+    """A Content Credentials record with plain lists (Parquet gives arrays back)."""
+    if not isinstance(record, dict):
+        return None
+    return {**record, "ingredients": [dict(i) for i in values(record.get("ingredients"))]}
 
 
 # --- charts (inline SVG) ---------------------------------------------------------------------------------------
@@ -276,6 +287,7 @@ th{background:#f1f5f9;font-weight:600}td.num{text-align:right;font-variant-numer
 .state-failed,.bad{color:#b91c1c;font-weight:600}.good{color:#15803d}.ok{color:#a16207}
 .reason{color:#475569;max-width:360px}.failed-video{border-left:4px solid #dc2626}
 .empty{color:#64748b}
+.credentials{font-size:13px;color:#334155}.credentials ul{margin:4px 0 0;padding-left:18px}
 </style></head><body>
 <header><h1>Campaign {{ campaign }}</h1>
 <ul class="facts">
@@ -312,7 +324,15 @@ created (and billed), so nothing was sent again. Check the provider's console, t
 </video>
 <p><a href="{{ v.video_link }}">{{ v.video_id }}.mp4</a>: {{ "%.2f"|format(v.duration_seconds) }}s
 (target {{ "%g"|format(v.target_seconds) }}s), ${{ "%.2f"|format(v.cost_usd) }}, {{ v.models }}
-{%- if v.loudness_lufs is not none %}, {{ "%.1f"|format(v.loudness_lufs) }} LUFS{% endif %}</p></div>
+{%- if v.loudness_lufs is not none %}, {{ "%.1f"|format(v.loudness_lufs) }} LUFS{% endif %}</p>
+{% if v.credentials %}{% set c = v.credentials %}<div class="credentials">
+{% if c.state == "off" %}<p><b>Content Credentials</b>: off (the campaign says <code>provenance: off</code>)</p>
+{% else %}<p><b>Content Credentials</b> ({{ c.validation or c.state }}): signed by {{ c.signer }}
+{%- if c.development %} <span class="bad">(untrusted development credentials)</span>{% endif %};
+generator {{ c.generator }}; AI disclosure: <b>{{ c.source_type }}</b>
+{%- if v.credentials_link %}; <a href="{{ v.credentials_link }}">manifest facts (.c2pa.json)</a>{% endif %}</p>
+<ul class="ingredients">{% for i in c.ingredients %}<li>{{ i.title }}{% if i.source_type %}: {{ i.source_type }}{% endif %}</li>{% endfor %}</ul>{% endif %}
+{% if c.label %}<p>Visible label: {{ c.label }}</p>{% endif %}</div>{% endif %}</div>
 <div class="stills">
 {% if v.poster_link %}<figure class="poster"><img src="{{ v.poster_link }}" alt="poster of {{ v.video_id }}"><figcaption>poster</figcaption></figure>{% endif %}
 {% if v.contact_link %}<figure class="contact"><img src="{{ v.contact_link }}" alt="contact sheet of {{ v.video_id }}"><figcaption>contact sheet</figcaption></figure>{% endif %}

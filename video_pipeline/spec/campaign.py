@@ -111,6 +111,37 @@ class Video(_Strict):
     _id_not_reserved = field_validator("id")(_not_reserved)
 
 
+class Label(_Strict):
+    """A visible disclosure drawn into the picture."""
+
+    text: str = Field(default="AI-generated", min_length=1, max_length=60)
+    position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "bottom-right"
+
+    @field_validator("text")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise ValueError("expected one line of text without control characters")
+        return value
+
+
+class Provenance(_Strict):
+    """Content Credentials (C2PA) on the finished videos: on unless the campaign says `provenance: off`."""
+
+    credentials: bool = True
+    #: what the manifest says of each segment's prompt: its SHA-256, or (opted in) the text as well
+    prompts: Literal["hash", "text"] = "hash"
+    label: Label | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_switch(cls, value):
+        # `label: true` draws the default label; `label: false` (YAML's off/no) draws none
+        if isinstance(value, bool):
+            return {} if value else None
+        return value
+
+
 class Campaign(_Strict):
     version: Literal[1] = 1
     campaign: str = Field(pattern=CAMPAIGN_ID)
@@ -119,11 +150,22 @@ class Campaign(_Strict):
     schedule: Literal["now", "batch"] = "now"
     style: str | None = Field(default=None, max_length=1000)
     defaults: Defaults = Defaults()
+    provenance: Provenance = Provenance()
     videos: list[Video] = Field(min_length=1, max_length=10000)
 
     _source: "CampaignSource | None" = PrivateAttr(default=None)
 
     _id_not_reserved = field_validator("campaign")(_not_reserved)
+
+    @field_validator("provenance", mode="before")
+    @classmethod
+    def _provenance_switch(cls, value):
+        # YAML 1.1 reads a bare `off`/`on` as false/true; JSON may say "off"/"on"
+        if isinstance(value, bool) or value in ("off", "on"):
+            return {"credentials": value in (True, "on")}
+        if not isinstance(value, (dict, Provenance)):
+            raise ValueError("expected `off`, `on`, or a mapping with `credentials`, `prompts` and `label`")
+        return value
 
     @property
     def source(self) -> "CampaignSource":

@@ -34,7 +34,8 @@ LINK_SECONDS = 7 * 24 * 3600
 CONTENT_TYPES = {".mp4": "video/mp4", ".srt": "application/x-subrip", ".vtt": "text/vtt", ".png": "image/png",
                  ".m4a": "audio/mp4", ".json": "application/json", ".html": "text/html"}
 #: outputs-table columns that name files to publish beside the video
-OUTPUT_FILE_COLUMNS = ("output_path", "subtitles_srt", "subtitles_vtt", "poster", "contact_sheet")
+OUTPUT_FILE_COLUMNS = ("output_path", "subtitles_srt", "subtitles_vtt", "poster", "contact_sheet",
+                       "credentials_sidecar")
 
 
 class StorageIntegrityError(MediaError):
