@@ -4,6 +4,7 @@ spawned process imports this module, so it imports nothing heavy before the barr
 from __future__ import annotations
 
 import multiprocessing
+import queue
 
 
 def _open(url: str, kind: str, barrier, results) -> None:
@@ -28,7 +29,13 @@ def open_at_once(url: str, processes: int = 10) -> list[str]:
                for i in range(processes)]
     for process in started:
         process.start()
-    outcomes = [results.get(timeout=300) for _ in started]
+    outcomes: list[str] = []
+    while len(outcomes) < processes:       # every answer, or every process gone (one died before answering)
+        try:
+            outcomes.append(results.get(timeout=1))
+        except queue.Empty:
+            if not any(p.is_alive() for p in started):
+                break
     for process in started:
         process.join(timeout=60)
     return outcomes + [f"process {p.pid} exited {p.exitcode}" for p in started if p.exitcode != 0]
