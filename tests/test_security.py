@@ -231,6 +231,19 @@ def _encodings(secret: str) -> set[bytes]:
     return out
 
 
+def _sentinel_signer(folder: Path) -> tuple[dict[str, str], set[bytes]]:
+    """Production-style Content Credentials for the environment (the chain and the key as PEM text), and the key's
+    material to search for: each line of its PEM body and its raw private scalar."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from video_pipeline.media.credentials import make_chain
+
+    _, chain, key = make_chain("Sentinel newsroom signer", "Sentinel root CA", days=2)
+    scalar = load_pem_private_key(key.encode(), None).private_numbers().private_value.to_bytes(32, "big")
+    return ({"VIDEO_PIPELINE_C2PA_CERT": chain, "VIDEO_PIPELINE_C2PA_KEY": key},
+            {line.encode() for line in key.splitlines()[1:-1]} | {scalar})
+
+
 @pytest.mark.slow
 def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, monkeypatch, caplog, capsys):
     """The assets through Dagster in live mode, keys read from the environment by the settings module, against
@@ -256,6 +269,8 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
             return registry
 
     fleet, env = _sentinel_fleet(tmp_path / "fakes")
+    signer_env, signing_key_material = _sentinel_signer(tmp_path)
+    env.update(signer_env)                  # the videos are signed with credentials from the environment too
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     # error paths write error text: exercise them (a 503 on a submit makes it uncertain; Kling's lookup by
@@ -289,10 +304,16 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
     assert (clips["state"] == "stored").all() and len(clips) == 3
     assert fleet.books["gemini"].total_submissions == 1 and fleet.books["kling"].total_submissions == 2
     assert fleet.books["minimax"].total_submissions == 1
+    from video_pipeline.media.credentials import read_credentials
+
+    outputs = __import__("pandas").read_parquet(settings.tables_dir / "assembled_outputs" / "sentinel.parquet")
+    assert {read_credentials(Path(p)).signer for p in outputs["output_path"]} == {"Sentinel newsroom signer"}
+    assert not (data_dir / "credentials").exists()                  # no development chain was made
 
     secrets = {s for s in env.values() if s.startswith("SENTINEL-")}
     assert len(secrets) == 9
     needles = {n: s for s in secrets for n in _encodings(s)}
+    needles.update({n: "VIDEO_PIPELINE_C2PA_KEY" for n in signing_key_material})
     scanned, hits = 0, []
     for root in (data_dir, home):                  # ledger, tables, outputs, clips, Dagster storage, compute logs
         for path in root.rglob("*"):
