@@ -172,7 +172,7 @@ def test_a_million_row_list_is_refused_within_a_few_megabytes():
 def test_many_problems_are_counted_and_the_first_fifty_listed():
     error = refusal(b'{"prompt": "p", "target_seconds": -1}\n' * 200, "many.jsonl")
     assert isinstance(error, ManyProblems) and error.total == 200 and len(error.problems) == 50
-    assert str(error).startswith("200 problem(s) in campaign file, the first 50 listed")
+    assert str(error).startswith("200 problem(s) in campaign file many.jsonl, the first 50 listed")
 
 
 @pytest.mark.parametrize("name, words", [

@@ -207,6 +207,30 @@ videos:
 """
 
 
+#: one inbox tick in a process of its own, whose environment (what /proc/self/environ holds) has the sentinels
+SENSOR_TICK = """
+import sys
+from dagster import DagsterInstance, build_sensor_context
+from assets.sensors import campaign_inbox_sensor
+from resources import PipelineConfig
+with open("/proc/self/environ", "rb") as environ:      # the positive control: a followed link would leak this
+    assert sys.argv[1].encode() in environ.read()
+with DagsterInstance.get() as instance:
+    result = campaign_inbox_sensor(build_sensor_context(instance=instance, resources={"pipeline": PipelineConfig()}))
+print(result.cursor)
+"""
+
+
+def _environ_links(inbox: Path) -> list[Path]:
+    """Campaign files in the inbox that are links to the process environment, settled (the link, not its target)."""
+    links = []
+    for name in ("env.csv", "env.yaml", "env.jsonl"):
+        (inbox / name).symlink_to("/proc/self/environ")
+        os.utime(inbox / name, (1, 1), follow_symlinks=False)
+        links.append(inbox / name)
+    return links
+
+
 def _sentinel_fleet(work: Path) -> tuple[Fleet, dict[str, str]]:
     """Every provider's fake, each accepting only its sentinel key(s); the environment that points live mode at them."""
     fleet, env = Fleet(), {"VIDEO_PIPELINE_MODE": "live"}
@@ -297,8 +321,19 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
                                  raise_on_error=False)
         status = subprocess.run([sys.executable, "-m", "video_pipeline.cli", "status", "--json"],
                                 capture_output=True, text=True, env={**os.environ}, timeout=120)
+        # links to the process environment dropped into the inbox, named on `validate` and `run`, taken by a tick
+        links = _environ_links(data_dir / "inbox")
+        readers = [subprocess.run([sys.executable, "-m", "video_pipeline.cli", command, str(links[0]), *json_flag],
+                                  capture_output=True, text=True, env={**os.environ}, timeout=300)
+                   for command in ("validate", "run") for json_flag in ([], ["--json"])]
+        tick = subprocess.run([sys.executable, "-c", SENSOR_TICK, env["GEMINI_API_KEY"]], capture_output=True,
+                              text=True, env={**os.environ}, cwd=PROJECT_ROOT, timeout=300)
     finally:
         fleet.stop()
+    assert tick.returncode == 0, tick.stderr[-2000:]
+    assert [r.returncode for r in readers] == [1, 1, 1, 1]
+    assert sorted(p.name for p in (data_dir / "rejected").iterdir()) == sorted(
+        [p.name for p in links] + [f"{p.name}.error.txt" for p in links])
     assert second.success, second
     clips = __import__("pandas").read_parquet(settings.tables_dir / "stored_clips" / "sentinel.parquet")
     assert (clips["state"] == "stored").all() and len(clips) == 3
@@ -322,7 +357,8 @@ def test_live_run_with_faults_writes_no_api_key_anywhere(data_dir, tmp_path, mon
                 scanned += 1
                 hits += [f"{path.relative_to(root.parent)}: {needles[n][:24]}" for n in needles if n in blob]
     captured = capsys.readouterr()
-    texts = [caplog.text, captured.out, captured.err, status.stdout, status.stderr]
+    texts = [caplog.text, captured.out, captured.err, status.stdout, status.stderr, tick.stdout, tick.stderr,
+             *(r.stdout + r.stderr for r in readers)]
     hits += [f"logs/output: {needles[n][:24]}" for text in texts for n in needles if n in text.encode()]
     assert scanned > 20 and (data_dir / "ledger.sqlite").exists() and any(home.rglob("*.db"))
     assert hits == []

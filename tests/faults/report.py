@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -20,6 +21,9 @@ from pathlib import Path
 from video_pipeline.config import PROJECT_ROOT
 
 OUT = PROJECT_ROOT / "docs" / "RELIABILITY.md"
+#: the sections this command writes; any other `## ` section already in the file (another command's, such as
+#: `python -m tests.bad_inputs.hostile_report`) is kept after them as it is
+OWN_SECTIONS = ("## Faults", "## Bad input")
 
 
 def fault_rows(root: Path) -> tuple[list[str], dict]:
@@ -175,6 +179,12 @@ def _timeout() -> str:
     return f"{ADAPTER_TIMEOUT:g}"
 
 
+def kept_sections(text: str) -> str:
+    """The `## ` sections of `text` this command does not write, to append to what it writes."""
+    kept = "".join(p for p in re.split(r"(?m)^(?=## )", text)[1:] if not p.startswith(OWN_SECTIONS)).rstrip("\n")
+    return f"\n{kept}\n" if kept else ""
+
+
 def main() -> int:
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="vp-reliability-"))
@@ -183,7 +193,8 @@ def main() -> int:
         bad = bad_input_rows(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    OUT.write_text(render(fault, totals, bad, time.monotonic() - started), encoding="utf-8")
+    previous = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
+    OUT.write_text(render(fault, totals, bad, time.monotonic() - started) + kept_sections(previous), encoding="utf-8")
     print(f"wrote {OUT.relative_to(PROJECT_ROOT)}: {totals['lost']} lost, {totals['twice']} paid twice")
     return 0 if totals == {"lost": 0, "twice": 0} else 1
 

@@ -239,8 +239,9 @@ class ManyProblems(CampaignError):
         super().__init__(problems)
 
     def render(self) -> str:
-        return (f"{self.total} problem(s) in campaign file, the first {len(self.problems)} listed (fix these first, "
-                f"and {self.total - len(self.problems)} more):\n" + "\n".join(f"  - {p}" for p in self.problems))
+        return (f"{self.total} problem(s) in campaign file {self.problems[0].file}, the first {len(self.problems)} "
+                f"listed (fix these first, and {self.total - len(self.problems)} more):\n"
+                + "\n".join(f"  - {p}" for p in self.problems))
 
 
 def refuse(problems: list[Problem]) -> CampaignError:
