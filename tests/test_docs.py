@@ -29,6 +29,8 @@ WHY_NOT_RUN = {
     "services": "needs machines and services set up as the page describes (PostgreSQL, S3, Redis/RabbitMQ, "
                 "Kubernetes, /etc files); tests/production runs the same stack on loopback",
     "illustration": "a pattern with placeholders (FILE, <id>, ...), not a command to type as is",
+    "dg": "dg reads the project from pyproject.toml in the checkout (the docs run in a scratch folder); "
+          "tests/test_dg.py runs dg check defs, dg list defs and dg launch, tests/test_ui.py starts dg dev",
 }
 #: programs an unmarked block may run: the project's own commands and harmless shell built-ins. Anything else
 #: (sudo, apt-get, docker, kubectl, psql, curl to a real host, ...) is never run blind from a page: the block must

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -39,14 +38,13 @@ def _gql(url: str, query: str, variables: dict | None = None) -> dict:
 @pytest.fixture
 def dagster_ui(data_dir: Path, tmp_path: Path):
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
-    bin_dir = Path(sys.executable).parent
-    procs = [subprocess.Popen([str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                               "-p", str(port)], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(tmp_path / "webserver.log", "w"), start_new_session=True),
-             subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=PROJECT_ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "daemon.log", "w"),
-                              start_new_session=True)]
+    env = {**os.environ, "DAGSTER_HOME": os.environ["DAGSTER_HOME"], "PORT": str(port)}
+    # as a person starts it: ./scripts/ui (dg dev: the webserver and the daemon), stopped by its process group
+    # (SIGINT as a terminal has it: dagster dev maps SIGTERM to SIGINT's handler, which a background job inherits
+    # as ignored)
+    procs = [subprocess.Popen(["bash", "scripts/ui"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "webserver.log", "w"), start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))]
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
