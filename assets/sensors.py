@@ -23,7 +23,7 @@ from .partitions import campaign_partitions
 
 MAX_FILES_PER_TICK = 25
 TICK_SECONDS = 30.0     # no new file is started after this long in one tick
-MAX_STUCK = 1000        # files the cursor remembers as refused where they lie
+MAX_REFUSED = 1000      # files the cursor remembers as refused where they lie (they could not be moved)
 
 
 def _cursor(text: str | None) -> dict:
@@ -33,7 +33,7 @@ def _cursor(text: str | None) -> dict:
         cursor = {}
     cursor = cursor if isinstance(cursor, dict) else {}
     return {"accepted": int(cursor.get("accepted", 0)), "rejected": int(cursor.get("rejected", 0)),
-            "stuck": dict(cursor.get("stuck", {}))}
+            "refused": dict(cursor.get("refused", {}))}
 
 
 def _signature(st) -> str:
@@ -49,9 +49,9 @@ def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineCo
     found = inbox_files(settings, time.time())
     cursor = _cursor(context.cursor)
     present = {path.name: _signature(st) for path, st in found}
-    # a stuck file is skipped while it stays as it was; one that changed (or left) is forgotten
-    cursor["stuck"] = {name: sig for name, sig in cursor["stuck"].items() if present.get(name) == sig}
-    candidates = [(path, st) for path, st in found if cursor["stuck"].get(path.name) != present[path.name]]
+    # a file refused where it lies is skipped while it stays as it was; one that changed (or left) is forgotten
+    cursor["refused"] = {name: sig for name, sig in cursor["refused"].items() if present.get(name) == sig}
+    candidates = [(path, st) for path, st in found if cursor["refused"].get(path.name) != present[path.name]]
     if not candidates:
         return SkipReason(f"no settled files in {settings.inbox_dir.name}/")
     new_partitions: list[str] = []
@@ -62,7 +62,7 @@ def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineCo
             break
         taken = take(path, settings)
         if taken.stuck:
-            cursor["stuck"][path.name] = present[path.name]
+            cursor["refused"][path.name] = present[path.name]
             context.log.warning(f"refused {taken.name} where it lies (skipped until it changes):\n{taken.error}")
             continue
         if taken.accepted is None:
@@ -85,8 +85,8 @@ def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineCo
                 tags={"campaign/spec_sha256": accepted.sha256, "campaign/source": taken.name, **queue_tags},
             ))
         context.log.info(f"accepted {taken.name} as campaign {key} ({accepted.schedule})")
-    if len(cursor["stuck"]) > MAX_STUCK:
-        cursor["stuck"] = dict(list(cursor["stuck"].items())[-MAX_STUCK:])
+    if len(cursor["refused"]) > MAX_REFUSED:
+        cursor["refused"] = dict(list(cursor["refused"].items())[-MAX_REFUSED:])
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[campaign_partitions.build_add_request(new_partitions)] if new_partitions else [],

@@ -273,15 +273,15 @@ def test_a_file_that_cannot_even_be_moved_is_remembered_and_skipped_and_intake_g
     (inbox / "bad.yaml").write_bytes(b"- a list\n")
     settle(inbox / "bad.yaml", 120)
     first = tick(instance)
-    assert json.loads(first.cursor)["stuck"] == {"bad.yaml": json.loads(first.cursor)["stuck"]["bad.yaml"]}
+    assert list(json.loads(first.cursor)["refused"]) == ["bad.yaml"]          # refused where it lies
     (inbox / "good.yaml").write_bytes(GOOD)
     settle(inbox / "good.yaml", 60)
     second = tick(instance, cursor=first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["good"]     # the stuck file stops nothing
-    assert (inbox / "bad.yaml").exists() and "bad.yaml" in json.loads(second.cursor)["stuck"]
+    assert (inbox / "bad.yaml").exists() and "bad.yaml" in json.loads(second.cursor)["refused"]
     assert isinstance(tick(instance, cursor=second.cursor), SkipReason)     # not tried again while unchanged
     (data_dir / "rejected").unlink()
     (inbox / "bad.yaml").write_bytes(b"- a list, edited\n")               # changed: tried again, and set aside
     settle(inbox / "bad.yaml", 60)
     fourth = tick(instance, cursor=second.cursor)
-    assert (data_dir / "rejected" / "bad.yaml.error.txt").exists() and json.loads(fourth.cursor)["stuck"] == {}
+    assert (data_dir / "rejected" / "bad.yaml.error.txt").exists() and json.loads(fourth.cursor)["refused"] == {}
