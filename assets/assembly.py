@@ -116,9 +116,9 @@ def _credential_words(record) -> str:
              additional_ins={"stored_clips": AssetIn("stored_clips"),
                              "generated_segments": AssetIn("generated_segments")},
              description="each finished video's Content Credentials, read back from the file with c2pa's Reader: "
-                         "the manifest validates (trusted, with the development CA or VIDEO_PIPELINE_C2PA_TRUST_ANCHORS "
-                         "as trust anchor), its hard binding covers the whole file, and its ingredients are the "
-                         "clips the ledger says made the video, each with its model")
+                         "the manifest validates (trusted, with the development CA or "
+                         "VIDEO_PIPELINE_C2PA_TRUST_ANCHORS as trust anchor), its hard binding covers the whole file, "
+                         "and its ingredients are the clips the ledger says made the video, each with its model")
 def content_credentials_valid(assembled_outputs: pd.DataFrame, stored_clips: pd.DataFrame,
                               generated_segments: pd.DataFrame, pipeline: PipelineConfig) -> AssetCheckResult:
     from video_pipeline.flow.provenance import verify_outputs
