@@ -22,7 +22,7 @@ from assets.routing import routed_job_plans
 from assets.sensors import campaign_inbox_sensor
 from resources import PipelineConfig
 from resources.providers import VideoProviders
-from tests.bad_inputs.corpus import HERE, cases, materialize, place, prepare, settle, shown
+from tests.bad_inputs.corpus import HERE, cases, kept_as, materialize, place, prepare, settle, shown
 from video_pipeline.cli.main import main
 
 CASES = cases()
@@ -138,15 +138,6 @@ def via_assets(path: Path, data_dir: Path) -> str:
 
 SENTINEL = "SENTINEL-hostile-input-7d1c"
 PASSWD_HEAD = Path("/etc/passwd").read_text(errors="replace").split("\n", 1)[0]
-
-
-def kept_as(path: Path) -> str:
-    """What a corpus file is, to see it unchanged: a link's target, a FIFO, or the hash of its bytes."""
-    if path.is_symlink():
-        return "-> " + os.readlink(path)
-    if path.is_fifo():
-        return "fifo"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -253,6 +253,17 @@ def place(src: Path, dest: Path) -> Path:
     return dest
 
 
+def kept_as(path: Path) -> str:
+    """What a case's file is, to see it unchanged: a link's target, a FIFO, or the hash of its bytes."""
+    import hashlib
+
+    if path.is_symlink():
+        return "-> " + os.readlink(path)
+    if path.is_fifo():
+        return "fifo"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def settle(path: Path, seconds_ago: float = 60) -> None:
     """Make an inbox entry look settled, never touching what a link points at."""
     import time

@@ -13,7 +13,6 @@ tests/test_hostile_processes.py in a fresh process with sentinel values in the e
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import resource
@@ -26,20 +25,12 @@ from dagster import DagsterInstance, build_sensor_context
 
 from assets.sensors import campaign_inbox_sensor
 from resources import PipelineConfig
-from tests.bad_inputs.corpus import cases, place, settle
+from tests.bad_inputs.corpus import cases, kept_as, place, settle
 from video_pipeline.cli.main import main
 
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def kept_as(path: Path) -> str:
-    if path.is_symlink():
-        return "-> " + os.readlink(path)
-    if path.is_fifo():
-        return "fifo"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextlib.contextmanager
