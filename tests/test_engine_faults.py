@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import write
 from tests.support.pipeline import STORAGE, TunedProviders, live_settings, output, run_campaign_job, step_failures
-from video_pipeline.providers.fakes.fleet import start_fleet
+from tests.support.services import fake_fleet
 
 SOCIAL = """
 campaign: faults
@@ -23,7 +23,7 @@ videos:
 
 @pytest.fixture
 def fleet(tmp_path):
-    with start_fleet(latency=0.3, providers=["gemini", "minimax", "fal", "runway"], work_dir=tmp_path / "fakes") as f:
+    with fake_fleet(latency=0.3, providers=["gemini", "minimax", "fal", "runway"], work_dir=tmp_path / "fakes") as f:
         yield f
 
 

@@ -24,6 +24,7 @@ from tests.support.pipeline import (
     step_failures,
     storage_from,
 )
+from tests.support.services import fake_fleet
 from video_pipeline.spec.campaign import load_campaign
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.planning.planner import plan_campaign
@@ -113,7 +114,7 @@ def test_fallback_that_would_pass_the_budget_stops_the_campaign_with_the_budget_
     """Veo on Runway is refused by content moderation, which Runway bills; the fallback would take the campaign past
     its budget, so it is never sent: the invoices stay within the budget."""
     spec = write(settings.data_dir / "tight.yaml", SOCIAL.format(budget="0.70"))
-    with start_fleet(latency=0.3, providers=["runway", "minimax"], work_dir=tmp_path / "fakes") as fleet:
+    with fake_fleet(latency=0.3, providers=["runway", "minimax"], work_dir=tmp_path / "fakes") as fleet:
         fleet.books["runway"].faults.add("job", "fail-policy")
         result = run_campaign_job(instance, live_settings(fleet, settings), spec, raise_on_error=False,
                                   providers=TunedProviders())
@@ -224,7 +225,7 @@ def test_lost_clip_whose_url_expired_is_generated_again_with_a_note_never_spun_o
 @pytest.mark.slow
 def test_refused_download_is_retried_next_run_from_a_fresh_poll_not_the_refused_url(instance, settings, tmp_path):
     spec = write(settings.data_dir / "paths.yaml", TWO)
-    with start_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
+    with fake_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
         live = live_settings(fleet, settings)                # VIDEO_PIPELINE_GEMINI_BASE_URL: the fake
         book = fleet.books["gemini"]
         # the first run stores before the operator allowed the host: every download is refused by the policy

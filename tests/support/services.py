@@ -388,6 +388,21 @@ def served(app) -> Iterator:
 
 # --- the fake provider fleet ---------------------------------------------------------------------------------------
 
+@contextmanager
+def fake_fleet(**kwargs) -> Iterator:
+    """`start_fleet(**kwargs)` for the block; its servers then stopped with `stop_soon` (deliveries not yet sent
+    cancelled), so a test does not wait out each server's shutdown tick."""
+    from video_pipeline.providers.fakes.fleet import start_fleet
+
+    fleet = start_fleet(**kwargs)
+    try:
+        yield fleet
+    finally:
+        for book in fleet.books.values():
+            book.stop_webhooks()
+        stop_soon(*fleet.servers.values())
+
+
 def fleet_on_free_ports(**kwargs):
     """`start_fleet(**kwargs)` on a run of free consecutive ports, as `video-pipeline fakes serve` lays them out
     (so `fixed_environment(base)` and VIDEO_PIPELINE_FAKES_PORT reach it); returns (fleet, base port)."""
