@@ -9,7 +9,7 @@ import sys
 from urllib.parse import urlparse
 
 from video_pipeline.config import Settings
-from video_pipeline.jobs.ledger import JobLedger, JobRow
+from video_pipeline.jobs.ledger import JobLedger, JobRow, LedgerState
 from video_pipeline.jobs.spend import CampaignSpend, campaign_spend, spent_words
 
 JSON_SCHEMA_VERSION = 1
@@ -152,7 +152,7 @@ def cmd_resolve(args, settings: Settings) -> int:
         done: list[int] = []
         rows = ([r for r in [ledger.row(args.job)] if r is not None] if args.job is not None
                 else ledger.uncertain_rows(campaign=args.campaign))
-        if decision == "resubmit" and args.job is not None and rows and rows[0].state == "abandoned" \
+        if decision == "resubmit" and args.job is not None and rows and rows[0].state == LedgerState.ABANDONED \
                 and (rows[0].resolution or "").startswith("operator: abandon"):
             if ledger.reconsider(rows[0].id, "operator: resubmit (a second charge was accepted)"):
                 done.append(rows[0].id)

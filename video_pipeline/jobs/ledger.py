@@ -13,6 +13,7 @@ its answer carries one, else the catalog's billing rule); `estimated_usd` and `r
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import zlib
 from dataclasses import dataclass
@@ -24,9 +25,37 @@ import sqlalchemy as sa
 from video_pipeline.db import aware, make_engine, metadata, migrate
 from video_pipeline.errors import BudgetExceeded
 
-IN_FLIGHT = ("submitting", "queued", "running")
+
+
+class LedgerState(enum.StrEnum):
+    """Where a provider job is. A row only moves forward (see MOVES); every move is one compare-and-set."""
+
+    SUBMITTING = "submitting"   # a slot taken, the job-creating request being sent
+    QUEUED = "queued"           # the provider returned its job id
+    RUNNING = "running"
+    UNCERTAIN = "uncertain"     # the request left and its answer was lost: the provider may have made the job
+    SUCCEEDED = "succeeded"     # paid; its output URL known
+    STORED = "stored"           # its clip kept (content-addressed); the URL is provenance
+    FAILED = "failed"
+    ABANDONED = "abandoned"     # never sent, not created, or let go by an operator
+    LOST = "lost"               # a kept clip that is gone and cannot be fetched again
+
+
+S = LedgerState
+#: each state, and the states a row may be in to move to it (anything else is a move backwards: refused)
+MOVES: dict[LedgerState, frozenset[LedgerState]] = {
+    S.QUEUED: frozenset({S.SUBMITTING, S.UNCERTAIN}),       # submitted; an uncertain job found (adopted)
+    S.RUNNING: frozenset({S.QUEUED, S.RUNNING}),
+    S.UNCERTAIN: frozenset({S.SUBMITTING}),
+    S.SUCCEEDED: frozenset({S.QUEUED, S.RUNNING, S.SUCCEEDED, S.STORED}),   # STORED: a fresh URL for a clip gone
+    S.STORED: frozenset({S.SUCCEEDED, S.STORED}),
+    S.FAILED: frozenset({S.SUBMITTING, S.QUEUED, S.RUNNING}),
+    S.ABANDONED: frozenset({S.SUBMITTING, S.UNCERTAIN}),
+    S.LOST: frozenset({S.SUCCEEDED, S.STORED}),
+}
+IN_FLIGHT = (S.SUBMITTING.value, S.QUEUED.value, S.RUNNING.value)
 #: states whose job may be billed although its cost is not known yet: they hold their reservation
-HOLDING = (*IN_FLIGHT, "uncertain")
+HOLDING = (*IN_FLIGHT, S.UNCERTAIN.value)
 TAKEN = -1   # try_begin: another run holds this job key
 #: a job in flight whose heartbeat is older than this holds no concurrency slot (its run died)
 LEASE = dt.timedelta(minutes=10)
@@ -108,7 +137,7 @@ class JobRow:
     model: str
     provider: str
     provider_job_id: str | None
-    state: str
+    state: LedgerState
     attempt: int
     error_kind: str | None
     last_error: str | None
@@ -146,6 +175,7 @@ class JobRow:
         for k in ("created_at", "submitted_at", "heartbeat_at", "finished_at", "url_expires_at", "sent_at",
                   "uncertain_since", "uncertain_until"):
             d[k] = aware(d[k])
+        d["state"] = LedgerState(d["state"])
         return cls(**d)
 
     @property
@@ -192,9 +222,9 @@ class JobLedger:
     def reusable(self, job_key: str, margin: dt.timedelta = dt.timedelta(minutes=5)) -> JobRow | None:
         """A finished job for this key that can be reused: stored (and still there), or succeeded with a live URL."""
         for row in self.rows(job_key):
-            if row.state == "stored" and (row.stored_file() is not None or row.kept_remotely):
+            if row.state == S.STORED and (row.stored_file() is not None or row.kept_remotely):
                 return row
-            if row.state in ("succeeded", "stored") and row.output_url and (
+            if row.state in (S.SUCCEEDED, S.STORED) and row.output_url and (
                     row.url_expires_at is None or row.url_expires_at > now() + margin):
                 return row
         return None
@@ -203,16 +233,16 @@ class JobLedger:
         """A paid-for job whose clip is not kept: never stored (its URL may have expired), or stored in a file that
         is gone. Ask its provider for a fresh URL before anything is paid again."""
         for row in self.rows(job_key):
-            if row.state == "succeeded" and row.provider_job_id:
+            if row.state == S.SUCCEEDED and row.provider_job_id:
                 return row
-            if row.state == "stored" and row.provider_job_id and row.stored_file() is None and not row.kept_remotely:
+            if row.state == S.STORED and row.provider_job_id and row.stored_file() is None and not row.kept_remotely:
                 return row
         return None
 
     def in_flight(self, job_key: str) -> JobRow | None:
         """A submitted job for this key still waiting on its provider: resume polling it, never resubmit."""
         for row in self.rows(job_key):
-            if row.state in ("queued", "running") and row.provider_job_id:
+            if row.state in (S.QUEUED, S.RUNNING) and row.provider_job_id:
                 return row
         return None
 
@@ -224,7 +254,8 @@ class JobLedger:
     def unstored_expiring(self, within: dt.timedelta) -> list[JobRow]:
         """Succeeded jobs not yet stored whose output URL expires within `within` (or has no known expiry)."""
         with self.engine.connect() as conn:
-            result = conn.execute(sa.select(jobs).where(jobs.c.state == "succeeded").order_by(jobs.c.url_expires_at))
+            result = conn.execute(sa.select(jobs).where(jobs.c.state == S.SUCCEEDED.value)
+                                  .order_by(jobs.c.url_expires_at))
             rows = [JobRow.of(r) for r in result]
         return [r for r in rows if r.url_expires_at is None or r.url_expires_at <= now() + within]
 
@@ -285,9 +316,9 @@ class JobLedger:
             t = now()
             busy = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
                 jobs.c.job_key == job_key,
-                sa.or_(sa.and_(jobs.c.state == "submitting", jobs.c.heartbeat_at >= t - self.submit_lease),
-                       sa.and_(jobs.c.state.in_(("queued", "running")), jobs.c.heartbeat_at >= t - LEASE),
-                       jobs.c.state.in_(("succeeded", "stored", "uncertain"))))).scalar_one()
+                sa.or_(sa.and_(jobs.c.state == S.SUBMITTING.value, jobs.c.heartbeat_at >= t - self.submit_lease),
+                       sa.and_(jobs.c.state.in_((S.QUEUED.value, S.RUNNING.value)), jobs.c.heartbeat_at >= t - LEASE),
+                       jobs.c.state.in_((S.SUCCEEDED.value, S.STORED.value, S.UNCERTAIN.value))))).scalar_one()
             if busy:
                 return TAKEN
             if self._count_in_flight(conn, model) >= limit:
@@ -302,7 +333,7 @@ class JobLedger:
                         "it; raise budget_usd in the campaign file to go on.")
             return conn.execute(jobs.insert().values(
                 job_key=job_key, campaign=campaign, video_id=video_id, segment_index=segment_index, model=model,
-                provider=provider, state="submitting", attempt=attempt, created_at=t, heartbeat_at=t,
+                provider=provider, state=S.SUBMITTING.value, attempt=attempt, created_at=t, heartbeat_at=t,
                 estimated_usd=round(reserve_usd, 4), reserved_usd=round(reserve_usd, 4),
             )).inserted_primary_key[0]
 
@@ -313,59 +344,70 @@ class JobLedger:
     def renew_submit(self, row_id: int) -> None:
         """Renew a `submitting` row's lease while its run still waits for the provider's answer."""
         with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "submitting")
+            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == S.SUBMITTING.value)
                          .values(heartbeat_at=now()))
 
-    def submitted(self, row_id: int, provider_job_id: str) -> None:
+    def submitted(self, row_id: int, provider_job_id: str) -> bool:
         """Written the moment the provider returns its job id, before anything else happens."""
-        self._update(row_id, provider_job_id=provider_job_id, state="queued", submitted_at=now())
+        return self._move(row_id, S.QUEUED, provider_job_id=provider_job_id, submitted_at=now())
 
-    def heartbeat(self, row_id: int, state: str) -> None:
-        self._update(row_id, state=state)
+    def heartbeat(self, row_id: int, state: str) -> bool:
+        """A poll saw the job still queued or running: the row's time moves on, and its state only forward (a
+        run polling a job another run shares never takes back that run's "succeeded")."""
+        to = LedgerState(state)
+        if to not in (S.QUEUED, S.RUNNING):
+            raise ValueError(f"heartbeat({row_id}): {state!r} is not a state a job waits in")
+        with self.engine.begin() as conn:
+            if to == S.RUNNING and self._move(row_id, S.RUNNING, conn=conn):
+                return True
+            # still queued (or the row already says running): the time moves, the state does not
+            return bool(conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state.in_(IN_FLIGHT))
+                                     .values(heartbeat_at=now())).rowcount)
 
     def succeeded(self, row_id: int, *, output_url: str, url_expires_at: dt.datetime | None,
-                  latency_seconds: float | None, cost_usd: float) -> None:
-        self._update(row_id, state="succeeded", output_url=output_url, url_expires_at=url_expires_at,
-                     latency_seconds=latency_seconds, cost_usd=cost_usd, finished_at=now(), last_error=None,
-                     error_kind=None)
+                  latency_seconds: float | None, cost_usd: float) -> bool:
+        """The job finished: its bill and output URL. A row another run already stored stays stored."""
+        return self._move(row_id, S.SUCCEEDED, allowed=MOVES[S.SUCCEEDED] - {S.STORED, S.SUCCEEDED},
+                          output_url=output_url, url_expires_at=url_expires_at, latency_seconds=latency_seconds,
+                          cost_usd=cost_usd, finished_at=now(), last_error=None, error_kind=None)
 
-    def failed(self, row_id: int, *, error: str, kind: str, state: str = "failed",
-               cost_usd: float | None = None) -> None:
+    def failed(self, row_id: int, *, error: str, kind: str, cost_usd: float | None = None) -> bool:
         """A job that ended without a clip; `cost_usd` is what the provider bills for it (None: not submitted)."""
-        self._update(row_id, state=state, last_error=error[:2000], error_kind=kind, finished_at=now(),
-                     **({"cost_usd": cost_usd} if cost_usd is not None else {}))
+        return self._move(row_id, S.FAILED, last_error=error[:2000], error_kind=kind, finished_at=now(),
+                          **({"cost_usd": cost_usd} if cost_usd is not None else {}))
 
     def submitting_elsewhere(self, job_key: str) -> bool:
         """True while a live run is submitting this job key (its lease is renewed while it waits for the answer)."""
         fresh = now() - self.submit_lease
-        return any(r.state == "submitting" and r.heartbeat_at >= fresh for r in self.rows(job_key))
+        return any(r.state == S.SUBMITTING and r.heartbeat_at >= fresh for r in self.rows(job_key))
 
     def settle_orphaned_submits(self, job_key: str) -> int:
         """`submitting` rows whose run died (lease lapsed): never sent → abandoned (nothing can have been created);
         sent → uncertain (the provider may have created the job), over the window from sending to the lapse."""
         t = now()
         with self.engine.begin() as conn:
-            stale = jobs.c.job_key == job_key, jobs.c.state == "submitting", jobs.c.heartbeat_at < t - self.submit_lease
-            n = conn.execute(jobs.update().where(*stale, jobs.c.sent_at.is_(None)).values(
-                state="abandoned", last_error="the run ended before it sent the request", finished_at=t,
-                cost_usd=0.0)).rowcount
+            stale = (jobs.c.job_key == job_key, jobs.c.state == S.SUBMITTING.value,
+                     jobs.c.heartbeat_at < t - self.submit_lease)
+            n = 0
             for row in conn.execute(sa.select(jobs.c.id, jobs.c.sent_at, jobs.c.heartbeat_at).where(*stale)).all():
-                n += conn.execute(jobs.update().where(jobs.c.id == row.id, jobs.c.state == "submitting").values(
-                    state="uncertain", uncertain_since=aware(row.sent_at),
-                    uncertain_until=aware(row.heartbeat_at) + self.submit_lease, error_kind="uncertain",
-                    last_error="the run ended after it sent the request and before the provider answered")).rowcount
+                if row.sent_at is None:   # nothing can have been created
+                    n += self._move(row.id, S.ABANDONED, allowed=frozenset({S.SUBMITTING}), conn=conn,
+                                    last_error="the run ended before it sent the request", finished_at=t,
+                                    cost_usd=0.0)
+                    continue
+                n += self._move(row.id, S.UNCERTAIN, conn=conn, uncertain_since=aware(row.sent_at),
+                                uncertain_until=aware(row.heartbeat_at) + self.submit_lease, error_kind="uncertain",
+                                last_error="the run ended after it sent the request and before the provider answered")
         return n
 
     def uncertain(self, row_id: int, *, since: dt.datetime, until: dt.datetime, fingerprint: str,
                   error: str) -> None:
         """The request left and its answer was lost: the provider may have created (and will bill) the job."""
-        with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "submitting").values(
-                state="uncertain", uncertain_since=since, uncertain_until=until, fingerprint=fingerprint or None,
-                error_kind="uncertain", last_error=error[:2000], heartbeat_at=now()))
+        self._move(row_id, S.UNCERTAIN, uncertain_since=since, uncertain_until=until,
+                   fingerprint=fingerprint or None, error_kind="uncertain", last_error=error[:2000])
 
     def uncertain_rows(self, job_key: str | None = None, campaign: str | None = None) -> list[JobRow]:
-        query = sa.select(jobs).where(jobs.c.state == "uncertain").order_by(jobs.c.id)
+        query = sa.select(jobs).where(jobs.c.state == S.UNCERTAIN.value).order_by(jobs.c.id)
         if job_key is not None:
             query = query.where(jobs.c.job_key == job_key)
         if campaign is not None:
@@ -376,27 +418,23 @@ class JobLedger:
     def adopt(self, row_id: int, provider_job_id: str, how: str) -> bool:
         """An uncertain job found at its provider (or named by an operator): poll it from now on, pay once.
         Compare-and-set: False when the row is no longer uncertain (another run settled it first)."""
-        with self.engine.begin() as conn:
-            return bool(conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "uncertain").values(
-                state="queued", provider_job_id=provider_job_id, submitted_at=now(), heartbeat_at=now(),
-                resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z", error_kind=None, last_error=None)).rowcount)
+        return self._move(row_id, S.QUEUED, allowed=frozenset({S.UNCERTAIN}), provider_job_id=provider_job_id,
+                          submitted_at=now(), resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z", error_kind=None,
+                          last_error=None)
 
     def release(self, row_id: int, how: str, possibly_charged: bool) -> bool:
         """An uncertain job settled as not created (the provider's listing shows none) or, by an operator's
         decision, let go; `possibly_charged` keeps its reservation counted as spent. Compare-and-set."""
-        values = dict(state="abandoned", resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z", finished_at=now(),
-                      heartbeat_at=now())
+        values = dict(resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z", finished_at=now())
         if not possibly_charged:
             values["cost_usd"] = 0.0
-        with self.engine.begin() as conn:
-            return bool(conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state == "uncertain")
-                                     .values(**values)).rowcount)
+        return self._move(row_id, S.ABANDONED, allowed=frozenset({S.UNCERTAIN}), **values)
 
     def reconsider(self, row_id: int, how: str) -> bool:
         """An operator takes back an abandon: the segment may be generated again (the possible charge stays)."""
         with self.engine.begin() as conn:
             return bool(conn.execute(jobs.update().where(
-                jobs.c.id == row_id, jobs.c.state == "abandoned", jobs.c.resolution.like("operator: abandon%"))
+                jobs.c.id == row_id, jobs.c.state == S.ABANDONED.value, jobs.c.resolution.like("operator: abandon%"))
                 .values(resolution=f"{how} at {now():%Y-%m-%d %H:%M:%S}Z")).rowcount)
 
     def abandoned_by_operator(self, job_key: str) -> JobRow | None:
@@ -404,43 +442,42 @@ class JobLedger:
         for row in self.rows(job_key):
             if (row.resolution or "").startswith("operator: abandon"):
                 return row
-            if row.state in ("succeeded", "stored", "queued", "running") or \
+            if row.state in (S.SUCCEEDED, S.STORED, S.QUEUED, S.RUNNING) or \
                     (row.resolution or "").startswith("operator: resubmit"):
                 return None
         return None
 
     def lost_clip(self, row_id: int, why: str) -> None:
         """A stored clip that is gone and cannot be fetched again: the row stops counting as done."""
-        with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.id == row_id, jobs.c.state.in_(("stored", "succeeded")))
-                         .values(state="lost", last_error=why[:2000], heartbeat_at=now()))
+        self._move(row_id, S.LOST, last_error=why[:2000])
 
     def url_unusable(self, job_key: str, why: str) -> None:
         """A download from the job's output URL failed (refused host, expired, cut short): the next run asks the
         provider again instead of reusing the URL."""
         with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.job_key == job_key, jobs.c.state == "succeeded")
+            conn.execute(jobs.update().where(jobs.c.job_key == job_key, jobs.c.state == S.SUCCEEDED.value)
                          .values(url_expires_at=now(), last_error=why[:2000]))
 
     def stored(self, job_key: str, *, uri: str, sha256: str) -> None:
         """Mark the job key's succeeded row as stored: the clip is kept, the provider URL is provenance."""
         with self.engine.begin() as conn:
             row_id = conn.execute(sa.select(jobs.c.id).where(
-                jobs.c.job_key == job_key, jobs.c.state.in_(("succeeded", "stored"))).order_by(jobs.c.id.desc())
+                jobs.c.job_key == job_key, jobs.c.state.in_((S.SUCCEEDED.value, S.STORED.value)))
+                .order_by(jobs.c.id.desc())
             ).scalars().first()
             if row_id is not None:
-                conn.execute(jobs.update().where(jobs.c.id == row_id).values(
-                    state="stored", stored_uri=uri, stored_sha256=sha256, heartbeat_at=now(), last_error=None))
+                self._move(row_id, S.STORED, conn=conn, stored_uri=uri, stored_sha256=sha256, last_error=None)
 
-    def refreshed_url(self, row_id: int, output_url: str, url_expires_at: dt.datetime | None) -> None:
-        self._update(row_id, output_url=output_url, url_expires_at=url_expires_at, state="succeeded")
+    def refreshed_url(self, row_id: int, output_url: str, url_expires_at: dt.datetime | None) -> bool:
+        """A fresh URL for a paid clip that is not kept (never stored, or its stored file is gone)."""
+        return self._move(row_id, S.SUCCEEDED, output_url=output_url, url_expires_at=url_expires_at)
 
     def competing_submits(self, row: JobRow) -> int:
         """Other requests for the same provider and model still waiting for their answer (any run, any campaign)."""
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
                 jobs.c.provider == row.provider, jobs.c.model == row.model, jobs.c.id != row.id,
-                jobs.c.state == "submitting", jobs.c.heartbeat_at >= now() - self.submit_lease)).scalar_one()
+                jobs.c.state == S.SUBMITTING.value, jobs.c.heartbeat_at >= now() - self.submit_lease)).scalar_one()
 
     def known_job_ids(self, provider: str) -> frozenset[str]:
         """Every provider job id this ledger already holds for `provider` (a lookup must not adopt one twice)."""
@@ -449,8 +486,22 @@ class JobLedger:
                 jobs.c.provider == provider, jobs.c.provider_job_id.is_not(None))).scalars())
 
     def _update(self, row_id: int, **values) -> None:
+        """A change of the row's facts that moves no state."""
+        assert "state" not in values, "states move through _move"
         with self.engine.begin() as conn:
             conn.execute(jobs.update().where(jobs.c.id == row_id).values(heartbeat_at=now(), **values))
+
+    def _move(self, row_id: int, to: LedgerState, allowed: frozenset[LedgerState] | None = None, conn=None,
+              **values) -> bool:
+        """The one way a row changes state: a compare-and-set from the states MOVES allows (or `allowed`, a
+        narrower set). False, and nothing written, when the row is elsewhere (another run moved it first)."""
+        allowed = MOVES[to] if allowed is None else allowed
+        update = (jobs.update().where(jobs.c.id == row_id, jobs.c.state.in_([s.value for s in allowed]))
+                  .values(state=to.value, **{"heartbeat_at": now(), **values}))
+        if conn is not None:
+            return bool(conn.execute(update).rowcount)
+        with self.engine.begin() as own:
+            return bool(own.execute(update).rowcount)
 
     # --- webhook events ----------------------------------------------------------------------
 

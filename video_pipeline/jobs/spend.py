@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from video_pipeline.jobs.ledger import IN_FLIGHT, JobLedger, JobRow
+from video_pipeline.jobs.ledger import IN_FLIGHT, JobLedger, JobRow, LedgerState
 
 LOCAL = "local"
 
@@ -36,10 +36,10 @@ class SpendLine:
             self.actual_usd += row.cost_usd
         elif row.state in IN_FLIGHT:
             self.reserved_usd += row.reserved_usd or 0.0
-        elif row.state == "uncertain" or (row.resolution or "").startswith("operator"):
+        elif row.state == LedgerState.UNCERTAIN or (row.resolution or "").startswith("operator"):
             # unknown or let go by an operator: the provider may have billed it
             self.uncertain_usd += row.reserved_usd or 0.0
-            self.uncertain_jobs += row.state == "uncertain"
+            self.uncertain_jobs += row.state == LedgerState.UNCERTAIN
 
 
 @dataclass

@@ -15,10 +15,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from video_pipeline.jobs.ledger import IN_FLIGHT, jobs
+from video_pipeline.jobs.ledger import IN_FLIGHT, LedgerState, jobs
 
-DONE = ("succeeded", "stored")
-FAILED = ("failed", "abandoned", "canceled", "uncertain")   # uncertain: waits for `resolve`, not for the provider
+DONE = (LedgerState.SUCCEEDED.value, LedgerState.STORED.value)
+#: uncertain: waits for `resolve`, not for the provider
+FAILED = (LedgerState.FAILED.value, LedgerState.ABANDONED.value, LedgerState.UNCERTAIN.value)
 
 
 @dataclass(frozen=True)
