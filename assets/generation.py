@@ -36,7 +36,8 @@ from .partitions import campaign_partitions
                    "fallbacks; one row per segment with its model, attempts, latency and cost, failed ones with the "
                    "reason.")
 def generated_segments(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: pd.DataFrame,
-                       pipeline: PipelineConfig, providers: VideoProviders) -> pd.DataFrame:
+                       pipeline: PipelineConfig, providers: VideoProviders,
+                       clip_storage: ClipStorage) -> pd.DataFrame:
     watch = Stopwatch()
     settings = pipeline.settings()
     catalog = pipeline.catalog()
@@ -47,8 +48,9 @@ def generated_segments(context: AssetExecutionContext, campaign: Campaign, route
                              f"after {outcome.latency_seconds:.1f}s" + (f": {outcome.error}" if outcome.error else ""))
 
     try:
+        # jobs a dead run left in flight are taken over meanwhile, their clips kept in this run's clip store
         frame = run_generation(routed_job_plans, catalog, settings, providers.registry(settings, catalog), on_change,
-                               budget_usd=campaign.budget_usd)
+                               budget_usd=campaign.budget_usd, store=clip_storage.store(settings))
     except CampaignAborted as exc:
         raise Failure(description=f"campaign stopped: {exc}") from None
     ok = frame[frame["state"] == "succeeded"]

@@ -19,7 +19,7 @@ from video_pipeline.planning.catalog import Catalog
 from video_pipeline.config import Settings, SettingsError
 from video_pipeline.jobs.engine import JobEngine, SegmentOutcome, run_segments
 from video_pipeline.errors import MediaError, PlanningError, ProviderError
-from video_pipeline.jobs.ledger import JobLedger
+from video_pipeline.jobs.ledger import JobLedger, JobRow
 from video_pipeline.media.assemble import SegmentInput, concat
 from video_pipeline.media.probe import probe
 from video_pipeline.media.render import frame_size
@@ -238,18 +238,26 @@ def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:
 
 def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settings,
                        registry: ProviderRegistry | None = None, on_change=None,
-                       budget_usd: float | None = None) -> pd.DataFrame:
+                       budget_usd: float | None = None, store: ClipStore | None = None) -> pd.DataFrame:
     """Run every planned segment; one outcome row per segment (failed and uncertain ones included, with the
     reason). Every submission reserves its estimated cost against `budget_usd` (shared by every run of the
-    campaign) before it is sent."""
+    campaign) before it is sent. Jobs in flight that a dead run left (any campaign) are taken over meanwhile;
+    `store` keeps the clips of those that succeed."""
     registry = registry or build_registry(settings, catalog)
     ledger = job_ledger(settings)
     if len(plan_df):
         ledger.set_budget(str(plan_df["campaign"].iloc[0]), budget_usd)
     log = ObservationLog(ledger.engine)
+
+    def keep(row: JobRow, status) -> None:
+        """A dead run's job that succeeded here: its clip kept as its own run's stored_clips would."""
+        clip = store.store_url(status.output_url, headers=registry.download_headers(row.provider, status.output_url),
+                               allow_file=row.provider == "local")
+        ledger.stored(row.job_key, uri=clip.uri, sha256=clip.sha256)
+
     engine = JobEngine(catalog, registry, settings.data_dir, settings.work_dir, seed=settings.seed, on_change=on_change,
                        on_attempt=log.record, ledger=ledger, webhooks=settings.webhooks, budget_usd=budget_usd,
-                       download_policy=DownloadPolicy.from_settings(settings))
+                       download_policy=DownloadPolicy.from_settings(settings), keep=keep if store else None)
     try:
         outcomes: list[SegmentOutcome] = run_segments(engine, segments_from_frame(plan_df))
     finally:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from video_pipeline.errors import PipelineError, ProviderError, SubmitUncertain
-from video_pipeline.jobs.ledger import TAKEN, JobLedger, JobRow
+from video_pipeline.jobs.ledger import RUN_LEASE, TAKEN, JobLedger, JobRow
 from video_pipeline.jobs.polling import PollPolicy
 from video_pipeline.media.render import extract_last_frame
 from video_pipeline.planning.catalog import Catalog, ModelSpec
@@ -198,7 +198,9 @@ class JobEngine:
                  on_change: Callable[[SegmentOutcome], None] | None = None,
                  on_attempt: Callable[..., None] | None = None, ledger: JobLedger | None = None,
                  webhooks: bool = False, event_check_seconds: float = 0.25, budget_usd: float | None = None,
-                 download_policy: DownloadPolicy | None = None):
+                 download_policy: DownloadPolicy | None = None,
+                 keep: Callable[[JobRow, JobStatus], None] | None = None, beat_seconds: float = 5.0,
+                 run_lease: dt.timedelta = RUN_LEASE):
         self.catalog = catalog
         self.registry = registry
         self.data_dir = data_dir
@@ -217,6 +219,12 @@ class JobEngine:
         self._stalls: list[tuple[float, float]] = []   # (from, to) monotonic spans the event loop stood still
         self.download_policy = download_policy   # where a chained segment's previous output may be fetched from
         self.db = _OffLoop(ledger) if ledger is not None else None
+        # a dead run's jobs in flight are taken over by a live one: `keep(row, status)` keeps the clip of one that
+        # succeeded here (the stage's clip store), since no run of its campaign is there to store it
+        self.keep = keep
+        self.beat_seconds = beat_seconds
+        self.run_lease = run_lease
+        self._held: set[int] = set()        # ledger rows this run is waiting on: beaten while it lives
         self._events = _EventWatch(self.db, event_check_seconds) if self.db is not None and webhooks else None
 
     def _slot(self, model: str) -> asyncio.Semaphore:
@@ -255,6 +263,8 @@ class JobEngine:
         watchers = [asyncio.create_task(self._watch_stalls())]
         if self._events is not None:
             watchers.append(asyncio.create_task(self._events.run()))
+        if self.db is not None:
+            watchers.append(asyncio.create_task(self._keep_alive()))
         try:
             outcomes = await asyncio.gather(*(one(s) for s in segments))
         finally:
@@ -264,6 +274,52 @@ class JobEngine:
         if abort.errors:
             raise CampaignAborted(str(abort.errors[0]))
         return list(outcomes)
+
+    async def _keep_alive(self) -> None:
+        """Every few seconds: beat the jobs this run waits on (a run that dies stops beating them), and take over
+        the jobs in flight a dead run left, whatever their campaign, where this run can reach their provider: poll
+        each to its end, bill it, keep its clip, and so free its slot as soon as the provider says it ended."""
+        adopted: set[asyncio.Task] = set()
+        try:
+            while True:
+                await asyncio.sleep(self.beat_seconds)
+                try:
+                    await self.db.beat(sorted(self._held))
+                    for row in await self.db.orphans(self.registry.configured, self.run_lease):
+                        if row.id not in self._held and await self.db.take_over(row.id, self.run_lease):
+                            task = asyncio.create_task(self._finish_orphan(row))
+                            adopted.add(task)
+                            task.add_done_callback(adopted.discard)
+                except Exception:   # noqa: BLE001 - a ledger hiccup: the next beat tries again
+                    pass
+        finally:
+            for task in adopted:
+                task.cancel()
+
+    async def _finish_orphan(self, row: JobRow) -> None:
+        """A dead run's job, taken over: polled to its end here; its bill and clip recorded as its own run would."""
+        try:
+            provider, _ = self.registry.provider_named(row.provider, row.model)
+        except ProviderError:
+            return
+        outcome = SegmentOutcome(campaign=row.campaign, video_id=row.video_id, segment_index=row.segment_index,
+                                 job_key=row.job_key, state=row.state.value, model=row.model,
+                                 planned_model=row.model, provider=row.provider,
+                                 provider_job_id=row.provider_job_id or "")
+        try:
+            status = await self._wait(None, row.model, provider, row.provider_job_id, outcome, row.id, report=False)
+        except ProviderError as exc:
+            await self.db.failed(row.id, error=f"taken over from a run that died: {exc}", kind=exc.kind)
+            return
+        billed = getattr(status, "billed_usd", None)
+        cost = round(billed, 4) if billed is not None else (row.estimated_usd or 0.0)
+        await self.db.succeeded(row.id, output_url=status.output_url, url_expires_at=status.url_expires_at,
+                                latency_seconds=None, cost_usd=cost)
+        if self.keep is not None:
+            try:
+                await asyncio.to_thread(self.keep, row, status)
+            except PipelineError:   # the URL stays in the ledger: the campaign's next run stores it
+                pass
 
     def _last_frame(self, previous: SegmentOutcome) -> Path:
         frames = self.work_dir / "frames"
@@ -698,8 +754,8 @@ class JobEngine:
             await asyncio.sleep(wait * (1 + self.rng.random() * 0.2))
             wait = min(wait * 1.5, 2.0)
 
-    async def _wait(self, seg: SegmentPlan, model: str, provider, job_id: str, outcome: SegmentOutcome,
-                    row_id: int | None) -> JobStatus:
+    async def _wait(self, seg: SegmentPlan | None, model: str, provider, job_id: str, outcome: SegmentOutcome,
+                    row_id: int | None, report: bool = True) -> JobStatus:
         """Wait for a submitted job: adaptive polling, or ledger events when webhooks deliver (polls as safety net)."""
         spec = self.catalog.get(model)
         scale = max(provider.latency_scale, 1e-6)
@@ -711,6 +767,8 @@ class JobEngine:
         deadline = started + self.poll.timeout_factor * p95 * scale + getattr(provider, "stuck_grace_seconds", 30.0)
         next_at = self.poll.first_poll(p50, p95)
         event_key = getattr(provider, "event_key", lambda j: j)(job_id)
+        if row_id is not None:
+            self._held.add(row_id)
         try:
             while True:
                 await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name,
@@ -738,7 +796,8 @@ class JobEngine:
                     await self.db.heartbeat(row_id, status.state.value)
                 if outcome.state != JobState.RUNNING.value and status.state == JobState.RUNNING:
                     outcome.state = JobState.RUNNING.value
-                    self.on_change(outcome)
+                    if report:
+                        self.on_change(outcome)
                 if time.monotonic() > deadline:
                     await provider.cancel(job_id)
                     raise ProviderError(f"job stuck for over {self.poll.timeout_factor:g}x its p95; cancelled",
@@ -748,6 +807,7 @@ class JobEngine:
                 hint = status.poll_after / scale if status.poll_after is not None else None
                 next_at = self.poll.next_poll(elapsed, p50, p95, status.progress, hint)
         finally:
+            self._held.discard(row_id)
             if self._events is not None:
                 self._events.done(provider.name, event_key)
 

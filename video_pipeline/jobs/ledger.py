@@ -54,11 +54,16 @@ MOVES: dict[LedgerState, frozenset[LedgerState]] = {
     S.LOST: frozenset({S.SUCCEEDED, S.STORED}),
 }
 IN_FLIGHT = (S.SUBMITTING.value, S.QUEUED.value, S.RUNNING.value)
+_WAITING = (S.QUEUED.value, S.RUNNING.value)     # submitted, waiting on the provider
 #: states whose job may be billed although its cost is not known yet: they hold their reservation
 HOLDING = (*IN_FLIGHT, S.UNCERTAIN.value)
 TAKEN = -1   # try_begin: another run holds this job key
-#: a job in flight whose heartbeat is older than this holds no concurrency slot (its run died)
+#: a job in flight whose heartbeat is older than this holds no concurrency slot (nobody has polled it for that
+#: long: its run died and no live run could take it over, e.g. its provider is configured nowhere now)
 LEASE = dt.timedelta(minutes=10)
+#: a live run beats every job it holds in flight every few seconds; one not beaten for this long belongs to a run
+#: that died, and any live run that can reach its provider takes it over (polls it to its end, keeps its clip)
+RUN_LEASE = dt.timedelta(seconds=20)
 #: a `submitting` row's lease: the run that sends the request renews it every few seconds while it waits for the
 #: answer, so a slow answer is never mistaken for a dead run; a row older than this belongs to a run that died
 SUBMIT_LEASE = dt.timedelta(seconds=30)
@@ -375,6 +380,27 @@ class JobLedger:
         """A job that ended without a clip; `cost_usd` is what the provider bills for it (None: not submitted)."""
         return self._move(row_id, S.FAILED, last_error=error[:2000], error_kind=kind, finished_at=now(),
                           **({"cost_usd": cost_usd} if cost_usd is not None else {}))
+
+    def beat(self, row_ids: list[int]) -> None:
+        """The run holding these jobs in flight is alive: their time moves on (never their state)."""
+        if row_ids:
+            with self.engine.begin() as conn:
+                conn.execute(jobs.update().where(jobs.c.id.in_(row_ids), jobs.c.state.in_(_WAITING))
+                             .values(heartbeat_at=now()))
+
+    def orphans(self, providers: frozenset[str], stale: dt.timedelta = RUN_LEASE) -> list[JobRow]:
+        """Submitted jobs still in flight whose run stopped beating them (it died): any campaign, these providers."""
+        with self.engine.connect() as conn:
+            return [JobRow.of(r) for r in conn.execute(sa.select(jobs).where(
+                jobs.c.state.in_(_WAITING), jobs.c.provider_job_id.is_not(None), jobs.c.provider.in_(providers),
+                jobs.c.heartbeat_at < now() - stale).order_by(jobs.c.id))]
+
+    def take_over(self, row_id: int, stale: dt.timedelta = RUN_LEASE) -> bool:
+        """Claim a dead run's job in flight (compare-and-set on its lapsed heartbeat): one live run wins."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(jobs.update().where(
+                jobs.c.id == row_id, jobs.c.state.in_(_WAITING), jobs.c.heartbeat_at < now() - stale)
+                .values(heartbeat_at=now())).rowcount)
 
     def submitting_elsewhere(self, job_key: str) -> bool:
         """True while a live run is submitting this job key (its lease is renewed while it waits for the answer)."""
