@@ -26,6 +26,8 @@ from .partitions import campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
 TARGET_LUFS = -14.0
+#: how far a finished video's integrated loudness may be from the target (the mix settles within 0.1 LU)
+LOUDNESS_TOLERANCE_LU = 0.5
 
 
 @asset(partitions_def=campaign_partitions, metadata=column_schema("assembled_outputs"),
@@ -41,7 +43,7 @@ TARGET_LUFS = -14.0
            AssetCheckSpec("durations_on_target", asset="assembled_outputs",
                           description=f"each video lasts its target within {DURATION_TOLERANCE_SECONDS}s"),
            AssetCheckSpec("loudness_on_target", asset="assembled_outputs",
-                          description="each video with sound measures -14 LUFS integrated within 1 LU (ebur128)"),
+                          description="each video with sound measures -14 LUFS integrated within 0.5 LU (ebur128)"),
            AssetCheckSpec("no_black_runs", asset="assembled_outputs",
                           description="no black stretch longer than 0.5 s (blackdetect)"),
            AssetCheckSpec("narration_audible", asset="assembled_outputs",
@@ -90,7 +92,7 @@ def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored
                                                                             for r in failed.itertuples()) or "none")})
     off_loudness = {r.video_id: r.loudness_lufs for r in done.itertuples()
                     if r.loudness_lufs is not None and r.loudness_lufs == r.loudness_lufs
-                    and abs(r.loudness_lufs - TARGET_LUFS) > 1.0}
+                    and abs(r.loudness_lufs - TARGET_LUFS) > LOUDNESS_TOLERANCE_LU}
     yield AssetCheckResult(check_name="loudness_on_target", passed=not off_loudness,
                            severity=AssetCheckSeverity.WARN, metadata={"off_target": MetadataValue.json(off_loudness)})
     black = {r.video_id: values(r.black_runs) for r in done.itertuples() if values(r.black_runs)}
