@@ -6,7 +6,6 @@ Used by bench/load_bench.py and bench/capacity_sim.py; everything started here i
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from tests.support.services import (  # noqa: E402  (the production tests start 
     s3_client,
     wait_until,
 )
+from video_pipeline.config import child_environment, export_environment  # noqa: E402
 
 #: the production pools and their limits on this 2-core machine (ffmpeg steps about one per core)
 POOL_LIMITS = {"media": 2, "provider_jobs": 20}
@@ -46,16 +46,16 @@ class ProductionStack:
         self.work, self.db, self.s3_url, self.bucket = work, db, s3_url, bucket
         self.home = work / "dagster_home"
         self.data_dir = work / "data"
-        self.env = {
-            **os.environ, **extra_env, **production_environment(self.home, db, s3_url, bucket),
+        self.env = child_environment({
+            **extra_env, **production_environment(self.home, db, s3_url, bucket),
             "VIDEO_PIPELINE_DATA_DIR": str(self.data_dir), "VIDEO_PIPELINE_MODE": "fake",
             "VIDEO_PIPELINE_FAKES_PORT": str(fakes_port), "PYTHONPATH": str(ROOT),
-        }
+        })
         self.webserver_url = ""
 
     def activate(self) -> None:
         """This process's environment becomes the stack's (the bench's own Dagster instance and settings)."""
-        os.environ.update({k: v for k, v in self.env.items()})
+        export_environment(self.env)
 
     def pg(self) -> sa.Engine:
         return sa.create_engine(pg_url(self.db))

@@ -308,3 +308,15 @@ def _validated(values: dict, origin: dict[str, str]) -> Settings:
             else:
                 lines.append(f"{name}={values.get(field_name)!r}: {message}")
         raise SettingsError("; ".join(lines)) from None
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with `extra` on top: what a program the project starts (a Dagster webserver or
+    daemon in a bench, a worker) inherits. Read here, as every other reading of the environment."""
+    return {**os.environ, **(extra or {})}
+
+
+def export_environment(values: Mapping[str, str]) -> None:
+    """Set variables in this process's environment, for code that reads its settings from it later (a bench that
+    runs Dagster in this process)."""
+    os.environ.update(values)
