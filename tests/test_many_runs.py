@@ -60,17 +60,26 @@ def test_ten_processes_opening_a_fresh_home_at_once_all_succeed_and_stamp_it_onc
     assert all(stamps == [stamps[0]] and len(stamps) == 1 for stamps in _stamps(home).values()), _stamps(home)
 
 
-def test_a_home_stamped_twice_by_an_earlier_race_is_repaired(data_dir, tmp_path):
-    """What the race left behind before this release: the newest revision and an older one in one table."""
+def _stamped(data_dir: Path, home: Path, stamps: dict[str, list[str]]) -> Settings:
+    """A prepared home whose storages are then stamped as `stamps` says (database → its version rows)."""
     from assets.instance import prepared_instance
 
-    home = tmp_path / "broken-home"
-    settings = Settings.from_env({**_environment(data_dir, home)})
+    settings = Settings.from_env(_environment(data_dir, home))
     prepared_instance(settings).dispose()
-    with sqlite3.connect(home / "history" / "runs.db") as db:
-        db.execute("INSERT INTO alembic_version (version_num) VALUES ('5771160a95ad')")
-    with sqlite3.connect(home / "schedules" / "schedules.db") as db:
-        db.execute("INSERT INTO alembic_version (version_num) VALUES ('5771160a95ad')")
+    for name, versions in stamps.items():
+        with sqlite3.connect(home / name) as db:
+            db.execute("DELETE FROM alembic_version")
+            db.executemany("INSERT INTO alembic_version (version_num) VALUES (?)", [(v,) for v in versions])
+    return settings
+
+
+def test_a_home_stamped_twice_by_an_earlier_race_is_repaired(data_dir, tmp_path):
+    """What the race left behind before this release: the newest revision and an older one in one table."""
+    from assets.instance import _schema_head, prepared_instance
+
+    home = tmp_path / "broken-home"
+    both = [_schema_head(), "5771160a95ad"]
+    settings = _stamped(data_dir, home, {"history/runs.db": both, "schedules/schedules.db": both})
     instance = prepared_instance(settings)
     try:
         assert instance.get_runs(limit=1) == []     # Dagster reads it again ("more than one head" before)
@@ -83,12 +92,7 @@ def test_a_home_stamped_twice_without_the_current_revision_is_refused_with_what_
     from assets.instance import prepared_instance
     from video_pipeline.errors import PipelineError
 
-    home = tmp_path / "odd-home"
-    settings = Settings.from_env({**_environment(data_dir, home)})
-    prepared_instance(settings).dispose()
-    with sqlite3.connect(home / "history" / "runs.db") as db:
-        db.execute("DELETE FROM alembic_version")
-        db.executemany("INSERT INTO alembic_version (version_num) VALUES (?)", [("aaaa",), ("bbbb",)])
+    settings = _stamped(data_dir, tmp_path / "odd-home", {"history/runs.db": ["aaaa", "bbbb"]})
     with pytest.raises(PipelineError, match=r"runs\.db: .*stamped 2 times.*move its history/ and schedules/"):
         prepared_instance(settings)
 
