@@ -1,8 +1,9 @@
 """The fault campaign: the whole pipeline in live mode against the providers' fakes, one injected fault per case.
 
-Each case plans a two-segment campaign, runs generate → store → assemble against the fakes over real HTTP with
-one fault injected where it strikes (submit, poll, result, download, the job itself, the local store), then reruns
-as an operator would until every video is assembled (at most `MAX_RUNS` runs). It records:
+Each case runs campaign_job (the Dagster job, through assembling the videos) on a two-segment campaign against the
+fakes over real HTTP with one fault injected where it strikes (submit, poll, result, download, the job itself, the
+clip store: a full disk or a failing S3 swapped in as the run's clip storage), then reruns the job as an operator
+would until every video is assembled (at most `MAX_RUNS` runs). It records:
 
 - segments lost: planned segments without a stored clip at the end (must be 0);
 - paid twice: submissions the fakes counted beyond the first for an identical request body (must be 0);
@@ -32,19 +33,26 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
+from resources.storage import ClipStorage
+from tests.support.pipeline import (
+    ASSEMBLY,
+    GENERATION,
+    TunedProviders,
+    ephemeral_instance,
+    fleet_environment,
+    output,
+    run_campaign_job,
+    step_failures,
+    storage_from,
+)
 from tests.support.services import fleet_on_free_ports, moto_s3, s3_client
-from video_pipeline.flow import stages
-from video_pipeline.spec.campaign import load_campaign
-from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import PROJECT_ROOT, Settings
 from video_pipeline.jobs.ledger import JobLedger, jobs
 from video_pipeline.storage.netguard import DownloadPolicy
 from video_pipeline.providers.fakes.fleet import FAKE_CREDENTIALS, Fleet, start_fleet
 from video_pipeline.storage.s3store import S3ClipStore
-from video_pipeline.storage.store import ClipStore
 
 MAX_RUNS = 3
 FAKE_LATENCY = 0.25           # seconds a fake job takes
@@ -210,53 +218,38 @@ def new_data_dir(root: Path) -> Path:
 
 
 def live_environment(fleet: Fleet, providers: tuple[str, ...], data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in fleet.environment().items()
-           if not any(k in FAKE_CREDENTIALS[p] for p in FAKE_CREDENTIALS if p not in providers)}
+    env = fleet_environment(fleet, providers)
     env.update(VIDEO_PIPELINE_MODE="live", VIDEO_PIPELINE_DATA_DIR=str(data_dir), VIDEO_PIPELINE_TIME_SCALE=TIME_SCALE,
                VIDEO_PIPELINE_X264_PRESET="ultrafast")
     return env
 
 
-def _registry(settings: Settings, catalog, timeout: float = ADAPTER_TIMEOUT):
-    registry = stages.build_registry(settings, catalog)     # live mode: the adapters whose keys are set
-    for adapter in registry.providers.values():
-        adapter.latency_scale = settings.time_scale          # poll on the compressed schedule
-        adapter.backoff_base = 0.05
-        adapter.stuck_grace_seconds = 1.0                    # a stuck fake job is given up on within seconds
-        adapter._timeout = httpx.Timeout(timeout)
-    return registry
-
-
-def run_pipeline(settings: Settings, spec: Path, store_guard=contextlib.nullcontext,
-                 store: ClipStore | None = None, timeout: float = ADAPTER_TIMEOUT,
-                 generate_only: bool = False) -> tuple[int, int, bool, list[str]]:
-    """prompt batches → routed plans → generated segments → stored clips → assembled outputs, as the assets do;
-    `store_guard()` wraps the storing step (to fill the disk under it); `store` is the clip store (the local one
-    by default, an S3ClipStore for the production profile). Returns (planned segments, stored segments, every
-    video assembled, errors)."""
-    store = store or ClipStore(settings.clips_dir, DownloadPolicy.from_settings(settings))
-    catalog = load_catalog(settings.catalog_file)
-    campaign = load_campaign(spec, settings.data_dir)
-    stages.prompt_batches(campaign)
-    _, frame = stages.routed_job_plans(campaign, catalog, settings)
-    registry = _registry(settings, catalog, timeout)
-    out = stages.generated_segments(frame, catalog, settings, registry=registry, budget_usd=campaign.budget_usd)
-    if generate_only:
-        return len(frame), int((out["state"] == "succeeded").sum()), False, [str(e) for e in out["error"].dropna()]
-    ledger = JobLedger(settings.ledger_url)
-    try:
-        with store_guard():
-            clips = stages.stored_clips(out, store, ledger, registry.download_headers)
-    finally:
-        ledger.dispose()
-    errors = [str(e) for e in clips["error"].dropna()]
-    stored = int((clips["state"] == "stored").sum())
+def run_pipeline(settings: Settings, spec: Path, storage: ClipStorage | None = None,
+                 timeout: float = ADAPTER_TIMEOUT, generate_only: bool = False) -> tuple[int, int, bool, list[str]]:
+    """One run of campaign_job, as an operator starts it, through assembling the videos (`generate_only`: through
+    generation, a second run started beside the first), on a Dagster instance of its own: what earlier runs did
+    reaches it through the ledger, never through Dagster. `storage` swaps the run's clip storage (a full disk, S3).
+    Returns (planned segments, stored segments (generate_only: generated), every video assembled, errors: the
+    failed segments' and clips' reasons, then the videos' when every clip was stored, then any failed step's)."""
+    providers = TunedProviders(latency_scale=None, backoff_base=0.05, timeout=timeout)   # polls on TIME_SCALE
+    swapped = {"clip_storage": storage} if storage is not None else {}
+    with ephemeral_instance() as instance:
+        result = run_campaign_job(instance, settings, spec, raise_on_error=False,
+                                  through=GENERATION if generate_only else ASSEMBLY, providers=providers, **swapped)
+    failed_steps = [f"{step}: {message}" for step, message in step_failures(result).items()]
+    plan = output(result, "routed_job_plans")
+    planned = 0 if plan is None else len(plan)
+    table = output(result, "generated_segments" if generate_only else "stored_clips")
+    if table is None:
+        return planned, 0, False, failed_steps
+    errors = [str(e) for e in table["error"].dropna()]
+    done = int((table["state"] == ("succeeded" if generate_only else "stored")).sum())
     assembled = False
-    if stored == len(frame):
-        videos = stages.assembled_outputs(store.localize(clips), settings, campaign)
+    videos = None if generate_only or done != planned else output(result, "assembled_outputs")
+    if videos is not None:
         assembled = bool((videos["state"] == "assembled").all())
         errors += [str(e) for e in videos["error"].dropna()]
-    return len(frame), stored, assembled, errors
+    return planned, done, assembled, errors + failed_steps
 
 
 def _stored_job_ids(settings: Settings) -> set[str]:
@@ -377,33 +370,47 @@ def _run_case(case: Case, fleet: Fleet, root: Path) -> CaseResult:
 
 def _one_run(case: Case, run: int, fleet: Fleet, root: Path, settings: Settings, spec: Path,
              result: CaseResult) -> tuple[int, int, bool, list[str]]:
-    if True:
-        if True:
-            if case.id == "s3-errors":
-                # the bucket is a real S3 endpoint (moto's server); during the first run every S3 request meets
-                # an endpoint answering 503 SlowDown (past the client's retries), as in an S3 outage
-                with s3_endpoints(root / case.id) as (healthy, failing, bucket):
-                    store = S3ClipStore(failing if run == 1 else healthy, bucket, "faults", settings.clips_dir,
-                                        policy=DownloadPolicy.from_settings(settings))
-                    planned, stored, assembled, errors = run_pipeline(settings, spec, store=store)
-                    if assembled:
-                        result.note = _bucket_note(healthy, bucket, settings)
-            elif case.id == "store-full" and run == 1:
-                # the store's own directory is full while clips are stored; space is freed before the rerun
-                @contextlib.contextmanager
-                def disk_full():
-                    with full_disk(settings.clips_dir, warm=lambda: _render_all(fleet)) as how:
-                        result.note = how
-                        yield
-                planned, stored, assembled, errors = run_pipeline(settings, spec, disk_full)
-            elif case.scenario == "stall" and run == 1:
-                second = _SecondRun(settings, spec)
-                second.start()
-                planned, stored, assembled, errors = run_pipeline(settings, spec, timeout=STALL_TIMEOUT)
-                result.note = second.finish()
-            else:
-                planned, stored, assembled, errors = run_pipeline(settings, spec)
-    return planned, stored, assembled, errors
+    if case.id == "s3-errors":
+        # the bucket is a real S3 endpoint (moto's server); during the first run every S3 request meets an endpoint
+        # answering 503 SlowDown (past the client's retries), as in an S3 outage
+        with s3_endpoints(root / case.id) as (healthy, failing, bucket):
+            client = failing if run == 1 else healthy
+            storage = storage_from(lambda run_settings: S3ClipStore(
+                client, bucket, "faults", run_settings.clips_dir, policy=DownloadPolicy.from_settings(run_settings)))
+            planned, stored, assembled, errors = run_pipeline(settings, spec, storage)
+            if assembled:
+                result.note = _bucket_note(healthy, bucket, settings)
+        return planned, stored, assembled, errors
+    if case.id == "store-full" and run == 1:
+        # the store's own directory is full while clips are stored; space is freed before the rerun
+        @contextlib.contextmanager
+        def disk_full():
+            with full_disk(settings.clips_dir, warm=lambda: _render_all(fleet)) as how:
+                result.note = how
+                yield
+        return run_pipeline(settings, spec, storage_from(lambda run_settings: _StoringUnder(
+            ClipStorage().store(run_settings), disk_full)))
+    if case.scenario == "stall" and run == 1:
+        second = _SecondRun(settings, spec)
+        second.start()
+        outcome = run_pipeline(settings, spec, timeout=STALL_TIMEOUT)
+        result.note = second.finish()
+        return outcome
+    return run_pipeline(settings, spec)
+
+
+class _StoringUnder:
+    """A clip store whose every download into it runs inside `guard()` (a full disk under the store)."""
+
+    def __init__(self, store, guard):
+        self._store, self._guard = store, guard
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def store_url(self, *args, **kwargs):
+        with self._guard():
+            return self._store.store_url(*args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -95,9 +95,11 @@ for every fault, `tests/test_bad_inputs.py` asserts each bad input's error throu
 
 ## Faults
 
-The whole pipeline (prompt batches → routed plans → generated segments → stored clips → assembled outputs, the
-functions the assets call) in live mode against the providers' fake servers over real HTTP, one fault per case,
-then rerun as an operator (or the expiring-outputs sensor) would until the video is assembled. Each campaign has
+The whole pipeline (campaign_job, the Dagster job: campaign → prompt batches → narration → routed plans → generated
+segments → stored clips → assembled outputs; each run on a Dagster instance of its own) in live mode against the
+providers' fake servers over real HTTP, one fault per case, then run again as an operator (or the expiring-outputs
+sensor) would until the video is assembled. A fault in the clip store is the run's clip storage resource swapped
+for one whose disk is full or whose S3 endpoint answers 503. Each campaign has
 one 8 s video of two segments. Latencies are compressed: fake jobs take {_latency()} s and polling follows the
 catalog's latency profiles × `VIDEO_PIPELINE_TIME_SCALE`={_scale()}; HTTP calls time out after {_timeout()} s.
 
