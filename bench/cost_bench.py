@@ -1,7 +1,8 @@
 """Estimated against billed cost (issue 13): every sample campaign, and one built to exercise fixed clip lengths,
-retries and fallbacks, run in live mode against the providers' fakes over real HTTP. The fakes bill each job by
-the provider's rule and keep an invoice; the ledger records what it believes was billed. Per campaign: the plan's
-estimate, the ledger's actual, the invoice, and how far the estimate is from the invoice.
+retries and fallbacks, run through campaign_job (the Dagster job, through generation) in live mode against the
+providers' fakes over real HTTP. The fakes bill each job by the provider's rule and keep an invoice; the ledger
+records what it believes was billed. Per campaign: the plan's estimate, the ledger's actual, the invoice, and how
+far the estimate is from the invoice.
 
 Usage: .venv/bin/python bench/cost_bench.py [--json]
 """
@@ -13,14 +14,19 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from video_pipeline.flow import stages  # noqa: E402
-from video_pipeline.spec.campaign import load_campaign  # noqa: E402
-from video_pipeline.planning.catalog import load_catalog  # noqa: E402
+from tests.support.pipeline import (  # noqa: E402  (the tests' job runner and live settings against the fakes)
+    GENERATION,
+    TunedProviders,
+    ephemeral_instance,
+    live_settings,
+    materialized,
+    run_campaign_job,
+)
+from tests.support.services import wait_until  # noqa: E402
 from video_pipeline.config import PROJECT_ROOT, Settings  # noqa: E402
 from video_pipeline.jobs.ledger import JobLedger  # noqa: E402
 from video_pipeline.providers.fakes.fleet import start_fleet  # noqa: E402
@@ -65,30 +71,31 @@ videos:
 FAULTS = {"gemini": ["fail-policy"], "kling": ["fail-retryable"]}
 
 
-def run_campaign(path: Path, settings: Settings, fleet, catalog) -> dict:
-    campaign = load_campaign(path, settings.data_dir)
-    providers = frozenset(fleet.servers)
-    plan, frame = stages.routed_job_plans(campaign, catalog, settings, providers=providers)
-    registry = fleet.registry(catalog, latency_scale=settings.time_scale)
+def run_campaign(path: Path, settings: Settings, fleet, instance) -> dict:
+    """campaign_job through generation (the campaign's own budget applies), against the fakes."""
     before = {name: {line["job_id"] for line in book.invoice()["lines"]} for name, book in fleet.books.items()}
-    started = time.monotonic()
-    out = stages.generated_segments(frame, catalog, settings, registry=registry, budget_usd=None)
-    seconds = time.monotonic() - started
-    time.sleep(0.5)   # every job the fakes count has ended (a cancelled stuck job would still be pending)
+    result = run_campaign_job(instance, settings, path, through=GENERATION,
+                              providers=TunedProviders(latency_scale=settings.time_scale))
+    plan, out = result.output_for_node("routed_job_plans"), result.output_for_node("generated_segments")
+    generation = materialized(result, "generated_segments")
+    # every job the fakes count has ended (a cancelled stuck job would still be pending)
+    wait_until(lambda: fleet.invoice()["pending_usd"] == 0, 10, "every job on the fakes ended")
     billed = sum(line["amount_usd"] for name, book in fleet.books.items() for line in book.invoice()["lines"]
                  if line["job_id"] not in before[name])
+    campaign = str(plan["campaign"].iloc[0])
     ledger = JobLedger(settings.ledger_url)
     try:
-        spend = campaign_spend(ledger, campaign.campaign)
+        spend = campaign_spend(ledger, campaign)
     finally:
         ledger.dispose()
-    estimate = plan.total_cost_usd
-    return {"campaign": campaign.campaign, "segments": len(frame), "jobs": spend.total("jobs"),
-            "fallbacks": int((out["fallbacks_taken"] != "").sum()), "failed": int((out["state"] != "succeeded").sum()),
+    estimate = materialized(result, "routed_job_plans")["est_cost_usd"]
+    return {"campaign": campaign, "segments": len(plan), "jobs": int(spend.total("jobs")),
+            "fallbacks": generation["fallbacks_taken"], "failed": int((out["state"] != "succeeded").sum()),
             "estimated_usd": round(estimate, 4), "ledger_usd": spend.total("actual_usd"),
             "invoice_usd": round(billed, 4),
             "error_pct": round(100 * (billed - estimate) / estimate, 2) if estimate else 0.0,
-            "ledger_vs_invoice_usd": round(spend.total("actual_usd") - billed, 4), "seconds": round(seconds, 1)}
+            "ledger_vs_invoice_usd": round(spend.total("actual_usd") - billed, 4),
+            "seconds": round(generation["wall_seconds"], 1)}
 
 
 def main() -> int:
@@ -103,15 +110,15 @@ def main() -> int:
     rows = []
     fleet = start_fleet(latency=0.3, work_dir=root / "fakes")
     try:
-        # live mode against the fakes: the registry points every adapter at its fake, nothing reads the environment
-        settings = Settings(mode="live", data_dir=data, time_scale=0.01, x264_preset="ultrafast")
-        catalog = load_catalog(settings.catalog_file)
+        # live mode against the fakes: every adapter's base URL and key are the fakes', nothing reads the environment
+        settings = live_settings(fleet, Settings(data_dir=data, time_scale=0.01, x264_preset="ultrafast"))
         files = sorted(p for p in (data / "samples").iterdir() if p.is_file()) + [data / "mixed.yaml"]
-        for path in files:
-            if path.name == "mixed.yaml":
-                for provider, faults in FAULTS.items():
-                    fleet.books[provider].faults.add("job", *faults)
-            rows.append({"file": path.name, **run_campaign(path, settings, fleet, catalog)})
+        with ephemeral_instance() as instance:
+            for path in files:
+                if path.name == "mixed.yaml":
+                    for provider, faults in FAULTS.items():
+                        fleet.books[provider].faults.add("job", *faults)
+                rows.append({"file": path.name, **run_campaign(path, settings, fleet, instance)})
     finally:
         fleet.stop()
         shutil.rmtree(root, ignore_errors=True)
