@@ -103,7 +103,8 @@ def stored_clips(context: AssetExecutionContext, generated_segments: pd.DataFram
     registry = providers.registry(settings, pipeline.catalog())
     ledger = job_ledger(settings)
     try:
-        frame = store_outputs(generated_segments, clip_storage.store(settings), ledger, registry.download_headers)
+        frame = store_outputs(generated_segments, clip_storage.store(settings), ledger, registry.download_headers,
+                              registry.fetch_output)
     finally:
         ledger.dispose()
     stored = frame[frame["state"] == "stored"]

@@ -20,7 +20,8 @@ class VideoProviders(ConfigurableResource):
         return build_registry(settings, catalog)
 
     def configured(self, settings: Settings) -> frozenset[str] | None:
-        """In live mode, the providers with keys (planning routes only to them); None otherwise."""
+        """The providers planning routes to: those with keys in live mode (and in fake mode when any are set); None
+        otherwise."""
         return live_provider_names(settings)
 
 

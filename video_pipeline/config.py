@@ -34,6 +34,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
                                    "deliveries signed for any other account"),
     "VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL": ("fal's platform API", "where fal's request listing is read to find a "
                                              "submit whose answer was lost"),
+    "VIDEO_PIPELINE_VERTEX_STORAGE_URI": ("unset", "Veo on Vertex AI: a gs://bucket/prefix/ where Vertex writes the "
+                                          "videos (read back with the same credentials); unset, they come back "
+                                          "inline in the operation"),
     "VIDEO_PIPELINE_DOWNLOAD_HOSTS": ("unset", "live mode: extra comma-separated domains provider results may be "
                                       "downloaded from (https, public addresses only), beside the known provider hosts"),
     "VIDEO_PIPELINE_LEDGER_URL": ("sqlite:///<data dir>/ledger.sqlite", "SQLAlchemy URL of the job ledger and model observations"),
@@ -68,7 +71,10 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 #: the names the providers' own SDKs read their keys and webhook secrets from (read here, and nowhere else)
 SECRET_VARIABLES = ("GEMINI_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "MINIMAX_API_KEY", "ARK_API_KEY",
                     "DASHSCOPE_API_KEY", "FAL_KEY", "REPLICATE_API_TOKEN", "RUNWAYML_API_SECRET", "OPENAI_API_KEY",
-                    "ELEVENLABS_API_KEY", "REPLICATE_WEBHOOK_SECRET", "GEMINI_WEBHOOK_SECRET")
+                    "ELEVENLABS_API_KEY", "REPLICATE_WEBHOOK_SECRET", "GEMINI_WEBHOOK_SECRET",
+                    # Vertex AI (Veo): the project and location google-genai and gcloud read, and the key file of
+                    # Application Default Credentials (a path: the file itself is the secret)
+                    "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS")
 #: VIDEO_PIPELINE_<NAME>_BASE_URL points an adapter (or fal's platform API) somewhere else, e.g. at a fake
 BASE_URL_SUFFIX = "_BASE_URL"
 
@@ -78,7 +84,7 @@ _FIELD_VARIABLES = {
     "catalog_path": "CATALOG", "x264_preset": "X264_PRESET", "font_path": "FONT", "seed": "SEED",
     "webhooks": "WEBHOOKS", "webhook_url": "WEBHOOK_URL", "webhook_token": "WEBHOOK_TOKEN",
     "fal_jwks_url": "FAL_JWKS_URL", "fal_jwks_file": "FAL_JWKS_FILE", "fal_user_id": "FAL_USER_ID",
-    "download_hosts": "DOWNLOAD_HOSTS",
+    "download_hosts": "DOWNLOAD_HOSTS", "vertex_storage_uri": "VERTEX_STORAGE_URI",
     "ledger": "LEDGER_URL", "profile": "PROFILE", "s3_bucket": "S3_BUCKET", "s3_prefix": "S3_PREFIX",
     "s3_endpoint_url": "S3_ENDPOINT_URL", "executor": "EXECUTOR", "celery_broker": "CELERY_BROKER",
     "celery_backend": "CELERY_BACKEND", "c2pa_cert": "C2PA_CERT", "c2pa_key": "C2PA_KEY", "c2pa_alg": "C2PA_ALG",
@@ -114,6 +120,7 @@ class Settings(BaseModel):
     fal_jwks_file: Path | None = None
     fal_user_id: str | None = None
     download_hosts: tuple[str, ...] = ()
+    vertex_storage_uri: str | None = None
     profile: Literal["local", "production"] = "local"
     s3_bucket: str | None = None
     s3_prefix: str = "video-pipeline"
@@ -155,6 +162,13 @@ class Settings(BaseModel):
         if value is not None and "://" not in value:
             raise ValueError("expected an SQLAlchemy URL such as sqlite:///path/ledger.sqlite or "
                              "postgresql+psycopg2://host/db")
+        return value
+
+    @field_validator("vertex_storage_uri", mode="after")
+    @classmethod
+    def _gcs_uri(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("gs://") and value[len("gs://"):].split("/")[0]):
+            raise ValueError("expected a Cloud Storage URI such as gs://my-bucket/veo-outputs/")
         return value
 
     @field_validator("download_hosts", mode="before")

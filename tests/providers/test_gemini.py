@@ -108,11 +108,15 @@ def test_transient_poll_faults_are_retried(connect, book, fault):
     assert_transient_poll_fault_retried(connect, veo(), book, fault)
 
 
-@pytest.mark.parametrize("fault, kind, text", [
+#: how Veo's finished operations fail (the Gemini API's and Vertex AI's alike) and how each is classified
+FAILED_OPERATIONS = [
     ("fail-policy", ProviderError.TERMINAL, "RAI filter"),
     ("fail-invalid", ProviderError.TERMINAL, "operation error 3"),
     ("fail-retryable", ProviderError.RETRYABLE, "operation error 13"),
-])
+]
+
+
+@pytest.mark.parametrize("fault, kind, text", FAILED_OPERATIONS)
 def test_failed_operations_are_classified(connect, book, fault, kind, text):
     outcome = assert_failed_job_is_classified(connect, veo(), book, fault, kind=kind, says=text)
     assert outcome.seen == [JobState.RUNNING, JobState.FAILED]

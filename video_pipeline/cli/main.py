@@ -318,14 +318,25 @@ def cmd_fakes_serve(args, settings: Settings) -> int:
     import threading
 
     from video_pipeline.providers.fakes.fleet import fixed_environment, start_fleet
+    from video_pipeline.providers.fakes.tls import local_ca
 
     port = args.port or settings.fakes_port
+    tls = local_ca(settings.work_dir / "fakes" / "tls") if args.tls else None
     fleet = start_fleet(latency=args.latency, latency_p95=args.latency_p95, base_port=port,
-                        work_dir=settings.work_dir / "fakes", catalog_file=settings.catalog_file)
-    print(f"fake providers are up on 127.0.0.1:{port}-{port + len(fleet.servers) - 1}; to use them:\n"
-          f"  export VIDEO_PIPELINE_MODE=fake VIDEO_PIPELINE_FAKES_PORT={port}\nor point live mode at them:\n"
-          + "\n".join(f"  export {k}={v}" for k, v in {"VIDEO_PIPELINE_MODE": "live", **fixed_environment(port)}.items()),
-          flush=True)
+                        work_dir=settings.work_dir / "fakes", catalog_file=settings.catalog_file, tls=tls)
+    environment = {"VIDEO_PIPELINE_MODE": "live", **fixed_environment(port)}
+    if tls is None:
+        print(f"fake providers are up on 127.0.0.1:{port}-{port + len(fleet.servers) - 1}; to use them:\n"
+              f"  export VIDEO_PIPELINE_MODE=fake VIDEO_PIPELINE_FAKES_PORT={port}\nor point live mode at them:\n"
+              + "\n".join(f"  export {k}={v}" for k, v in environment.items()), flush=True)
+    else:
+        environment = {k: v.replace("http://127.0.0.1:", "https://127.0.0.1:") for k, v in environment.items()}
+        environment["SSL_CERT_FILE"] = str(tls.ca_file)      # what httpx-based clients (fal-client too) trust
+        print(f"fake providers are up over https on 127.0.0.1:{port}-{port + len(fleet.servers) - 1}, their "
+              f"certificate signed by a new local CA ({tls.ca_file}); point clients at them:\n"
+              + "\n".join(f"  export {k}={v}" for k, v in environment.items())
+              + f"\nfal-client: export FAL_KEY={environment['FAL_KEY']} FAL_RUN_HOST=127.0.0.1:"
+                f"{fleet.servers['fal'].port} FAL_QUEUE_RUN_HOST=127.0.0.1:{fleet.servers['fal'].port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -370,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="first port (default VIDEO_PIPELINE_FAKES_PORT or 8710)")
     p.add_argument("--latency", type=float, default=0.5, help="seconds each fake job takes (the median with --latency-p95)")
     p.add_argument("--latency-p95", type=float, default=None, help="vary job latencies: log-normal with this p95")
+    p.add_argument("--tls", action="store_true",
+                   help="serve https with a certificate from a new local CA (for SDKs that speak only https); "
+                        "prints the CA file to trust (SSL_CERT_FILE)")
     p.set_defaults(func=cmd_fakes_serve, json=False)
     return parser
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -192,7 +193,8 @@ def segments_from_frame(frame: pd.DataFrame) -> list[SegmentPlan]:
 
 def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
     """local: the offline renderer serves every model. fake: the live adapters against the fake servers of
-    `video-pipeline fakes serve`. live: the adapters whose API keys the settings hold."""
+    `video-pipeline fakes serve`, for the providers whose keys the settings hold (every provider when none is
+    set), with the fakes' test keys. live: the adapters whose API keys the settings hold."""
     if settings.mode == "local":
         local = LocalProvider(catalog, settings.work_dir, time_scale=settings.time_scale, seed=settings.seed,
                               preset=settings.x264_preset, font=settings.font_path)
@@ -206,7 +208,8 @@ def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
             raise SettingsError(f"VIDEO_PIPELINE_MODE=fake but no fake servers answer on 127.0.0.1:"
                                 f"{settings.fakes_port}; start them with `video-pipeline fakes serve` (or set "
                                 "VIDEO_PIPELINE_FAKES_PORT)")
-        fleet = Settings.from_env(fixed_environment(settings.fakes_port))     # the fakes' URLs and test keys
+        # the fakes' URLs and test keys, for the providers this environment names (all when it names none)
+        fleet = Settings.from_env(fixed_environment(settings.fakes_port, live_provider_names(settings)))
         providers = configured_providers(settings.with_overrides(base_urls=fleet.base_urls, secrets=fleet.secrets))
         for adapter in providers.values():
             # fake jobs finish in about a second: poll on the catalog's schedule scaled like the local provider's
@@ -221,12 +224,14 @@ def build_registry(settings: Settings, catalog: Catalog) -> ProviderRegistry:
 
 
 def live_provider_names(settings: Settings) -> frozenset[str] | None:
-    """In live mode, the providers whose keys are set (planning routes only to models they serve)."""
-    if settings.mode != "live":
+    """The providers planning may route to: in live mode those whose keys are set; in fake mode those too, when
+    any are (else None: every fake); None in local mode."""
+    if settings.mode == "local":
         return None
     from video_pipeline.providers.live import configured_names
 
-    return configured_names(settings.keys())
+    named = configured_names(settings.keys())
+    return named if settings.mode == "live" or named else None
 
 
 def missing_key_hint(catalog: Catalog, configured: frozenset[str]) -> str:
@@ -266,8 +271,10 @@ def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settin
 
 
 def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | None = None,
-                 download_headers=None) -> pd.DataFrame:
+                 download_headers=None, fetch_output=None) -> pd.DataFrame:
     """Download each succeeded output, verify it decodes and lasts what was asked, keep it content-addressed.
+    `download_headers(provider, url)` and `fetch_output(provider, url, dest)` are the registry's (an output the
+    provider must fetch itself, such as Vertex's inline bytes).
 
     The ledger learns each stored URI, so a rerun reuses the clip instead of paying for it again."""
     rows = []
@@ -281,9 +288,10 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
                 # file:// URLs come only from the local provider or from clips this store already holds
                 allow_file = o["provider"] == "local" or bool(o.get("reused"))
                 held = store.held(o["output_url"]) if o.get("reused") else None   # already kept: not copied again
+                fetcher = partial(fetch_output, o["provider"]) if fetch_output else None
                 clip = held or store.store_url(
                     o["output_url"], expected_seconds=float(o["generate_seconds"]), headers=headers,
-                    allow_file=allow_file)
+                    allow_file=allow_file, fetcher=fetcher)
                 if ledger is not None:
                     ledger.stored(o["job_key"], uri=clip.uri, sha256=clip.sha256)
                 row.update(clip_uri=clip.uri, clip_path=str(clip.path), sha256=clip.sha256, size_bytes=clip.size_bytes,

@@ -59,8 +59,9 @@ class JobStatus:
 class VideoProvider(Protocol):
     """What the engine needs of a provider. Optional extras the engine uses when present:
     `event_key(job_id)` (the id its webhooks name), `refresh_output_url(job_id)` (a fresh URL for a finished job),
-    `download_headers(url)` (auth an output download needs) and `stuck_grace_seconds` (real-time slack before a
-    job counts as stuck, default 30)."""
+    `download_headers(url)` (auth an output download needs), `fetch_output(url, dest)` (writes an output that is
+    no plain download, e.g. Vertex's inline bytes, returning its size, or None for a URL to download as usual) and
+    `stuck_grace_seconds` (real-time slack before a job counts as stuck, default 30)."""
 
     name: str
     #: factor applied to catalog latencies when planning waits (1.0 for real providers)
@@ -114,6 +115,12 @@ class ProviderRegistry:
         """Headers the named provider needs to download one of its outputs (usually none)."""
         adapter = self.providers.get(provider)
         return adapter.download_headers(url) if adapter is not None and hasattr(adapter, "download_headers") else {}
+
+    def fetch_output(self, provider: str, url: str, dest: Path) -> int | None:
+        """Write an output the named provider must fetch itself into `dest` (its size), or None: download `url`."""
+        adapter = self.providers.get(provider)
+        fetch = getattr(adapter, "fetch_output", None)
+        return fetch(url, dest) if fetch is not None else None
 
     async def aclose(self) -> None:
         for p in list(self.providers.values()) + ([self.local] if self.local else []):

@@ -33,7 +33,76 @@ DURATIONS = (4, 6, 8)
 URL_LIFETIME = dt.timedelta(days=2)
 
 
-class GeminiProvider(HttpProvider):
+def google_error(response: httpx.Response) -> dict:
+    """The `error` object of a Google API error answer (`{error: {code, message, status, details}}`), or {}."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def operation_failure(error: dict) -> JobStatus:
+    """A finished operation's `error` (a google.rpc.Status) as a failed job, classified by its code."""
+    code = error.get("code")
+    kind = (ProviderError.TERMINAL if code in TERMINAL_RPC_CODES else
+            ProviderError.FATAL if code in FATAL_RPC_CODES else ProviderError.RETRYABLE)
+    return JobStatus(JobState.FAILED, error=f"operation error {code}: {error.get('message', '')}", error_kind=kind)
+
+
+def rai_filtered(result: dict) -> JobStatus:
+    """A finished operation whose samples the safety filter removed: failed, terminal for this prompt."""
+    reasons = "; ".join(result.get("raiMediaFilteredReasons", [])) or "no reason given"
+    return JobStatus(JobState.FAILED, error=f"RAI filter removed the video: {reasons}",
+                     error_kind=ProviderError.TERMINAL)
+
+
+def veo_body(request: GenerationRequest, provider: str) -> dict:
+    """`{instances: [{prompt, image?}], parameters: {aspectRatio, durationSeconds, resolution, negativePrompt?}}`, the
+    predictLongRunning body the Gemini API and Vertex AI share; inputs Veo cannot take are refused before any call."""
+    if request.video is not None or request.audio is not None:
+        # Veo extends only its own outputs (by URI) and takes no audio input.
+        raise ProviderError("Veo accepts only a prompt and an image as inputs", kind=ProviderError.TERMINAL,
+                            provider=provider)
+    if request.seconds not in DURATIONS:
+        raise ProviderError(f"Veo clips are {'/'.join(map(str, DURATIONS))} s, not {request.seconds} s",
+                            kind=ProviderError.TERMINAL, provider=provider)
+    instance: dict = {"prompt": request.prompt}
+    if request.image is not None:
+        instance["image"] = {"bytesBase64Encoded": raw_base64(request.image), "mimeType": mime_type(request.image)}
+    parameters: dict = {"aspectRatio": request.aspect_ratio, "durationSeconds": int(request.seconds),
+                        "resolution": request.resolution}
+    if request.options.get("negative_prompt"):
+        parameters["negativePrompt"] = request.options["negative_prompt"]
+    return {"instances": [instance], "parameters": parameters}
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs share scheme, host and port (auth headers go only to their own origin)."""
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme.lower(), a.hostname, a.port) == (b.scheme.lower(), b.hostname, b.port)
+
+
+class GoogleErrors:
+    """Error reading shared by Google's APIs (the Gemini API and Vertex AI): the `{error: {status, message}}`
+    envelope; a bad key or credential, a denied permission or a failed precondition stop the campaign."""
+
+    def error_message(self, response: httpx.Response) -> str:
+        error = google_error(response)
+        if not error:
+            return super().error_message(response)
+        return f"{error.get('status', '')}: {error.get('message', '')}".strip(": ")
+
+    def error_kind(self, response: httpx.Response) -> str:
+        error = google_error(response)
+        reasons = {d.get("reason") for d in error.get("details", []) if isinstance(d, dict)}
+        if reasons & FATAL_REASONS or error.get("status") in FATAL_STATUSES:
+            return ProviderError.FATAL
+        return classify_status(response.status_code)
+
+
+class GeminiProvider(GoogleErrors, HttpProvider):
     name = "gemini"
     default_base_url = "https://generativelanguage.googleapis.com"
     env_keys = ("GEMINI_API_KEY",)
@@ -47,48 +116,10 @@ class GeminiProvider(HttpProvider):
 
     def download_headers(self, url: str) -> dict[str, str]:
         """The key header, but only for URLs on this adapter's own API host: never hand the key to another host."""
-        own, target = urlsplit(self.base_url), urlsplit(url)
-        same = (target.scheme.lower(), target.hostname, target.port) == (own.scheme.lower(), own.hostname, own.port)
-        return self.auth_headers() if same else {}
-
-    @staticmethod
-    def _error(response: httpx.Response) -> dict:
-        try:
-            body = response.json()
-        except ValueError:
-            return {}
-        error = body.get("error") if isinstance(body, dict) else None
-        return error if isinstance(error, dict) else {}
-
-    def error_message(self, response: httpx.Response) -> str:
-        error = self._error(response)
-        if not error:
-            return super().error_message(response)
-        return f"{error.get('status', '')}: {error.get('message', '')}".strip(": ")
-
-    def error_kind(self, response: httpx.Response) -> str:
-        error = self._error(response)
-        reasons = {d.get("reason") for d in error.get("details", []) if isinstance(d, dict)}
-        if reasons & FATAL_REASONS or error.get("status") in FATAL_STATUSES:
-            return ProviderError.FATAL
-        return classify_status(response.status_code)
+        return self.auth_headers() if same_origin(url, self.base_url) else {}
 
     def body(self, request: GenerationRequest) -> dict:
-        if request.video is not None or request.audio is not None:
-            # The Gemini API extends only its own Veo outputs (by URI) and takes no audio input.
-            raise ProviderError("Veo on the Gemini API accepts only a prompt and an image as inputs",
-                                kind=ProviderError.TERMINAL, provider=self.name)
-        if request.seconds not in DURATIONS:
-            raise ProviderError(f"Veo clips are {'/'.join(map(str, DURATIONS))} s, not {request.seconds} s",
-                                kind=ProviderError.TERMINAL, provider=self.name)
-        instance: dict = {"prompt": request.prompt}
-        if request.image is not None:
-            instance["image"] = {"bytesBase64Encoded": raw_base64(request.image), "mimeType": mime_type(request.image)}
-        parameters: dict = {"aspectRatio": request.aspect_ratio, "durationSeconds": int(request.seconds),
-                            "resolution": request.resolution}
-        if request.options.get("negative_prompt"):
-            parameters["negativePrompt"] = request.options["negative_prompt"]
-        body = {"instances": [instance], "parameters": parameters}
+        body = veo_body(request, self.name)
         if hook := self.callback_url():
             body["webhookConfig"] = {"uris": [hook]}   # Veo's `video.generated` event (beta)
         return body
@@ -114,19 +145,13 @@ class GeminiProvider(HttpProvider):
         if not operation.get("done"):
             return JobStatus(JobState.RUNNING)
         if error := operation.get("error"):
-            code = error.get("code")
-            kind = (ProviderError.TERMINAL if code in TERMINAL_RPC_CODES else
-                    ProviderError.FATAL if code in FATAL_RPC_CODES else ProviderError.RETRYABLE)
-            return JobStatus(JobState.FAILED, error=f"operation error {code}: {error.get('message', '')}",
-                             error_kind=kind)
+            return operation_failure(error)
         result = operation.get("response", {}).get("generateVideoResponse", {})
         uris = [s["video"]["uri"] for s in result.get("generatedSamples", []) if s.get("video", {}).get("uri")]
         if uris:
             return JobStatus(JobState.SUCCEEDED, progress=1.0, output_url=uris[0],
                              url_expires_at=dt.datetime.now(dt.timezone.utc) + URL_LIFETIME)
         if result.get("raiMediaFilteredCount"):
-            reasons = "; ".join(result.get("raiMediaFilteredReasons", [])) or "no reason given"
-            return JobStatus(JobState.FAILED, error=f"RAI filter removed the video: {reasons}",
-                             error_kind=ProviderError.TERMINAL)
+            return rai_filtered(result)
         return JobStatus(JobState.FAILED, error="operation finished without a video",
                          error_kind=ProviderError.RETRYABLE)

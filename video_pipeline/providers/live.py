@@ -21,6 +21,7 @@ ADAPTERS: dict[str, str] = {
     "fal": "video_pipeline.providers.fal:FalProvider",
     "replicate": "video_pipeline.providers.replicate:ReplicateProvider",
     "runway": "video_pipeline.providers.runway:RunwayProvider",
+    "vertex": "video_pipeline.providers.vertex:VertexProvider",
 }
 
 
@@ -53,8 +54,15 @@ def configured_providers(settings) -> dict[str, VideoProvider]:
     token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
     out: dict[str, VideoProvider] = {}
     for name in sorted(configured_names(keys)):
-        extra = {"platform_base_url": settings.base_urls["fal_platform"]} if (
-            name == "fal" and "fal_platform" in settings.base_urls) else {}
         out[name] = build_adapter(name, keys, base_url=settings.base_urls.get(name),
-                                  webhook_url=settings.webhook_url, webhook_token=token, **extra)
+                                  webhook_url=settings.webhook_url, webhook_token=token, **_extra(name, settings))
     return out
+
+
+def _extra(provider: str, settings) -> dict:
+    """Constructor options only some adapters take: fal's platform API, Vertex's storage host and output bucket."""
+    if provider == "fal" and "fal_platform" in settings.base_urls:
+        return {"platform_base_url": settings.base_urls["fal_platform"]}
+    if provider == "vertex":
+        return {"storage_base_url": settings.base_urls.get("vertex_storage"), "storage_uri": settings.vertex_storage_uri}
+    return {}

@@ -21,6 +21,7 @@ from video_pipeline.errors import ProviderError
 #: registrable domains a provider's API or its result files live on (a host matches itself or any subdomain)
 KNOWN_HOST_SUFFIXES: dict[str, tuple[str, ...]] = {
     "gemini": ("googleapis.com", "googleusercontent.com"),
+    "vertex": ("googleapis.com",),          # {location}-aiplatform and storage.googleapis.com
     "kling": ("klingai.com",),
     "minimax": ("minimax.io", "minimaxi.com", "minimax.chat"),
     "ark": ("bytepluses.com", "byteplus.com", "volces.com"),

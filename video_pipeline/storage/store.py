@@ -162,13 +162,15 @@ class ClipStore:
                           info=probe(path))
 
     def store_url(self, url: str, expected_seconds: float | None = None,
-                  headers: dict[str, str] | None = None, allow_file: bool = True) -> StoredClip:
+                  headers: dict[str, str] | None = None, allow_file: bool = True, fetcher=None) -> StoredClip:
         """Download a provider output to a temp file beside the store (named for its writer, so a killed run's is
-        swept: `atomic.sweep`), verify it, keep it content-addressed with the umask's permissions."""
+        swept: `atomic.sweep`), verify it, keep it content-addressed with the umask's permissions. `fetcher(url,
+        dest)` writes outputs the provider must fetch itself (returns None for a URL to download as usual)."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp_path = owned_temp(self.root, "incoming-", ".mp4")
         try:
-            fetch(url, tmp_path, headers=headers, allow_file=allow_file, policy=self.policy)
+            if fetcher is None or fetcher(url, tmp_path) is None:
+                fetch(url, tmp_path, headers=headers, allow_file=allow_file, policy=self.policy)
             return self.put_file(tmp_path, expected_seconds)
         finally:
             tmp_path.unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.faults import download_route, injected, json_body
 from video_pipeline.providers.fakes.jobs import JobBook
 
 TASKS = "/api/v3/contents/generations/tasks"
@@ -112,10 +112,8 @@ def create_app(book: JobBook, api_key: str = "test-ark-key") -> Starlette:
             return unauthorized()
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        try:
-            raw = await request.json()
-        except ValueError:
-            return _reply(400, "The request body is not valid JSON.", "InvalidParameter")
+        if not isinstance(raw := await json_body(request), dict):
+            return _reply(400, "The request body is not a JSON object.", "InvalidParameter")
         body = given(raw)
         if (problem := problem_with(body)) is not None:
             status, code, message = problem

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.faults import download_route, injected, json_body
 from video_pipeline.providers.fakes.jobs import JobBook
 
 STATUS = {"queued": "PENDING", "running": "RUNNING", "succeeded": "SUCCEEDED", "failed": "FAILED",
@@ -65,10 +65,7 @@ def create_app(book: JobBook, api_key: str = "test-dashscope-key") -> Starlette:
             return JSONResponse(_error(403, "current user api does not support synchronous calls"), status_code=403)
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         if not isinstance(body, dict) or not body.get("model"):
             return JSONResponse(_error(400, "Field required: model"), status_code=400)
         if body["model"] not in MODELS:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from video_pipeline.providers.fakes.faults import download_route, injected
+from video_pipeline.providers.fakes.faults import download_route, injected, json_body
 from video_pipeline.providers.fakes.jobs import FakeJob, JobBook
 
 STATUS = {"queued": "IN_QUEUE", "running": "IN_PROGRESS", "succeeded": "COMPLETED", "failed": "COMPLETED",
@@ -98,10 +98,7 @@ def create_app(book: JobBook, api_key: str = "test-fal-key", status_errors: bool
         if endpoint not in ENDPOINTS:
             return JSONResponse({"detail": f"Application '{endpoint.split('/')[1] if '/' in endpoint else endpoint}' "
                                            "not found"}, status_code=404)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         if not isinstance(body, dict):
             return JSONResponse({"detail": [{"loc": ["body"], "msg": "Input should be a valid dictionary",
                                              "type": "dict_type"}]}, status_code=422)

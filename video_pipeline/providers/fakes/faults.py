@@ -128,6 +128,14 @@ async def injected(book: JobBook, phase: str, error_body: ErrorBody,
     raise ValueError(f"unknown request fault {fault!r} for phase {phase}")
 
 
+async def json_body(request) -> object | None:
+    """The request's JSON body, or None when it is not JSON (the fake then answers as its provider does)."""
+    try:
+        return await request.json()
+    except ValueError:
+        return None
+
+
 def serve_video(book: JobBook, job, fault: str | None) -> Response:
     """The MP4 download, or its injected fault: an expired URL (403/404-style) or a truncated body."""
     import time

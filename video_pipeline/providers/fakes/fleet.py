@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from video_pipeline.config import Settings
 from video_pipeline.providers.fakes.invoice import INVOICE_PATH, Tariff, combine, fetch_invoice, is_loopback
 from video_pipeline.providers.fakes.jobs import JobBook
 from video_pipeline.providers.fakes.server import FakeServer
+from video_pipeline.providers.fakes.tls import LocalCA
+
+KEY_FILE = "vertex-service-account.json"
 
 #: provider → (environment variable → test value, create_app keyword for each variable)
 FAKE_CREDENTIALS: dict[str, dict[str, tuple[str, str]]] = {
@@ -30,6 +34,9 @@ FAKE_CREDENTIALS: dict[str, dict[str, tuple[str, str]]] = {
     "fal": {"FAL_KEY": ("test-fal-key", "api_key")},
     "replicate": {"REPLICATE_API_TOKEN": ("test-replicate-token", "api_token")},
     "runway": {"RUNWAYML_API_SECRET": ("test-runway-key", "api_key")},
+    # the key file (GOOGLE_APPLICATION_CREDENTIALS) is written when the fake starts: see `vertex_environment`
+    "vertex": {"GOOGLE_CLOUD_PROJECT": ("test-project", "project"),
+               "GOOGLE_CLOUD_LOCATION": ("us-central1", "location")},
 }
 
 
@@ -38,23 +45,36 @@ DEFAULT_BASE_PORT = 8710
 FAKE_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI="
 
 
-def fixed_environment(base_port: int = DEFAULT_BASE_PORT) -> dict[str, str]:
+def fixed_environment(base_port: int = DEFAULT_BASE_PORT, providers: frozenset[str] | None = None) -> dict[str, str]:
     """The environment for fakes served by `video-pipeline fakes serve` on consecutive ports from `base_port`
-    (the settings' `fakes_port`)."""
+    (the settings' `fakes_port`): every fake's URL, and the test keys of `providers` (default: all of them)."""
     base = base_port
     env: dict[str, str] = {}
     for i, name in enumerate(FAKE_CREDENTIALS):
         env[f"VIDEO_PIPELINE_{name.upper()}_BASE_URL"] = f"http://127.0.0.1:{base + i}"
-        env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
+        if providers is None or name in providers:
+            env.update({var: value for var, (value, _) in FAKE_CREDENTIALS[name].items()})
     env.update(_webhook_environment(env["VIDEO_PIPELINE_FAL_BASE_URL"]))
     env["VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL"] = env["VIDEO_PIPELINE_FAL_BASE_URL"]   # fal's request listing
+    env.update(vertex_environment(env["VIDEO_PIPELINE_VERTEX_BASE_URL"], vertex_key_file_for(base)))
     return env
+
+
+def vertex_environment(url: str, key_file: Path) -> dict[str, str]:
+    """The Vertex fake's service-account key file and its Cloud Storage downloads, both served by the fake."""
+    return {"GOOGLE_APPLICATION_CREDENTIALS": str(key_file), "VIDEO_PIPELINE_VERTEX_STORAGE_BASE_URL": url}
 
 
 def _webhook_environment(fal_url: str) -> dict[str, str]:
     """What `video-pipeline webhooks serve` needs to verify the fakes' signed deliveries."""
     return {"REPLICATE_WEBHOOK_SECRET": FAKE_WEBHOOK_SECRET, "GEMINI_WEBHOOK_SECRET": FAKE_WEBHOOK_SECRET,
             "VIDEO_PIPELINE_FAL_JWKS_URL": f"{fal_url}/.well-known/jwks.json"}
+
+
+def vertex_key_file_for(base_port: int) -> Path:
+    """Where the fleet served from `base_port` keeps the Vertex fake's service-account key file (a fresh key per
+    start; the file names the fake's token endpoint)."""
+    return Path(tempfile.gettempdir()) / f"video-pipeline-fakes-{base_port}" / KEY_FILE
 
 
 def fleet_is_up(base_port: int = DEFAULT_BASE_PORT) -> bool:
@@ -70,6 +90,7 @@ def fleet_is_up(base_port: int = DEFAULT_BASE_PORT) -> bool:
 class Fleet:
     servers: dict[str, FakeServer] = field(default_factory=dict)
     books: dict[str, JobBook] = field(default_factory=dict)
+    vertex_key_file: Path | None = None     # the Vertex fake's service-account key file, once it serves
 
     def environment(self) -> dict[str, str]:
         """Keys set to the fakes' test values and every VIDEO_PIPELINE_<PROVIDER>_BASE_URL pointed at its fake."""
@@ -80,6 +101,8 @@ class Fleet:
         if "fal" in self.servers:
             env.update(_webhook_environment(self.servers["fal"].url))
             env["VIDEO_PIPELINE_FAL_PLATFORM_BASE_URL"] = self.servers["fal"].url     # fal's request listing
+        if "vertex" in self.servers:
+            env.update(vertex_environment(self.servers["vertex"].url, self.vertex_key_file))
         return env
 
     def registry(self, catalog, latency_scale: float = 0.01, wrong_key: bool = False):
@@ -92,6 +115,9 @@ class Fleet:
         for name, server in self.servers.items():
             keys = {var: ("wrong" if wrong_key else value) for var, (value, _) in FAKE_CREDENTIALS[name].items()}
             extra = {"platform_base_url": server.url} if name == "fal" else {}
+            if name == "vertex":
+                keys["GOOGLE_APPLICATION_CREDENTIALS"] = str(self.vertex_key_file)
+                extra = {"storage_base_url": server.url}
             adapter = build_adapter(name, keys, base_url=server.url, **extra)
             adapter.latency_scale = latency_scale  # fake jobs finish in about a second: poll on a scaled schedule
             adapter.backoff_base = 0.01
@@ -160,10 +186,12 @@ def fetch_fleet_invoice(base_port: int = DEFAULT_BASE_PORT, providers: list[str]
 
 def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_dir: Path | None = None,
                 base_port: int | None = None, latency_p95: float | None = None,
-                catalog: Catalog | None = None, catalog_file: Path | None = None) -> Fleet:
+                catalog: Catalog | None = None, catalog_file: Path | None = None, tls: LocalCA | None = None) -> Fleet:
     """Start one fake per provider (all by default) with jobs taking `latency` seconds (the median, when a
     `latency_p95` makes them vary), billing by `catalog` (default: the one in `catalog_file`, else the bundled one;
-    a catalog that cannot be read leaves every job flagged as unpriced)."""
+    a catalog that cannot be read leaves every job flagged as unpriced); over https with `tls` (fakes.tls).
+    The Vertex fake's service-account key file goes to `vertex_key_file_for(base_port)` (what `fixed_environment`
+    names), else into its work folder."""
     fleet = Fleet()
     catalog = catalog if catalog is not None else default_catalog(catalog_file)
     for i, name in enumerate(providers or list(FAKE_CREDENTIALS)):
@@ -173,6 +201,10 @@ def start_fleet(latency: float = 0.5, providers: list[str] | None = None, work_d
                        pricing=Tariff(name, catalog), provider=name)
         kwargs = {kw: value for value, kw in FAKE_CREDENTIALS[name].values()}
         app = WithInvoice(module.create_app(book, **kwargs), book)
-        server = FakeServer(app, port=(base_port + i) if base_port else None).start()
+        server = FakeServer(app, port=(base_port + i) if base_port else None, tls=tls).start()
         fleet.servers[name], fleet.books[name] = server, book
+        if name == "vertex":
+            where = (vertex_key_file_for(base_port) if base_port else
+                     (work_dir / name if work_dir else Path(tempfile.mkdtemp(prefix="vp-fake-vertex-"))) / KEY_FILE)
+            fleet.vertex_key_file = app.state.account.write(where, f"{server.url}/token", kwargs["project"])
     return fleet

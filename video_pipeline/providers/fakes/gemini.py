@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from video_pipeline.providers.fakes.faults import injected, serve_video
+from video_pipeline.providers.fakes.faults import injected, json_body, serve_video
 from video_pipeline.providers.fakes.jobs import JobBook
 
 HTTP_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
@@ -76,10 +76,7 @@ def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
             return JSONResponse(_error(404, f"models/{model} is not found for API version v1beta, or is not supported "
                                             "for predictLongRunning. Call ListModels to see the list of available "
                                             "models and their supported methods."), status_code=404)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         instances = body.get("instances") if isinstance(body, dict) else None
         if not isinstance(instances, list) or not instances or not isinstance(instances[0], dict):
             return JSONResponse(_error(400, "* PredictLongRunningRequest.instances: instances is required"),
@@ -130,7 +127,9 @@ def create_app(book: JobBook, api_key: str = "test-gemini-key") -> Starlette:
 
     return Starlette(routes=[
         Route("/v1beta/models/{model}:predictLongRunning", submit, methods=["POST"]),
-        Route("/v1beta/models/{model}/operations/{op_id}", operation, methods=["GET"]),
-        Route("/v1beta/files/{file_id}:download", download, methods=["GET"]),
+        # operations and files answer on v1 too: google-genai 3.x calls v1 by default
+        *(Route(f"/{version}/models/{{model}}/operations/{{op_id}}", operation, methods=["GET"])
+          for version in ("v1beta", "v1")),
+        *(Route(f"/{version}/files/{{file_id}}:download", download, methods=["GET"]) for version in ("v1beta", "v1")),
     ])
 

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from video_pipeline.media.ffmpeg import run_graph
-from video_pipeline.providers.fakes.faults import injected
+from video_pipeline.providers.fakes.faults import injected, json_body
 from video_pipeline.providers.fakes.jobs import JobBook
 
 VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin",
@@ -108,10 +108,7 @@ def create_app(book: JobBook, api_key: str = "test-openai-key") -> Starlette:
                                             "https://platform.openai.com/account/api-keys."), status_code=401)
         if (fault := await injected(book, "submit", _error)) is not None:
             return fault
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body = await json_body(request)
         if (problem := problem_with(body)) is not None:
             status, param, message = problem
             error = _error(status, message)

@@ -93,12 +93,14 @@ def create_app(book: JobBook, api_key: str = "test-runway-key", concurrency: int
         prompt = body.get("promptText", "")
         if len(prompt.encode("utf-16-le")) // 2 > 1000:
             return invalid("promptText", "String must contain at most 1000 character(s)")
-        if path != "/v1/image_to_video" and not prompt:
-            return invalid("promptText", "Required")
+        if path == "/v1/text_to_video" and not prompt:
+            return invalid("promptText", "Required")        # optional for image and video inputs (the SDK's types)
         for endpoint, field, mime in (("/v1/image_to_video", "promptImage", "data:image/"),
                                       ("/v1/video_to_video", "videoUri", "data:video/")):
             if path == endpoint and not str(body.get(field, "")).startswith((mime, "https://")):
                 return invalid(field, "Invalid data URI.")
+        if path == "/v1/video_to_video" and body.get("ratio") is None:
+            body["ratio"] = "1280:720"           # optional for video inputs: the output keeps the input's shape
         if body.get("ratio") not in RATIOS:
             return invalid("ratio", f"Invalid enum value {body.get('ratio')!r}")
         w, h = (int(x) for x in body["ratio"].split(":"))

@@ -1,4 +1,5 @@
-"""Run an ASGI app on 127.0.0.1 in a background thread (uvicorn), for tests and `video-pipeline fakes serve`."""
+"""Run an ASGI app on 127.0.0.1 in a background thread (uvicorn), for tests and `video-pipeline fakes serve`; over
+TLS when given a certificate (fakes.tls)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import uvicorn
 
 from video_pipeline.providers.fakes.faults import LoseAnswer
+from video_pipeline.providers.fakes.tls import LocalCA
 
 
 def free_port() -> int:
@@ -19,14 +21,16 @@ def free_port() -> int:
 
 class FakeServer:
     """`with FakeServer(app) as server: server.url` serves `app` until the block ends; `app` is wrapped in
-    LoseAnswer, so the lost-* faults work on every fake."""
+    LoseAnswer, so the lost-* faults work on every fake. With `tls` (a `fakes.tls.LocalCA`) it serves https."""
 
-    def __init__(self, app, port: int | None = None):
+    def __init__(self, app, port: int | None = None, tls: LocalCA | None = None):
         self.app = app
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        certificate = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)} if tls else {}
         config = uvicorn.Config(LoseAnswer(app), host="127.0.0.1", port=self.port, log_level="critical",
-                                lifespan="off", access_log=False)
+                                lifespan="off", access_log=False, **certificate)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name=f"fake-{self.port}", daemon=True)
 
