@@ -25,7 +25,7 @@ _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionErro
 
 def step_error(error) -> str:
     """A failed step's own error in one line: the cause Dagster wrapped ("Error occurred while executing op …"),
-    its first line; a person-causable error (PipelineError) without its class, any other with it (a bug)."""
+    its lines joined; a person-causable error (PipelineError) without its class, any other with it (a bug)."""
     if error is None:
         return "failed (no error recorded)"
     while error.cls_name in _WRAPPERS and error.cause is not None:
@@ -34,7 +34,8 @@ def step_error(error) -> str:
     head, _, rest = message.partition(": ")
     if rest and head.rsplit(".", 1)[-1] == error.cls_name:   # "module.Class: text" → "text"
         message = rest if _person_causable(error.cls_name) else f"{error.cls_name}: {rest}"
-    return message.splitlines()[0] if message else error.cls_name
+    # one line: a message written over several lines (a problem, then what to do) is joined, never cut
+    return " ".join(line.strip() for line in message.splitlines() if line.strip()) or error.cls_name
 
 
 def _person_causable(cls_name: str) -> bool:
