@@ -131,7 +131,7 @@ def cmd_run(args, settings: Settings) -> int:
     else:
         for out in result["outputs"]:
             if out["state"] == "assembled":
-                print(f"video {out['video_id']}: {out['output_path']} ({out['duration_seconds']:.2f}s, "
+                print(f"video {out['video_id']}: {_shown(out['output_path'])} ({out['duration_seconds']:.2f}s, "
                       f"{out['width']}x{out['height']} {out['video_codec']}, ${out['cost_usd']:.2f})")
             else:
                 print(f"video {out['video_id']}: FAILED: {out['error']}")
@@ -142,13 +142,21 @@ def cmd_run(args, settings: Settings) -> int:
                   f"{u['since']}–{u['until']}): the provider may have made (and billed) it; nothing was sent again. "
                   f"Decide with `video-pipeline resolve --job {u['job']} ...`")
         if result.get("report_path"):
-            print(f"report: {result['report_path']}")
+            print(f"report: {_shown(result['report_path'])}")
         money = result["spend"]["words"] if result.get("spend") else f"${result['cost_usd']:.2f}"
         print(f"campaign {result['campaign']}: {result['status']} in {result['wall_seconds']:.1f}s, "
               f"{money} (Dagster run {result['run_id']})")
     if result["status"] == "succeeded":
         return EXIT_OK
     return EXIT_UNCERTAIN if result.get("uncertain") else EXIT_FAILED
+
+
+def _shown(path: str) -> str:
+    """A file the run wrote, named as the person typed theirs: relative to the working directory when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 def _interactive() -> bool:
@@ -182,7 +190,7 @@ def _run_progress(args, settings: Settings):
         display = PlainProgress(lambda line: print(line, flush=True))
     table = settings.tables_dir / "routed_job_plans" / f"{campaign.campaign}.parquet"
     with display, LedgerWatch(settings.ledger_url, campaign.campaign, planned, plan.total_cost_usd, display.show,
-                              plan_table=table):
+                              plan_table=table, offline=settings.mode == "local"):
         yield
 
 
@@ -355,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (("validate", cmd_validate, "check a campaign file; exit 1 with the problems if invalid"),
                              ("plan", cmd_plan, "dry run: route, time and price every segment; spends nothing"),
-                             ("run", cmd_run, "register the campaign and materialize all five assets through Dagster")):
+                             ("run", cmd_run, "register the campaign and materialize every stage of campaign_job (eight assets, "
+                                      "campaign to campaign_report) through Dagster")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("file", help="campaign file (.yaml, .yml, .json, .csv, .jsonl)")
         p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")

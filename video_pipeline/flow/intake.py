@@ -39,12 +39,13 @@ class Accepted:
 
 def display_path(path: Path, settings: Settings) -> str:
     """A path as a person reads it: relative to the data directory's parent when inside it (the file's own name is
-    not followed if it is a link), printable whatever bytes the name holds."""
+    not followed if it is a link), else as it was given (`run` and `validate` name a file the same way), printable
+    whatever bytes the name holds."""
     path = Path(path)
     try:
         shown = str(path.parent.resolve().relative_to(settings.data_dir.resolve().parent) / path.name)
     except (ValueError, OSError):
-        shown = path.name
+        shown = str(path)
     return printable(shown)
 
 
@@ -52,7 +53,7 @@ def _validated(path: Path, settings: Settings, display: str, *, links: bool = Tr
                providers: frozenset[str] | None = None) -> tuple[bytes, Campaign, CampaignPlan]:
     """The file's bytes (read once), the campaign they hold and its plan."""
     raw = read_campaign_file(path, display, settings.data_dir, links)
-    campaign = parse_campaign(raw, path.name, display)
+    campaign = parse_campaign(raw, path.name, display, data_dir=settings.data_dir)   # every problem at once
     check_references(campaign, settings.data_dir)
     plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on, providers=providers)
     return raw, campaign, plan

@@ -53,7 +53,8 @@ def read_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def ledger_counts(engine: sa.Engine, campaign: str, planned: list[tuple[str, int, str]], est_usd: float) -> Counts:
+def ledger_counts(engine: sa.Engine, campaign: str, planned: list[tuple[str, int, str]], est_usd: float,
+                  offline: bool | None = None) -> Counts:
     """Counts for the planned segments ((video_id, segment_index, job_key)): the newest ledger row of each
     segment decides its state; a segment without a row in this campaign is done when its job key finished
     elsewhere (a reused job), else queued. Dollars are what this campaign's finished jobs cost."""
@@ -80,7 +81,8 @@ def ledger_counts(engine: sa.Engine, campaign: str, planned: list[tuple[str, int
         else:
             states["queued"] += 1
     spent = sum(r.cost_usd or 0 for r in rows if r.cost_usd is not None)
-    offline = bool(rows) and all(r.provider == "local" for r in rows)
+    if offline is None:   # the run's mode when the caller knows it (local: "would cost" from the first line)
+        offline = bool(rows) and all(r.provider == "local" for r in rows)
     return Counts(total=len(keys.keys() | newest.keys()), spent_usd=round(spent, 4), est_usd=est_usd,
                   would_cost=offline, **states)
 
@@ -89,8 +91,10 @@ class LedgerWatch:
     """Polls the ledger for one campaign in a thread and hands each new `Counts` to `show`."""
 
     def __init__(self, ledger_url: str, campaign: str, planned: list[tuple[str, int, str]], est_usd: float,
-                 show: Callable[[Counts], None], plan_table: Path | None = None, interval: float = 1.0):
+                 show: Callable[[Counts], None], plan_table: Path | None = None, interval: float = 1.0,
+                 offline: bool | None = None):
         self.ledger_url, self.campaign, self.planned, self.est_usd = ledger_url, campaign, planned, est_usd
+        self.offline = offline
         self.show, self.plan_table, self.interval = show, plan_table, interval
         self.started = time.time()
         self._stop = threading.Event()
@@ -123,7 +127,7 @@ class LedgerWatch:
 
     def poll(self) -> Counts:
         self._refresh_plan()
-        return ledger_counts(self.engine, self.campaign, self.planned, self.est_usd)
+        return ledger_counts(self.engine, self.campaign, self.planned, self.est_usd, self.offline)
 
     def _loop(self) -> None:
         while True:

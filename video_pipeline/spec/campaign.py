@@ -692,8 +692,9 @@ def _format_of(filename: str, display: str) -> str:
     return SUFFIXES[suffix]
 
 
-def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Campaign:
-    """Parse and validate campaign bytes. `filename` picks the format (and, for lists, the campaign id)."""
+def parse_campaign(raw: bytes, filename: str, display: str | None = None, data_dir: Path | None = None) -> Campaign:
+    """Parse and validate campaign bytes. `filename` picks the format (and, for lists, the campaign id). With
+    `data_dir`, a file whose fields are wrong also has its file references checked, so one pass names them all."""
     display = display or filename
     kind = _format_of(filename, display)
     if len(raw) > MAX_FILE_BYTES:
@@ -719,22 +720,36 @@ def parse_campaign(raw: bytes, filename: str, display: str | None = None) -> Cam
                                          f"got {type(data).__name__}", 1)])
     if (too_many := _count_problem(data, display, lines)) is not None:
         raise CampaignError([too_many])
+    source = CampaignSource(file=display, sha256=hashlib.sha256(raw).hexdigest(), lines=lines)
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
-        raise refuse(_pydantic_problems(exc, display, lines)) from None
-    campaign._source = CampaignSource(file=display, sha256=hashlib.sha256(raw).hexdigest(), lines=lines)
-    first: dict[str, int] = {}
-    duplicates = []
-    for i, video in enumerate(campaign.videos):
-        if video.id in first:
-            file, line = campaign.where("videos", i, "id")
-            duplicates.append(Problem(file, f"videos[{i}].id", f"video id {video.id!r} is already used by videos"
-                                      f"[{first[video.id]}]; ids must be unique in a campaign", line))
-        first.setdefault(video.id, i)
-    if duplicates:
+        # every problem the file has, in one pass: besides the fields, the duplicate ids and (given the data
+        # directory) the referenced files, read from the data as written
+        problems = _pydantic_problems(exc, display, lines) + _duplicate_ids(data.get("videos"), source)
+        if data_dir is not None:
+            problems += _reference_problems(_raw_references(data.get("videos")), source, data_dir)
+        raise refuse(problems) from None
+    campaign._source = source
+    if duplicates := _duplicate_ids(data.get("videos"), source):
         raise refuse(duplicates)
     return campaign
+
+
+def _duplicate_ids(videos, source: "CampaignSource") -> list[Problem]:
+    """A video id used twice, from the videos as written (whatever else is wrong with them)."""
+    first: dict[str, int] = {}
+    duplicates = []
+    for i, video in enumerate(videos if isinstance(videos, list) else []):
+        ident = video.get("id") if isinstance(video, dict) else None
+        if not isinstance(ident, str):
+            continue
+        if ident in first:
+            duplicates.append(Problem(source.file, f"videos[{i}].id", f"video id {ident!r} is already used by videos"
+                                      f"[{first[ident]}]; ids must be unique in a campaign",
+                                      source.line_of(("videos", i, "id"))))
+        first.setdefault(ident, i)
+    return duplicates
 
 
 def read_campaign_file(path: Path | str, display: str, data_dir: Path | None = None, links: bool = True) -> bytes:
@@ -754,7 +769,7 @@ def load_campaign(path: Path | str, data_dir: Path | None = None, display: str |
     campaign file."""
     path = Path(path)
     display = printable(display or str(path))
-    campaign = parse_campaign(read_campaign_file(path, display, data_dir, links), path.name, display)
+    campaign = parse_campaign(read_campaign_file(path, display, data_dir, links), path.name, display, data_dir)
     if data_dir is not None:
         check_references(campaign, data_dir)
     return campaign
@@ -793,6 +808,30 @@ def resolve_reference(value: str, data_dir: Path) -> Path:
 def check_references(campaign: Campaign, data_dir: Path) -> None:
     """Every referenced file must be a regular file under `data_dir` with a fitting extension and content within
     the media limits (`media_limits`); a file named many times is opened once."""
+    references = []
+    for vi, video in enumerate(campaign.videos):
+        references += [(video.music, "music", ("videos", vi, "music")), (video.audio, "audio", ("videos", vi, "audio"))]
+        for si, shot in enumerate(video.shots):
+            references += [(shot.image, "image", ("videos", vi, "shots", si, "image")),
+                           (shot.video, "video", ("videos", vi, "shots", si, "video"))]
+    if problems := _reference_problems(references, campaign.source, data_dir):
+        raise refuse(problems)
+
+
+def _raw_references(videos) -> list[tuple]:
+    """The file references of videos as written: text values of `music`, `audio`, and each shot's `image`, `video`."""
+    references = []
+    for vi, video in enumerate(videos if isinstance(videos, list) else []):
+        if not isinstance(video, dict):
+            continue
+        references += [(video.get(k), k, ("videos", vi, k)) for k in ("music", "audio")]
+        for si, shot in enumerate(video.get("shots") if isinstance(video.get("shots"), list) else []):
+            if isinstance(shot, dict):
+                references += [(shot.get(k), k, ("videos", vi, "shots", si, k)) for k in ("image", "video")]
+    return [(value, kind, path) for value, kind, path in references if isinstance(value, str)]
+
+
+def _reference_problems(references: list[tuple], source: "CampaignSource", data_dir: Path) -> list[Problem]:
     from video_pipeline.spec.media_limits import content_problem
 
     problems: list[Problem] = []
@@ -802,7 +841,7 @@ def check_references(campaign: Campaign, data_dir: Path) -> None:
         if value is None:
             return
         suffixes, what = REFERENCE_KINDS[kind]
-        file, line = campaign.where(*path)
+        file, line = source.file, source.line_of(tuple(path))
         shown = _show(value)
         if Path(value).suffix.lower() not in suffixes:
             problems.append(Problem(file, field_name(path), f"{shown} is not {what}; expected one of "
@@ -818,11 +857,6 @@ def check_references(campaign: Campaign, data_dir: Path) -> None:
         if (wrong := seen[(resolved, kind)]) is not None:
             problems.append(Problem(file, field_name(path), f"{shown}: {wrong}", line))
 
-    for vi, video in enumerate(campaign.videos):
-        check(video.music, "music", "videos", vi, "music")
-        check(video.audio, "audio", "videos", vi, "audio")
-        for si, shot in enumerate(video.shots):
-            check(shot.image, "image", "videos", vi, "shots", si, "image")
-            check(shot.video, "video", "videos", vi, "shots", si, "video")
-    if problems:
-        raise refuse(problems)
+    for value, kind, path in references:
+        check(value, kind, *path)
+    return problems
