@@ -86,8 +86,9 @@ def test_a_campaigns_steps_execute_on_a_celery_worker_process(celery_worker, dat
     assert runs[0]["status"] == "SUCCESS"
     handed = pg_rows(pg_database, "SELECT step_key, event FROM event_logs WHERE run_id = :r AND "
                                   "event LIKE '%in celery worker%'", r=runs[0]["run_id"])
-    # every asset step was executed by the worker started above (its node name is in the engine event)
-    assert {r["step_key"] for r in handed} == set(STAGES)
+    # every asset step (and the steps of checks that run apart, as content_credentials_valid does) was executed by
+    # the worker started above (its node name is in the engine event)
+    assert set(STAGES) <= {r["step_key"] for r in handed}
     assert all(f"{name}@" in r["event"] for r in handed)
     outputs = pg_rows(pg_database, "SELECT stored_uri FROM provider_jobs WHERE campaign = 'night-market'")
     assert len(outputs) == 1 and outputs[0]["stored_uri"].startswith("s3://")
