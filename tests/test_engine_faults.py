@@ -102,6 +102,7 @@ def test_failed_download_is_retried_from_the_ledger_without_paying_again(instanc
     assert fleet.books["gemini"].total_submissions == 1
 
 
+@pytest.mark.slow       # a Dagster run; the adapters' own wrong-key tests (tests/providers/) stay in the fast set
 def test_wrong_key_stops_the_campaign_with_a_fatal_error_and_no_job(instance, settings, fleet):
     _, clip, result = run(instance, settings, fleet, wrong_key=True)
     assert not result.success and clip is None               # the run stopped at generation: nothing to store
