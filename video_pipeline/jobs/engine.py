@@ -660,6 +660,12 @@ class JobEngine:
                     await asyncio.sleep(interval)
                     continue
                 return _Lookup(False, failure=f"looking the job up by {how} failed: {exc}")
+            if found and not getattr(provider, "lookup_identifies", False) and \
+                    await db.uncertain_siblings(row, LOOKUP_SKEW):
+                # the listing cannot tell our job from one another segment's lost request (same model, same
+                # moments) made: adopting it could give this segment that one's clip and resend the other's
+                return _Lookup(False, failure=f"{how} shows a job that another uncertain request of {row.model} in "
+                                              "the same moments could have made; ambiguous, left to an operator")
             if found:
                 try:
                     settled = await db.adopt(row.id, found, f"found by {how}")

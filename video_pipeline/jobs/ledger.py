@@ -505,6 +505,19 @@ class JobLedger:
                 jobs.c.provider == row.provider, jobs.c.model == row.model, jobs.c.id != row.id,
                 jobs.c.state == S.SUBMITTING.value, jobs.c.heartbeat_at >= now() - self.submit_lease)).scalar_one()
 
+    def uncertain_siblings(self, row: JobRow, skew: dt.timedelta) -> int:
+        """Other unsettled uncertain requests for the same provider and model whose windows overlap this one's (any
+        run, any campaign): where a lookup cannot see a job's input, the job it finds may be one of theirs."""
+        since = (row.uncertain_since or row.sent_at or row.created_at) - skew
+        until = (row.uncertain_until or row.heartbeat_at) + skew
+        with self.engine.connect() as conn:
+            others = conn.execute(sa.select(jobs).where(
+                jobs.c.provider == row.provider, jobs.c.model == row.model, jobs.c.id != row.id,
+                jobs.c.state == S.UNCERTAIN.value)).all()
+        return sum(1 for other in map(JobRow.of, others)
+                   if (other.uncertain_since or other.created_at) <= until
+                   and (other.uncertain_until or other.heartbeat_at) >= since)
+
     def known_job_ids(self, provider: str) -> frozenset[str]:
         """Every provider job id this ledger already holds for `provider` (a lookup must not adopt one twice)."""
         with self.engine.connect() as conn:

@@ -49,6 +49,8 @@ class KlingProvider(HttpProvider):
     env_keys = ("KLING_ACCESS_KEY", "KLING_SECRET_KEY")
     #: how a lost submit is found again, for the ledger's note
     lookup = "external_task_id"
+    #: the lookup finds a job by our own key for the request: it can never take another request's job
+    lookup_identifies = True
     token_lifetime = 1800
     #: mint a new token this long before the old one expires, so no request carries a token that lapses in flight
     token_margin = 300
