@@ -15,11 +15,10 @@ from assets.report import campaign_report
 from assets.routing import routed_job_plans
 from assets.schedules import nightly_batch_schedule
 from assets.sensors import campaign_inbox_sensor, expiring_outputs_sensor
-from resources import ParquetTableIOManager, PipelineConfig
+from resources import PipelineConfig
 from resources.execution import executor_for
 from resources.providers import NarrationVoices, VideoProviders
-from resources.io import S3TableIOManager
-from resources.storage import S3ClipStorage, clip_storage_for
+from resources.storage import clip_storage_for
 
 ASSETS = [campaign, prompt_batches, narration_tracks, routed_job_plans, generated_segments, stored_clips,
           assembled_outputs, campaign_report, content_credentials_valid]
@@ -29,9 +28,7 @@ def build_resources(pipeline: PipelineConfig | None = None, **overrides) -> dict
     """The resource set for the settings' profile; tests pass a PipelineConfig or swap providers."""
     pipeline = pipeline or PipelineConfig()
     clip_storage = clip_storage_for(pipeline.settings())        # VIDEO_PIPELINE_PROFILE: local files or S3
-    tables = (S3TableIOManager(pipeline=pipeline, s3=clip_storage.s3, bucket=clip_storage.bucket,
-                               prefix=clip_storage.prefix)     # production: tables beside the clips, in the bucket
-              if isinstance(clip_storage, S3ClipStorage) else ParquetTableIOManager(pipeline=pipeline))
+    tables = clip_storage.tables(pipeline)                      # the tables beside the clips: files or the bucket
     resources = {
         "pipeline": pipeline,
         "providers": VideoProviders(),
@@ -58,6 +55,24 @@ def build_definitions(pipeline: PipelineConfig | None = None, **overrides) -> De
 @definitions
 def defs() -> Definitions:
     return build_definitions()
+
+
+#: what the steps import when they run, beyond the definitions: the stages and what they call into
+STEP_MODULES = ("video_pipeline.flow.stages", "video_pipeline.flow.intake", "video_pipeline.flow.provenance",
+                "video_pipeline.jobs.spend", "video_pipeline.media.measure", "video_pipeline.media.mix",
+                "video_pipeline.media.stills", "video_pipeline.media.credentials", "video_pipeline.report.page",
+                "video_pipeline.providers.espeak", "video_pipeline.spec.media_limits", "resources.io",
+                # and what those import only when called
+                "pyarrow.parquet", "pyarrow.dataset", "pyarrow.pandas_compat", "c2pa", "cryptography.x509",
+                "PIL.Image", "PIL.PngImagePlugin", "PIL.JpegImagePlugin", "imageio_ffmpeg")
+
+
+def preload() -> None:
+    """Import what the steps import when they run (the forkserver of step processes calls this once per run)."""
+    import importlib
+
+    for name in STEP_MODULES:
+        importlib.import_module(name)
 
 
 __all__ = ["ASSETS", "build_definitions", "build_resources", "defs"]

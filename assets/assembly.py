@@ -1,6 +1,5 @@
 """assembled_outputs: each video's segments joined into one MP4, checked against its target."""
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -16,12 +15,9 @@ from dagster import (
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.flow.stages import Stopwatch
 from video_pipeline.tables import values
-from video_pipeline.flow.stages import assembled_outputs as assemble
-from video_pipeline.media.credentials import signing_notice
 
-from .metadata import OWNERS, column_schema, markdown_table
+from .metadata import OWNERS, DataFrame, Stopwatch, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 DURATION_TOLERANCE_SECONDS = 0.5
@@ -49,9 +45,12 @@ LOUDNESS_TOLERANCE_LU = 0.5
            AssetCheckSpec("narration_audible", asset="assembled_outputs",
                           description="no second of silence while the narration should be speaking (silencedetect)"),
        ])
-def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored_clips: pd.DataFrame,
-                      narration_tracks: pd.DataFrame, generated_segments: pd.DataFrame,
-                      routed_job_plans: pd.DataFrame, pipeline: PipelineConfig, clip_storage: ClipStorage):
+def assembled_outputs(context: AssetExecutionContext, campaign: Campaign, stored_clips: DataFrame,
+                      narration_tracks: DataFrame, generated_segments: DataFrame,
+                      routed_job_plans: DataFrame, pipeline: PipelineConfig, clip_storage: ClipStorage):
+    from video_pipeline.flow.stages import assembled_outputs as assemble
+    from video_pipeline.media.credentials import signing_notice
+
     watch = Stopwatch()
     settings = pipeline.settings()
     store = clip_storage.store(settings)
@@ -121,8 +120,8 @@ def _credential_words(record) -> str:
                          "the manifest validates (trusted, with the development CA or "
                          "VIDEO_PIPELINE_C2PA_TRUST_ANCHORS as trust anchor), its hard binding covers the whole file, "
                          "and its ingredients are the clips the ledger says made the video, each with its model")
-def content_credentials_valid(assembled_outputs: pd.DataFrame, stored_clips: pd.DataFrame,
-                              generated_segments: pd.DataFrame, pipeline: PipelineConfig) -> AssetCheckResult:
+def content_credentials_valid(assembled_outputs: DataFrame, stored_clips: DataFrame,
+                              generated_segments: DataFrame, pipeline: PipelineConfig) -> AssetCheckResult:
     from video_pipeline.flow.provenance import verify_outputs
 
     problems = verify_outputs(assembled_outputs, stored_clips, generated_segments, pipeline.settings())

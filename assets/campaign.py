@@ -4,9 +4,8 @@ from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, a
 
 from resources.pipeline import PipelineConfig
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.flow.stages import Stopwatch, clear_leftovers
 
-from .metadata import OWNERS
+from .metadata import OWNERS, Stopwatch
 from .partitions import active_campaign, campaign_partitions
 
 
@@ -16,6 +15,8 @@ from .partitions import active_campaign, campaign_partitions
                    "once; every later stage reads this snapshot, never the file, so editing or deleting the file "
                    "during a run changes nothing in it. Its data version is the spec's SHA-256.")
 def campaign(context: AssetExecutionContext, pipeline: PipelineConfig) -> Output[Campaign]:
+    from video_pipeline.flow.stages import clear_leftovers
+
     watch = Stopwatch()
     settings = pipeline.settings()
     spec = active_campaign(context, settings)

@@ -1,7 +1,5 @@
 """generated_segments and stored_clips: run every provider job, then keep each output before its URL expires."""
 
-
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -17,14 +15,9 @@ from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from resources.storage import ClipStorage
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.jobs.engine import CampaignAborted
-from video_pipeline.jobs.spend import campaign_spend, spent_words
-from video_pipeline.flow.stages import Stopwatch, job_ledger
-from video_pipeline.flow.stages import generated_segments as run_generation
-from video_pipeline.flow.stages import stored_clips as store_outputs
 from video_pipeline.tables import values
 
-from .metadata import OWNERS, column_schema, latency_by_model, markdown_table, models_used
+from .metadata import OWNERS, DataFrame, Stopwatch, column_schema, latency_by_model, markdown_table, models_used
 from .partitions import campaign_partitions
 
 
@@ -35,9 +28,14 @@ from .partitions import campaign_partitions
                    "twice. Every segment's provider job, run concurrently with per-model limits, retries and "
                    "fallbacks; one row per segment with its model, attempts, latency and cost, failed ones with the "
                    "reason.")
-def generated_segments(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: pd.DataFrame,
+def generated_segments(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: DataFrame,
                        pipeline: PipelineConfig, providers: VideoProviders,
-                       clip_storage: ClipStorage) -> pd.DataFrame:
+                       clip_storage: ClipStorage) -> DataFrame:
+    from video_pipeline.flow.stages import generated_segments as run_generation
+    from video_pipeline.flow.stages import job_ledger
+    from video_pipeline.jobs.engine import CampaignAborted
+    from video_pipeline.jobs.spend import campaign_spend, spent_words
+
     watch = Stopwatch()
     settings = pipeline.settings()
     catalog = pipeline.catalog()
@@ -96,8 +94,11 @@ def generated_segments(context: AssetExecutionContext, campaign: Campaign, route
                    "(files or S3); the provider URL is kept only as provenance.",
        check_specs=[AssetCheckSpec("all_segments_stored", asset="stored_clips",
                                    description="every planned segment has a verified clip in the store")])
-def stored_clips(context: AssetExecutionContext, generated_segments: pd.DataFrame, pipeline: PipelineConfig,
+def stored_clips(context: AssetExecutionContext, generated_segments: DataFrame, pipeline: PipelineConfig,
                  clip_storage: ClipStorage, providers: VideoProviders):
+    from video_pipeline.flow.stages import job_ledger
+    from video_pipeline.flow.stages import stored_clips as store_outputs
+
     watch = Stopwatch()
     settings = pipeline.settings()
     registry = providers.registry(settings, pipeline.catalog())

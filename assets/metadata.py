@@ -1,12 +1,41 @@
-"""Typed, small materialization metadata: counts, seconds, dollars, models and a short preview table."""
+"""Typed, small materialization metadata: counts, seconds, dollars, models and a short preview table; the type the
+assets' tables have in Dagster.
 
+Nothing heavy is imported here or by any asset module at import time (pandas, PyAV, the engine come when a step
+runs): loading the definitions stays fast, for the UI, the daemon and every run's step processes."""
 
-import numpy as np
-import pandas as pd
-from dagster import MetadataValue, TableColumn
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from dagster import DagsterType, MetadataValue, TableColumn
 from dagster import TableSchema as DagsterTableSchema
 
 from video_pipeline.tables import TABLES, values
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _is_frame(_context, value) -> bool:
+    import pandas as pd
+
+    return isinstance(value, pd.DataFrame)
+
+
+#: a stage's table as the assets pass it (Dagster checks each output is one); pandas is imported when a value is checked
+DataFrame = DagsterType(name="DataFrame", type_check_fn=_is_frame, description="a pandas DataFrame: one stage table")
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    @property
+    def seconds(self) -> float:
+        return round(time.monotonic() - self.start, 3)
+
 
 PREVIEW_ROWS = 20
 #: who answers for the pipeline's assets (shown in the Dagster UI's owner filter)
@@ -15,6 +44,9 @@ OWNERS = ["team:media-engineering"]
 
 def markdown_table(frame: pd.DataFrame, columns: list[str], rows: int = PREVIEW_ROWS) -> MetadataValue:
     """A markdown preview of the first rows; cells are shortened and pipes escaped."""
+    import numpy as np
+    import pandas as pd
+
     shown = frame[columns].head(rows)
 
     def cell(value) -> str:

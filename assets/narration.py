@@ -1,16 +1,13 @@
 """narration_tracks: each video's narration spoken once, so the planner can fit the picture to the voice."""
 
-import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.providers import NarrationVoices
 from video_pipeline.spec.campaign import Campaign
 from video_pipeline.errors import ProviderError
-from video_pipeline.flow.stages import Stopwatch
-from video_pipeline.flow.stages import narration_tracks as speak
 
-from .metadata import OWNERS, column_schema, markdown_table
+from .metadata import OWNERS, DataFrame, Stopwatch, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 
@@ -20,7 +17,9 @@ from .partitions import campaign_partitions
                    "narrated video (espeak-ng offline; OpenAI or ElevenLabs live), kept content-addressed, with "
                    "sentence or word timings for subtitles; its length becomes the video's target when longer.")
 def narration_tracks(context: AssetExecutionContext, campaign: Campaign, pipeline: PipelineConfig,
-                     voices: NarrationVoices) -> pd.DataFrame:
+                     voices: NarrationVoices) -> DataFrame:
+    from video_pipeline.flow.stages import narration_tracks as speak
+
     watch = Stopwatch()
     settings = pipeline.settings()
     try:

@@ -1,14 +1,10 @@
 """prompt_batches: the campaign's shots as a table, one row per requested shot."""
 
-
-import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.flow.stages import Stopwatch
-from video_pipeline.flow.stages import prompt_batches as build_prompt_batches
 
-from .metadata import OWNERS, column_schema, markdown_table
+from .metadata import OWNERS, DataFrame, Stopwatch, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 
@@ -18,7 +14,9 @@ from .partitions import campaign_partitions
                    "where a person can read it. One row per shot the campaign asks for, with its task category "
                    "(text, image or video to video, enhance, lip sync); the planner routes each shot as this table "
                    "says.")
-def prompt_batches(context: AssetExecutionContext, campaign: Campaign) -> pd.DataFrame:
+def prompt_batches(context: AssetExecutionContext, campaign: Campaign) -> DataFrame:
+    from video_pipeline.flow.stages import prompt_batches as build_prompt_batches
+
     watch = Stopwatch()
     frame = build_prompt_batches(campaign)
     context.log.info(f"{len(frame)} shot(s) in {len(campaign.videos)} video(s) from {campaign.source.file}")

@@ -1,16 +1,13 @@
 """campaign_report: one HTML page per campaign that answers what a person asks first: where is my video, what did
 it cost, how long did each job take against its model's profile, which clips failed and why."""
 
-import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.storage import ClipStorage
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.report.page import campaign_report as write_campaign_report
-from video_pipeline.flow.stages import Stopwatch
 
-from .metadata import OWNERS, markdown_table
+from .metadata import OWNERS, DataFrame, Stopwatch, markdown_table
 from .partitions import campaign_partitions
 
 
@@ -19,9 +16,11 @@ from .partitions import campaign_partitions
                    "network, no script): each video's player, poster and contact sheet, the segment table (model, "
                    "route reason, latency against the model's profile, attempts, fallbacks, cost) and charts of "
                    "latency per model and cost by model and video against the budget.")
-def campaign_report(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: pd.DataFrame,
-                    generated_segments: pd.DataFrame, assembled_outputs: pd.DataFrame, pipeline: PipelineConfig,
+def campaign_report(context: AssetExecutionContext, campaign: Campaign, routed_job_plans: DataFrame,
+                    generated_segments: DataFrame, assembled_outputs: DataFrame, pipeline: PipelineConfig,
                     clip_storage: ClipStorage) -> MaterializeResult:
+    from video_pipeline.report.page import campaign_report as write_campaign_report
+
     watch = Stopwatch()
     settings = pipeline.settings()
     # a store that serves files by URL (presigned S3 links) says how to link them; local files link relatively

@@ -1,17 +1,12 @@
 """routed_job_plans: long videos expanded into segments, each routed, priced and timed before any spend."""
 
-
-import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from resources.pipeline import PipelineConfig
 from resources.providers import VideoProviders
 from video_pipeline.spec.campaign import Campaign
-from video_pipeline.flow.intake import INVALID
-from video_pipeline.flow.stages import Stopwatch
-from video_pipeline.flow.stages import routed_job_plans as build_plans
 
-from .metadata import OWNERS, column_schema, markdown_table
+from .metadata import OWNERS, DataFrame, Stopwatch, column_schema, markdown_table
 from .partitions import campaign_partitions
 
 
@@ -20,9 +15,12 @@ from .partitions import campaign_partitions
        description="Why: money is committed only after every segment has a model, a price and a reason a person "
                    "can read. One row per segment: model, fallback chain, route reason, seconds, estimated cost and "
                    "latency (the model's p50/p95). A campaign over its budget stops here, before anything is spent.")
-def routed_job_plans(context: AssetExecutionContext, campaign: Campaign, prompt_batches: pd.DataFrame,
-                     narration_tracks: pd.DataFrame, pipeline: PipelineConfig,
-                     providers: VideoProviders) -> pd.DataFrame:
+def routed_job_plans(context: AssetExecutionContext, campaign: Campaign, prompt_batches: DataFrame,
+                     narration_tracks: DataFrame, pipeline: PipelineConfig,
+                     providers: VideoProviders) -> DataFrame:
+    from video_pipeline.flow.intake import INVALID
+    from video_pipeline.flow.stages import routed_job_plans as build_plans
+
     watch = Stopwatch()
     settings = pipeline.settings()
     catalog = pipeline.catalog()

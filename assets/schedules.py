@@ -12,8 +12,6 @@ from dagster import (
 )
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.flow.intake import INVALID, active_spec, load_active
-from video_pipeline.flow.profiles import campaign_run_tags
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions
@@ -23,6 +21,9 @@ from .partitions import campaign_partitions
           default_status=DefaultScheduleStatus.RUNNING,
           description="At 02:00 UTC, run every batch campaign whose current spec has not yet run successfully.")
 def nightly_batch_schedule(context: ScheduleEvaluationContext, pipeline: PipelineConfig):
+    from video_pipeline.flow.intake import INVALID, active_spec, load_active
+    from video_pipeline.flow.profiles import campaign_run_tags
+
     settings = pipeline.settings()
     requests = []
     for key in context.instance.get_dynamic_partitions(campaign_partitions.name):

@@ -14,9 +14,6 @@ import time
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from resources.pipeline import PipelineConfig
-from video_pipeline.flow.intake import inbox_files, take
-from video_pipeline.jobs.ledger import JobLedger
-from video_pipeline.flow.profiles import campaign_run_tags
 
 from .jobs import campaign_job
 from .partitions import campaign_partitions
@@ -44,6 +41,9 @@ def _signature(st) -> str:
         description="Validates each new file in data/inbox/: valid files are archived and run (or left for the "
                     "nightly batch); invalid ones move to data/rejected/ beside an error file.")
 def campaign_inbox_sensor(context: SensorEvaluationContext, pipeline: PipelineConfig):
+    from video_pipeline.flow.intake import inbox_files, take
+    from video_pipeline.flow.profiles import campaign_run_tags
+
     settings = pipeline.settings()
     started = time.monotonic()
     found = inbox_files(settings, time.time())
@@ -102,6 +102,8 @@ EXPIRY_MARGIN = dt.timedelta(hours=2)
                     "two hours, and reruns their campaign: the ledger reuses the finished jobs, so the rerun only "
                     "downloads and stores them (refreshing URLs where the provider can).")
 def expiring_outputs_sensor(context: SensorEvaluationContext, pipeline: PipelineConfig):
+    from video_pipeline.jobs.ledger import JobLedger
+
     ledger = JobLedger(pipeline.settings().ledger_url)
     try:
         rows = ledger.unstored_expiring(EXPIRY_MARGIN)

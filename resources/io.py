@@ -2,16 +2,12 @@
 in video_pipeline/tables.py), one object per asset and campaign partition, under the data directory (local profile)
 or in the bucket (production profile), so machines that share the bucket share the tables too."""
 
-
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from video_pipeline.atomic import private_sibling
@@ -19,6 +15,9 @@ from video_pipeline.spec.campaign import Campaign
 from video_pipeline.tables import TABLES
 
 from .pipeline import PipelineConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ParquetTableIOManager(ConfigurableIOManager):
@@ -53,24 +52,30 @@ class ParquetTableIOManager(ConfigurableIOManager):
         partition = context.asset_partition_key if context.has_asset_partitions else "all"
         return "/".join([*context.asset_key.path, f"{partition}{suffix}"])
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame | Campaign) -> None:
+    def handle_output(self, context: OutputContext, obj: "pd.DataFrame | Campaign") -> None:
         if isinstance(obj, Campaign):
             uri = self._put(self._key(context, ".json"),
                             json.dumps(obj.snapshot(), ensure_ascii=False).encode("utf-8"))
             context.add_output_metadata({"dagster/uri": uri})
             return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         schema = TABLES[context.asset_key.path[-1]]
         sink = pa.BufferOutputStream()
         pq.write_table(schema.table(obj), sink)     # refuses a frame that does not fit the declared schema
         uri = self._put(self._key(context, ".parquet"), sink.getvalue().to_pybytes())
         context.add_output_metadata({"dagster/uri": uri})
 
-    def load_input(self, context: InputContext) -> pd.DataFrame | Campaign:
+    def load_input(self, context: InputContext) -> "pd.DataFrame | Campaign":
         name = context.asset_key.path[-1]
         partition = context.asset_partition_key if context.has_asset_partitions else ""
         if name in TABLES:
             data = self._get(self._key(context, ".parquet"))
             if data is not None:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
                 schema = TABLES[name]
                 table = pq.read_table(pa.BufferReader(data))
                 if not set(schema.names) <= set(table.column_names) or any(
@@ -83,26 +88,3 @@ class ParquetTableIOManager(ConfigurableIOManager):
             if data is not None:
                 return Campaign.from_snapshot(json.loads(data.decode("utf-8")))
         raise FileNotFoundError(f"the upstream {name} for partition {partition} has not been materialized yet")
-
-
-class S3TableIOManager(ParquetTableIOManager):
-    """The same objects in the bucket (production profile): s3://<bucket>/<prefix>/tables/<asset>/<partition>...,
-    through dagster-aws's S3Resource (credentials from the usual AWS chain)."""
-
-    s3: S3Resource
-    bucket: str = Field(description="VIDEO_PIPELINE_S3_BUCKET")
-    prefix: str = Field(default="video-pipeline", description="VIDEO_PIPELINE_S3_PREFIX")
-
-    def _object(self, key: str) -> str:
-        return f"{self.prefix.strip('/')}/tables/{key}" if self.prefix.strip("/") else f"tables/{key}"
-
-    def _put(self, key: str, data: bytes) -> str:
-        self.s3.get_client().put_object(Bucket=self.bucket, Key=self._object(key), Body=data)
-        return f"s3://{self.bucket}/{self._object(key)}"
-
-    def _get(self, key: str) -> bytes | None:
-        client = self.s3.get_client()
-        try:
-            return client.get_object(Bucket=self.bucket, Key=self._object(key))["Body"].read()
-        except client.exceptions.NoSuchKey:
-            return None

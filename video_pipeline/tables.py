@@ -10,9 +10,12 @@ one back with Python lists, dicts and None where Parquet has lists, maps, struct
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd      # imported where a frame is made: the schemas alone do not need it
 
 STRING, INT, FLOAT, BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 STRINGS = pa.list_(pa.string())
@@ -60,6 +63,8 @@ class TableSchema:
 
     def rows(self, rows: list[dict]) -> pd.DataFrame:
         """A stage's rows as its DataFrame: exactly these columns, in order (absent values are None)."""
+        import pandas as pd
+
         return pd.DataFrame([{name: row.get(name) for name in self.names} for row in rows], columns=self.names)
 
     def table(self, frame: pd.DataFrame) -> pa.Table:
@@ -86,6 +91,8 @@ class TableSchema:
 
     def frame(self, table: pa.Table) -> pd.DataFrame:
         """An Arrow table of this schema as a DataFrame with plain Python values in nested columns."""
+        import pandas as pd
+
         frame = table.select(self.names).to_pandas()
         for f in self.fields:
             if pa.types.is_map(f.type):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import time
 from functools import partial
 from pathlib import Path
 
@@ -468,12 +467,3 @@ def join_scores(video: Path, times: list[float]) -> list[dict]:
         scores.append({"at_seconds": round(t, 3), "score": round(float(np.abs(after - before).mean()), 2),
                        "baseline": round(float(np.abs(base_after - base_before).mean()), 2)})
     return scores
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-
-    @property
-    def seconds(self) -> float:
-        return round(time.monotonic() - self.start, 3)
