@@ -285,25 +285,26 @@ def _billing(fleet: Fleet, before: dict[str, set[str]], stored_ids: set[str]) ->
 
 @contextlib.contextmanager
 def full_disk(path: Path, warm=lambda: None):
-    """`path` on a filesystem with no room for a clip: a 64 KiB tmpfs mounted there (needs root), or, where
-    mounting is not allowed, RLIMIT_FSIZE of 64 KiB on this process (writes fail with EFBIG, not ENOSPC).
+    """`path` on a filesystem with no room for a clip: a one-page (4 KiB) tmpfs mounted there (needs root), or,
+    where mounting is not allowed, RLIMIT_FSIZE of 4 KiB on this process (writes fail with EFBIG, not ENOSPC).
+    The fakes' 180p clips can be smaller than 64 KiB, so the room must be smaller than any clip.
     Yields how the fault was made. `warm()` runs before a process-wide limit, so only the store's writes meet it
     (the fakes in this process render their clips first)."""
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(path)],
                              capture_output=True).returncode == 0 if shutil.which("mount") else False
     if mounted:
         try:
-            yield "a 64 KiB tmpfs mounted over the clip store (writes fail with ENOSPC)"
+            yield "a 4 KiB tmpfs mounted over the clip store (writes fail with ENOSPC)"
         finally:
             subprocess.run(["umount", str(path)], check=True)
         return
     warm()
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024, hard))
     try:
-        yield "RLIMIT_FSIZE of 64 KiB on the run process (writes fail with EFBIG; no mount permission)"
+        yield "RLIMIT_FSIZE of 4 KiB on the run process (writes fail with EFBIG; no mount permission)"
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)

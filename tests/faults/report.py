@@ -126,7 +126,7 @@ Notes:
   loopback). Through the first run every S3 request meets an endpoint answering 503 SlowDown, past the client's
   retries: each clip's storing fails with the bucket and key named, nothing else is lost. The rerun reuses the
   paid jobs and uploads both clips; the bucket is then listed and each object hashed against its key.
-- *Storage full*: a 64 KiB tmpfs is mounted over the clip store for the first run (root only); without mount
+- *Storage full*: a 4 KiB tmpfs is mounted over the clip store for the first run (root only); without mount
   permission the harness falls back to RLIMIT_FSIZE on the run process (EFBIG rather than ENOSPC). The table says
   which was used.
 - *Stuck job*: Veo on the Gemini API has no cancel, so the stuck job stays billable: 1 paid, unused.
