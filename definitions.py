@@ -57,6 +57,12 @@ def defs() -> Definitions:
     return build_definitions()
 
 
+def campaign_job_definition():
+    """`campaign_job` with the environment's resources and executor: what `video-pipeline run` executes, rebuilt
+    from here in each process that runs one of its steps (the run's settings come with the run config)."""
+    return build_definitions().resolve_job_def("campaign_job")
+
+
 #: what the steps import when they run, beyond the definitions: the stages and what they call into
 STEP_MODULES = ("video_pipeline.flow.stages", "video_pipeline.flow.intake", "video_pipeline.flow.provenance",
                 "video_pipeline.jobs.spend", "video_pipeline.media.measure", "video_pipeline.media.mix",
@@ -75,4 +81,4 @@ def preload() -> None:
         importlib.import_module(name)
 
 
-__all__ = ["ASSETS", "build_definitions", "build_resources", "defs"]
+__all__ = ["ASSETS", "build_definitions", "build_resources", "campaign_job_definition", "defs"]

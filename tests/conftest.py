@@ -20,6 +20,10 @@ FAST_ENV = {
     "VIDEO_PIPELINE_TIME_SCALE": "0.002",
     "VIDEO_PIPELINE_X264_PRESET": "ultrafast",
     "VIDEO_PIPELINE_MODE": "local",
+    # a run's steps in its own process: a process per step costs a few CPU seconds per run (BENCHMARKS.md, issue
+    # 20), which the many runs of the suite would pay on a shared machine; the executors have their own tests
+    # (tests/test_cli.py runs with the default multiprocess executor, tests/production with Celery)
+    "VIDEO_PIPELINE_EXECUTOR": "in_process",
 }
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,8 +64,14 @@ def test_plan_prints_a_readable_table(data_dir):
     assert "veo-3-1-fast" in proc.stdout and "Nothing was spent." in proc.stdout
 
 
+@pytest.fixture
+def multiprocess(monkeypatch):
+    """The default executor (the suite's runs are in process): each step forked from the run's forkserver."""
+    monkeypatch.setenv("VIDEO_PIPELINE_EXECUTOR", "multiprocess")
+
+
 @pytest.mark.slow
-def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_dir):
+def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_dir, multiprocess):
     proc = cli("run", str(data_dir / "samples" / "social-ideas.csv"), "--json")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     payload = json.loads(proc.stdout)
@@ -81,6 +88,11 @@ def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_di
         run = instance.get_run_by_id(payload["run_id"])
         assert run.tags["dagster/partition"] == "social-ideas"
         assert "social-ideas" in instance.get_dynamic_partitions("campaigns")
+        # on the executor the settings name: each of the 9 steps (8 stages, the credentials check) in its own process
+        started = [e.dagster_event.event_specific_data.metadata["pid"].value
+                   for e in instance.all_logs(payload["run_id"]) if e.dagster_event
+                   and e.dagster_event.event_type_value == "STEP_WORKER_STARTED"]
+    assert len(started) == len(set(started)) == 9
 
 
 @pytest.mark.slow
@@ -139,7 +151,7 @@ def plain(text: str) -> str:
 
 
 @pytest.mark.slow
-def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir):
+def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir, multiprocess):
     code, raw = on_terminal("run", str(data_dir / "samples" / "quick-clips.jsonl"))
     text = plain(raw)
     assert code == 0, text
@@ -202,7 +214,8 @@ def test_status_shows_in_flight_done_failed_and_cost_as_lines_or_tables(data_dir
 
 
 @pytest.mark.slow
-def test_a_failed_run_prints_the_failing_steps_own_error_in_one_line_and_exits_3(data_dir, monkeypatch):
+def test_a_failed_run_prints_the_failing_steps_own_error_in_one_line_and_exits_3(data_dir, monkeypatch,
+                                                                                  multiprocess):
     """Not Dagster's "Error occurred while executing op", nor a traceback: the cause, named by its step."""
     spec = write(data_dir / "nofakes.yaml", "campaign: nofakes\nvideos:\n  - id: v\n    target_seconds: 5\n"
                                             "    shots:\n      - prompt: a kite over a beach\n")
@@ -217,3 +230,43 @@ def test_a_failed_run_prints_the_failing_steps_own_error_in_one_line_and_exits_3
     payload = json.loads(cli("run", str(spec), "--json").stdout)
     assert payload["ok"] is False and payload["errors"] == [error.removeprefix("error: ")]
     assert "Exit codes: 0 success" in cli("--help").stdout
+
+
+@pytest.mark.slow
+def test_run_submit_queues_the_run_and_the_daemon_runs_it(data_dir, tmp_path):
+    """`run --submit` returns once the run is in the instance's queue (Dagster's default coordinator queues, as the
+    UI's Launch button does), tagged like the sensor's runs; the daemon then starts it and it materializes every
+    stage in its own process."""
+    import signal
+    import time
+
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from video_pipeline.config import PROJECT_ROOT
+
+    proc = cli("run", str(data_dir / "samples" / "quick-clips.jsonl"), "--submit", "--json")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    payload = json.loads(proc.stdout)
+    assert payload["ok"] and payload["status"] == "submitted" and payload["run_status"] == "queued", payload
+    assert payload["campaign"] == "quick-clips" and payload["outputs"] == [] and payload["report_path"] is None
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(payload["run_id"])
+    # the run queue's per-provider and per-tier limits apply to it
+    assert run.status == DagsterRunStatus.QUEUED
+    assert run.tags["dagster/partition"] == "quick-clips" and run.tags["campaign/tier"] == "standard"
+    daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                              cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / "daemon.log", "w"), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 280
+        with DagsterInstance.get() as instance:
+            while run.status not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+                assert time.monotonic() < deadline, (run.status, (tmp_path / "daemon.log").read_text()[-2000:])
+                time.sleep(1)
+                run = instance.get_run_by_id(payload["run_id"])
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(30)
+    assert run.status == DagsterRunStatus.SUCCESS
+    for video, seconds in (("sparkle", 8), ("restyle", 4)):
+        assert_video(data_dir / "outputs" / "quick-clips" / f"{video}.mp4", seconds)

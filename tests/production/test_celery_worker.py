@@ -3,6 +3,7 @@ listening on Redis, and the run's events in PostgreSQL name that worker."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -93,3 +94,24 @@ def test_a_campaigns_steps_execute_on_a_celery_worker_process(celery_worker, dat
     outputs = pg_rows(pg_database, "SELECT stored_uri FROM provider_jobs WHERE campaign = 'night-market'")
     assert len(outputs) == 1 and outputs[0]["stored_uri"].startswith("s3://")
     assert_video(data_dir / "outputs" / "night-market" / "stalls.mp4", 4)
+
+
+def test_video_pipeline_run_with_the_celery_executor_puts_every_step_on_the_worker(celery_worker, data_dir,
+                                                                                  pg_database):
+    """`video-pipeline run` executes the job on the executor the settings name, as the UI does: not in its own
+    process. Each step's engine event names the worker started above; the CLI still prints its --json."""
+    name, env, _ = celery_worker
+    # its own campaign and prompt: the session's ledger (PostgreSQL) holds the other test's job
+    spec = write(data_dir / "night-stalls.yaml", CAMPAIGN.replace("night-market", "night-stalls")
+                 .replace("Lanterns sway", "Paper lanterns sway"))
+    run = subprocess.run([sys.executable, "-m", "video_pipeline.cli", "run", str(spec), "--json"],
+                         cwd=PROJECT_ROOT, env={**env, "VIDEO_PIPELINE_EXECUTOR": "celery"}, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    payload = json.loads(run.stdout)
+    assert payload["status"] == "succeeded" and [o["video_id"] for o in payload["outputs"]] == ["stalls"]
+    handed = pg_rows(pg_database, "SELECT step_key, event FROM event_logs WHERE run_id = :r AND "
+                                  "event LIKE '%in celery worker%'", r=payload["run_id"])
+    assert set(STAGES) <= {r["step_key"] for r in handed}
+    assert all(f"{name}@" in r["event"] for r in handed)
+    assert_video(data_dir / "outputs" / "night-stalls" / "stalls.mp4", 4)

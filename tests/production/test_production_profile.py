@@ -114,3 +114,21 @@ def test_a_rerun_on_a_machine_without_the_clips_takes_them_from_the_bucket_and_p
     assert jobs == [{"n": 2}]   # no job submitted again
     assert len(list((data_dir / "clip-cache").rglob("*.mp4"))) == 2   # fetched back from the bucket
     assert_video(data_dir / "outputs" / "harbour-rerun" / "harbour.mp4", 8)
+
+
+def test_run_submit_puts_the_run_in_the_run_queue_with_its_provider_tags(production_env, data_dir, pg_database):
+    """With production's QueuedRunCoordinator, `run --submit` leaves the run QUEUED in PostgreSQL for the daemon,
+    tagged so the queue's per-provider limits hold it; nothing ran and nothing was spent."""
+    spec = write(data_dir / "harbour-queue.yaml", CAMPAIGN.replace("harbour-spot", "harbour-queue"))
+    proc = subprocess.run([sys.executable, "-m", "video_pipeline.cli", "run", str(spec), "--submit", "--json"],
+                          capture_output=True, text=True, env=production_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+    payload = json.loads(proc.stdout)
+    assert payload["status"] == "submitted" and payload["run_status"] == "queued", payload
+    assert pg_rows(pg_database, "SELECT status FROM runs WHERE run_id = :r", r=payload["run_id"]) == [
+        {"status": "QUEUED"}]
+    tags = {r["key"]: r["value"] for r in pg_rows(pg_database, "SELECT key, value FROM run_tags WHERE run_id = :r",
+                                                  r=payload["run_id"])}
+    assert tags["dagster/partition"] == "harbour-queue" and tags["provider/gemini"] == "true"
+    assert pg_rows(pg_database, "SELECT count(*) AS n FROM provider_jobs WHERE campaign = 'harbour-queue'") == [
+        {"n": 0}]

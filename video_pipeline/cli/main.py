@@ -122,10 +122,15 @@ def cmd_run(args, settings: Settings) -> int:
     run_campaign = launchers[args.launcher].load()
     echo = (lambda *_: None) if args.json else (lambda msg: print(msg, flush=True))
     try:
-        with _run_progress(args, settings):
-            result = run_campaign(Path(args.file), settings, echo=echo)
+        if args.submit:
+            result = run_campaign(Path(args.file), settings, echo=echo, submit=True)
+        else:
+            with _run_progress(args, settings):
+                result = run_campaign(Path(args.file), settings, echo=echo)
     except (CampaignError, PlanningError) as exc:
         return _fail(args, exc)
+    if args.submit:
+        return _submitted(args, result)
     if args.json:
         print(json.dumps({"version": JSON_SCHEMA_VERSION, "ok": result["status"] == "succeeded", **result}, indent=2))
     else:
@@ -157,6 +162,18 @@ def _shown(path: str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
         return str(path)
+
+
+def _submitted(args, result: dict) -> int:
+    """A run handed to the run queue: its id (and the run's shape, with what it has not done yet empty)."""
+    if args.json:
+        print(json.dumps({"version": JSON_SCHEMA_VERSION, "ok": result["status"] == "submitted", **result}, indent=2))
+    elif result["status"] == "submitted":
+        print(f"campaign {result['campaign']}: Dagster run {result['run_id']} {result['run_status']}; follow it with "
+              f"`video-pipeline status {result['campaign']}` or in the UI")
+    for err in result["errors"]:
+        print(f"error: {err}", file=sys.stderr)
+    return EXIT_OK if result["status"] == "submitted" else EXIT_FAILED
 
 
 def _interactive() -> bool:
@@ -370,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the documented JSON shape instead of text")
         if name == "run":
             p.add_argument("--launcher", default="dagster", help=argparse.SUPPRESS)
+            p.add_argument("--submit", action="store_true",
+                           help="hand the run to the Dagster instance's run queue (as the UI's Launch button does) and "
+                                "print its id instead of waiting for it; production's daemon starts it within the "
+                                "queue's limits")
         p.set_defaults(func=func)
     p = sub.add_parser("status", help="the ledger's view of a campaign: in flight, done, failed, cost so far")
     p.add_argument("campaign", nargs="?", help="campaign id (default: every campaign in the ledger)")
