@@ -45,7 +45,9 @@ def _environment(data_dir: Path, home: Path) -> dict[str, str]:
     settings = Settings.from_env()
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home.parent), "DAGSTER_HOME": str(home),
            "VIDEO_PIPELINE_DATA_DIR": str(data_dir), "VIDEO_PIPELINE_MODE": "local",
-           "VIDEO_PIPELINE_TIME_SCALE": str(settings.time_scale), "VIDEO_PIPELINE_X264_PRESET": "ultrafast"}
+           "VIDEO_PIPELINE_TIME_SCALE": str(settings.time_scale), "VIDEO_PIPELINE_X264_PRESET": "ultrafast",
+           # each run's steps in its own process: ten runs of nine step processes each would not fit two cores
+           "VIDEO_PIPELINE_EXECUTOR": "in_process"}
     return env
 
 
