@@ -107,6 +107,13 @@ REQUEST = GenerationRequest(job_key="k" * 64, model="m", route_model_id="model-i
 JOB_IDS = {"gemini": "models/veo/operations/op-1", "fal": "fal-ai/veo3/requests/req-1", "kling": "text2video:task-1"}
 
 
+class _FixedToken:
+    """Vertex's credentials as the adapter uses them: a bearer token on demand."""
+
+    def token(self) -> str:
+        return "fuzz-token"
+
+
 def _adapter(name: str, answers_: list[tuple[int, bytes]]):
     queue = list(answers_)
 
@@ -116,8 +123,12 @@ def _adapter(name: str, answers_: list[tuple[int, bytes]]):
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     cls = adapter_class(name)
-    keys = [f"fuzz-key-{i}-" + "0123456789abcdef" * 3 for i in range(len(cls.env_keys))]
-    adapter = cls(*keys, base_url="https://fuzz.invalid", client=client)
+    if name == "vertex":   # a project and a region, and an OAuth token from google-auth (here a fixed one)
+        adapter = cls("fuzz-project", location="us-central1", credentials=_FixedToken(),
+                      base_url="https://fuzz.invalid", client=client)
+    else:
+        keys = [f"fuzz-key-{i}-" + "0123456789abcdef" * 3 for i in range(len(cls.env_keys))]
+        adapter = cls(*keys, base_url="https://fuzz.invalid", client=client)
     adapter.max_attempts = 1            # one answer per call: the retry policy is not what is fuzzed here
     return adapter
 
