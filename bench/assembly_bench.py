@@ -12,7 +12,15 @@ C: peak memory of a 10-minute assembly (80 x 8 s segments with crossfades, narra
    every 20 ms, and the tree's summed RSS peak is reported, with the Python process's own peak (VmHWM) and
    the largest ffmpeg child's peak (getrusage RUSAGE_CHILDREN). Target: at most 300 MB.
 
-Usage: .venv/bin/python bench/assembly_bench.py [--skip-moviepy] [--work DIR]
+D: the finished sound's AAC encoder settings: the edit's lossless mix (what `mix.mix` hands the encoder) encoded
+   by each coder of ffmpeg's native AAC encoder at 160 kbit/s, timed, decoded back and compared with the mix
+   (SI-SDR, segmental SNR per 1/3-octave band, bandwidth kept: objective, not perceptual), with the file's
+   loudness and true peak.
+E: the floor of edit A on this machine, in the same run: the bodies' pictures stream-copied, every transition
+   window's frames encoded by one x264, and one mix pass with the chosen AAC encoder, each timed alone; printed
+   as ours / two-core floor and ours / sequential floor.
+
+Usage: .venv/bin/python bench/assembly_bench.py [--skip-moviepy] [--work DIR] [--only aac|floor]
 """
 
 from __future__ import annotations
@@ -191,10 +199,166 @@ def worker(spec: dict) -> None:
                       "largest_ffmpeg_max_mb": round(children, 1)}))
 
 
+# --- the floor: the irreducible parts of edit A, each timed alone on this machine --------------------------------
+
+def _timed_child(args: list[str]) -> dict:
+    """Run one ffmpeg (quietly): wall seconds, CPU seconds and its peak RSS."""
+    args = [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]]
+    t0 = time.perf_counter()
+    child = subprocess.Popen(args)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"floor step failed: {' '.join(args[:8])} ...")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}
+
+
+def floor(segments: list[Path], narration: Path, work: Path) -> dict:
+    """What edit A cannot do without, each part in one ffmpeg: (a) the bodies' pictures stream-copied, (b) every
+    transition window's frames (0.5 s of each side, crossfaded) encoded by one x264, (c) one mix pass: the clips'
+    sound crossfaded, narration and ducked music, the gain, and the chosen AAC encode. Sequential floor a+b+c;
+    two-core floor: the longer of the picture chain (a+b) and the sound (c), or half the CPU seconds if larger."""
+    import ffmpeg
+
+    from video_pipeline.media import mix as mixing
+    from video_pipeline.media.assemble import FRAME, _crossfaded_sound
+    from video_pipeline.media.ffmpeg import ffmpeg_binary
+    from video_pipeline.media.render import h264_options
+
+    fade = round(FADE / FRAME)
+    frames = [round(probe(p).duration / FRAME) for p in segments]
+    listing = work / "floor-bodies.txt"
+    listing.write_text("".join(f"file '{p.resolve()}'\n" for p in segments), encoding="utf-8")
+    parts = {"a": _timed_child([ffmpeg_binary(), "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+                                "-map", "0:v:0", "-c", "copy", str(work / "floor-bodies.mp4")])}
+    windows = []
+    for j in range(len(segments) - 1):
+        tail = (ffmpeg.input(str(segments[j]), ss=f"{(frames[j] - fade - 0.25) * FRAME:.6f}",
+                             t=f"{(fade + 1) * FRAME:.6f}").video.trim(end_frame=fade).setpts("PTS-STARTPTS"))
+        lead = (ffmpeg.input(str(segments[j + 1]), t=f"{(fade + 1) * FRAME:.6f}").video
+                .trim(end_frame=fade).setpts("PTS-STARTPTS"))
+        windows.append(ffmpeg.filter([tail, lead], "xfade", transition="fade", duration=f"{fade * FRAME:.6f}",
+                                     offset="0"))
+    picture = ffmpeg.concat(*windows, v=1, a=0).filter("format", "yuv420p")
+    stream = ffmpeg.output(picture, str(work / "floor-windows.mp4"), an=None, r=24, **h264_options(PRESET, CRF))
+    parts["b"] = _timed_child(ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True))
+    spec = MixSpec(duration=sum(frames) * FRAME - (len(segments) - 1) * FADE, narration=narration,
+                   narration_offset=NARRATION_LEAD, music=MUSIC)
+
+    def mixed():
+        return mixing._graph(segments[0], spec, native=_crossfaded_sound(segments, frames, fade))[1]
+
+    level, _ = mixing._measure(mixed())                 # the gain, found before the timed pass (not timed)
+    sound = mixed().filter("volume", f"{spec.target_lufs - level:.2f}dB")
+    stream = ffmpeg.output(sound, str(work / "floor-sound.m4a"), acodec="aac", aac_coder=mixing.AAC_CODER,
+                           audio_bitrate="160k", ar=48000, ac=2)
+    parts["c"] = _timed_child(ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True))
+    sequential = sum(p["wall"] for p in parts.values())
+    cpu = sum(p["cpu"] for p in parts.values())
+    two_core = max(parts["a"]["wall"] + parts["b"]["wall"], parts["c"]["wall"], cpu / 2)
+    return {"parts": parts, "sequential": sequential, "two_core": two_core, "cpu": cpu,
+            "windows_frames": (len(segments) - 1) * fade}
+
+
+# --- D: the final mix's AAC encoder settings ---------------------------------------------------------------------
+
+AAC_CODERS = ("twoloop", "fast")       # ffmpeg's native AAC encoder: its default search, and its constant quantizer
+AAC_BITRATE = "160k"                   # the finished video's sound (media/mix.py)
+#: 1/3-octave band centres, 63 Hz to 16 kHz: where the coding noise is compared with the signal
+BANDS = [1000 * 2 ** (k / 3) for k in range(-12, 13)]
+
+
+def _pcm(path: Path) -> "np.ndarray":
+    """A file's sound as float32 samples (frames x 2), decoded by ffmpeg at 48 kHz stereo."""
+    import numpy as np
+
+    from video_pipeline.media.ffmpeg import ffmpeg_binary
+
+    raw = subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+                          "-map", "0:a:0", "-f", "f32le", "-ar", "48000", "-ac", "2", "-"],
+                         check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, 2)
+
+
+def _fidelity(reference: "np.ndarray", decoded: "np.ndarray") -> dict:
+    """Objective (not perceptual) comparisons of a decoded encode with its source: SI-SDR over the whole signal,
+    the segmental SNR per 1/3-octave band (46 ms frames, bands with sound in them), and the bandwidth kept."""
+    import numpy as np
+
+    n = min(len(reference), len(decoded))
+    ref, dec = reference[:n].astype(np.float64), decoded[:n].astype(np.float64)
+    sisdr = []
+    for ch in range(2):
+        scale = (dec[:, ch] @ ref[:, ch]) / max(ref[:, ch] @ ref[:, ch], 1e-20)
+        target = scale * ref[:, ch]
+        sisdr.append(10 * np.log10((target @ target) / max(((dec[:, ch] - target) ** 2).sum(), 1e-20)))
+    size, hop = 2048, 1024
+    window = np.hanning(size)
+    frames = (n - size) // hop
+    freqs = np.fft.rfftfreq(size, 1 / 48000)
+    edges = [(c * 2 ** (-1 / 6), c * 2 ** (1 / 6)) for c in BANDS]
+    masks = [(freqs >= lo) & (freqs < hi) for lo, hi in edges]
+    snrs, kept = [], []
+    for ch in range(2):
+        idx = np.arange(size)[None, :] + hop * np.arange(frames)[:, None]
+        spec_ref = np.abs(np.fft.rfft(ref[idx, ch] * window, axis=1)) ** 2
+        spec_err = np.abs(np.fft.rfft((dec[idx, ch] - ref[idx, ch]) * window, axis=1)) ** 2
+        spec_dec = np.abs(np.fft.rfft(dec[idx, ch] * window, axis=1)) ** 2
+        floor = spec_ref.sum(axis=1).max() * 1e-7           # a band 70 dB under the loudest frame is silence
+        for k, mask in enumerate(masks):
+            e_ref, e_err = spec_ref[:, mask].sum(axis=1), spec_err[:, mask].sum(axis=1)
+            audible = e_ref > floor
+            snrs.extend(10 * np.log10(e_ref[audible] / np.maximum(e_err[audible], 1e-20)))
+            if spec_dec[:, mask].sum() > 0.01 * spec_ref[:, mask].sum():   # within 20 dB of the source's energy
+                kept.append(BANDS[k])
+    snrs = np.array(snrs)
+    return {"si_sdr_db": round(float(np.mean(sisdr)), 1), "band_snr_db": round(float(np.mean(snrs)), 1),
+            "band_snr_p5_db": round(float(np.percentile(snrs, 5)), 1),
+            "bandwidth_khz": round(max(kept) * 2 ** (1 / 6) / 1000, 1) if kept else 0.0}
+
+
+def aac_choice(segments: list[Path], narration: Path, work: Path) -> list[dict]:
+    """The edit's sound as the mix makes it (-14 LUFS, limited if need be), written losslessly, then encoded by
+    each AAC coder at the same bitrate: CPU seconds of the encode, fidelity to the lossless mix, and the finished
+    file's loudness and true peak (the targets: -14 +- 0.5 LUFS, at most -1 dBTP)."""
+    from video_pipeline.media import mix as mixing
+    from video_pipeline.media.ffmpeg import ffmpeg_binary
+    from video_pipeline.media.measure import integrated_loudness
+
+    joined = work / "aac-joined.mp4"
+    concat([SegmentInput(p, probe(p).duration) for p in segments], joined, 1280, 720, PRESET,
+           transition="crossfade", transition_seconds=FADE, intermediate=True)
+    spec = MixSpec(duration=probe(joined).duration, narration=narration, narration_offset=NARRATION_LEAD,
+                   music=MUSIC)
+    reference = work / "aac-reference.wav"
+    with tempfile.TemporaryDirectory(prefix="aac-") as tmp:
+        _, audio, _ = mixing.final_sound(joined, spec, Path(tmp))      # what mix() hands the AAC encoder
+        mixing._write_wav(audio, reference)
+    source = _pcm(reference)
+    rows = []
+    for coder in AAC_CODERS:
+        out = work / f"aac-{coder}.m4a"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(reference),
+                        "-c:a", "aac", "-aac_coder", coder, "-b:a", AAC_BITRATE, "-ar", "48000", "-ac", "2",
+                        str(out)], check=True)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lufs, true_peak = integrated_loudness(out)
+        rows.append({"coder": coder, "wall": round(wall, 2),
+                     "cpu": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+                     "bytes": out.stat().st_size, "lufs": round(lufs, 2), "true_peak": round(true_peak, 2),
+                     **_fidelity(source, _pcm(out))})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="keep rendered segments here between runs")
     parser.add_argument("--skip-moviepy", action="store_true")
+    parser.add_argument("--only", choices=["aac", "floor"],
+                        help="run one part only: D (the AAC encoder settings) or E (ours beside the floor)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -207,6 +371,13 @@ def main() -> None:
         narration = speak(work)
         print(f"setup: 12 x 8 s 720p segments and {probe(narration).duration:.1f} s of narration "
               f"in {time.perf_counter() - t0:.1f} s")
+        if args.only == "aac":
+            print_aac(aac_choice(segments, narration, work))
+            return
+        if args.only == "floor":
+            wall, _ = _contender("ours", segments, narration, work)
+            print_floor(floor(segments, narration, work), wall)
+            return
 
         # each edit runs in its own process so its CPU time (its ffmpeg children included) is measured as well as
         # its wall time: this machine is shared, and CPU seconds are what the load does not inflate
@@ -224,6 +395,8 @@ def main() -> None:
             moviepy_wall, moviepy_cpu = runs[1][1]
             print(f"A ratio (moviepy / mean of our two runs): {moviepy_wall / wall:.1f}x wall, "
                   f"{moviepy_cpu / cpu:.1f}x CPU (target >= 8x)")
+        ours_walls = [r[0] for n, r in runs if n == "ours"]
+        print_floor(floor(segments, narration, work), sum(ours_walls) / len(ours_walls))
 
         cut_s, _ = timed(concat, [SegmentInput(p, probe(p).duration) for p in segments], work / "cut.mp4",
                          1280, 720, PRESET)
@@ -236,6 +409,26 @@ def main() -> None:
               f"the process tree {memory['tree_peak_mb']} MB ({memory['samples']} samples), Python max "
               f"{memory['python_max_mb']} MB, largest ffmpeg child max {memory['largest_ffmpeg_max_mb']} MB "
               f"(target <= 300 MB)")
+        print_aac(aac_choice(segments, narration, work))
+
+
+def print_floor(bound: dict, ours_wall: float | None) -> None:
+    parts = bound["parts"]
+    print(f"E floor: (a) bodies copied {parts['a']['wall']:.2f} s, (b) {bound['windows_frames']} window frames in one "
+          f"x264 {parts['b']['wall']:.2f} s ({parts['b']['cpu']:.2f} s CPU, peak {parts['b']['peak_mb']:.0f} MB), "
+          f"(c) one mix pass {parts['c']['wall']:.2f} s ({parts['c']['cpu']:.2f} s CPU); sequential "
+          f"{bound['sequential']:.2f} s, two-core {bound['two_core']:.2f} s")
+    if ours_wall:
+        print(f"E ours / floor: {ours_wall / bound['two_core']:.2f}x the two-core floor (target <= 1.25x), "
+              f"{ours_wall / bound['sequential']:.2f}x the sequential floor")
+
+
+def print_aac(rows: list[dict]) -> None:
+    print(f"D AAC at {AAC_BITRATE} on the edit's lossless mix (SI-SDR, band SNR: higher is closer to the source):")
+    for r in rows:
+        print(f"  {r['coder']:>8}: {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, {r['bytes']} B; "
+              f"{r['lufs']} LUFS, {r['true_peak']} dBTP; SI-SDR {r['si_sdr_db']} dB, band SNR mean "
+              f"{r['band_snr_db']} dB (5th percentile {r['band_snr_p5_db']} dB), bandwidth {r['bandwidth_khz']} kHz")
 
 
 if __name__ == "__main__":

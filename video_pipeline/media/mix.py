@@ -2,8 +2,9 @@
 under the voice, fades, and two-pass loudness normalisation. The picture is stream-copied; only the audio is
 re-encoded.
 
-Loudness, two passes: pass one measures the mix with ebur128 (integrated loudness and true peak, EBU R128), pass
-two applies the one linear gain that brings it to the target (loudnorm's linear mode, without its 192 kHz
+Loudness, two passes: pass one runs the mix graph once, writing it to a lossless WAV while ebur128 measures it
+(integrated loudness and true peak, EBU R128); pass two reads that file and applies the one linear gain that brings
+it to the target (loudnorm's linear mode, without its 192 kHz
 resampling, which cost more than the rest of the assembly), with a true-peak limiter only when the gain would
 push peaks past the ceiling. What the limiter takes off is measured on a lossless copy and given back (a little
 more gain, limited again) until the mix is within 0.1 LU of the target, at most three times: the finished file
@@ -26,6 +27,9 @@ from video_pipeline.media.render import AUDIO_RATE
 
 
 LIMITER_MS = 5
+#: ffmpeg's native AAC encoder with its constant-quantizer search: 2.6x less CPU than its default (twoloop) at the
+#: same 160 kbit/s and bandwidth, and closer to the lossless mix by SI-SDR and band SNR (BENCHMARKS.md, Assembly D)
+AAC_CODER = "fast"
 #: how close a limited mix is brought to the target before it is encoded, and in how many rounds at most
 SETTLE_LU, SETTLE_ROUNDS = 0.1, 3
 
@@ -45,8 +49,9 @@ class MixSpec:
     loudness_range: float = 11.0
 
 
-def _graph(video: Path, spec: MixSpec):
-    """The audio graph without loudness normalisation, and the video stream to copy."""
+def _graph(video: Path, spec: MixSpec, native=None):
+    """The audio graph without loudness normalisation, and the video stream to copy; `native` stands for the
+    video's own sound when given (a stream of another graph)."""
     source = ffmpeg.input(str(video))
     d = f"{spec.duration:.3f}"
     layers = []
@@ -57,7 +62,8 @@ def _graph(video: Path, spec: MixSpec):
                       .filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo")
                       .filter("apad").filter("atrim", duration=d))
     elif spec.keep_native:
-        layers.append(source.audio.filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo"))
+        layers.append((source.audio if native is None else native)
+                      .filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo"))
     voice = None
     if spec.narration is not None:
         voice = (ffmpeg.input(str(spec.narration)).audio
@@ -88,11 +94,22 @@ def _graph(video: Path, spec: MixSpec):
 def mix(video: Path, out: Path, spec: MixSpec) -> dict:
     """Write `video` with its new sound to `out` (atomically); returns pass one's measurement and the gain applied
     (`input_i` LUFS, `input_tp` dBTP, `gain_db`, `limited`)."""
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-mix-")) as work:
+        picture, audio, report = final_sound(video, spec, Path(work))
+        _encode(picture, audio, out)
+    return report
+
+
+def final_sound(video: Path, spec: MixSpec, work: Path):
+    """The picture to copy and the finished sound, lossless, at the target loudness (what `mix` encodes), and the
+    report. The mix graph runs once: its output is measured while it is written to a WAV in `work` (decoding the
+    clips' sound, the narration and the music, and ducking, once), and the gain is applied to that file."""
     # the AAC encoder overshoots peaks a little: aim 1 dB under the true-peak ceiling so the file stays below it
     ceiling = spec.true_peak_db - 1.0
-    _, audio = _graph(video, spec)
-    measured_i, measured_tp = _measure(audio)
-    picture, audio = _graph(video, spec)
+    picture, graph = _graph(video, spec)
+    mixed = work / "mix.wav"
+    measured_i, measured_tp = _measure_into(graph, mixed)
+    audio = ffmpeg.input(str(mixed)).audio
     gain, limited = 0.0, False
     if math.isfinite(measured_i) and measured_i > -70:   # silence stays silence
         gain = spec.target_lufs - measured_i
@@ -100,11 +117,10 @@ def mix(video: Path, out: Path, spec: MixSpec) -> dict:
         if math.isfinite(measured_tp) and measured_tp + gain > ceiling:
             limited = True
             audio = _limit(audio, ceiling, spec.duration)
-    with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-mix-")) as work:
-        if limited:
-            audio, gain = _settle(audio, Path(work), spec, ceiling, gain)
-        _encode(picture, audio, out)
-    return {"input_i": measured_i, "input_tp": measured_tp, "gain_db": round(gain, 2), "limited": limited}
+    if limited:
+        audio, gain = _settle(audio, work, spec, ceiling, gain)
+    return picture, audio, {"input_i": measured_i, "input_tp": measured_tp, "gain_db": round(gain, 2),
+                            "limited": limited}
 
 
 def _measure(audio) -> tuple[float, float]:
@@ -112,6 +128,15 @@ def _measure(audio) -> tuple[float, float]:
     analysis = ffmpeg.output(audio.filter("ebur128", peak="true", framelog="quiet"), "-", f="null")
     return ebur128_summary(run_for_stderr(ffmpeg.compile(analysis, cmd=ffmpeg_binary(), overwrite_output=True)[1:],
                                           what="measure loudness"), "measure loudness")
+
+
+def _measure_into(audio, path: Path) -> tuple[float, float]:
+    """Write `audio` to the WAV `path` (laid by its timestamps, as `_write_wav`) and measure what was written:
+    (integrated LUFS, true peak dBTP), by ebur128, which passes the sound through on its way to the file."""
+    laid = _laid(audio).filter("ebur128", peak="true", framelog="quiet")
+    wav = ffmpeg.output(laid, str(path), acodec="pcm_f32le", ar=AUDIO_RATE, ac=2)
+    return ebur128_summary(run_for_stderr(ffmpeg.compile(wav, cmd=ffmpeg_binary(), overwrite_output=True)[1:],
+                                          what=f"mix {path.name}"), "measure loudness")
 
 
 def _limit(audio, ceiling: float, duration: float):
@@ -141,11 +166,14 @@ def _settle(audio, work: Path, spec: MixSpec, ceiling: float, gain: float):
     return ffmpeg.input(str(current)).audio, gain
 
 
-def _write_wav(audio, path: Path) -> None:
+def _laid(audio):
     # a WAV file has no timestamps: samples are laid where the stream's timestamps put them (a stream-copied join
     # overlaps or leaves gaps by the AAC priming), so the sound stays on the picture
-    laid = audio.filter("aresample", **{"async": 1, "min_hard_comp": 0.001})
-    wav = ffmpeg.output(laid, str(path), acodec="pcm_f32le", ar=AUDIO_RATE, ac=2)
+    return audio.filter("aresample", **{"async": 1, "min_hard_comp": 0.001})
+
+
+def _write_wav(audio, path: Path) -> None:
+    wav = ffmpeg.output(_laid(audio), str(path), acodec="pcm_f32le", ar=AUDIO_RATE, ac=2)
     run_for_stderr(ffmpeg.compile(wav, cmd=ffmpeg_binary(), overwrite_output=True)[1:], what=f"limit {path.name}")
 
 
@@ -153,8 +181,8 @@ def _encode(picture, audio, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(private_sibling(out, "mix"))       # ffmpeg creates it: the umask's permissions, like the stills
     try:
-        final = ffmpeg.output(picture, audio, tmp, vcodec="copy", acodec="aac", audio_bitrate="160k", ar=AUDIO_RATE,
-                              ac=2, movflags="+faststart")
+        final = ffmpeg.output(picture, audio, tmp, vcodec="copy", acodec="aac", aac_coder=AAC_CODER,
+                              audio_bitrate="160k", ar=AUDIO_RATE, ac=2, movflags="+faststart")
         run_for_stderr(ffmpeg.compile(final, cmd=ffmpeg_binary(), overwrite_output=True)[1:], what=f"mix {out.name}")
         os.replace(tmp, out)
     finally:
