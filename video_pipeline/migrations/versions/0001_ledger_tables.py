@@ -118,5 +118,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("revision 0001 is the ledger's first: going below it would drop every record of what "
-                              "was paid. Drop the tables by hand if that is really meant.")
+    raise RuntimeError("revision 0001 is the ledger's first: going below it would drop every record of what "
+                       "was paid. Drop the tables by hand if that is really meant.")
