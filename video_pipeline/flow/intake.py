@@ -18,12 +18,12 @@ from pathlib import Path
 
 from video_pipeline.atomic import private_sibling
 from video_pipeline.spec.campaign import (SUFFIXES, Campaign, check_references, load_campaign, parse_campaign,
-                                          read_campaign_file)
+                                          read_campaign_file, resolve_reference)
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.config import Settings
 from video_pipeline.errors import CampaignError, PlanningError, Problem
 from video_pipeline.planning.planner import CampaignPlan, plan_campaign
-from video_pipeline.untrusted import printable
+from video_pipeline.untrusted import Refused, inside, open_regular, printable
 
 SETTLE_SECONDS = 2.0   # a file in the inbox modified more recently may still be being written
 
@@ -51,9 +51,11 @@ def display_path(path: Path, settings: Settings) -> str:
 
 def _validated(path: Path, settings: Settings, display: str, *, links: bool = True, on: dt.date | None = None,
                providers: frozenset[str] | None = None) -> tuple[bytes, Campaign, CampaignPlan]:
-    """The file's bytes (read once), the campaign they hold and its plan."""
+    """The file's bytes (read once), the campaign they hold and its plan. A file given on the command line (`links`)
+    finds its media in its own folder first; one from the inbox only under the data directory."""
     raw = read_campaign_file(path, display, settings.data_dir, links)
-    campaign = parse_campaign(raw, path.name, display, data_dir=settings.data_dir)   # every problem at once
+    campaign = parse_campaign(raw, path.name, display, data_dir=settings.data_dir,   # every problem at once
+                              media_dir=path.parent if links else None)
     check_references(campaign, settings.data_dir)
     plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on, providers=providers)
     return raw, campaign, plan
@@ -96,6 +98,7 @@ def accept(path: Path, settings: Settings, *, move: bool, inbox: bool = False) -
     for other in settings.campaigns_dir.glob(f"{campaign.campaign}.*"):
         if other.suffix.lower() in SUFFIXES and other != spec:
             os.replace(other, _unique(settings.archive_dir / f"{_stamp()}-superseded-{other.name}"))
+    _install_media(campaign, settings)
     tmp = private_sibling(spec, "incoming")
     tmp.write_bytes(raw)
     os.replace(tmp, spec)
@@ -106,6 +109,62 @@ def accept(path: Path, settings: Settings, *, move: bool, inbox: bool = False) -
         partial.write_bytes(raw)                 # what was validated, not a second read of the file
         os.replace(partial, archived)
     return Accepted(campaign.campaign, campaign.schedule, sha, spec, archived)
+
+
+def media_folder(settings: Settings, campaign_id: str) -> Path:
+    """Where an installed campaign's copies of the files found beside its file live: campaigns/<id>.media/."""
+    return settings.campaigns_dir / f"{campaign_id}.media"
+
+
+def _install_media(campaign: Campaign, settings: Settings) -> None:
+    """Copy the files the campaign found in its own folder (not those under the data directory) to a new
+    campaigns/<id>.media/, at the paths the campaign names them by; the previous copies (another version's)
+    go to archive/, so they can never stand in for a file the new version finds under the data directory.
+    Runs read these copies, never the originals: the inputs a version ran with stay as they were."""
+    from video_pipeline.spec.media_limits import MAX_BYTES
+
+    found = []
+    if campaign.media_dir is not None:
+        folder = Path(campaign.media_dir).resolve()
+        for ref in sorted(campaign.references()):
+            source = resolve_reference(ref, settings.data_dir, folder)
+            if inside(source, folder):
+                found.append((ref, source))
+    target = media_folder(settings, campaign.campaign)
+    fresh = None
+    if found:
+        fresh = private_sibling(target, "incoming")
+        try:
+            for ref, source in found:
+                copy = fresh / os.path.normpath(ref)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                # the file as checked: opened once, never through a link swapped in since, at most the size seen
+                with open_regular(source, max_bytes=max(MAX_BYTES.values()), root=folder) as (fd, st), \
+                        open(copy, "wb") as out:
+                    left = st.st_size
+                    while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                        out.write(chunk)
+                        left -= len(chunk)
+        except Refused as refused:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise CampaignError([Problem(campaign.source.file, "", f"{printable(ref)}: {refused.reason}")]) from None
+        except BaseException:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+    for _ in range(5):    # another process installing the same campaign at once: the last one's copies stay
+        if os.path.lexists(target):
+            try:
+                os.replace(target, _unique(settings.archive_dir / f"{_stamp()}-{target.name}"))
+            except FileNotFoundError:
+                pass
+        if fresh is None:
+            return
+        try:
+            os.rename(fresh, target)
+            return
+        except OSError:
+            continue
+    raise OSError(f"could not install {display_path(target, settings)}: another process keeps replacing it")
 
 
 def reject(path: Path, error: Exception, settings: Settings) -> Path:
@@ -184,8 +243,9 @@ def active_spec(settings: Settings, campaign_id: str) -> Path:
 
 
 def load_active(settings: Settings, campaign_id: str) -> Campaign:
-    return load_campaign(active_spec(settings, campaign_id), settings.data_dir,
-                         display=display_path(active_spec(settings, campaign_id), settings))
+    spec = active_spec(settings, campaign_id)
+    return load_campaign(spec, settings.data_dir, display=display_path(spec, settings),
+                         media_dir=media_folder(settings, campaign_id))
 
 
 INVALID = (CampaignError, PlanningError)

@@ -92,7 +92,7 @@ def video_manifest(video_id: str, facts: list[dict], settings: Settings, campaig
     for name, ref, words in (("audio", spec.audio if spec else None, "driving audio, laid from 0 s"),
                              ("music", spec.music if spec else None, "music, ducked under the narration")):
         if ref:
-            path = resolve_reference(ref, settings.data_dir)
+            path = resolve_reference(ref, settings.data_dir, campaign.media_dir if campaign is not None else None)
             ingredients.append(Ingredient(name, f"{words}: {Path(ref).name}", path, None, None,
                                           {"file": Path(ref).name, "sha256": file_sha256(path)}))
     native = campaign is None or campaign.defaults.native_audio == "keep"

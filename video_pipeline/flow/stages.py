@@ -376,11 +376,12 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
     from video_pipeline.providers.tts import WordTiming
 
     duration = probe(joined).duration
-    music = resolve_reference(spec.music, settings.data_dir) if spec is not None and spec.music else None
+    media_dir = campaign.media_dir if campaign is not None else None
+    music = resolve_reference(spec.music, settings.data_dir, media_dir) if spec is not None and spec.music else None
     keep_native = campaign is None or campaign.defaults.native_audio == "keep"
     # a video generated to its `audio` (Seedance's @Audio, lip sync) carries that audio: the planner started
     # segment k at the track's second `start_seconds`, so the track lines up with the joined picture from 0 s
-    driving = resolve_reference(spec.audio, settings.data_dir) if spec is not None and spec.audio else None
+    driving = resolve_reference(spec.audio, settings.data_dir, media_dir) if spec is not None and spec.audio else None
     mix(joined, out, MixSpec(duration=duration, narration=Path(spoken.audio_path) if spoken is not None else None,
                              narration_offset=NARRATION_LEAD, driving_audio=driving, music=music,
                              keep_native=keep_native))

@@ -173,8 +173,21 @@ class _Planner:
         if ref is None:
             return None
         if ref not in self.hashes:
-            self.hashes[ref] = file_sha256(resolve_reference(ref, self.data_dir))
+            self.hashes[ref] = file_sha256(self.resolve(ref))
         return self.hashes[ref]
+
+    def resolve(self, ref: str) -> Path:
+        return resolve_reference(ref, self.data_dir, self.campaign.media_dir)
+
+    def located(self, ref: str | None) -> str | None:
+        """A reference as the plan keeps it: the file's path under the data directory (where the engine and the
+        assembly find it), or as written when it lies elsewhere (a plan only shown, never run)."""
+        if ref is None or self.campaign.media_dir is None:
+            return ref
+        try:
+            return self.resolve(ref).relative_to(self.data_dir.resolve()).as_posix()
+        except ValueError:
+            return ref
 
     def task_for(self, video: Video, shot: Shot, category: TaskCategory) -> RoutingTask:
         d = self.campaign.defaults
@@ -221,9 +234,9 @@ class _Planner:
             # `extra` is what crossfades and trimmed join frames take away: generate it so the target still holds
             return share_seconds(target + extra, len(video.shots))[si]
         if category in (TaskCategory.VIDEO_ENHANCE, TaskCategory.VIDEO_TO_VIDEO) and shot.video:
-            return min(self.probe_seconds(resolve_reference(shot.video, self.data_dir)), model.max_duration)
+            return min(self.probe_seconds(self.resolve(shot.video)), model.max_duration)
         if video.audio:  # the audio drives the video (or the lip sync): its length sets the video's
-            audio = self.probe_seconds(resolve_reference(video.audio, self.data_dir))
+            audio = self.probe_seconds(self.resolve(video.audio))
             share = share_seconds(audio + extra, len(video.shots))[si]
             return min(share, model.max_duration) if category == TaskCategory.AUDIO_LIP_SYNC else share
         return float(model.default_duration())
@@ -294,7 +307,7 @@ class _Planner:
                     category=category.value, model=model.id, fallbacks=decision.fallbacks, reason=decision.reason,
                     prompt=prompt, seconds=used, generate_seconds=generate, start_seconds=round(start, 3),
                     target_seconds=target, resolution=self.resolution, aspect_ratio=c.defaults.aspect_ratio,
-                    image=shot.image, video=shot.video, audio=video.audio,
+                    image=self.located(shot.image), video=self.located(shot.video), audio=self.located(video.audio),
                     audio_offset_seconds=round(start, 3) if video.audio else 0.0, continuity=video.continuity,
                     transition=video.transition, chained_from=previous_key if chained else None, options=options,
                     est_cost_usd=model.cost(generate, self.resolution),

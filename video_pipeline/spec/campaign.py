@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -154,6 +155,7 @@ class Campaign(_Strict):
     videos: list[Video] = Field(min_length=1, max_length=10000)
 
     _source: "CampaignSource | None" = PrivateAttr(default=None)
+    _media_dir: Path | None = PrivateAttr(default=None)
 
     _id_not_reserved = field_validator("campaign")(_not_reserved)
 
@@ -171,6 +173,22 @@ class Campaign(_Strict):
     def source(self) -> "CampaignSource":
         return self._source or CampaignSource(file="<memory>", sha256="", lines={})
 
+    def references(self) -> set[str]:
+        """Every file the campaign names (each video's music and driving audio, each shot's image and video), as
+        written."""
+        return {ref for v in self.videos
+                for ref in (v.music, v.audio, *(r for shot in v.shots for r in (shot.image, shot.video))) if ref}
+
+    @property
+    def media_dir(self) -> Path | None:
+        """The folder searched first for the files the campaign names (before the data directory): the campaign
+        file's own folder when it was given on the command line, its imported copy once installed."""
+        return self._media_dir
+
+    def with_media_dir(self, folder: Path | None) -> "Campaign":
+        self._media_dir = Path(folder) if folder is not None else None
+        return self
+
     def where(self, *field: str | int) -> tuple[str, int | None]:
         """The file and line of a field path such as ("videos", 0, "shots", 1, "model")."""
         return self.source.file, self.source.line_of(tuple(field))
@@ -186,7 +204,8 @@ class Campaign(_Strict):
         else:
             line_data = {"lines": [[list(path), line] for path, line in dict(lines).items()]}
         return {"snapshot": SNAPSHOT_VERSION, "file": source.file, "sha256": source.sha256,
-                "spec": self.model_dump(mode="json"), **line_data}
+                "spec": self.model_dump(mode="json"), **line_data,
+                **({"media_dir": str(self.media_dir)} if self.media_dir is not None else {})}
 
     @classmethod
     def from_snapshot(cls, data: dict) -> "Campaign":
@@ -198,7 +217,7 @@ class Campaign(_Strict):
         lines = (_LazyLines(data["json_text"]) if "json_text" in data
                  else {tuple(path): line for path, line in data["lines"]})
         campaign._source = CampaignSource(file=data["file"], sha256=data["sha256"], lines=lines)
-        return campaign
+        return campaign.with_media_dir(data.get("media_dir"))
 
 
 class CampaignSource(BaseModel):
@@ -692,9 +711,11 @@ def _format_of(filename: str, display: str) -> str:
     return SUFFIXES[suffix]
 
 
-def parse_campaign(raw: bytes, filename: str, display: str | None = None, data_dir: Path | None = None) -> Campaign:
+def parse_campaign(raw: bytes, filename: str, display: str | None = None, data_dir: Path | None = None,
+                   media_dir: Path | None = None) -> Campaign:
     """Parse and validate campaign bytes. `filename` picks the format (and, for lists, the campaign id). With
-    `data_dir`, a file whose fields are wrong also has its file references checked, so one pass names them all."""
+    `data_dir`, a file whose fields are wrong also has its file references checked, so one pass names them all;
+    `media_dir` is searched first for them (see `resolve_reference`) and kept on the campaign."""
     display = display or filename
     kind = _format_of(filename, display)
     if len(raw) > MAX_FILE_BYTES:
@@ -728,9 +749,10 @@ def parse_campaign(raw: bytes, filename: str, display: str | None = None, data_d
         # directory) the referenced files, read from the data as written
         problems = _pydantic_problems(exc, display, lines) + _duplicate_ids(data.get("videos"), source)
         if data_dir is not None:
-            problems += _reference_problems(_raw_references(data.get("videos")), source, data_dir)
+            problems += _reference_problems(_raw_references(data.get("videos")), source, data_dir, media_dir)
         raise refuse(problems) from None
     campaign._source = source
+    campaign.with_media_dir(media_dir)
     if duplicates := _duplicate_ids(data.get("videos"), source):
         raise refuse(duplicates)
     return campaign
@@ -764,12 +786,13 @@ def read_campaign_file(path: Path | str, display: str, data_dir: Path | None = N
 
 
 def load_campaign(path: Path | str, data_dir: Path | None = None, display: str | None = None, *,
-                  links: bool = True) -> Campaign:
+                  links: bool = True, media_dir: Path | None = None) -> Campaign:
     """Read (see `read_campaign_file`), validate and (when `data_dir` is given) check every file reference of a
-    campaign file."""
+    campaign file, looked for first under `media_dir` (see `resolve_reference`), by default the file's folder."""
     path = Path(path)
     display = printable(display or str(path))
-    campaign = parse_campaign(read_campaign_file(path, display, data_dir, links), path.name, display, data_dir)
+    campaign = parse_campaign(read_campaign_file(path, display, data_dir, links), path.name, display, data_dir,
+                              path.parent if media_dir is None else media_dir)
     if data_dir is not None:
         check_references(campaign, data_dir)
     return campaign
@@ -785,21 +808,42 @@ REFERENCE_KINDS = {
 }
 
 
-def resolve_reference(value: str, data_dir: Path) -> Path:
-    """Resolve a campaign file reference to a regular file inside `data_dir`, or raise ValueError saying why not."""
+def resolve_reference(value: str, data_dir: Path, media_dir: Path | None = None) -> Path:
+    """Resolve a campaign file reference to a regular file, or raise ValueError saying why not: first inside
+    `media_dir` (the campaign file's own folder, or its installed copy), when the path stays inside that folder's
+    tree and names something there; then inside `data_dir`. A link is followed only to a file inside the folder
+    it was found in."""
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
-        raise ValueError("URLs are not accepted here yet; put the file under data/ and give its relative path")
+        raise ValueError("URLs are not accepted here yet; put the file beside the campaign file or under data/ "
+                         "and give its relative path")
     candidate = Path(value)
     if candidate.is_absolute():
-        raise ValueError("absolute paths are not accepted; give a path relative to the data directory")
+        raise ValueError("absolute paths are not accepted; give a path relative to the campaign file's folder or "
+                         "to the data directory")
+    if media_dir is not None:
+        folder = Path(media_dir).resolve()
+        written = Path(os.path.normpath(candidate))          # as the installed copy is laid out (intake)
+        local = folder / written
+        if written.parts[:1] != ("..",) and os.path.lexists(local):
+            return _regular_inside(local, folder, "the campaign file's folder")
+    where = "beside the campaign file or under the data directory" if media_dir is not None \
+        else "under the data directory"
     root = data_dir.resolve()
-    resolved = (root / candidate).resolve()
+    if not inside((root / candidate).resolve(), root):
+        raise ValueError(f"the path leaves the data directory; give a path {where}")
+    if not os.path.lexists(root / candidate):
+        raise ValueError(f"no such file {where}")
+    return _regular_inside(root / candidate, root, "the data directory")
+
+
+def _regular_inside(path: Path, root: Path, name: str) -> Path:
+    resolved = path.resolve()
     if not inside(resolved, root):
-        raise ValueError("the path leaves the data directory; give a path under data/")
+        raise ValueError(f"is a link that leaves {name}")
     try:
         mode = resolved.stat().st_mode
     except OSError:
-        raise ValueError("no such file under the data directory") from None
+        raise ValueError(f"is a broken link in {name}") from None
     if not stat.S_ISREG(mode):
         raise ValueError(f"is {kind_of(mode)}; expected a regular file")
     return resolved
@@ -814,7 +858,7 @@ def check_references(campaign: Campaign, data_dir: Path) -> None:
         for si, shot in enumerate(video.shots):
             references += [(shot.image, "image", ("videos", vi, "shots", si, "image")),
                            (shot.video, "video", ("videos", vi, "shots", si, "video"))]
-    if problems := _reference_problems(references, campaign.source, data_dir):
+    if problems := _reference_problems(references, campaign.source, data_dir, campaign.media_dir):
         raise refuse(problems)
 
 
@@ -831,7 +875,8 @@ def _raw_references(videos) -> list[tuple]:
     return [(value, kind, path) for value, kind, path in references if isinstance(value, str)]
 
 
-def _reference_problems(references: list[tuple], source: "CampaignSource", data_dir: Path) -> list[Problem]:
+def _reference_problems(references: list[tuple], source: "CampaignSource", data_dir: Path,
+                        media_dir: Path | None = None) -> list[Problem]:
     from video_pipeline.spec.media_limits import content_problem
 
     problems: list[Problem] = []
@@ -848,12 +893,14 @@ def _reference_problems(references: list[tuple], source: "CampaignSource", data_
                                     + ", ".join(sorted(suffixes)), line))
             return
         try:
-            resolved = resolve_reference(value, data_dir)
+            resolved = resolve_reference(value, data_dir, media_dir)
         except ValueError as exc:
             problems.append(Problem(file, field_name(path), f"{shown}: {exc}", line))
             return
         if (resolved, kind) not in seen:
-            seen[(resolved, kind)] = content_problem(resolved, kind, data_dir)
+            found_in = media_dir.resolve() if media_dir is not None and inside(resolved, media_dir.resolve()) \
+                else data_dir
+            seen[(resolved, kind)] = content_problem(resolved, kind, found_in)
         if (wrong := seen[(resolved, kind)]) is not None:
             problems.append(Problem(file, field_name(path), f"{shown}: {wrong}", line))
 
