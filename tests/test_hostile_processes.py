@@ -70,7 +70,7 @@ def test_every_hostile_case_through_validate_run_and_the_sensor_in_a_real_proces
         failures += [f"{case.name}: {what} {cost}" for what, ok in checks.items() if not ok]
     assert failures == []
     assert behind["requested"] == ["social-ideas"] and behind["run"] == 0, behind["output"][-2000:]
-    assert behind["peak_mib"] - hostile[0]["baseline_mib"] > 0                  # the measure moves when work is done
+    assert behind["probe_mib"] >= 32, behind["probe_mib"]     # the measure is live: 64 MiB touched past the peak shows
 
     # everything the process wrote: no sentinel, raw or in a file it was not asked to read
     hits = []
