@@ -813,26 +813,23 @@ def resolve_reference(value: str, data_dir: Path, media_dir: Path | None = None)
     `media_dir` (the campaign file's own folder, or its installed copy), when the path stays inside that folder's
     tree and names something there; then inside `data_dir`. A link is followed only to a file inside the folder
     it was found in."""
+    # the same words whichever way the file came in (the inbox does not look beside the file; docs say where)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
-        raise ValueError("URLs are not accepted here yet; put the file beside the campaign file or under data/ "
-                         "and give its relative path")
+        raise ValueError("URLs are not accepted here yet; put the file under data/ and give its relative path")
     candidate = Path(value)
     if candidate.is_absolute():
-        raise ValueError("absolute paths are not accepted; give a path relative to the campaign file's folder or "
-                         "to the data directory")
+        raise ValueError("absolute paths are not accepted; give a path relative to the data directory")
     if media_dir is not None:
         folder = Path(media_dir).resolve()
         written = Path(os.path.normpath(candidate))          # as the installed copy is laid out (intake)
         local = folder / written
         if written.parts[:1] != ("..",) and os.path.lexists(local):
             return _regular_inside(local, folder, "the campaign file's folder")
-    where = "beside the campaign file or under the data directory" if media_dir is not None \
-        else "under the data directory"
     root = data_dir.resolve()
     if not inside((root / candidate).resolve(), root):
-        raise ValueError(f"the path leaves the data directory; give a path {where}")
+        raise ValueError("the path leaves the data directory; give a path under data/")
     if not os.path.lexists(root / candidate):
-        raise ValueError(f"no such file {where}")
+        raise ValueError("no such file under the data directory")
     return _regular_inside(root / candidate, root, "the data directory")
 
 
