@@ -80,7 +80,7 @@ def test_the_same_narration_is_spoken_once(settings, data_dir):
 def test_burned_subtitles_replace_the_soft_track_and_every_join_gets_a_score(instance, settings, data_dir):
     text = (data_dir / "samples" / "narrated-spot.yaml").read_text().replace(
         "  resolution: 720p\n", "  resolution: 720p\n  subtitles: burned\n").replace("transition: crossfade", "transition: cut")
-    _, plan, _, videos = _finish(instance, settings, write(data_dir / "burned.yaml", text))
+    _, plan, _, videos = _finish(instance, settings, write(data_dir / "samples" / "burned.yaml", text))
     video = videos.iloc[0]
     with av.open(video["output_path"]) as container:
         assert len(container.streams.subtitles) == 0          # drawn into the picture instead

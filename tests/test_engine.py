@@ -194,7 +194,7 @@ videos:
 def test_image_video_and_audio_inputs_render_real_clips(instance, settings, data_dir):
     spec = yaml.safe_load((data_dir / "samples" / "long-form.yaml").read_text(encoding="utf-8"))
     spec["videos"] = spec["videos"][1:2]                     # the presenter: an image and a driving voice
-    result, _ = scripted_run(instance, settings, write(data_dir / "talking-head.yaml", yaml.safe_dump(spec)))
+    result, _ = scripted_run(instance, settings, write(data_dir / "samples" / "talking-head.yaml", yaml.safe_dump(spec)))
     clip = result.output_for_node("stored_clips").iloc[0]
     info = probe(clip["clip_path"])
     assert info.has_audio and info.video_codec == "h264"

@@ -775,10 +775,12 @@ class JobEngine:
         event_key = getattr(provider, "event_key", lambda j: j)(job_id)
         if row_id is not None:
             self._held.add(row_id)
+        polled = False
         try:
             while True:
-                await self._sleep_or_event(max(0.0, started + next_at * scale - time.monotonic()), provider.name,
-                                           event_key)
+                await self._sleep_or_event(max(self.poll.min_real_interval if polled else 0.0,
+                                               started + next_at * scale - time.monotonic()), provider.name, event_key)
+                polled = True
                 try:
                     status = await provider.poll(job_id)
                 except ProviderError as exc:
@@ -786,7 +788,7 @@ class JobEngine:
                         raise
                     # The job may still be running (and billed): keep polling it, never resubmit over a poll error.
                     elapsed = (time.monotonic() - started) / scale
-                    next_at = self.poll.next_poll(elapsed, p50, p95)
+                    next_at = self.poll.next_poll(elapsed, p50, p95, scale=scale)
                     continue
                 if status.state == JobState.SUCCEEDED:
                     if not status.output_url:
@@ -811,7 +813,7 @@ class JobEngine:
                                         billed_as="canceled")
                 elapsed = (time.monotonic() - started) / scale
                 hint = status.poll_after / scale if status.poll_after is not None else None
-                next_at = self.poll.next_poll(elapsed, p50, p95, status.progress, hint)
+                next_at = self.poll.next_poll(elapsed, p50, p95, status.progress, hint, scale)
         finally:
             self._held.discard(row_id)
             if self._events is not None:

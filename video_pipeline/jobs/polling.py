@@ -66,10 +66,14 @@ class PollPolicy:
     """
 
     poll_cost: float = 0.019
-    max_interval: float = 120.0           # never wait longer than this between polls
+    max_interval: float = 120.0           # real seconds: never wait longer than this between polls
     min_interval_fraction: float = 0.02   # of p50: never poll faster than this
-    tail_growth: float = 1.25             # past the schedule's end (a 3e-7 tail): each wait 25 % longer
+    # past the schedule's end (a 3e-7 tail at the provider's own pace): each wait half the time waited so far.
+    # Real providers almost never get there; a time scale that makes the profile shorter than the job really
+    # takes (tests, demos: TIME_SCALE 0.002 or 0) gets there at once, and polls grow geometrically from then on
+    tail_growth: float = 1.5
     timeout_factor: float = 4.0           # give up (cancel, fall back) after this many p95s
+    min_real_interval: float = 0.1        # real seconds between two polls of a job, whatever the time scale
 
     def schedule(self, p50: float, p95: float) -> list[float]:
         return [p50 * t for t in optimal_schedule(round(fit_lognormal(p50, p95), 3), self.poll_cost)]
@@ -78,8 +82,9 @@ class PollPolicy:
         return self.schedule(p50, p95)[0]
 
     def next_poll(self, elapsed: float, p50: float, p95: float, progress: float | None = None,
-                  hint: float | None = None) -> float:
-        """The elapsed time (provider seconds since submission) of the next poll."""
+                  hint: float | None = None, scale: float = 1.0) -> float:
+        """The elapsed time (provider seconds since submission) of the next poll; `scale` is real seconds per
+        provider second (`max_interval` is real seconds)."""
         floor = max(self.min_interval_fraction * p50, 0.01)
         plan = self.schedule(p50, p95)
         at = next((t for t in plan if t >= elapsed + floor), None)
@@ -87,7 +92,7 @@ class PollPolicy:
             at = elapsed + max(floor, (self.tail_growth - 1) * elapsed)
         if progress is not None and 0.05 <= progress < 1:
             at = min(at, elapsed / progress)          # the provider's own progress gives an ETA
-        at = min(max(at, elapsed + floor), elapsed + self.max_interval)
+        at = min(max(at, elapsed + floor), elapsed + self.max_interval / scale)
         if hint is not None and hint > 0:
             at = min(at, elapsed + hint)
         return at
