@@ -144,6 +144,26 @@ class TunedProviders(VideoProviders):
 
 # --- live mode against the fakes -----------------------------------------------------------------------------------
 
+def quick_catalog(directory: Path, factor: float = 0.01) -> Path:
+    """The bundled catalog with every model's latency profile times `factor`, written into `directory`: for a
+    `video-pipeline run` in live mode against fakes whose jobs take about a second (live mode polls on the
+    catalog's profile in real seconds: Kling's first poll comes at 127 s). Set VIDEO_PIPELINE_CATALOG to it."""
+    import re
+
+    from video_pipeline.config import PROJECT_ROOT
+
+    def scaled(match: re.Match) -> str:
+        return f"latency: {{p50_seconds: {float(match[1]) * factor:g}, p95_seconds: {float(match[2]) * factor:g}}}"
+
+    text = (PROJECT_ROOT / "data" / "catalog.yaml").read_text(encoding="utf-8")
+    text, count = re.subn(r"latency: \{p50_seconds: ([\d.]+), p95_seconds: ([\d.]+)\}", scaled, text)
+    assert count >= 10, "the catalog's latency lines changed shape"
+    path = Path(directory) / "quick-catalog.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def fleet_environment(fleet, providers: tuple[str, ...] | None = None) -> dict[str, str]:
     """The fleet's environment (`Fleet.environment()`: base URLs, test keys, webhook secrets) with the keys of
     providers outside `providers` left out, as for an account that has no key there."""
