@@ -55,10 +55,20 @@ def _validated(path: Path, settings: Settings, display: str, *, links: bool = Tr
     finds its media in its own folder first; one from the inbox only under the data directory."""
     raw = read_campaign_file(path, display, settings.data_dir, links)
     campaign = parse_campaign(raw, path.name, display, data_dir=settings.data_dir,   # every problem at once
-                              media_dir=path.parent if links else None)
+                              media_dir=_media_dir_of(path, settings) if links else None)
     check_references(campaign, settings.data_dir)
     plan = plan_campaign(campaign, load_catalog(settings.catalog_file), settings.data_dir, on=on, providers=providers)
     return raw, campaign, plan
+
+
+def _media_dir_of(path: Path, settings: Settings) -> Path:
+    """Where a campaign file's media are looked for first: an installed spec's copies (campaigns/<id>.media/),
+    else the file's own folder."""
+    try:
+        installed = path.parent.resolve() == settings.campaigns_dir.resolve()
+    except OSError:
+        installed = False
+    return media_folder(settings, path.stem) if installed else path.parent
 
 
 def validate_file(path: Path, settings: Settings, on: dt.date | None = None,
