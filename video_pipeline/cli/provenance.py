@@ -49,7 +49,7 @@ def cmd_provenance(args, settings: Settings) -> int:
         made = ", ".join(p for p in (ing.get("model"), ing.get("source_type")) if p)
         lines.append(f"    - {ing.get('title')}" + (f" ({made})" if made else ""))
     lines += [f"  failure     {f}" for f in creds.failures]
-    lines += [f"  note        {n}" for n in creds.notes]
+    lines += [f"  info        {n} (informational, not a failure)" for n in creds.notes]
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_FAILED
 
