@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -318,8 +319,9 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
     spoken = {r.video_id: r for r in narration.itertuples()} if narration is not None and len(narration) else {}
     key = provenance.key_for(settings, campaign)
     facts = provenance.segment_facts(clips, segments, plans)
-    rows = []
-    for video_id, group in clips.groupby("video_id", sort=False):
+    label = provenance.label_text(campaign)
+
+    def assemble(video_id: str, group: pd.DataFrame) -> dict:
         group = group.sort_values("segment_index")
         first = group.iloc[0]
         name = first["campaign"]
@@ -330,8 +332,7 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
         missing = group[group["state"] != "stored"]
         if len(missing):
             reasons = "; ".join(f"segment {int(r.segment_index)}: {r.error}" for r in missing.itertuples())
-            rows.append({**row, "state": "failed", "error": f"{len(missing)} of {len(group)} segments missing ({reasons})"})
-            continue
+            return {**row, "state": "failed", "error": f"{len(missing)} of {len(group)} segments missing ({reasons})"}
         out = settings.outputs_dir / name / f"{video_id}.mp4"
         spec = videos.get(video_id)
         try:
@@ -345,7 +346,6 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
             finished["join_scores"] = join_scores(out, _join_times(group, spec))
             joined.unlink(missing_ok=True)
             info = probe(out)
-            label = provenance.label_text(campaign)
             if key is None:
                 finished["credentials"] = provenance.off_record(label)
             else:   # the file's last write: whatever rewrites it later must sign it again
@@ -355,13 +355,18 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
                 finished["credentials"], finished["credentials_sidecar"] = provenance.sign_video(
                     out, manifest, key, label)
         except MediaError as exc:
-            rows.append({**row, "state": "failed", "error": str(exc)})
-            continue
+            return {**row, "state": "failed", "error": str(exc)}
         narration_cost = float(spoken[video_id].cost_usd) if video_id in spoken else 0.0
-        rows.append({**row, **finished, "state": "assembled", "output_uri": out.resolve().as_uri(),
-                     "output_path": str(out), "duration_seconds": round(info.duration, 3), "width": info.width,
-                     "height": info.height, "video_codec": info.video_codec,
-                     "cost_usd": round(row["cost_usd"] + narration_cost, 4)})
+        return {**row, **finished, "state": "assembled", "output_uri": out.resolve().as_uri(),
+                "output_path": str(out), "duration_seconds": round(info.duration, 3), "width": info.width,
+                "height": info.height, "video_codec": info.video_codec,
+                "cost_usd": round(row["cost_usd"] + narration_cost, 4)}
+
+    # the videos of a campaign side by side, up to the cores: most of a video's time is ffmpeg's, and the serial
+    # parts of one (probing, measuring, signing) overlap the other's encoding
+    groups = list(clips.groupby("video_id", sort=False))
+    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), len(os.sched_getaffinity(0))))) as pool:
+        rows = list(pool.map(lambda item: assemble(*item), groups))
     return ASSEMBLED_OUTPUTS.rows(rows)
 
 
