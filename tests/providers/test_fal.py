@@ -88,6 +88,18 @@ def test_job_ids_carry_the_response_url(endpoint, submitted, job_id):
     assert a._urls(job_id)["status_url"] == a.url(job_id) + "/status"
 
 
+def test_a_request_id_as_the_dashboard_shows_it_is_the_job_an_operator_adopts(connect, book):
+    job_id = submit_once(connect, veo())
+    [job] = book.jobs.values()
+    a = FalProvider("k", base_url="https://queue.fal.run")
+    for copied in (job.id, f" {job.id}\n", f"https://queue.fal.run/fal-ai/veo3.1/requests/{job.id}/status",
+                   f"fal-ai/veo3.1/requests/{job.id}"):
+        assert a.job_id_from(copied, VEO) == job_id
+    # and it polls: what `resolve --adopt` asks before recording it
+    status, _ = using(connect, lambda fresh: poll_until_terminal(fresh, fresh.job_id_from(job.id, VEO)))
+    assert status.state == JobState.SUCCEEDED
+
+
 def test_queue_position_sets_longer_waits_deeper_in_the_queue(tmp_path):
     slow = JobBook(latency=8.0, work_dir=tmp_path / "w")
 

@@ -198,6 +198,15 @@ class FalProvider(HttpProvider):
         prefix = self.base_url + "/"
         return response_url[len(prefix):] if response_url.startswith(prefix) else response_url
 
+    def job_id_from(self, raw: str, route_model_id: str) -> str:
+        """A request id as an operator copies it from fal's dashboard (the bare request id, or its queue URL) in
+        the form `submit` returns, for `video-pipeline resolve --adopt`."""
+        raw = raw.strip().rstrip("/").removesuffix("/status")
+        if "/" not in raw:
+            return self._job_id(route_model_id, {"request_id": raw})
+        prefix = self.base_url + "/"
+        return raw[len(prefix):] if raw.startswith(prefix) else raw
+
     def _urls(self, job_id: str) -> dict[str, str]:
         response_url = self.url(job_id)
         rebuilt = {"response_url": response_url, "status_url": f"{response_url}/status",
