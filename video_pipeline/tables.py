@@ -9,57 +9,112 @@ one back with Python lists, dicts and None where Parquet has lists, maps, struct
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import pyarrow as pa
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     import pandas as pd      # imported where a frame is made: the schemas alone do not need it
+    import pyarrow as pa     # likewise: the declarations below name Arrow types without importing pyarrow, so
+                             # loading the definitions (the UI, every step process) does not pay its 0.14 s
 
-STRING, INT, FLOAT, BOOL = pa.string(), pa.int64(), pa.float64(), pa.bool_()
-STRINGS = pa.list_(pa.string())
+
+@dataclass(frozen=True)
+class Kind:
+    """An Arrow type, named as Arrow spells it and built when a table is written or read."""
+
+    text: str
+    make: Callable = field(repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def arrow(self) -> "pa.DataType":
+        import pyarrow
+
+        return self.make(pyarrow)
+
+
+def _plain(text: str, factory: str) -> Kind:
+    return Kind(text, lambda pa: getattr(pa, factory)())
+
+
+def list_of(item: Kind) -> Kind:
+    return Kind(f"list<item: {item}>", lambda pa: pa.list_(item.arrow()))
+
+
+def map_of(key: Kind, value: Kind) -> Kind:
+    return Kind(f"map<{key}, {value}>", lambda pa: pa.map_(key.arrow(), value.arrow()))
+
+
+def struct_of(fields: list[tuple[str, Kind]]) -> Kind:
+    return Kind("struct<" + ", ".join(f"{n}: {k}" for n, k in fields) + ">",
+                lambda pa: pa.struct([(n, k.arrow()) for n, k in fields]))
+
+
+STRING, INT, FLOAT, BOOL = _plain("string", "string"), _plain("int64", "int64"), _plain("double", "float64"), \
+    _plain("bool", "bool_")
+STRINGS = list_of(STRING)
 #: model-specific request options (e.g. Wan's shot_type): names to values
-OPTIONS = pa.map_(pa.string(), pa.string())
+OPTIONS = map_of(STRING, STRING)
 #: a stretch of a video, in seconds from its start
-SPANS = pa.list_(pa.struct([("start_seconds", FLOAT), ("end_seconds", FLOAT)]))
+SPANS = list_of(struct_of([("start_seconds", FLOAT), ("end_seconds", FLOAT)]))
 #: spoken words or sentences with their times in the narration track
-TIMINGS = pa.list_(pa.struct([("text", STRING), ("start_seconds", FLOAT), ("end_seconds", FLOAT)]))
+TIMINGS = list_of(struct_of([("text", STRING), ("start_seconds", FLOAT), ("end_seconds", FLOAT)]))
 #: a discontinuity score per join: luma change across the join and one second before it
-JOIN_SCORES = pa.list_(pa.struct([("at_seconds", FLOAT), ("score", FLOAT), ("baseline", FLOAT)]))
+JOIN_SCORES = list_of(struct_of([("at_seconds", FLOAT), ("score", FLOAT), ("baseline", FLOAT)]))
 #: a finished video's Content Credentials as read back after signing (C2PA)
-CREDENTIALS = pa.struct([
+CREDENTIALS = struct_of([
     ("state", STRING),            # signed, off (the campaign's `provenance: off`) or unsigned
     ("validation", STRING),       # Trusted, Valid or Invalid
     ("signer", STRING),           # the signing certificate's common name
     ("development", BOOL),        # signed with the untrusted development chain
     ("generator", STRING),        # the claim generator: video-pipeline and its version
     ("source_type", STRING),      # the IPTC digital source type of the video (the AI disclosure)
-    ("ingredients", pa.list_(pa.struct([("title", STRING), ("model", STRING), ("source_type", STRING)]))),
+    ("ingredients", list_of(struct_of([("title", STRING), ("model", STRING), ("source_type", STRING)]))),
     ("label", STRING),            # the visible label drawn into the picture, when the campaign asks for one
 ])
 
 
-def column(name: str, kind: pa.DataType, description: str, nullable: bool = True) -> pa.Field:
-    return pa.field(name, kind, nullable=nullable, metadata={"description": description})
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    description: str
+    nullable: bool = True
+
+    @property
+    def type(self) -> "pa.DataType":
+        return self.kind.arrow()
+
+    def field(self) -> "pa.Field":
+        import pyarrow as pa
+
+        return pa.field(self.name, self.type, nullable=self.nullable, metadata={"description": self.description})
+
+
+def column(name: str, kind: Kind, description: str, nullable: bool = True) -> Column:
+    return Column(name, kind, description, nullable)
 
 
 @dataclass(frozen=True)
 class TableSchema:
     name: str
-    fields: tuple[pa.Field, ...]
+    fields: tuple[Column, ...]
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.fields]
 
-    @property
-    def schema(self) -> pa.Schema:
-        return pa.schema(self.fields)
+    @cached_property
+    def schema(self) -> "pa.Schema":
+        import pyarrow as pa
+
+        return pa.schema([f.field() for f in self.fields])
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, Arrow type, description) per column, for catalogs such as Dagster's column schema."""
-        return [(f.name, str(f.type), (f.metadata or {}).get(b"description", b"").decode()) for f in self.fields]
+        return [(f.name, str(f.kind), f.description) for f in self.fields]
 
     def rows(self, rows: list[dict]) -> pd.DataFrame:
         """A stage's rows as its DataFrame: exactly these columns, in order (absent values are None)."""
@@ -67,15 +122,17 @@ class TableSchema:
 
         return pd.DataFrame([{name: row.get(name) for name in self.names} for row in rows], columns=self.names)
 
-    def table(self, frame: pd.DataFrame) -> pa.Table:
+    def table(self, frame: pd.DataFrame) -> "pa.Table":
         """The frame as an Arrow table of this schema; ValueError naming the columns that do not fit."""
         missing = [n for n in self.names if n not in frame.columns]
         extra = [c for c in frame.columns if c not in self.names]
         if missing or extra:
             raise ValueError(f"{self.name}: columns do not match the declared schema (missing {missing}, "
                              f"unexpected {extra})")
+        import pyarrow as pa
+
         arrays = []
-        for f in self.fields:
+        for f in self.schema:
             cells = list(frame[f.name])
             if pa.types.is_map(f.type):
                 cells = [None if _missing(v) else {str(k): str(x) for k, x in dict(v).items()} for v in cells]
@@ -89,12 +146,14 @@ class TableSchema:
                 raise ValueError(f"{self.name}.{f.name}: a value does not fit {f.type}: {exc}") from None
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
-    def frame(self, table: pa.Table) -> pd.DataFrame:
+    def frame(self, table: "pa.Table") -> pd.DataFrame:
         """An Arrow table of this schema as a DataFrame with plain Python values in nested columns."""
         import pandas as pd
 
+        import pyarrow as pa
+
         frame = table.select(self.names).to_pandas()
-        for f in self.fields:
+        for f in self.schema:
             if pa.types.is_map(f.type):
                 frame[f.name] = [None if v is None else dict(v) for v in table.column(f.name).to_pylist()]
             elif pa.types.is_nested(f.type):
