@@ -37,7 +37,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from procs import tree_rss  # noqa: E402
 from video_pipeline.media.assemble import SegmentInput, concat  # noqa: E402
 from video_pipeline.media.mix import MixSpec, mix  # noqa: E402
 from video_pipeline.media.probe import probe  # noqa: E402
@@ -130,30 +132,6 @@ def timed(fn, *args) -> tuple[float, float]:
     return time.perf_counter() - t0, result
 
 
-def _tree_rss(root: int) -> int:
-    """Summed RSS (bytes) of `root` and all its descendants, read from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            parents[int(entry.name)] = int(fields[1])
-            rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        for child, parent in parents.items():
-            if parent == pid and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    return sum(rss.get(pid, 0) for pid in tree)
-
-
 def peak_memory(segments: list[Path], narration: Path, work: Path, count: int = 80) -> dict:
     """Assemble `count` segments in a child process while sampling its process tree."""
     spec = {"segments": [str(segments[i % len(segments)]) for i in range(count)], "narration": str(narration),
@@ -162,7 +140,7 @@ def peak_memory(segments: list[Path], narration: Path, work: Path, count: int = 
                              text=True)
     peak, samples = 0, 0
     while child.poll() is None:
-        peak = max(peak, _tree_rss(child.pid))
+        peak = max(peak, tree_rss([child.pid]))
         samples += 1
         time.sleep(0.02)
     report = json.loads(child.stdout.read())

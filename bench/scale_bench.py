@@ -31,7 +31,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from procs import tree_rss  # noqa: E402
 from tests.support.services import fleet_on_free_ports  # noqa: E402
 from video_pipeline.config import child_environment  # noqa: E402
 from video_pipeline.planning.catalog import load_catalog  # noqa: E402
@@ -44,31 +46,6 @@ def campaign_csv(path: Path, index: int, videos: int) -> None:
     rows += [f'v{v:04d},"Campaign {index}, shot {v}: a paper lantern drifts over a night harbour",4,{MODEL}'
              for v in range(videos)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-
-
-def tree_rss_mib(roots: list[int]) -> float:
-    """Resident memory of `roots` and every process under them, from /proc."""
-    parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = Path(entry.path, "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        pid = int(entry.name)
-        parents[pid] = int(fields.get("PPid", "0").strip() or 0)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-    wanted, frontier = set(roots), list(roots)
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in wanted:
-                wanted.add(pid)
-                frontier.append(pid)
-    return sum(rss.get(pid, 0) for pid in wanted) / 1024
 
 
 def main() -> int:
@@ -105,7 +82,7 @@ def main() -> int:
 
     def sample() -> None:
         while not stop.wait(0.25):
-            peak["total"] = max(peak["total"], tree_rss_mib([p.pid for p in procs]))
+            peak["total"] = max(peak["total"], tree_rss([p.pid for p in procs]) / 2**20)
 
     started = time.time()
     try:
