@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_video, write
+from video_pipeline.config import child_environment
 from video_pipeline.planning.planner import PLAN_COLUMNS
 
 
@@ -168,7 +169,7 @@ def test_run_on_a_terminal_shows_bars_for_segments_and_dollars(data_dir, multipr
 
 def _ledger_with_one_job_each_way(data_dir):
     """A campaign in the ledger as a run leaves it mid-way: one segment stored, one at the provider, one failed."""
-    from video_pipeline.config import Settings
+    from video_pipeline.config import child_environment, Settings
     from video_pipeline.jobs.ledger import JobLedger
 
     ledger = JobLedger(Settings.from_env().ledger_url)
@@ -255,7 +256,7 @@ def test_run_submit_queues_the_run_and_the_daemon_runs_it(data_dir, tmp_path):
     assert run.status == DagsterRunStatus.QUEUED
     assert run.tags["dagster/partition"] == "quick-clips" and run.tags["campaign/tier"] == "standard"
     daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                              cwd=PROJECT_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                              cwd=PROJECT_ROOT, env=child_environment(), stdout=subprocess.DEVNULL,
                               stderr=open(tmp_path / "daemon.log", "w"), start_new_session=True)
     try:
         deadline = time.monotonic() + 280

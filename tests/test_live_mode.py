@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import assert_video
 from tests.support.pipeline import quick_catalog
+from video_pipeline.config import child_environment
 from video_pipeline.providers.fakes.fleet import start_fleet
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_sample_campaign_in_live_mode_against_the_fakes_makes_the_same_mp4s(data_dir, tmp_path, monkeypatch):
     with start_fleet(latency=0.4, work_dir=tmp_path / "fakes") as fleet:
         # live mode polls on the catalog's profiles in real seconds: a catalog that says the fakes take ~1 s
-        env = {**os.environ, **fleet.environment(), "VIDEO_PIPELINE_CATALOG": str(quick_catalog(tmp_path))}
+        env = child_environment({**fleet.environment(), "VIDEO_PIPELINE_CATALOG": str(quick_catalog(tmp_path))})
         proc = subprocess.run([sys.executable, "-m", "video_pipeline.cli", "run",
                                str(data_dir / "samples" / "launch-teaser.yaml"), "--json"],
                               capture_output=True, text=True, env=env, timeout=300)

@@ -26,6 +26,7 @@ from tests.support.pipeline import (
     storage_from,
 )
 from tests.support.services import fake_fleet
+from video_pipeline.config import child_environment
 from video_pipeline.spec.campaign import load_campaign
 from video_pipeline.planning.catalog import load_catalog
 from video_pipeline.planning.planner import plan_campaign
@@ -65,7 +66,7 @@ def test_two_concurrent_runs_and_a_rerun_agree_with_the_fakes_invoices_to_the_ce
     spec = data_dir / "samples" / "launch-teaser.yaml"
     cmd = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec), "--json"]
     with start_fleet(latency=1.5, work_dir=tmp_path / "fakes", providers=["gemini", "kling"]) as fleet:
-        env = {**os.environ, **fleet.environment(), "VIDEO_PIPELINE_CATALOG": str(quick_catalog(tmp_path))}
+        env = child_environment({**fleet.environment(), "VIDEO_PIPELINE_CATALOG": str(quick_catalog(tmp_path))})
         first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while not fleet.books["gemini"].jobs and time.monotonic() < deadline:   # the first run is paying now
@@ -381,7 +382,7 @@ def test_a_run_with_an_uncertain_segment_names_it_and_does_not_end_as_a_success(
     spec = write(data_dir / "lost.yaml", SOCIAL.format(budget="5").replace("tight", "lost-answer"))
     cmd = [sys.executable, "-m", "video_pipeline.cli", "run", str(spec)]
     with start_fleet(latency=0.3, providers=["gemini"], work_dir=tmp_path / "fakes") as fleet:
-        env = {**os.environ, **fleet.environment(), "VIDEO_PIPELINE_CATALOG": str(quick_catalog(tmp_path))}
+        env = child_environment({**fleet.environment(), "VIDEO_PIPELINE_CATALOG": str(quick_catalog(tmp_path))})
         fleet.books["gemini"].faults.add("submit", "lost-502")
         first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert first.returncode == 4, first.stderr + first.stdout
