@@ -168,6 +168,7 @@ class _Planner:
         self.narration = narration or {}
         self.problems: list[Problem] = []
         self.hashes: dict[str, str] = {}
+        self.places: dict[str, str] = {}
 
     def input_hash(self, ref: str | None) -> str | None:
         if ref is None:
@@ -184,10 +185,12 @@ class _Planner:
         assembly find it), or as written when it lies elsewhere (a plan only shown, never run)."""
         if ref is None or self.campaign.media_dir is None:
             return ref
-        try:
-            return self.resolve(ref).relative_to(self.data_dir.resolve()).as_posix()
-        except ValueError:
-            return ref
+        if ref not in self.places:        # a file named by many shots is looked up once
+            try:
+                self.places[ref] = self.resolve(ref).relative_to(self.data_dir.resolve()).as_posix()
+            except ValueError:
+                self.places[ref] = ref
+        return self.places[ref]
 
     def task_for(self, video: Video, shot: Shot, category: TaskCategory) -> RoutingTask:
         d = self.campaign.defaults
