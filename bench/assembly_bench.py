@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from procs import tree_rss  # noqa: E402
 from video_pipeline.media.assemble import SegmentInput, concat  # noqa: E402
-from video_pipeline.media.mix import MixSpec, mix  # noqa: E402
+from video_pipeline.media.mix import MixSpec, finished_sound  # noqa: E402
 from video_pipeline.media.probe import probe  # noqa: E402
 from video_pipeline.media.render import ClipSpec, render_clip  # noqa: E402
 
@@ -88,14 +88,17 @@ def speak(folder: Path) -> Path:
 
 
 def ours(segments: list[Path], narration: Path, out: Path) -> float:
-    """The pipeline's edit: crossfade join, then the sound (native + narration + ducked music, loudnorm)."""
-    joined = out.with_name(f".{out.stem}.joined.mp4")
-    concat([SegmentInput(p, probe(p).duration) for p in segments], joined, 1280, 720, PRESET,
-           transition="crossfade", transition_seconds=FADE, intermediate=True)
-    duration = probe(joined).duration
-    mix(joined, out, MixSpec(duration=duration, narration=narration, narration_offset=NARRATION_LEAD, music=MUSIC))
-    joined.unlink()
-    return duration
+    """The pipeline's edit, as `assembled_outputs` makes it: the crossfade join's picture beside the finished sound
+    (native + narration + ducked music, loudness normalised), muxed by stream copy."""
+    def sound(native, duration: float, work: Path) -> Path:
+        made = work / "sound.m4a"
+        finished_sound(MixSpec(duration=duration, narration=narration, narration_offset=NARRATION_LEAD, music=MUSIC),
+                       made, work, native=native)
+        return made
+
+    concat([SegmentInput(p, probe(p).duration) for p in segments], out, 1280, 720, PRESET,
+           transition="crossfade", transition_seconds=FADE, sound=sound)
+    return probe(out).duration
 
 
 def with_moviepy(segments: list[Path], narration: Path, out: Path) -> float:
@@ -224,7 +227,7 @@ def floor(segments: list[Path], narration: Path, work: Path) -> dict:
                    narration_offset=NARRATION_LEAD, music=MUSIC)
 
     def mixed():
-        return mixing._graph(segments[0], spec, native=_crossfaded_sound(segments, frames, fade))[1]
+        return mixing._graph(spec, native=_crossfaded_sound(segments, frames, fade))
 
     level, _ = mixing._measure(mixed())                 # the gain, found before the timed pass (not timed)
     sound = mixed().filter("volume", f"{spec.target_lufs - level:.2f}dB")
@@ -310,8 +313,10 @@ def aac_choice(segments: list[Path], narration: Path, work: Path) -> list[dict]:
                    music=MUSIC)
     reference = work / "aac-reference.wav"
     with tempfile.TemporaryDirectory(prefix="aac-") as tmp:
-        _, audio, _ = mixing.final_sound(joined, spec, Path(tmp))      # what mix() hands the AAC encoder
-        mixing._write_wav(audio, reference)
+        import ffmpeg
+
+        audio, _ = mixing.final_sound(spec, Path(tmp), native=ffmpeg.input(str(joined)).audio)   # what is encoded
+        mixing._measure_into(audio, reference)
     source = _pcm(reference)
     rows = []
     for coder in AAC_CODERS:
@@ -335,8 +340,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="keep rendered segments here between runs")
     parser.add_argument("--skip-moviepy", action="store_true")
-    parser.add_argument("--only", choices=["aac", "floor"],
-                        help="run one part only: D (the AAC encoder settings) or E (ours beside the floor)")
+    parser.add_argument("--only", choices=["aac", "floor", "memory"],
+                        help="run one part only: D (the AAC encoder settings), E (ours beside the floor) or C (the "
+                             "10-minute assembly's peak memory)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -351,6 +357,9 @@ def main() -> None:
               f"in {time.perf_counter() - t0:.1f} s")
         if args.only == "aac":
             print_aac(aac_choice(segments, narration, work))
+            return
+        if args.only == "memory":
+            print_memory(peak_memory(segments, narration, work))
             return
         if args.only == "floor":
             wall, _ = _contender("ours", segments, narration, work)
@@ -382,12 +391,15 @@ def main() -> None:
         print(f"B cut join: {cut_s:.3f} s for {cut_duration:.2f} s of video = {cut_duration / cut_s:.0f}x realtime "
               f"(target >= 100x)")
 
-        memory = peak_memory(segments, narration, work)
-        print(f"C 10-minute assembly: {memory['duration']:.1f} s of video in {memory['seconds']:.1f} s; peak RSS of "
-              f"the process tree {memory['tree_peak_mb']} MB ({memory['samples']} samples), Python max "
-              f"{memory['python_max_mb']} MB, largest ffmpeg child max {memory['largest_ffmpeg_max_mb']} MB "
-              f"(target <= 300 MB)")
+        print_memory(peak_memory(segments, narration, work))
         print_aac(aac_choice(segments, narration, work))
+
+
+def print_memory(memory: dict) -> None:
+    print(f"C 10-minute assembly: {memory['duration']:.1f} s of video in {memory['seconds']:.1f} s; peak RSS of "
+          f"the process tree {memory['tree_peak_mb']} MB ({memory['samples']} samples), Python max "
+          f"{memory['python_max_mb']} MB, largest ffmpeg child max {memory['largest_ffmpeg_max_mb']} MB "
+          f"(target <= 300 MB)")
 
 
 def print_floor(bound: dict, ours_wall: float | None) -> None:

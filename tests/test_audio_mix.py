@@ -119,7 +119,7 @@ def _flashes(path) -> list[float]:
 @pytest.mark.slow
 def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, transition):
     from video_pipeline.media.assemble import SegmentInput, concat
-    from video_pipeline.media.mix import MixSpec, mix
+    from video_pipeline.media.mix import MixSpec, finished_sound, mix
     from video_pipeline.media.probe import probe
     from video_pipeline.media.subtitles import Cue, burn_subtitles, write_srt
 
@@ -134,7 +134,16 @@ def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, 
     assert mix(joined, loud, MixSpec(duration=probe(joined).duration, target_lufs=-3))["limited"]
     burned = burn_subtitles(mixed, write_srt([Cue(0.2, 2.0, "in sync")], tmp_path / "s.srt"),
                             tmp_path / "burned.mp4", preset="ultrafast")
-    for out in (joined, mixed, loud, burned):
+
+    def sound(native, duration, work):   # as the assembly stage makes it: the mix beside the picture, then muxed
+        made = work / "sound.m4a"
+        finished_sound(MixSpec(duration=duration, narration_offset=0.5), made, work, native=native)
+        return made
+
+    together = concat([SegmentInput(c, 3.0) for c in clips], tmp_path / "together.mp4", 320, 180, "veryfast",
+                      transition=transition, transition_seconds=0.5, sound=sound)
+    assert abs(probe(together).duration - probe(joined).duration) < 0.03
+    for out in (joined, mixed, loud, burned, together):
         flashes = _flashes(out)
         beeps = [end for _, end in silence_runs(out, min_seconds=0.5, noise_db=-40)][:3]   # sound begins
         starts = [flashes[0]] + [b for a, b in zip(flashes, flashes[1:]) if b - a > 1]

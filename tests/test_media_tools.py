@@ -270,3 +270,51 @@ def test_silence_runs_find_the_quiet_stretches(media: Path):
     assert runs[0] == pytest.approx((0.0, 1.0), abs=0.05)
     assert runs[1] == pytest.approx((2.0, 3.5), abs=0.05)
     assert silence_runs(audio, min_seconds=1.2) == [runs[1]]
+
+
+def test_one_review_decode_finds_what_each_check_finds_on_its_own(media: Path, tmp_path: Path):
+    """The finished video's checks share one decode: black and silent stretches, loudness and the contact sheet
+    come out as each separate measurement reports them."""
+    from video_pipeline.media.measure import review
+
+    video = media / "review.mp4"
+    picture = ffmpeg.concat(ffmpeg.input(f"color=black:s={W}x{H}:r=24:d=1.5", f="lavfi"),
+                            ffmpeg.input(f"testsrc=s={W}x{H}:r=24:d=2.5", f="lavfi"))
+    sound = ffmpeg.input("sine=frequency=440:sample_rate=48000:d=4,volume=enable='between(t,1,2.5)':volume=0",
+                         f="lavfi")
+    run_graph(ffmpeg.output(picture, sound, str(video), vcodec="libx264", preset="ultrafast", pix_fmt="yuv420p",
+                            acodec="aac"), what="make review.mp4")
+    checked = review(video, tmp_path / "sheet.png", black_seconds=0.5, silence_seconds=1.0)
+    assert checked.black_runs == black_runs(video, min_seconds=0.5) and len(checked.black_runs) == 1
+    assert checked.silent_runs == silence_runs(video, min_seconds=1.0) and len(checked.silent_runs) == 1
+    assert (checked.loudness_lufs, checked.true_peak_db) == integrated_loudness(video)
+    assert np.array_equal(image(checked.contact_sheet), image(contact_sheet(video, tmp_path / "alone.png")))
+    assert not list(tmp_path.glob(".*"))             # the sheet was written atomically: no partial file left
+
+
+def test_runs_sharing_a_budget_never_hold_more_than_it_together(tmp_path: Path):
+    """Five real ffmpeg runs from five threads, each estimated at 60 MB, under a 100 MB budget with three slots:
+    they run one at a time (the estimate, not the slots, is what binds), in the order they asked."""
+    import threading
+    import time
+
+    from video_pipeline.media.ffmpeg import Budget, budgeted, side_by_side
+
+    spans, lock = [], threading.Lock()
+
+    def run(k: int):
+        def job():
+            time.sleep(0.02 * k)                     # ask in order 0..4
+            out = tmp_path / f"{k}.wav"
+            began = time.monotonic()
+            run_graph(ffmpeg.output(ffmpeg.input("sine=d=0.3,arealtime", f="lavfi"), str(out)), what="tone",
+                      memory_mb=60)
+            with lock:
+                spans.append((began, time.monotonic(), k))
+        return job
+
+    with budgeted(Budget(100, 3)):
+        side_by_side([run(k) for k in range(5)], 5)
+    spans.sort(key=lambda s: s[1])
+    assert [k for _, _, k in spans] == [0, 1, 2, 3, 4]
+    assert all(b[1] - a[1] >= 0.25 for a, b in zip(spans, spans[1:])), spans   # each ran 0.3 s after the last ended

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +20,9 @@ from video_pipeline.config import Settings, SettingsError
 from video_pipeline.jobs.engine import JobEngine, SegmentOutcome, run_segments
 from video_pipeline.errors import MediaError, PlanningError, ProviderError
 from video_pipeline.jobs.ledger import JobLedger, JobRow
-from video_pipeline.media.assemble import SegmentInput, concat
+from video_pipeline.media.assemble import SegmentInput, assembly_budget, concat
+from video_pipeline.media.ffmpeg import budgeted, side_by_side
+from video_pipeline.media.mix import MixSpec, finished_sound
 from video_pipeline.media.probe import probe
 from video_pipeline.media.render import frame_size
 from video_pipeline.storage.netguard import DownloadPolicy
@@ -336,15 +337,22 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
         out = settings.outputs_dir / name / f"{video_id}.mp4"
         spec = videos.get(video_id)
         try:
-            joined = private_sibling(out, "joined")
-            concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], joined,
+            mixed: dict = {}
+
+            def sound(native, duration: float, work: Path) -> Path:
+                made = work / "sound.m4a"
+                mixed.update(finished_sound(sound_spec(duration, settings, campaign, spec, spoken.get(video_id)),
+                                            made, work, native=native))
+                return made
+
+            # the picture (transition windows, body copies) and the finished sound are made side by side
+            concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], out,
                    width, height, settings.x264_preset,
                    transition=spec.transition if spec else "cut",
                    transition_seconds=spec.transition_seconds if spec else 0.5,
-                   trim_join_frames=spec.trim_join_frames if spec else 0, intermediate=True)
-            finished = finish_video(joined, out, settings, campaign, spec, spoken.get(video_id))
+                   trim_join_frames=spec.trim_join_frames if spec else 0, sound=sound)
+            finished = finish_video(out, settings, campaign, spoken.get(video_id))
             finished["join_scores"] = join_scores(out, _join_times(group, spec))
-            joined.unlink(missing_ok=True)
             info = probe(out)
             if key is None:
                 finished["credentials"] = provenance.off_record(label)
@@ -363,33 +371,40 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
                 "cost_usd": round(row["cost_usd"] + narration_cost, 4)}
 
     # the videos of a campaign side by side, up to the cores: most of a video's time is ffmpeg's, and the serial
-    # parts of one (probing, measuring, signing) overlap the other's encoding
+    # parts of one (probing, measuring, signing) overlap the other's encoding. Every ffmpeg run of the step, in
+    # every video, waits for one shared budget, so side by side they hold no more memory than one video may
     groups = list(clips.groupby("video_id", sort=False))
-    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), len(os.sched_getaffinity(0))))) as pool:
-        rows = list(pool.map(lambda item: assemble(*item), groups))
+    budget = assembly_budget()
+    with budgeted(budget):
+        rows = side_by_side([partial(assemble, *item) for item in groups], budget.processes)
     return ASSEMBLED_OUTPUTS.rows(rows)
 
 
-def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign | None, spec, spoken) -> dict:
-    """Sound, subtitles and stills for one joined video; returns what the outputs table records about them."""
+def sound_spec(duration: float, settings: Settings, campaign: Campaign | None, spec, spoken) -> MixSpec:
+    """What a video's finished sound is made of: its clips' own sound (kept or not), the audio that drove its
+    picture, its narration and its music."""
     from video_pipeline.spec.campaign import resolve_reference
-    from video_pipeline.media.measure import black_runs, integrated_loudness, silence_runs
-    from video_pipeline.media.mix import MixSpec, mix
-    from video_pipeline.media.stills import contact_sheet, poster
-    from video_pipeline.media.subtitles import add_soft_subtitles, burn_subtitles, cues_from_timings, write_srt, write_vtt
     from video_pipeline.planning.planner import NARRATION_LEAD
-    from video_pipeline.providers.tts import WordTiming
 
-    duration = probe(joined).duration
     media_dir = campaign.media_dir if campaign is not None else None
     music = resolve_reference(spec.music, settings.data_dir, media_dir) if spec is not None and spec.music else None
     keep_native = campaign is None or campaign.defaults.native_audio == "keep"
     # a video generated to its `audio` (Seedance's @Audio, lip sync) carries that audio: the planner started
     # segment k at the track's second `start_seconds`, so the track lines up with the joined picture from 0 s
     driving = resolve_reference(spec.audio, settings.data_dir, media_dir) if spec is not None and spec.audio else None
-    mix(joined, out, MixSpec(duration=duration, narration=Path(spoken.audio_path) if spoken is not None else None,
-                             narration_offset=NARRATION_LEAD, driving_audio=driving, music=music,
-                             keep_native=keep_native))
+    return MixSpec(duration=duration, narration=Path(spoken.audio_path) if spoken is not None else None,
+                   narration_offset=NARRATION_LEAD, driving_audio=driving, music=music, keep_native=keep_native)
+
+
+def finish_video(out: Path, settings: Settings, campaign: Campaign | None, spoken) -> dict:
+    """Subtitles, the visible label, stills and the quality checks of one joined and mixed video; returns what the
+    outputs table records about them."""
+    from video_pipeline.media.measure import review
+    from video_pipeline.media.stills import poster
+    from video_pipeline.media.subtitles import add_soft_subtitles, burn_subtitles, cues_from_timings, write_srt, write_vtt
+    from video_pipeline.planning.planner import NARRATION_LEAD
+    from video_pipeline.providers.tts import WordTiming
+
     result: dict = {"narration_seconds": float(spoken.duration_seconds) if spoken is not None else None}
     timings = [WordTiming(t["text"], t["start_seconds"] + NARRATION_LEAD, t["end_seconds"] + NARRATION_LEAD)
                for t in values(spoken.timings)] if spoken is not None else []
@@ -411,16 +426,16 @@ def finish_video(joined: Path, out: Path, settings: Settings, campaign: Campaign
         labelled = private_sibling(out, "label")
         burn_label(out, labelled, label.text, label.position, preset=settings.x264_preset)
         os.replace(labelled, out)
-    result["black_runs"] = spans(black_runs(out, min_seconds=0.5))
+    # one decode of the finished file for every check: black stretches, the contact sheet, silence, loudness
+    checked = review(out, out.with_suffix(".contact.png"), black_seconds=0.5, silence_seconds=1.0)
+    result["black_runs"] = spans(checked.black_runs)
     if spoken is not None:
         window = (NARRATION_LEAD, NARRATION_LEAD + float(spoken.duration_seconds))
-        quiet = [r for r in silence_runs(out, min_seconds=1.0) if r[0] < window[1] and r[1] > window[0]]
-        result["silent_in_narration"] = spans(quiet)
+        result["silent_in_narration"] = spans(r for r in checked.silent_runs if r[0] < window[1] and r[1] > window[0])
     result["poster"] = str(poster(out, out.with_suffix(".poster.png")))
-    result["contact_sheet"] = str(contact_sheet(out, out.with_suffix(".contact.png")))
-    if probe(out).has_audio:
-        lufs, _ = integrated_loudness(out)
-        result["loudness_lufs"] = round(lufs, 2) if lufs == lufs and lufs > -70 else None
+    result["contact_sheet"] = str(checked.contact_sheet)
+    lufs = checked.loudness_lufs
+    result["loudness_lufs"] = (round(lufs, 2) if lufs is not None and lufs == lufs and lufs > -70 else None)
     return result
 
 

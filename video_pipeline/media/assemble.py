@@ -4,19 +4,25 @@ Cuts: the concat demuxer stream-copies every segment. Crossfades: only each join
 re-encoded (xfade over the tail of one clip and the head of the next, each widened to the nearest IDR frame); the
 bodies between the windows are stream-copied at their IDR frames, and the sound (acrossfade) is mixed on its own
 and muxed with the copied picture. Segments are never decoded into Python: PyAV only reads packet headers.
+
+The picture work (windows, body copies) and the sound (the clips' own, or the finished mix a caller makes from
+it) run side by side, each ffmpeg run within a memory budget by estimate (`video_pipeline.media.ffmpeg.Budget`);
+the last run muxes both by stream copy.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 
 from video_pipeline.atomic import temp_prefix
-from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args, run_graph
+from video_pipeline.media.ffmpeg import (Budget, budgeted, current_budget, ffmpeg_binary, run_args, run_graph,
+                                         side_by_side)
 from video_pipeline.media.probe import MediaInfo, open_media, probe
 from video_pipeline.media.render import AUDIO_RATE, FPS, h264_options
 
@@ -25,6 +31,28 @@ CRF = 20
 _SOUND_AAC = {"acodec": "aac", "audio_bitrate": "128k", "ar": AUDIO_RATE, "ac": 2}
 # FLAC in MP4 is still "experimental" to ffmpeg 5 (Debian 12's); the static ffmpeg 9 needs no flag
 _SOUND_LOSSLESS = {"acodec": "flac", "ar": AUDIO_RATE, "ac": 2, "strict": "experimental"}
+#: estimated peak memory (MB of RSS) of the assembly's ffmpeg runs. An encode (a transition window: two decoders
+#: and x264; a normalised clip) at 720p measured 153-169 MB, and scales with the picture's pixels; a stream copy
+#: (a body, the final mux) about 62 MB
+ENCODE_BASE_MB, ENCODE_720P_MB, COPY_MB = 50.0, 115.0, 65.0
+#: what the ffmpeg runs of an assembly hold at once, by those estimates, when its caller gave no budget: a 720p
+#: window beside the mix of up to 16 clips' sound (mix.SOUND_*_MB), never beside the mix of a 10-minute edit's 80
+#: (about 340 MB), which keeps that edit's whole process tree under 300 MB (BENCHMARKS.md, Assembly C)
+ASSEMBLY_MEMORY_MB = 264.0
+
+#: `sound(native, duration, work)`: the finished sound of a join, made from `native` (the clips' own sound, cut or
+#: crossfaded, an ffmpeg-python stream of `duration` seconds) as an audio-only file in the folder `work`
+SoundMaker = Callable[[object, float, Path], Path]
+
+
+def encode_mb(width: int, height: int) -> float:
+    """The estimated peak memory of an x264 encode at width x height (see ENCODE_*_MB)."""
+    return ENCODE_BASE_MB + ENCODE_720P_MB * width * height / (1280 * 720)
+
+
+def assembly_budget() -> Budget:
+    """The budget an assembly uses when its caller set none: ASSEMBLY_MEMORY_MB, a process per core."""
+    return Budget(ASSEMBLY_MEMORY_MB, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
@@ -61,17 +89,26 @@ def normalise(src: Path, dst: Path, seconds: float, width: int, height: int, pre
     sound = sound.filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo").filter("apad")
     stream = ffmpeg.output(picture, sound, str(dst), t=f"{seconds:.3f}", **h264_options(preset, CRF, keyframes),
                            acodec="aac", audio_bitrate="128k", ar=AUDIO_RATE, ac=2, movflags="+faststart")
-    run_graph(stream, what=f"normalise {src.name}")
+    run_graph(stream, what=f"normalise {src.name}", memory_mb=encode_mb(width, height))
     return dst
 
 
 def concat(segments: list[SegmentInput], out: Path, width: int, height: int, preset: str = "veryfast",
            transition: str = "cut", transition_seconds: float = 0.5, trim_join_frames: int = 0,
-           intermediate: bool = False) -> Path:
+           intermediate: bool = False, sound: SoundMaker | None = None) -> Path:
     """Join segments in order into `out` (written atomically): cuts by stream copy where the inputs already match,
     crossfades by re-encoding only the transition windows; `trim_join_frames` drops that many frames on each
     side of every join. Each segment's `seconds` includes its share of the overlap the planner added for the joins.
-    `intermediate`: the sound will be mixed again, so a crossfade keeps it lossless (FLAC) instead of AAC."""
+    `sound`: makes the finished sound from the clips' own (see SoundMaker), beside the picture work; its file is
+    stream-copied into `out`. Without it the clips' own sound goes into `out`: copied for cuts, re-encoded for
+    crossfades (AAC, or lossless FLAC when `intermediate`: the sound will be mixed again)."""
+    with budgeted(current_budget() or assembly_budget()):
+        return _concat(segments, out, width, height, preset, transition, transition_seconds, trim_join_frames,
+                       intermediate, sound)
+
+
+def _concat(segments: list[SegmentInput], out: Path, width: int, height: int, preset: str, transition: str,
+            transition_seconds: float, trim_join_frames: int, intermediate: bool, sound: SoundMaker | None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     trim = trim_join_frames * FRAME
     crossfade = transition == "crossfade" and len(segments) > 1
@@ -97,19 +134,64 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
             lengths.append(length)
         partial = Path(tmp) / "joined.mp4"
         if crossfade:
-            _crossfade(parts, [round(n * FPS) for n in lengths], fade, partial, preset, Path(tmp), width, height,
-                       _SOUND_LOSSLESS if intermediate else _SOUND_AAC)
-            os.replace(partial, out)
-            return out
-        listing = Path(tmp) / "parts.txt"
-        # Each entry's `duration` is its picture's planned length: without it the demuxer offsets the next file by
-        # the longer AAC stream (1024-sample frames), and the picture drifts by a few ms at every join.
-        listing.write_text(_concat_list(zip(parts, lengths)), encoding="utf-8")
-        stream = ffmpeg.output(ffmpeg.input(str(listing), f="concat", safe=0), str(partial), c="copy",
-                               movflags="+faststart")
-        run_graph(stream, what=f"join {out.name}")
+            frames = [round(n * FPS) for n in lengths]
+            picture = _CrossfadePicture(parts, frames, fade, preset, Path(tmp), width, height)
+            native, duration = _crossfaded_sound(parts, frames, fade), (sum(frames) - fade * (len(frames) - 1)) * FRAME
+        else:
+            listing = Path(tmp) / "parts.txt"
+            # Each entry's `duration` is its picture's planned length: without it the demuxer offsets the next file
+            # by the longer AAC stream (1024-sample frames), and the picture drifts by a few ms at every join.
+            listing.write_text(_concat_list(zip(parts, lengths)), encoding="utf-8")
+            if sound is None:    # nothing to encode: one stream copy
+                stream = ffmpeg.output(ffmpeg.input(str(listing), f="concat", safe=0), str(partial), c="copy",
+                                       movflags="+faststart")
+                run_graph(stream, what=f"join {out.name}", memory_mb=COPY_MB)
+                os.replace(partial, out)
+                return out
+            picture = None
+            native, duration = ffmpeg.input(str(listing), f="concat", safe=0).audio, sum(lengths)
+        options = _SOUND_LOSSLESS if intermediate else _SOUND_AAC
+
+        def make_sound() -> Path:
+            if sound is not None:
+                return sound(native, duration, Path(tmp))
+            made = Path(tmp) / ("sound.mka" if intermediate else "sound.m4a")
+            run_graph(ffmpeg.output(native, str(made), **options), what=f"sound of {out.name}")
+            return made
+
+        budget = current_budget()
+        chains = _chains(make_sound, picture, budget, encode_mb(width, height))
+        made, *_ = side_by_side(chains, len(chains))
+        pieces = picture.pieces() if picture is not None else None
+        video = ffmpeg.input(str(_listing(Path(tmp), pieces) if pieces is not None else listing), f="concat",
+                             safe=0).video
+        audio_copy = {"acodec": "copy", **({"strict": "experimental"} if made.suffix == ".mka" else {})}
+        run_graph(ffmpeg.output(video, ffmpeg.input(str(made)).audio, str(partial), vcodec="copy", **audio_copy,
+                                movflags="+faststart"), what=f"mux {out.name}", memory_mb=COPY_MB)
         os.replace(partial, out)
     return out
+
+
+def _chains(make_sound: Callable[[], Path], picture: _CrossfadePicture | None, budget: Budget,
+            window_mb: float) -> list[Callable[[], object]]:
+    """The work of a join as chains of runs: the sound, then the body copies (a copy fits in memory beside a
+    window); the transition windows, spread over as many more chains as the budget can ever hold windows at once
+    (one at 720p under the default budget). Each chain runs its runs one after another; the chains run side by
+    side, each run waiting for the budget. The first chain returns the sound's file."""
+    def chain(jobs: list[Callable[[], object]]) -> Callable[[], object]:
+        return lambda: [job() for job in jobs][0]
+
+    if picture is None:
+        return [make_sound]
+    lanes = max(1, min(budget.processes, int(budget.memory_mb // window_mb)))
+    windows = [picture.window_jobs[k::lanes] for k in range(lanes)]
+    return [chain([make_sound, *picture.body_jobs]), *(chain(w) for w in windows if w)]
+
+
+def _listing(tmp: Path, pieces: list[tuple[Path, float]]) -> Path:
+    listing = tmp / "pieces.txt"
+    listing.write_text(_concat_list(pieces), encoding="utf-8")
+    return listing
 
 
 def _concat_list(entries) -> str:
@@ -168,67 +250,87 @@ def _cut(k: _Keyframes, n: int, fade: int, first: bool, last: bool) -> _Cut | No
     return _Cut(head, tail) if head < tail else None
 
 
-def _crossfade(parts: list[Path], frames: list[int], fade: int, out: Path, preset: str, tmp: Path,
-               width: int, height: int, sound_options: dict) -> None:
-    """Crossfade `parts` (each used for its first `frames[i]` frames, `fade` frames of overlap per join)."""
-    last = len(parts) - 1
-    keys = [_keyframes(p) for p in parts]
-    cuts = [_cut(k, n, fade, i == 0, i == last) for i, (k, n) in enumerate(zip(keys, frames))]
-    for i, cut in enumerate(cuts):
-        if cut is None and frames[i] > (fade if i in (0, last) else 2 * fade):
-            # no IDR frame where the body must start or end (another encoder's GOPs): re-encode this clip with
-            # IDR frames exactly there; the other clips stay copied
-            parts[i] = normalise(parts[i], tmp / f"keyed-{i:04d}.mp4", frames[i] * FRAME, width, height, preset,
-                                 keyframes=(fade * FRAME, (frames[i] - fade) * FRAME))
-            keys[i] = _keyframes(parts[i])
-            cuts[i] = _cut(keys[i], frames[i], fade, i == 0, i == last)
-    if any(cut is None for cut in cuts):   # a clip too short to hold a body between its two crossfades
-        _crossfade_graph(parts, frames, out, fade, preset, sound_options)
-        return
-    # one window at a time: each ffmpeg holds ~140 MB at 720p (two decoders and x264), and a 10-minute assembly
-    # stays under 300 MB for the whole process tree; the windows are short, so little time is lost
-    windows: dict[int, Path] = {}
-    for j, cut in enumerate(cuts):
-        after = cuts[j + 1] if j < last else None
-        if after is not None or cut.tail < frames[j]:
-            windows[j] = _window(parts[j], cut.tail, frames[j], parts[j + 1] if after else None,
-                                 after.head if after else 0, fade, tmp / f"window-{j:04d}.mp4", preset)
-    reference = _keyframes(next(iter(windows.values()))).extradata if windows else keys[0].extradata
-    pieces: list[tuple[Path, float]] = []
-    for i, (part, cut) in enumerate(zip(parts, cuts)):
-        count = keys[i].count
-        if keys[i].extradata != reference:   # another encoder's SPS/PPS: re-encode this body to ours
-            part, count = normalise(part, tmp / f"body-{i:04d}-ours.mp4", frames[i] * FRAME, width, height, preset,
-                                    keyframes=(cut.head * FRAME, cut.tail * FRAME)), frames[i]
-        pieces.append((_body(part, cut, count, tmp / f"body-{i:04d}"), (cut.tail - cut.head) * FRAME))
-        if i in windows:
-            after = cuts[i + 1].head if i + 1 < len(parts) else 0
-            pieces.append((windows[i], (frames[i] - cut.tail + after - (fade if i + 1 < len(parts) else 0)) * FRAME))
-    listing = tmp / "pieces.txt"
-    listing.write_text(_concat_list(pieces), encoding="utf-8")
-    picture = ffmpeg.input(str(listing), f="concat", safe=0).video
-    sound = _crossfaded_sound(parts, frames, fade)
-    stream = ffmpeg.output(picture, sound, str(out), vcodec="copy", **sound_options, movflags="+faststart")
-    run_graph(stream, what=f"crossfade into {out.name}")
+class _CrossfadePicture:
+    """The picture of a crossfade join: `window_jobs` (transition windows re-encoded) and `body_jobs` (bodies
+    stream-copied), each one ffmpeg run, to run in any order, side by side; then `pieces()`, the concat list that
+    plays them in order."""
+
+    def __init__(self, parts: list[Path], frames: list[int], fade: int, preset: str, tmp: Path, width: int,
+                 height: int):
+        self.parts, self.frames, self.fade, self.preset, self.tmp = list(parts), frames, fade, preset, tmp
+        self.width, self.height = width, height
+        last = len(parts) - 1
+        self.keys = [_keyframes(p) for p in self.parts]
+        self.cuts = [_cut(k, n, fade, i == 0, i == last) for i, (k, n) in enumerate(zip(self.keys, frames))]
+        for i, cut in enumerate(self.cuts):
+            if cut is None and frames[i] > (fade if i in (0, last) else 2 * fade):
+                # no IDR frame where the body must start or end (another encoder's GOPs): re-encode this clip with
+                # IDR frames exactly there; the other clips stay copied
+                self.parts[i] = normalise(self.parts[i], tmp / f"keyed-{i:04d}.mp4", frames[i] * FRAME, width,
+                                          height, preset, keyframes=(fade * FRAME, (frames[i] - fade) * FRAME))
+                self.keys[i] = _keyframes(self.parts[i])
+                self.cuts[i] = _cut(self.keys[i], frames[i], fade, i == 0, i == last)
+        self.whole = any(cut is None for cut in self.cuts)   # a clip too short to hold a body between its crossfades
+        self.windows: dict[int, Path] = {}
+        self.bodies: dict[int, Path] = {}
+        if self.whole:
+            self.window_jobs, self.body_jobs = [self._whole], []
+            return
+        self.window_jobs = [lambda j=j: self._window(j) for j, cut in enumerate(self.cuts)
+                            if j < last or cut.tail < frames[j]]
+        self.body_jobs = [lambda i=i: self._body(i) for i in range(len(self.parts))]
+
+    def _whole(self) -> None:
+        _crossfade_graph(self.parts, self.frames, self.tmp / "picture.mp4", self.fade, self.preset,
+                         encode_mb(self.width, self.height))
+
+    def _window(self, j: int) -> None:
+        after = self.cuts[j + 1] if j + 1 < len(self.parts) else None
+        self.windows[j] = _window(self.parts[j], self.cuts[j].tail, self.frames[j],
+                                  self.parts[j + 1] if after else None, after.head if after else 0, self.fade,
+                                  self.tmp / f"window-{j:04d}.mp4", self.preset, encode_mb(self.width, self.height))
+
+    def _body(self, i: int) -> None:
+        self.bodies[i] = _body(self.parts[i], self.cuts[i], self.keys[i].count, self.tmp / f"body-{i:04d}")
+
+    def pieces(self) -> list[tuple[Path, float]]:
+        if self.whole:
+            return [(self.tmp / "picture.mp4", (sum(self.frames) - self.fade * (len(self.frames) - 1)) * FRAME)]
+        reference = (_keyframes(next(iter(self.windows.values()))).extradata if self.windows
+                     else self.keys[0].extradata)
+        pieces: list[tuple[Path, float]] = []
+        for i, (part, cut) in enumerate(zip(self.parts, self.cuts)):
+            body = self.bodies[i]
+            if self.keys[i].extradata != reference:   # another encoder's SPS/PPS: re-encode this body to ours
+                ours = normalise(part, self.tmp / f"body-{i:04d}-ours.mp4", self.frames[i] * FRAME, self.width,
+                                 self.height, self.preset, keyframes=(cut.head * FRAME, cut.tail * FRAME))
+                body = _body(ours, cut, self.frames[i], self.tmp / f"body-{i:04d}-ours")
+            pieces.append((body, (cut.tail - cut.head) * FRAME))
+            if i in self.windows:
+                after = self.cuts[i + 1].head if i + 1 < len(self.parts) else 0
+                fade = self.fade if i + 1 < len(self.parts) else 0
+                pieces.append((self.windows[i], (self.frames[i] - cut.tail + after - fade) * FRAME))
+        return pieces
 
 
 def _window(first: Path, start: int, end: int, second: Path | None, head: int, fade: int, out: Path,
-            preset: str) -> Path:
+            preset: str, memory_mb: float) -> Path:
     """Re-encode frames [start, end) of `first`, crossfaded over its last `fade` frames into frames [0, head) of
     `second` (or just the tail of `first` when there is no next clip). Picture only."""
     # Seek a quarter frame before the IDR frame: the demuxer lands on it, and no rounding can skip it. Each input
     # is read for a frame more than it gives (`t`): trim alone would still decode the rest of the file.
-    tail = (ffmpeg.input(str(first), ss=f"{max(start - 0.25, 0) * FRAME:.6f}", t=f"{(end - start + 1) * FRAME:.6f}")
-            .video.trim(end_frame=end - start).setpts("PTS-STARTPTS"))
+    # One decoder thread each: a dozen frames gain nothing from frame threads, which only cost memory.
+    tail = (ffmpeg.input(str(first), ss=f"{max(start - 0.25, 0) * FRAME:.6f}", t=f"{(end - start + 1) * FRAME:.6f}",
+                         threads=1).video.trim(end_frame=end - start).setpts("PTS-STARTPTS"))
     picture = tail
     if second is not None:
-        lead = (ffmpeg.input(str(second), t=f"{(head + 1) * FRAME:.6f}").video
+        lead = (ffmpeg.input(str(second), t=f"{(head + 1) * FRAME:.6f}", threads=1).video
                 .trim(end_frame=head).setpts("PTS-STARTPTS"))
         picture = ffmpeg.filter([tail, lead], "xfade", transition="fade", duration=f"{fade * FRAME:.6f}",
                                 offset=f"{(end - start - fade) * FRAME:.6f}")
     # one x264 thread: a half-second window gains nothing from frame threads, which only cost memory
     run_graph(ffmpeg.output(picture.filter("format", "yuv420p"), str(out), an=None, r=FPS, threads=1,
-                            **h264_options(preset, CRF)), what=f"transition {out.name}")
+                            **h264_options(preset, CRF)), what=f"transition {out.name}", memory_mb=memory_mb)
     return out
 
 
@@ -239,7 +341,7 @@ def _body(part: Path, cut: _Cut, count: int, stem: Path) -> Path:
     run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(part),
               "-map", "0:v:0", "-c", "copy", "-f", "segment", "-segment_format", "mp4", "-reset_timestamps", "1",
               "-segment_times", ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in times), f"{stem}-%d.mp4"],
-             what=f"copy the body of {part.name}")
+             what=f"copy the body of {part.name}", memory_mb=COPY_MB)
     return Path(f"{stem}-{1 if cut.head > 0 else 0}.mp4")
 
 
@@ -262,9 +364,9 @@ def _crossfaded_sound(parts: list[Path], frames: list[int], fade: int):
 
 
 def _crossfade_graph(parts: list[Path], frames: list[int], out: Path, fade: int, preset: str,
-                     sound_options: dict) -> None:
-    """One ffmpeg graph: a chain of xfade (picture) and acrossfade (sound), each join overlapping `fade` frames.
-    Re-encodes the whole picture: only for clips too short to copy anything between their crossfades."""
+                     memory_mb: float) -> None:
+    """One ffmpeg graph: a chain of xfade, each join overlapping `fade` frames; picture only. Re-encodes the whole
+    picture: only for clips too short to copy anything between their crossfades."""
     picture, offset = None, 0
     for part, n in zip(parts, frames):
         clip = ffmpeg.input(str(part)).video.trim(end_frame=n).setpts("PTS-STARTPTS")
@@ -274,6 +376,5 @@ def _crossfade_graph(parts: list[Path], frames: list[int], out: Path, fade: int,
             picture = ffmpeg.filter([picture, clip], "xfade", transition="fade", duration=f"{fade * FRAME:.6f}",
                                     offset=f"{offset * FRAME:.6f}")
         offset += n - fade
-    stream = ffmpeg.output(picture.filter("format", "yuv420p"), _crossfaded_sound(parts, frames, fade), str(out),
-                           r=FPS, **h264_options(preset, CRF), **sound_options, movflags="+faststart")
-    run_graph(stream, what=f"crossfade into {out.name}")
+    stream = ffmpeg.output(picture.filter("format", "yuv420p"), str(out), an=None, r=FPS, **h264_options(preset, CRF))
+    run_graph(stream, what=f"crossfade into {out.name}", memory_mb=memory_mb + 12 * len(parts))

@@ -2,12 +2,22 @@
 
 Every input is opened with a protocol and a demuxer whitelist: media files only ever read local files, so a
 crafted input (an HLS or concat playlist posing as a clip, pointing at http:// or at another file) is refused.
+
+Runs may share a `Budget` (assembly does): inside `budgeted(budget)`, every ffmpeg run first waits until its
+estimated peak memory and a process slot fit, so work run side by side (a video's picture beside its sound, the
+videos of a campaign) never holds more than the budget by estimate.
 """
 
 from __future__ import annotations
 
+import contextvars
 import shutil
 import subprocess
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 
 import ffmpeg as ffmpeg_python
@@ -60,19 +70,92 @@ def guard_inputs(args: list[str]) -> list[str]:
     return guarded
 
 
-def run_graph(stream, *, what: str, timeout: float = 1800) -> None:
+#: what an ffmpeg run is assumed to hold at its peak when its caller gives no estimate (MB of RSS): a decode
+#: with a filter, or a stream copy, at 720p
+DEFAULT_RUN_MB = 100.0
+
+
+class Budget:
+    """Memory (MB of peak RSS, by the callers' estimates) and process slots that ffmpeg runs share.
+
+    Runs start in the order they asked, each when its estimate fits in what the others hold and a slot is free
+    (first come, first served: a run that has waited is never passed by one that asked later, so a long chain of
+    runs is not starved by short ones). An estimate larger than the whole budget waits for the budget to be empty
+    and then runs alone. Runs never hold one another, so there is no deadlock: every holder finishes on its own."""
+
+    def __init__(self, memory_mb: float, processes: int):
+        self.memory_mb, self.processes = float(memory_mb), max(1, int(processes))
+        self._held, self._running = 0.0, 0
+        self._queue: deque[object] = deque()
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, memory_mb: float) -> Iterator[None]:
+        need = min(max(float(memory_mb), 0.0), self.memory_mb)
+        ticket = object()
+        with self._changed:
+            self._queue.append(ticket)
+            self._changed.wait_for(lambda: self._queue[0] is ticket and self._running < self.processes
+                                   and self._held + need <= self.memory_mb + 1e-9)
+            self._queue.popleft()
+            self._held += need
+            self._running += 1
+            self._changed.notify_all()          # the next in line may fit beside this one
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held -= need
+                self._running -= 1
+                self._changed.notify_all()
+
+
+_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar("ffmpeg_budget", default=None)
+
+
+@contextmanager
+def budgeted(budget: Budget) -> Iterator[Budget]:
+    """Every ffmpeg run in this context (and in the threads `side_by_side` starts from it) waits for `budget`."""
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
+
+
+def current_budget() -> Budget | None:
+    return _BUDGET.get()
+
+
+def side_by_side(jobs: list[Callable[[], object]], workers: int) -> list:
+    """Run `jobs` on up to `workers` threads, each in a copy of the caller's context (so its ffmpeg runs share the
+    caller's budget); returns their results in order, or raises the first job's error after all have stopped."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, job) for job in jobs]
+    return [f.result() for f in futures]
+
+
+def run_graph(stream, *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB) -> None:
     """Run an ffmpeg-python output stream; raise MediaError with ffmpeg's last lines on failure."""
     args = ffmpeg_python.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
-    run_args([*args[:1], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]], what=what, timeout=timeout)
+    run_args([*args[:1], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]], what=what, timeout=timeout,
+             memory_mb=memory_mb)
 
 
-def run_args(args: list[str], *, what: str, timeout: float = 1800) -> str:
-    """Run ffmpeg (`args[0]` is the binary) with guarded inputs and no shell; returns its stderr.
+def run_args(args: list[str], *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB) -> str:
+    """Run ffmpeg (`args[0]` is the binary) with guarded inputs and no shell; returns its stderr. Inside
+    `budgeted`, it first waits for `memory_mb` (its estimated peak) and a process slot of the budget.
 
-    Raises MediaError with ffmpeg's last lines when it fails or outlives `timeout` seconds."""
+    Raises MediaError with ffmpeg's last lines when it fails or outlives `timeout` seconds (the wait for the
+    budget is not counted)."""
     command = [args[0], *guard_inputs(list(args[1:]))]
+    budget = _BUDGET.get()
     try:
-        proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+        with budget.hold(memory_mb) if budget is not None else nullcontext():
+            proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                                  check=False)
     except subprocess.TimeoutExpired:
         raise MediaError(f"{what}: ffmpeg did not finish within {timeout:g}s") from None
     stderr = proc.stderr.decode("utf-8", "replace")

@@ -1,23 +1,27 @@
 """Measurements ffmpeg reports on stderr: EBU R128 loudness, black stretches and silent stretches.
 
-Each runs ffmpeg once with `-f null -` (decode, write nothing) and parses the filter's log lines.
+Each runs ffmpeg once with `-f null -` (decode, write nothing) and parses the filter's log lines; `review` makes
+all of them, and a contact sheet, from one decode of a finished video.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from video_pipeline.errors import MediaError
-from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args
+from video_pipeline.media.ffmpeg import DEFAULT_RUN_MB, ffmpeg_binary, run_args
 from video_pipeline.media.probe import probe
 
 _NUMBER = r"(-?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|inf))"   # ffmpeg prints times with %g: 2.5e-05 happens
 
 
-def run_for_stderr(args: list[str], *, what: str, timeout: float = 1800) -> str:
+def run_for_stderr(args: list[str], *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB) -> str:
     """Run ffmpeg with `args` (an argument list, no shell, inputs guarded) and return its stderr."""
-    return run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", *args], what=what, timeout=timeout)
+    return run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-nostats", *args], what=what, timeout=timeout,
+                    memory_mb=memory_mb)
 
 
 def _input(path: Path | str) -> list[str]:
@@ -42,16 +46,65 @@ def integrated_loudness(path: Path | str) -> tuple[float, float]:
     return ebur128_summary(stderr, what)
 
 
-def ebur128_summary(stderr: str, what: str) -> tuple[float, float]:
-    """(integrated LUFS, true peak dBTP) from the summary an `ebur128=peak=true` filter logs."""
+def ebur128_summary(stderr: str, what: str, true_peak: bool = True) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) from the summary an `ebur128=peak=true` filter logs (without `true_peak`:
+    the sample peak in dBFS that `ebur128=peak=sample` logs)."""
     summary = stderr.rsplit("Summary:", 1)
     if len(summary) != 2:
         raise MediaError(f"{what}: ffmpeg printed no ebur128 summary")
     lufs = re.search(r"Integrated loudness:\s*I:\s*" + _NUMBER + r" LUFS", summary[1])
-    peak = re.search(r"True peak:\s*Peak:\s*" + _NUMBER + r" dBFS", summary[1])
+    peak = re.search((r"True peak:" if true_peak else r"Sample peak:") + r"\s*Peak:\s*" + _NUMBER + r" dBFS",
+                     summary[1])
     if not lufs or not peak:
         raise MediaError(f"{what}: cannot read the ebur128 summary")
     return float(lufs.group(1)), float(peak.group(1))
+
+
+@dataclass(frozen=True)
+class Review:
+    black_runs: list[tuple[float, float]]
+    silent_runs: list[tuple[float, float]]     # empty when the video has no sound
+    loudness_lufs: float | None                # None when the video has no sound
+    true_peak_db: float | None
+    contact_sheet: Path
+
+
+def review(path: Path | str, sheet_png: Path, black_seconds: float = 0.5, silence_seconds: float = 1.0,
+           pixel_threshold: float = 0.10, noise_db: float = -50) -> Review:
+    """A finished video's checks from one decode of it: its black stretches (as `black_runs`), silent stretches
+    (as `silence_runs`), integrated loudness and true peak (as `integrated_loudness`), and its contact sheet
+    written to `sheet_png` (as `stills.contact_sheet`, atomically)."""
+    from video_pipeline.atomic import private_sibling
+    from video_pipeline.media.stills import sheet_graph
+
+    path, sheet_png = Path(path), Path(sheet_png).resolve()
+    what = f"review of {path.name}"
+    info = probe(path)
+    if info.video_codec is None:
+        raise MediaError(f"{what}: {path.name} has no video stream")
+    graph = (f"[0:v:0]split=2[black][sheet];[black]blackdetect=d={black_seconds:g}:pix_th={pixel_threshold:g}"
+             f"[checked];[sheet]{sheet_graph(path, info.duration)}[tiles]")
+    outputs = ["-map", "[checked]", "-f", "null", "-"]
+    if info.has_audio:
+        graph += (f";[0:a:0]silencedetect=n={noise_db:g}dB:d={silence_seconds:g},"
+                  "ebur128=peak=true:framelog=quiet[heard]")
+        outputs += ["-map", "[heard]", "-f", "null", "-"]
+    sheet_png.parent.mkdir(parents=True, exist_ok=True)
+    partial = private_sibling(sheet_png)
+    try:
+        stderr = run_for_stderr([*_input(path), "-filter_complex", graph, "-map", "[tiles]", "-frames:v", "1",
+                                 "-update", "1", "-fps_mode", "passthrough", "-c:v", "png", "-f", "image2", "-y",
+                                 str(partial), *outputs], what=what)
+        if not partial.exists() or partial.stat().st_size == 0:
+            raise MediaError(f"{what}: ffmpeg wrote no contact sheet")
+        os.replace(partial, sheet_png)
+    finally:
+        partial.unlink(missing_ok=True)
+    lufs = peak = None
+    if info.has_audio:
+        lufs, peak = ebur128_summary(stderr, what)
+    return Review(black_runs=_black(stderr), silent_runs=_silent(stderr, info.duration) if info.has_audio else [],
+                  loudness_lufs=lufs, true_peak_db=peak, contact_sheet=sheet_png)
 
 
 def black_runs(path: Path | str, min_seconds: float = 0.5, pixel_threshold: float = 0.10) -> list[tuple[float, float]]:
@@ -60,6 +113,10 @@ def black_runs(path: Path | str, min_seconds: float = 0.5, pixel_threshold: floa
     stderr = run_for_stderr([*_input(path), "-map", "0:v:0", "-an", "-vf",
                              f"blackdetect=d={min_seconds:g}:pix_th={pixel_threshold:g}", "-f", "null", "-"],
                             what=what)
+    return _black(stderr)
+
+
+def _black(stderr: str) -> list[tuple[float, float]]:
     return [(float(s), float(e)) for s, e in
             re.findall(r"black_start:\s*" + _NUMBER + r"\s+black_end:\s*" + _NUMBER, stderr)]
 
@@ -70,6 +127,10 @@ def silence_runs(path: Path | str, min_seconds: float = 0.5, noise_db: float = -
     duration = _require_audio(path, what)
     stderr = run_for_stderr([*_input(path), "-map", "0:a:0", "-vn", "-af",
                              f"silencedetect=n={noise_db:g}dB:d={min_seconds:g}", "-f", "null", "-"], what=what)
+    return _silent(stderr, duration)
+
+
+def _silent(stderr: str, duration: float) -> list[tuple[float, float]]:
     runs: list[tuple[float, float]] = []
     start: float | None = None
     for kind, value in re.findall(r"silence_(start|end):\s*" + _NUMBER, stderr):

@@ -4,11 +4,14 @@ re-encoded.
 
 Loudness, two passes: pass one runs the mix graph once, writing it to a lossless WAV while ebur128 measures it
 (integrated loudness and true peak, EBU R128); pass two reads that file and applies the one linear gain that brings
-it to the target (loudnorm's linear mode, without its 192 kHz
-resampling, which cost more than the rest of the assembly), with a true-peak limiter only when the gain would
-push peaks past the ceiling. What the limiter takes off is measured on a lossless copy and given back (a little
-more gain, limited again) until the mix is within 0.1 LU of the target, at most three times: the finished file
-lands within the asset check's ±0.5 LU (a narrated spot's limited mix used to measure −15.0 for −14)."""
+it to the target (loudnorm's linear mode, without its 192 kHz resampling, which cost more than the rest of the
+assembly), with a true-peak limiter only when the gain would push peaks past the ceiling. A limited mix is quieter
+than its gain says: each settling round limits the same lossless mix at a new gain and measures the result as it
+is written (one ffmpeg run a round), the gain found by the secant through the rounds so far, until the mix is
+within 0.1 LU of the target (at most four rounds, the closest kept), or until more gain buys hardly any loudness
+(a mix whose peaks leave the limiter no room stays quieter than the target rather than squashed).
+`finished_sound` writes the encoded sound on its own, so a caller can make it while the picture is being made and
+mux the two by stream copy."""
 
 from __future__ import annotations
 
@@ -30,8 +33,15 @@ LIMITER_MS = 5
 #: ffmpeg's native AAC encoder with its constant-quantizer search: 2.6x less CPU than its default (twoloop) at the
 #: same 160 kbit/s and bandwidth, and closer to the lossless mix by SI-SDR and band SNR (BENCHMARKS.md, Assembly D)
 AAC_CODER = "fast"
-#: how close a limited mix is brought to the target before it is encoded, and in how many rounds at most
-SETTLE_LU, SETTLE_ROUNDS = 0.1, 3
+#: how close a limited mix is brought to the target before it is encoded, in how many rounds at most, and how much
+#: gain past the plain one the limiter may be given (a mix that needs more is left quieter than the target)
+SETTLE_LU, SETTLE_ROUNDS, SETTLE_MAX_EXTRA_DB = 0.1, 4, 12.0
+#: a round that bought less than this much loudness per dB of gain ends the settling: past that point the
+#: limiter only squashes (measured on the bench's edit: +2.4 dB of gain, -0.2 LU), and the closest round is kept
+SETTLE_MIN_SLOPE = 0.2
+#: estimated peak memory of one sound run (MB of RSS), by the layers it mixes: measured 96-101 MB for the mix of
+#: 12 clips with narration and music, 178-190 MB for 80, 62 MB for a WAV's gain and encode (BENCHMARKS.md, Assembly)
+SOUND_BASE_MB, SOUND_PER_INPUT_MB = 80.0, 1.25
 
 
 @dataclass(frozen=True)
@@ -49,10 +59,9 @@ class MixSpec:
     loudness_range: float = 11.0
 
 
-def _graph(video: Path, spec: MixSpec, native=None):
-    """The audio graph without loudness normalisation, and the video stream to copy; `native` stands for the
-    video's own sound when given (a stream of another graph)."""
-    source = ffmpeg.input(str(video))
+def _graph(spec: MixSpec, native=None):
+    """The audio graph without loudness normalisation; `native` is the clips' own sound (a stream: a video's audio,
+    or the clips' sound joined by another graph), used when `spec.keep_native`."""
     d = f"{spec.duration:.3f}"
     layers = []
     if spec.driving_audio is not None:
@@ -61,9 +70,8 @@ def _graph(video: Path, spec: MixSpec, native=None):
         layers.append(ffmpeg.input(str(spec.driving_audio)).audio
                       .filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo")
                       .filter("apad").filter("atrim", duration=d))
-    elif spec.keep_native:
-        layers.append((source.audio if native is None else native)
-                      .filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo"))
+    elif spec.keep_native and native is not None:
+        layers.append(native.filter("aformat", sample_rates=AUDIO_RATE, channel_layouts="stereo"))
     voice = None
     if spec.narration is not None:
         voice = (ffmpeg.input(str(spec.narration)).audio
@@ -88,55 +96,69 @@ def _graph(video: Path, spec: MixSpec, native=None):
         layers.append(ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi").audio)
     mixed = layers[0] if len(layers) == 1 else ffmpeg.filter(layers, "amix", inputs=len(layers), normalize=0,
                                                                duration="longest")
-    return source.video, mixed.filter("atrim", duration=d)
+    return mixed.filter("atrim", duration=d)
 
 
 def mix(video: Path, out: Path, spec: MixSpec) -> dict:
     """Write `video` with its new sound to `out` (atomically); returns pass one's measurement and the gain applied
     (`input_i` LUFS, `input_tp` dBTP, `gain_db`, `limited`)."""
+    source = ffmpeg.input(str(video))
     with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-mix-")) as work:
-        picture, audio, report = final_sound(video, spec, Path(work))
-        _encode(picture, audio, out)
+        audio, report = final_sound(spec, Path(work), native=source.audio)
+        _encode(source.video, audio, out)
     return report
 
 
-def final_sound(video: Path, spec: MixSpec, work: Path):
-    """The picture to copy and the finished sound, lossless, at the target loudness (what `mix` encodes), and the
-    report. The mix graph runs once: its output is measured while it is written to a WAV in `work` (decoding the
-    clips' sound, the narration and the music, and ducking, once), and the gain is applied to that file."""
+def finished_sound(spec: MixSpec, out: Path, work: Path, native=None) -> dict:
+    """Encode the finished sound (AAC, audio only) into `out`, atomically; `native` is the clips' own sound as a
+    stream. Returns what `mix` returns."""
+    audio, report = final_sound(spec, work, native=native)
+    _encode(None, audio, out)
+    return report
+
+
+def final_sound(spec: MixSpec, work: Path, native=None):
+    """The finished sound, lossless, at the target loudness (what `mix` encodes), and the report. The mix graph
+    runs once: its output is measured while it is written to a WAV in `work` (decoding the clips' sound, the
+    narration and the music, and ducking, once), and the gain is applied to that file."""
     # the AAC encoder overshoots peaks a little: aim 1 dB under the true-peak ceiling so the file stays below it
     ceiling = spec.true_peak_db - 1.0
-    picture, graph = _graph(video, spec)
     mixed = work / "mix.wav"
-    measured_i, measured_tp = _measure_into(graph, mixed)
+    measured_i, measured_tp = _measure_into(_graph(spec, native), mixed)
     audio = ffmpeg.input(str(mixed)).audio
     gain, limited = 0.0, False
     if math.isfinite(measured_i) and measured_i > -70:   # silence stays silence
         gain = spec.target_lufs - measured_i
-        audio = audio.filter("volume", f"{gain:.2f}dB")
         if math.isfinite(measured_tp) and measured_tp + gain > ceiling:
             limited = True
-            audio = _limit(audio, ceiling, spec.duration)
-    if limited:
-        audio, gain = _settle(audio, work, spec, ceiling, gain)
-    return picture, audio, {"input_i": measured_i, "input_tp": measured_tp, "gain_db": round(gain, 2),
-                            "limited": limited}
+            audio, gain = _settle(mixed, work, spec, ceiling, gain)
+        else:
+            audio = audio.filter("volume", f"{gain:.2f}dB")
+    return audio, {"input_i": measured_i, "input_tp": measured_tp, "gain_db": round(gain, 2), "limited": limited}
 
 
 def _measure(audio) -> tuple[float, float]:
     """(integrated LUFS, true peak dBTP) of an audio stream, by ebur128."""
     analysis = ffmpeg.output(audio.filter("ebur128", peak="true", framelog="quiet"), "-", f="null")
-    return ebur128_summary(run_for_stderr(ffmpeg.compile(analysis, cmd=ffmpeg_binary(), overwrite_output=True)[1:],
-                                          what="measure loudness"), "measure loudness")
+    return ebur128_summary(_run(analysis, "measure loudness"), "measure loudness")
 
 
-def _measure_into(audio, path: Path) -> tuple[float, float]:
-    """Write `audio` to the WAV `path` (laid by its timestamps, as `_write_wav`) and measure what was written:
-    (integrated LUFS, true peak dBTP), by ebur128, which passes the sound through on its way to the file."""
-    laid = _laid(audio).filter("ebur128", peak="true", framelog="quiet")
+def _measure_into(audio, path: Path, true_peak: bool = True) -> tuple[float, float]:
+    """Write `audio` to the WAV `path` (laid by its timestamps: see `_laid`) and measure what was written:
+    (integrated LUFS, true peak dBTP), by ebur128, which passes the sound through on its way to the file.
+    Without `true_peak` (a limited mix, whose peaks the limiter set) the peak is the sample peak, 4x cheaper."""
+    laid = _laid(audio).filter("ebur128", peak="true" if true_peak else "sample", framelog="quiet")
     wav = ffmpeg.output(laid, str(path), acodec="pcm_f32le", ar=AUDIO_RATE, ac=2)
-    return ebur128_summary(run_for_stderr(ffmpeg.compile(wav, cmd=ffmpeg_binary(), overwrite_output=True)[1:],
-                                          what=f"mix {path.name}"), "measure loudness")
+    return ebur128_summary(_run(wav, f"mix {path.name}"), "measure loudness", true_peak=true_peak)
+
+
+def _run(stream, what: str) -> str:
+    """Run an output stream of this module's graphs (inside a budget, by its estimate); returns ffmpeg's stderr."""
+    args = ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)[1:]
+    # the sound's layers: each input opened, and each clip laid (`atrim`: a clip used twice is split, and its
+    # second use buffered until the join reaches it)
+    layers = max(args.count("-i"), sum(a.count("atrim") for a in args))
+    return run_for_stderr(args, what=what, memory_mb=SOUND_BASE_MB + SOUND_PER_INPUT_MB * layers)
 
 
 def _limit(audio, ceiling: float, duration: float):
@@ -148,42 +170,59 @@ def _limit(audio, ceiling: float, duration: float):
             .filter("apad").filter("atrim", duration=f"{duration:.3f}"))
 
 
-def _settle(audio, work: Path, spec: MixSpec, ceiling: float, gain: float):
-    """A limited mix written losslessly, measured, and given back what the limiter took (more gain, limited
-    again) until it is within SETTLE_LU of the target; returns the stream to encode and the total gain."""
-    current = work / "limited-0.wav"
-    _write_wav(audio, current)
-    for n in range(1, SETTLE_ROUNDS + 1):
-        level, _ = _measure(ffmpeg.input(str(current)).audio)
-        if not math.isfinite(level) or abs(spec.target_lufs - level) <= SETTLE_LU:
+def _settle(mixed: Path, work: Path, spec: MixSpec, ceiling: float, gain: float):
+    """The lossless mix at `gain`, limited, written and measured in one run; then again at the gain the secant
+    through the rounds so far puts at the target, until one lands within SETTLE_LU of it. Every round limits the
+    original mix (never a limited copy again); the round closest to the target is kept. Returns the stream to
+    encode and its gain."""
+    rounds: list[tuple[float, float]] = []              # (gain, level reached)
+    best: tuple[float, float, Path] | None = None        # the round closest to the target; the others are deleted
+    lowest, highest = gain, gain + SETTLE_MAX_EXTRA_DB
+    for n in range(SETTLE_ROUNDS):
+        path = work / f"limited-{n}.wav"
+        limited = _limit(ffmpeg.input(str(mixed)).audio.filter("volume", f"{gain:.3f}dB"), ceiling, spec.duration)
+        level, _ = _measure_into(limited, path, true_peak=False)
+        rounds.append((gain, level))
+        miss = abs(spec.target_lufs - level) if math.isfinite(level) else math.inf
+        if best is None or miss < abs(spec.target_lufs - best[1]):
+            if best is not None:
+                best[2].unlink(missing_ok=True)
+            best = (gain, level, path)
+        else:
+            path.unlink(missing_ok=True)
+        if miss <= SETTLE_LU or not math.isfinite(level):
             break
-        more = spec.target_lufs - level
-        gain += more
-        nxt = work / f"limited-{n}.wav"
-        _write_wav(_limit(ffmpeg.input(str(current)).audio.filter("volume", f"{more:.2f}dB"), ceiling,
-                          spec.duration), nxt)
-        current = nxt
-    return ffmpeg.input(str(current)).audio, gain
+        slope = 1.0                                      # a limiter gives back at most what it is given
+        if len(rounds) > 1:
+            (g0, l0), (g1, l1) = rounds[-2], rounds[-1]
+            slope = (l1 - l0) / (g1 - g0) if g1 != g0 and math.isfinite(l0) else 0.0
+            if slope < SETTLE_MIN_SLOPE:    # the limiter turns more gain into hardly any loudness: stop here
+                break
+            slope = min(slope, 1.0)
+        following = min(max(gain + (spec.target_lufs - level) / slope, lowest), highest)
+        if abs(following - gain) < 0.005:                # at the cap: the limiter is given no more gain
+            break
+        gain = following
+    gain, _, path = best
+    return ffmpeg.input(str(path)).audio, gain
 
 
 def _laid(audio):
     # a WAV file has no timestamps: samples are laid where the stream's timestamps put them (a stream-copied join
-    # overlaps or leaves gaps by the AAC priming), so the sound stays on the picture
-    return audio.filter("aresample", **{"async": 1, "min_hard_comp": 0.001})
-
-
-def _write_wav(audio, path: Path) -> None:
-    wav = ffmpeg.output(_laid(audio), str(path), acodec="pcm_f32le", ar=AUDIO_RATE, ac=2)
-    run_for_stderr(ffmpeg.compile(wav, cmd=ffmpeg_binary(), overwrite_output=True)[1:], what=f"limit {path.name}")
+    # overlaps or leaves gaps by the AAC priming), from 0 s (the concat demuxer hands the first clip's priming
+    # samples at negative times: dropped), so the sound stays on the picture
+    return audio.filter("aresample", **{"async": 1, "min_hard_comp": 0.001, "first_pts": 0})
 
 
 def _encode(picture, audio, out: Path) -> None:
+    """AAC-encode `audio` into `out` (atomically), with `picture` stream-copied beside it when given."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(private_sibling(out, "mix"))       # ffmpeg creates it: the umask's permissions, like the stills
     try:
-        final = ffmpeg.output(picture, audio, tmp, vcodec="copy", acodec="aac", aac_coder=AAC_CODER,
-                              audio_bitrate="160k", ar=AUDIO_RATE, ac=2, movflags="+faststart")
-        run_for_stderr(ffmpeg.compile(final, cmd=ffmpeg_binary(), overwrite_output=True)[1:], what=f"mix {out.name}")
+        sound = {"acodec": "aac", "aac_coder": AAC_CODER, "audio_bitrate": "160k", "ar": AUDIO_RATE, "ac": 2}
+        final = (ffmpeg.output(picture, audio, tmp, vcodec="copy", **sound, movflags="+faststart")
+                 if picture is not None else ffmpeg.output(audio, tmp, **sound, f="mp4"))
+        _run(final, f"mix {out.name}")
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)

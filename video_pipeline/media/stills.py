@@ -42,20 +42,24 @@ def poster(video: Path, out_png: Path, at_seconds: float | None = None) -> Path:
 
 def contact_sheet(video: Path, out_png: Path, columns: int = 4, rows: int = 3, width: int = 320) -> Path:
     """Tile `columns` x `rows` evenly spaced frames, each scaled to `width` px wide, into one PNG."""
+    graph = sheet_graph(video, probe(video).duration, columns, rows, width)
+    args = ["-i", str(Path(video).resolve()), "-map", "0:v:0", "-an", "-vf", graph, "-fps_mode", "passthrough"]
+    return _write_png(out_png, args, what=f"contact sheet of {Path(video).name}")
+
+
+def sheet_graph(video: Path, duration: float, columns: int = 4, rows: int = 3, width: int = 320) -> str:
+    """The filter chain that makes a contact sheet of a `duration`-second picture (see `contact_sheet`)."""
     if columns < 1 or rows < 1 or width < 2:
         raise MediaError(f"contact sheet of {Path(video).name}: needs columns, rows >= 1 and width >= 2")
-    info = probe(video)
     count = columns * rows
     # Frame k is the first frame at or after the middle of the k-th of `count` equal slices of the clip;
     # `prev_selected_t` (NaN before the first pick) stops one slice from picking twice.
     # Targets are rounded down to the microsecond so a frame exactly on a target is not skipped by rounding.
-    targets = [math.floor((k + 0.5) * info.duration / count * 1e6) / 1e6 for k in range(count)]
+    targets = [math.floor((k + 0.5) * duration / count * 1e6) / 1e6 for k in range(count)]
     pick = "+".join(f"gte(t,{t:.6f})*not(gte(prev_selected_t,{t:.6f}))" for t in targets)
-    graph = ",".join([
+    return ",".join([
         "select=" + pick.replace(",", "\\,"),   # the expression's commas escaped, or they would split the graph
         f"scale={width}:-2",
         "setsar=1",
         f"tile={columns}x{rows}",
     ])
-    args = ["-i", str(Path(video).resolve()), "-map", "0:v:0", "-an", "-vf", graph, "-fps_mode", "passthrough"]
-    return _write_png(out_png, args, what=f"contact sheet of {Path(video).name}")
