@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,17 +30,26 @@ SQLITE_STORAGES = ("history/runs.db", "history/runs/index.db", "schedules/schedu
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, defaulting to <project>/.dagster (the same one the README's `dagster dev` uses)."""
+    """DAGSTER_HOME, defaulting to <project>/.dagster (the same one the README's `dagster dev` uses), with the
+    project's dagster.yaml written the first time (a home that has one keeps it)."""
     home = settings.dagster_home or (PROJECT_ROOT / ".dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         try:
             with open(config, "x", encoding="utf-8") as out:   # one writer, even when ten start at once
-                out.write("telemetry:\n  enabled: false\n")
+                out.write(default_instance_config(home))
         except FileExistsError:
             pass
     return home
+
+
+def default_instance_config(home: Path) -> str:
+    """A new home's dagster.yaml: no telemetry; each step's stdout and stderr kept under the home for the UI (as
+    Dagster's default), mirrored to the step's own output only when that is a terminal (resources/compute_logs.py)."""
+    return ("telemetry:\n  enabled: false\n"
+            "compute_logs:\n  module: resources.compute_logs\n  class: StepLogs\n"
+            f"  config:\n    base_dir: {json.dumps(str(home / 'storage'))}\n")
 
 
 @contextlib.contextmanager

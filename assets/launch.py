@@ -12,13 +12,9 @@ import warnings
 from pathlib import Path
 
 from video_pipeline.config import PROJECT_ROOT, Settings
-from video_pipeline.flow.intake import accept
-from video_pipeline.report.page import report_path
-from video_pipeline.tables import records
 
-from .instance import prepared_instance
-from .jobs import STAGES
-from .partitions import campaign_partitions
+# Dagster and the engine's heavy modules are imported inside the functions: `run` starts the step processes'
+# forkserver before anything else, so its imports run beside this process's own (see resources/forkserver.py)
 
 #: Dagster's console log stays quiet: the CLI prints each failed step's own error in one line, and the run's event
 #: log (the UI, DAGSTER_HOME) keeps the full trace
@@ -54,6 +50,10 @@ def _person_causable(cls_name: str) -> bool:
 def run_campaign(path: Path, settings: Settings, echo=print, submit: bool = False) -> dict:
     """Accept the file (validate, archive, install), add its partition and run `campaign_job` for it on the
     configured executor; with `submit`, hand the run to the instance's run queue instead and return its id."""
+    if not submit:
+        from resources.forkserver import start_step_processes
+
+        start_step_processes(settings)   # first: the forkserver imports the steps' code while this process starts
     from dagster import BetaWarning, PreviewWarning
 
     with warnings.catch_warnings():
@@ -79,9 +79,14 @@ def _pipeline_fields(settings: Settings) -> dict:
 
 def _run(path: Path, settings: Settings, echo) -> dict:
     started = time.monotonic()
-    from resources.execution import start_step_processes
+    from video_pipeline.flow.intake import accept
+    from video_pipeline.report.page import report_path
+    from video_pipeline.tables import records
 
-    start_step_processes(settings)   # the step processes' forkserver imports the code while the file is checked
+    from .instance import prepared_instance
+    from .jobs import STAGES
+    from .partitions import campaign_partitions
+
     accepted = accept(path, settings, move=False)
     echo(f"campaign {accepted.campaign_id}: spec installed at {accepted.spec_path}")
     from dagster import build_reconstructable_job, execute_job
@@ -128,9 +133,14 @@ def _submit(path: Path, settings: Settings, echo) -> dict:
     instance's run coordinator queues it (production: the daemon starts it within the run queue's limits) or
     launches it at once; tagged with its partition and the providers its plan uses."""
     started = time.monotonic()
+    from video_pipeline.flow.intake import accept
+    from video_pipeline.flow.profiles import campaign_run_tags
+
+    from .instance import prepared_instance
+    from .partitions import campaign_partitions
+
     accepted = accept(path, settings, move=False)
     echo(f"campaign {accepted.campaign_id}: spec installed at {accepted.spec_path}")
-    from video_pipeline.flow.profiles import campaign_run_tags
 
     with prepared_instance(settings) as instance:
         if not instance.has_dynamic_partition(campaign_partitions.name, accepted.campaign_id):

@@ -5,9 +5,9 @@ executor, side by side, and the import of the definitions every step process nee
 
 Each repeat runs, in alternation, `python -c "import dagster"` and `python -c "import definitions"` five times, then
 the demo (`data/samples/launch-teaser.yaml`, local mode, the tests' fast settings) three ways, each in a fresh data
-directory and Dagster home: in process (`VIDEO_PIPELINE_EXECUTOR=in_process`), multiprocess with each step forked
-from a preloaded forkserver (the default now) and multiprocess with Dagster's default start (`spawn`: a new Python
-per step, as before). Per-step overhead is read from each multiprocess run's event log: from the executor's
+directory and Dagster home (its dagster.yaml the one a run writes for a new home): in process
+(`VIDEO_PIPELINE_EXECUTOR=in_process`), multiprocess with each step forked from a preloaded forkserver (the
+default now) and multiprocess with Dagster's default start (`spawn`: a new Python per step, as before). Per-step overhead is read from each multiprocess run's event log: from the executor's
 "Launching subprocess" to the step's own STEP_START. The load average is printed beside every figure: this machine
 is shared, so compare figures of one run only.
 """
@@ -89,7 +89,6 @@ def demo(way: str) -> dict:
         home.mkdir()
         shutil.copy(ROOT / "data" / "catalog.yaml", data / "catalog.yaml")
         shutil.copytree(ROOT / "data" / "samples", data / "samples")
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         env = {**clean_env(), **FAST, "VIDEO_PIPELINE_DATA_DIR": str(data), "DAGSTER_HOME": str(home),
                "VIDEO_PIPELINE_EXECUTOR": executor}
         before, cpu = load(), children_cpu()

@@ -18,15 +18,54 @@ import definitions  # noqa: E402  (after the filters: importing the assets warns
 definitions.preload()
 
 
+def _read_the_schema_scripts_once() -> None:
+    """Dagster checks a SQLite storage's schema revision the first time a process opens it, and for each check
+    builds alembic's map of its migration scripts again (about 90 files loaded and executed: a step opens three
+    or four storages, about 0.15 s of every step's CPU). The installed scripts do not change while a run lasts,
+    so the forkserver builds each map once and every step forked from it reuses it. A Dagster that checks
+    differently is left alone (the name is looked up, never assumed)."""
+    try:
+        import dagster._core.storage.sql as storage_sql
+        from alembic.script import ScriptDirectory
+    except ImportError:
+        return
+    if getattr(storage_sql, "ScriptDirectory", None) is not ScriptDirectory:
+        return
+    built: dict[str, ScriptDirectory] = {}
+
+    class ScriptsReadOnce(ScriptDirectory):
+        @classmethod
+        def from_config(cls, config) -> ScriptDirectory:
+            where = config.get_main_option("script_location")
+            if where not in built:
+                built[where] = ScriptDirectory.from_config(config)
+            return built[where]
+
+    storage_sql.ScriptDirectory = ScriptsReadOnce
+
+
 def _open_the_instance_once() -> None:
     from assets.instance import prepared_instance
     from video_pipeline.config import Settings
 
     try:
-        with prepared_instance(Settings.from_env()):
-            pass
+        with prepared_instance(Settings.from_env()) as instance:
+            # what every step asks first (its inputs' latest records), asked once here: SQLAlchemy fills its
+            # per-process caches (type adaptation, reflection helpers) on first use, and each forked step inherits
+            # them full instead of filling them again
+            from dagster import AssetKey
+
+            instance.get_asset_records([AssetKey("campaign")])
+            instance.get_run_records(limit=1)
     except Exception:   # only a head start: a step that needs the storages imports them itself
+        pass
+    try:   # the catalog most steps load (cached by its path and modification time)
+        from video_pipeline.planning.catalog import load_catalog
+
+        load_catalog(Settings.from_env().catalog_file)
+    except Exception:   # a catalog at fault is reported by the step that loads it
         pass
 
 
+_read_the_schema_scripts_once()
 _open_the_instance_once()

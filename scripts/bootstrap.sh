@@ -52,5 +52,4 @@ if [ "${BOOTSTRAP_FOR:-}" = tests ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 export DAGSTER_HOME="${DAGSTER_HOME:-$ROOT/.dagster}"
-mkdir -p "$DAGSTER_HOME"
-[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+mkdir -p "$DAGSTER_HOME"   # its dagster.yaml is written by the first command that opens it (assets/instance.py)

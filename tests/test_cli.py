@@ -73,6 +73,8 @@ def multiprocess(monkeypatch):
 
 @pytest.mark.slow
 def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_dir, multiprocess):
+    home = data_dir.parent.parent / "dagster_home"
+    (home / "dagster.yaml").unlink()                  # a new home: the run writes the project's dagster.yaml
     proc = cli("run", str(data_dir / "samples" / "social-ideas.csv"), "--json")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     payload = json.loads(proc.stdout)
@@ -93,6 +95,13 @@ def test_run_materializes_through_dagster_and_prints_the_finished_videos(data_di
         started = [e.dagster_event.event_specific_data.metadata["pid"].value
                    for e in instance.all_logs(payload["run_id"]) if e.dagster_event
                    and e.dagster_event.event_type_value == "STEP_WORKER_STARTED"]
+        # each step's stdout and stderr kept for the UI (not mirrored: the steps' output is a log file here)
+        logs = instance.compute_log_manager
+        captured = [logs.build_log_key_for_run(payload["run_id"], e.dagster_event.event_specific_data.file_key)
+                    for e in instance.all_logs(payload["run_id"])
+                    if e.dagster_event and e.dagster_event.event_type_value == "LOGS_CAPTURED"]
+        assert type(logs).__name__ == "StepLogs" and len(captured) == 9
+        assert all(logs.is_capture_complete(key) and logs.get_log_data(key).stdout is not None for key in captured)
     assert len(started) == len(set(started)) == 9
 
 
