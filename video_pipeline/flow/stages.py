@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -271,15 +272,20 @@ def generated_segments(plan_df: pd.DataFrame, catalog: Catalog, settings: Settin
     return GENERATED_SEGMENTS.rows([o.row() for o in outcomes])
 
 
+#: provider outputs fetched and verified at a time by `stored_clips` (each mostly waits: on a CDN, on a decode)
+DOWNLOADS_AT_ONCE = 8
+
+
 def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | None = None,
                  download_headers=None, fetch_output=None) -> pd.DataFrame:
     """Download each succeeded output, verify it decodes and lasts what was asked, keep it content-addressed.
     `download_headers(provider, url)` and `fetch_output(provider, url, dest)` are the registry's (an output the
     provider must fetch itself, such as Vertex's inline bytes).
 
-    The ledger learns each stored URI, so a rerun reuses the clip instead of paying for it again."""
-    rows = []
-    for o in outcomes.to_dict("records"):
+    The ledger learns each stored URI, so a rerun reuses the clip instead of paying for it again. Up to
+    DOWNLOADS_AT_ONCE outputs are fetched and verified at a time (each waits on the network or on a decode)."""
+
+    def keep(o: dict) -> dict:
         row = {k: o.get(k) for k in ("campaign", "video_id", "segment_index", "job_key", "model", "seconds", "cost_usd",
                                      "latency_seconds", "target_seconds", "resolution", "aspect_ratio", "reused")}
         row.update(source_url=o["output_url"], state=o["state"], error=o["error"])
@@ -303,7 +309,11 @@ def stored_clips(outcomes: pd.DataFrame, store: ClipStore, ledger: JobLedger | N
                 if ledger is not None and o["provider"] != "local":
                     # the next run asks the provider for a fresh URL rather than trying this one again
                     ledger.url_unusable(o["job_key"], f"download failed: {exc}")
-        rows.append(row)
+        return row
+
+    pending = outcomes.to_dict("records")
+    with ThreadPoolExecutor(max_workers=max(1, min(DOWNLOADS_AT_ONCE, len(pending)))) as pool:
+        rows = list(pool.map(keep, pending))
     return STORED_CLIPS.rows(rows)
 
 
