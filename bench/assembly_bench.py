@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from procs import tree_rss  # noqa: E402
 from video_pipeline.media.assemble import SegmentInput, concat  # noqa: E402
-from video_pipeline.media.mix import MixSpec, finished_sound  # noqa: E402
+from video_pipeline.media.mix import MixSpec, final_sound  # noqa: E402
 from video_pipeline.media.probe import probe  # noqa: E402
 from video_pipeline.media.render import ClipSpec, render_clip  # noqa: E402
 
@@ -90,11 +90,9 @@ def speak(folder: Path) -> Path:
 def ours(segments: list[Path], narration: Path, out: Path) -> float:
     """The pipeline's edit, as `assembled_outputs` makes it: the crossfade join's picture beside the finished sound
     (native + narration + ducked music, loudness normalised), muxed by stream copy."""
-    def sound(native, duration: float, work: Path) -> Path:
-        made = work / "sound.m4a"
-        finished_sound(MixSpec(duration=duration, narration=narration, narration_offset=NARRATION_LEAD, music=MUSIC),
-                       made, work, native=native)
-        return made
+    def sound(native, duration: float, work: Path):
+        return final_sound(MixSpec(duration=duration, narration=narration, narration_offset=NARRATION_LEAD,
+                                   music=MUSIC), work, native=native)[0]
 
     concat([SegmentInput(p, probe(p).duration) for p in segments], out, 1280, 720, PRESET,
            transition="crossfade", transition_seconds=FADE, sound=sound)

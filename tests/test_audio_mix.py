@@ -119,7 +119,7 @@ def _flashes(path) -> list[float]:
 @pytest.mark.slow
 def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, transition):
     from video_pipeline.media.assemble import SegmentInput, concat
-    from video_pipeline.media.mix import MixSpec, finished_sound, mix
+    from video_pipeline.media.mix import MixSpec, final_sound, mix
     from video_pipeline.media.probe import probe
     from video_pipeline.media.subtitles import Cue, burn_subtitles, write_srt
 
@@ -136,9 +136,7 @@ def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, 
                             tmp_path / "burned.mp4", preset="ultrafast")
 
     def sound(native, duration, work):   # as the assembly stage makes it: the mix beside the picture, then muxed
-        made = work / "sound.m4a"
-        finished_sound(MixSpec(duration=duration, narration_offset=0.5), made, work, native=native)
-        return made
+        return final_sound(MixSpec(duration=duration, narration_offset=0.5), work, native=native)[0]
 
     together = concat([SegmentInput(c, 3.0) for c in clips], tmp_path / "together.mp4", 320, 180, "veryfast",
                       transition=transition, transition_seconds=0.5, sound=sound)

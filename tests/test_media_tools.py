@@ -278,18 +278,20 @@ def test_one_review_decode_finds_what_each_check_finds_on_its_own(media: Path, t
     from video_pipeline.media.measure import review
 
     video = media / "review.mp4"
-    picture = ffmpeg.concat(ffmpeg.input(f"color=black:s={W}x{H}:r=24:d=1.5", f="lavfi"),
-                            ffmpeg.input(f"testsrc=s={W}x{H}:r=24:d=2.5", f="lavfi"))
+    picture = ffmpeg.concat(ffmpeg.input(f"testsrc=s={W}x{H}:r=24:d=2.5", f="lavfi"),     # moves: a poster a frame
+                            ffmpeg.input(f"color=black:s={W}x{H}:r=24:d=1.5", f="lavfi"))  # off would differ
     sound = ffmpeg.input("sine=frequency=440:sample_rate=48000:d=4,volume=enable='between(t,1,2.5)':volume=0",
                          f="lavfi")
     run_graph(ffmpeg.output(picture, sound, str(video), vcodec="libx264", preset="ultrafast", pix_fmt="yuv420p",
                             acodec="aac"), what="make review.mp4")
-    checked = review(video, tmp_path / "sheet.png", black_seconds=0.5, silence_seconds=1.0)
+    checked = review(video, tmp_path / "sheet.png", black_seconds=0.5, silence_seconds=1.0,
+                     poster_png=tmp_path / "poster.png")
     assert checked.black_runs == black_runs(video, min_seconds=0.5) and len(checked.black_runs) == 1
     assert checked.silent_runs == silence_runs(video, min_seconds=1.0) and len(checked.silent_runs) == 1
     assert (checked.loudness_lufs, checked.true_peak_db) == integrated_loudness(video)
     assert np.array_equal(image(checked.contact_sheet), image(contact_sheet(video, tmp_path / "alone.png")))
-    assert not list(tmp_path.glob(".*"))             # the sheet was written atomically: no partial file left
+    assert np.array_equal(image(checked.poster), image(poster(video, tmp_path / "poster-alone.png")))
+    assert not list(tmp_path.glob(".*"))             # written atomically: no partial file left
 
 
 def test_runs_sharing_a_budget_never_hold_more_than_it_together(tmp_path: Path):

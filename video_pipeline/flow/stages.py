@@ -23,7 +23,7 @@ from video_pipeline.errors import MediaError, PlanningError, ProviderError
 from video_pipeline.jobs.ledger import JobLedger, JobRow
 from video_pipeline.media.assemble import SegmentInput, assembly_budget, concat
 from video_pipeline.media.ffmpeg import budgeted, side_by_side
-from video_pipeline.media.mix import MixSpec, finished_sound
+from video_pipeline.media.mix import MixSpec, final_sound
 from video_pipeline.media.probe import probe
 from video_pipeline.media.render import frame_size
 from video_pipeline.storage.netguard import DownloadPolicy
@@ -349,11 +349,11 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
         try:
             mixed: dict = {}
 
-            def sound(native, duration: float, work: Path) -> Path:
-                made = work / "sound.m4a"
-                mixed.update(finished_sound(sound_spec(duration, settings, campaign, spec, spoken.get(video_id)),
-                                            made, work, native=native))
-                return made
+            def sound(native, duration: float, work: Path):
+                audio, report = final_sound(sound_spec(duration, settings, campaign, spec, spoken.get(video_id)),
+                                            work, native=native)
+                mixed.update(report)
+                return audio
 
             # the picture (transition windows, body copies) and the finished sound are made side by side
             concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], out,
@@ -410,7 +410,6 @@ def finish_video(out: Path, settings: Settings, campaign: Campaign | None, spoke
     """Subtitles, the visible label, stills and the quality checks of one joined and mixed video; returns what the
     outputs table records about them."""
     from video_pipeline.media.measure import review
-    from video_pipeline.media.stills import poster
     from video_pipeline.media.subtitles import add_soft_subtitles, burn_subtitles, cues_from_timings, write_srt, write_vtt
     from video_pipeline.planning.planner import NARRATION_LEAD
     from video_pipeline.providers.tts import WordTiming
@@ -436,13 +435,15 @@ def finish_video(out: Path, settings: Settings, campaign: Campaign | None, spoke
         labelled = private_sibling(out, "label")
         burn_label(out, labelled, label.text, label.position, preset=settings.x264_preset)
         os.replace(labelled, out)
-    # one decode of the finished file for every check: black stretches, the contact sheet, silence, loudness
-    checked = review(out, out.with_suffix(".contact.png"), black_seconds=0.5, silence_seconds=1.0)
+    # one decode of the finished file for every check: black stretches, silence, loudness, the contact sheet and
+    # the poster
+    checked = review(out, out.with_suffix(".contact.png"), black_seconds=0.5, silence_seconds=1.0,
+                     poster_png=out.with_suffix(".poster.png"))
     result["black_runs"] = spans(checked.black_runs)
     if spoken is not None:
         window = (NARRATION_LEAD, NARRATION_LEAD + float(spoken.duration_seconds))
         result["silent_in_narration"] = spans(r for r in checked.silent_runs if r[0] < window[1] and r[1] > window[0])
-    result["poster"] = str(poster(out, out.with_suffix(".poster.png")))
+    result["poster"] = str(checked.poster)
     result["contact_sheet"] = str(checked.contact_sheet)
     lufs = checked.loudness_lufs
     result["loudness_lufs"] = (round(lufs, 2) if lufs is not None and lufs == lufs and lufs > -70 else None)

@@ -23,6 +23,7 @@ import ffmpeg
 from video_pipeline.atomic import temp_prefix
 from video_pipeline.media.ffmpeg import (Budget, budgeted, current_budget, ffmpeg_binary, run_args, run_graph,
                                          side_by_side)
+from video_pipeline.media.mix import encode
 from video_pipeline.media.probe import MediaInfo, open_media, probe
 from video_pipeline.media.render import AUDIO_RATE, FPS, h264_options
 
@@ -41,8 +42,9 @@ ENCODE_BASE_MB, ENCODE_720P_MB, COPY_MB = 50.0, 115.0, 65.0
 ASSEMBLY_MEMORY_MB = 264.0
 
 #: `sound(native, duration, work)`: the finished sound of a join, made from `native` (the clips' own sound, cut or
-#: crossfaded, an ffmpeg-python stream of `duration` seconds) as an audio-only file in the folder `work`
-SoundMaker = Callable[[object, float, Path], Path]
+#: crossfaded, an ffmpeg-python stream of `duration` seconds) with the folder `work` for its files, and handed
+#: back as a stream for `mix.encode` (as `mix.final_sound` hands it)
+SoundMaker = Callable[[object, float, Path], object]
 
 
 def encode_mb(width: int, height: int) -> float:
@@ -152,11 +154,17 @@ def _concat(segments: list[SegmentInput], out: Path, width: int, height: int, pr
             native, duration = ffmpeg.input(str(listing), f="concat", safe=0).audio, sum(lengths)
         options = _SOUND_LOSSLESS if intermediate else _SOUND_AAC
 
-        def make_sound() -> Path:
-            if sound is not None:
-                return sound(native, duration, Path(tmp))
-            made = Path(tmp) / ("sound.mka" if intermediate else "sound.m4a")
-            run_graph(ffmpeg.output(native, str(made), **options), what=f"sound of {out.name}")
+        def make_sound():
+            """The sound's file to mux, or (no picture work to wait for) its stream, encoded by the mux itself."""
+            if sound is None:
+                made = Path(tmp) / ("sound.mka" if intermediate else "sound.m4a")
+                run_graph(ffmpeg.output(native, str(made), **options), what=f"sound of {out.name}")
+                return made
+            finished = sound(native, duration, Path(tmp))
+            if picture is None:
+                return finished
+            made = Path(tmp) / "sound.m4a"
+            encode(None, finished, made)
             return made
 
         budget = current_budget()
@@ -165,6 +173,9 @@ def _concat(segments: list[SegmentInput], out: Path, width: int, height: int, pr
         pieces = picture.pieces() if picture is not None else None
         video = ffmpeg.input(str(_listing(Path(tmp), pieces) if pieces is not None else listing), f="concat",
                              safe=0).video
+        if not isinstance(made, Path):           # one run: the picture copied, the finished sound encoded
+            encode(video, made, out)
+            return out
         audio_copy = {"acodec": "copy", **({"strict": "experimental"} if made.suffix == ".mka" else {})}
         run_graph(ffmpeg.output(video, ffmpeg.input(str(made)).audio, str(partial), vcodec="copy", **audio_copy,
                                 movflags="+faststart"), what=f"mux {out.name}", memory_mb=COPY_MB)

@@ -67,44 +67,56 @@ class Review:
     loudness_lufs: float | None                # None when the video has no sound
     true_peak_db: float | None
     contact_sheet: Path
+    poster: Path | None                        # when asked for
 
 
 def review(path: Path | str, sheet_png: Path, black_seconds: float = 0.5, silence_seconds: float = 1.0,
-           pixel_threshold: float = 0.10, noise_db: float = -50) -> Review:
+           pixel_threshold: float = 0.10, noise_db: float = -50, poster_png: Path | None = None) -> Review:
     """A finished video's checks from one decode of it: its black stretches (as `black_runs`), silent stretches
-    (as `silence_runs`), integrated loudness and true peak (as `integrated_loudness`), and its contact sheet
-    written to `sheet_png` (as `stills.contact_sheet`, atomically)."""
+    (as `silence_runs`), integrated loudness and true peak (as `integrated_loudness`), its contact sheet written to
+    `sheet_png` (as `stills.contact_sheet`) and, when asked, its poster frame to `poster_png` (as `stills.poster`);
+    each image written atomically."""
     from video_pipeline.atomic import private_sibling
-    from video_pipeline.media.stills import sheet_graph
+    from video_pipeline.media.stills import poster_seconds, sheet_graph
 
-    path, sheet_png = Path(path), Path(sheet_png).resolve()
+    path = Path(path)
     what = f"review of {path.name}"
     info = probe(path)
     if info.video_codec is None:
         raise MediaError(f"{what}: {path.name} has no video stream")
-    graph = (f"[0:v:0]split=2[black][sheet];[black]blackdetect=d={black_seconds:g}:pix_th={pixel_threshold:g}"
-             f"[checked];[sheet]{sheet_graph(path, info.duration)}[tiles]")
+    images = {"tiles": Path(sheet_png).resolve()}
+    graph = (f"[0:v:0]split={2 + (poster_png is not None)}[black][sheet]{'[still]' if poster_png else ''};"
+             f"[black]blackdetect=d={black_seconds:g}:pix_th={pixel_threshold:g}[checked];"
+             f"[sheet]{sheet_graph(path, info.duration)}[tiles]")
+    if poster_png is not None:   # the first frame at or after the poster's time, as a seek to it gives
+        images["poster"] = Path(poster_png).resolve()
+        graph += f";[still]select=gte(t\\,{poster_seconds(info.duration):.6f})[poster]"
     outputs = ["-map", "[checked]", "-f", "null", "-"]
     if info.has_audio:
         graph += (f";[0:a:0]silencedetect=n={noise_db:g}dB:d={silence_seconds:g},"
                   "ebur128=peak=true:framelog=quiet[heard]")
         outputs += ["-map", "[heard]", "-f", "null", "-"]
-    sheet_png.parent.mkdir(parents=True, exist_ok=True)
-    partial = private_sibling(sheet_png)
+    partials = {name: private_sibling(png) for name, png in images.items()}
+    stills = []
+    for name, partial in partials.items():
+        images[name].parent.mkdir(parents=True, exist_ok=True)
+        stills += ["-map", f"[{name}]", "-frames:v", "1", "-update", "1", "-fps_mode", "passthrough", "-c:v", "png",
+                   "-f", "image2", "-y", str(partial)]
     try:
-        stderr = run_for_stderr([*_input(path), "-filter_complex", graph, "-map", "[tiles]", "-frames:v", "1",
-                                 "-update", "1", "-fps_mode", "passthrough", "-c:v", "png", "-f", "image2", "-y",
-                                 str(partial), *outputs], what=what)
-        if not partial.exists() or partial.stat().st_size == 0:
-            raise MediaError(f"{what}: ffmpeg wrote no contact sheet")
-        os.replace(partial, sheet_png)
+        stderr = run_for_stderr([*_input(path), "-filter_complex", graph, *stills, *outputs], what=what)
+        for name, partial in partials.items():
+            if not partial.exists() or partial.stat().st_size == 0:
+                raise MediaError(f"{what}: ffmpeg wrote no {'contact sheet' if name == 'tiles' else 'poster'}")
+        for name, partial in partials.items():
+            os.replace(partial, images[name])
     finally:
-        partial.unlink(missing_ok=True)
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
     lufs = peak = None
     if info.has_audio:
         lufs, peak = ebur128_summary(stderr, what)
     return Review(black_runs=_black(stderr), silent_runs=_silent(stderr, info.duration) if info.has_audio else [],
-                  loudness_lufs=lufs, true_peak_db=peak, contact_sheet=sheet_png)
+                  loudness_lufs=lufs, true_peak_db=peak, contact_sheet=images["tiles"], poster=images.get("poster"))
 
 
 def black_runs(path: Path | str, min_seconds: float = 0.5, pixel_threshold: float = 0.10) -> list[tuple[float, float]]:

@@ -10,8 +10,9 @@ than its gain says: each settling round limits the same lossless mix at a new ga
 is written (one ffmpeg run a round), the gain found by the secant through the rounds so far, until the mix is
 within 0.1 LU of the target (at most four rounds, the closest kept), or until more gain buys hardly any loudness
 (a mix whose peaks leave the limiter no room stays quieter than the target rather than squashed).
-`finished_sound` writes the encoded sound on its own, so a caller can make it while the picture is being made and
-mux the two by stream copy."""
+`final_sound` hands back the finished sound as a stream without encoding it, so a caller can make it while the
+picture is being made and `encode` it where that costs least: on its own, to mux later by stream copy, or in the
+run that copies the picture."""
 
 from __future__ import annotations
 
@@ -105,15 +106,7 @@ def mix(video: Path, out: Path, spec: MixSpec) -> dict:
     source = ffmpeg.input(str(video))
     with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-mix-")) as work:
         audio, report = final_sound(spec, Path(work), native=source.audio)
-        _encode(source.video, audio, out)
-    return report
-
-
-def finished_sound(spec: MixSpec, out: Path, work: Path, native=None) -> dict:
-    """Encode the finished sound (AAC, audio only) into `out`, atomically; `native` is the clips' own sound as a
-    stream. Returns what `mix` returns."""
-    audio, report = final_sound(spec, work, native=native)
-    _encode(None, audio, out)
+        encode(source.video, audio, out)
     return report
 
 
@@ -214,8 +207,9 @@ def _laid(audio):
     return audio.filter("aresample", **{"async": 1, "min_hard_comp": 0.001, "first_pts": 0})
 
 
-def _encode(picture, audio, out: Path) -> None:
-    """AAC-encode `audio` into `out` (atomically), with `picture` stream-copied beside it when given."""
+def encode(picture, audio, out: Path) -> None:
+    """AAC-encode `audio` (the finished sound: `final_sound`) into `out` (atomically), with `picture` (a video
+    stream) stream-copied beside it when given."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(private_sibling(out, "mix"))       # ffmpeg creates it: the umask's permissions, like the stills
     try:

@@ -32,12 +32,16 @@ def _write_png(out: Path, args: list[str], what: str) -> Path:
 
 def poster(video: Path, out_png: Path, at_seconds: float | None = None) -> Path:
     """Save one full-size frame as PNG: at `at_seconds`, else at 1 s (10 % in for clips under 10 s)."""
-    info = probe(video)
-    at = min(POSTER_SECONDS, info.duration * 0.1) if at_seconds is None else at_seconds
-    # Keep the seek inside the clip: past the last frame ffmpeg would decode nothing.
-    at = max(0.0, min(at, info.duration - 0.1))
+    at = poster_seconds(probe(video).duration, at_seconds)
     args = ["-ss", f"{at:.3f}", "-i", str(Path(video).resolve()), "-map", "0:v:0", "-an"]
     return _write_png(out_png, args, what=f"poster of {Path(video).name}")
+
+
+def poster_seconds(duration: float, at_seconds: float | None = None) -> float:
+    """Where the poster frame is taken: `at_seconds`, else 1 s (10 % in for clips under 10 s), kept inside the clip
+    (past the last frame ffmpeg would decode nothing); to the millisecond, as a seek takes it."""
+    at = min(POSTER_SECONDS, duration * 0.1) if at_seconds is None else at_seconds
+    return round(max(0.0, min(at, duration - 0.1)), 3)
 
 
 def contact_sheet(video: Path, out_png: Path, columns: int = 4, rows: int = 3, width: int = 320) -> Path:
