@@ -44,6 +44,42 @@ def _read_the_schema_scripts_once() -> None:
     storage_sql.ScriptDirectory = ScriptsReadOnce
 
 
+def _one_engine_per_database() -> None:
+    """Dagster's SQLite storages make a new SQLAlchemy engine for every connection they open (`NullPool`, then
+    `dispose`): about 60 engines a step, each setting up its dialect again on its first connection. An engine with
+    `NullPool` holds no connection between uses and may be used again after `dispose`, so the storages' modules get
+    one engine per database file and options, shared by the forkserver's warm-up and every step forked from it.
+    A storage module without that name is left alone."""
+    import threading
+
+    from sqlalchemy import create_engine as make
+    from sqlalchemy.pool import NullPool
+
+    engines: dict[tuple, object] = {}
+    made = threading.Lock()
+
+    def shared_engine(url, **options):
+        if options.get("poolclass") is not NullPool:
+            return make(url, **options)
+        key = (str(url), repr(sorted(options.items(), key=lambda item: item[0])))
+        with made:
+            if key not in engines:
+                engines[key] = make(url, **options)
+            return engines[key]
+
+    import importlib
+
+    for name in ("dagster._core.storage.event_log.sqlite.sqlite_event_log",
+                 "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+                 "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "create_engine", None) is make:
+            module.create_engine = shared_engine
+
+
 def _open_the_instance_once() -> None:
     from assets.instance import prepared_instance
     from video_pipeline.config import Settings
@@ -68,4 +104,5 @@ def _open_the_instance_once() -> None:
 
 
 _read_the_schema_scripts_once()
+_one_engine_per_database()
 _open_the_instance_once()
