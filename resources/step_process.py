@@ -4,7 +4,12 @@ Dagster's beta and preview warnings are the project's to track, not lines on the
 campaign: the forkserver inherits that stderr, and each step process inherits the forkserver's filters. Then what
 every step process would otherwise import for itself (about 0.7 s of a step's start before this): the code the
 steps run (`definitions.preload`), and the Dagster instance's storages, opened once here and closed again before
-any step is forked (each step opens its own)."""
+any step is forked (each step opens its own).
+
+Two things Dagster's SQLite storages would otherwise redo in every step process are done once here, by replacing
+one module-level name in a private Dagster module each (checked first; a Dagster built differently is left alone,
+and only this forkserver and its children are touched): alembic's map of the schema scripts, and one SQLAlchemy
+engine per database file (BENCHMARKS.md, "A process per step")."""
 
 import warnings
 
@@ -86,9 +91,8 @@ def _open_the_instance_once() -> None:
 
     try:
         with prepared_instance(Settings.from_env()) as instance:
-            # what every step asks first (its inputs' latest records), asked once here: SQLAlchemy fills its
-            # per-process caches (type adaptation, reflection helpers) on first use, and each forked step inherits
-            # them full instead of filling them again
+            # what every step asks first (its inputs' latest records), asked once here: the engines those reads
+            # open have their dialects set up, and every forked step inherits them so
             from dagster import AssetKey
 
             instance.get_asset_records([AssetKey("campaign")])
