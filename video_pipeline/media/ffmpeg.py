@@ -95,8 +95,13 @@ class Budget:
         ticket = object()
         with self._changed:
             self._queue.append(ticket)
-            self._changed.wait_for(lambda: self._queue[0] is ticket and self._running < self.processes
-                                   and self._held + need <= self.memory_mb + 1e-9)
+            try:
+                self._changed.wait_for(lambda: self._queue[0] is ticket and self._running < self.processes
+                                       and self._held + need <= self.memory_mb + 1e-9)
+            except BaseException:                # interrupted while waiting: the line must not stop behind it
+                self._queue.remove(ticket)
+                self._changed.notify_all()
+                raise
             self._queue.popleft()
             self._held += need
             self._running += 1
