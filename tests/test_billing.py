@@ -222,3 +222,27 @@ def test_the_plan_estimates_each_segment_with_the_models_billing_rule(tmp_path, 
     assert sorted(s.generate_seconds for s in plan.segments) == [5, 10]
     assert sorted(s.est_cost_usd for s in plan.segments) == [0.3, 0.55]
     assert plan.total_cost_usd == pytest.approx(0.85)
+
+
+def test_a_catalog_past_its_limits_is_refused_by_name_before_it_is_built(tmp_path):
+    """The catalog file is read as plain data within limits: aliases, a huge file and a FIFO are refused with the
+    file's name (and line), and nothing hangs or grows."""
+    import os
+
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text('a: &a ["x", "x", "x", "x", "x", "x", "x", "x"]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n'
+                    "models: {}\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"bomb\.yaml:1: YAML anchors"):
+        load_catalog(bomb)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"models: {}\n" + b"#" * (1024 * 1024 + 10))
+    with pytest.raises(CatalogError, match=r"huge\.yaml: .*the limit is 1048576"):
+        load_catalog(huge)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(CatalogError, match=r"fifo\.yaml: .*FIFO|fifo\.yaml: .*regular file"):
+        load_catalog(fifo)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("models: " + "[" * 30 + "]" * 30 + "\n", encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"deep\.yaml:1: nested more than"):
+        load_catalog(deep)

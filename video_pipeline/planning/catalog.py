@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from video_pipeline.planning.billing import OUTCOMES, BillingRule
 from video_pipeline.errors import PipelineError, Problem
 from video_pipeline.spec.taxonomy import TaskCategory
+from video_pipeline.untrusted import Refused, read_regular
 
 Tier = Literal["speed", "mid", "quality", "premium"]
 TIER_ORDER: dict[str, int] = {"speed": 0, "mid": 1, "quality": 2, "premium": 3}
@@ -153,11 +154,51 @@ def load_catalog(path: Path | str) -> Catalog:
     return _load_cached(path.resolve(), path.stat().st_mtime_ns)
 
 
+#: a catalog is a few dozen kilobytes; the file is checked before it is read, and read no further than this
+CATALOG_MAX_BYTES = 1024 * 1024
+#: mappings and lists inside each other (the catalog needs 5)
+CATALOG_MAX_DEPTH = 12
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml's where PyYAML has it: 50 ms less a step
+
+
+def _read_yaml(path: Path):
+    """The catalog file's data, by PyYAML's safe loader (plain data only), after its limits are checked: a regular
+    file of at most CATALOG_MAX_BYTES, UTF-8, no anchors or aliases (a few hundred bytes of them expand to
+    gigabytes), nesting at most CATALOG_MAX_DEPTH deep."""
+    try:
+        text = read_regular(path, max_bytes=CATALOG_MAX_BYTES).decode("utf-8")
+    except Refused as exc:
+        raise CatalogError(f"{path.name}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
+    scan = _SAFE_LOADER(text)
+    try:
+        depth = 0
+        while scan.check_event():
+            event = scan.get_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise CatalogError(f"{path.name}:{line}: YAML anchors (&name) and aliases (*name) are not accepted; "
+                                   "write each value out")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > CATALOG_MAX_DEPTH:
+                    raise CatalogError(f"{path.name}:{line}: nested more than {CATALOG_MAX_DEPTH} levels deep")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        scan.dispose()
+    loader = _SAFE_LOADER(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: Path, _mtime: int) -> Catalog:
     try:
-        # libyaml's loader where PyYAML has it (the pure-Python one took 50 ms of every step process's start)
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        raw = _read_yaml(path)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path.name}: invalid YAML: {exc}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
