@@ -11,6 +11,8 @@ one module-level name in a private Dagster module each (checked first; a Dagster
 and only this forkserver and its children are touched): alembic's map of the schema scripts, and one SQLAlchemy
 engine per database file (BENCHMARKS.md, "A process per step")."""
 
+import importlib
+import threading
 import warnings
 
 from dagster import BetaWarning, PreviewWarning
@@ -55,8 +57,6 @@ def _one_engine_per_database() -> None:
     `NullPool` holds no connection between uses and may be used again after `dispose`, so the storages' modules get
     one engine per database file and options, shared by the forkserver's warm-up and every step forked from it.
     A storage module without that name is left alone."""
-    import threading
-
     from sqlalchemy import create_engine as make
     from sqlalchemy.pool import NullPool
 
@@ -71,8 +71,6 @@ def _one_engine_per_database() -> None:
             if key not in engines:
                 engines[key] = make(url, **options)
             return engines[key]
-
-    import importlib
 
     for name in ("dagster._core.storage.event_log.sqlite.sqlite_event_log",
                  "dagster._core.storage.runs.sqlite.sqlite_run_storage",

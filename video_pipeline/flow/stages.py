@@ -347,13 +347,9 @@ def assembled_outputs(clips: pd.DataFrame, settings: Settings, campaign: Campaig
         out = settings.outputs_dir / name / f"{video_id}.mp4"
         spec = videos.get(video_id)
         try:
-            mixed: dict = {}
-
             def sound(native, duration: float, work: Path):
-                audio, report = final_sound(sound_spec(duration, settings, campaign, spec, spoken.get(video_id)),
-                                            work, native=native)
-                mixed.update(report)
-                return audio
+                return final_sound(sound_spec(duration, settings, campaign, spec, spoken.get(video_id)), work,
+                                   native=native)[0]
 
             # the picture (transition windows, body copies) and the finished sound are made side by side
             concat([SegmentInput(Path(p), float(s)) for p, s in zip(group["clip_path"], group["seconds"])], out,

@@ -101,8 +101,9 @@ def concat(segments: list[SegmentInput], out: Path, width: int, height: int, pre
     """Join segments in order into `out` (written atomically): cuts by stream copy where the inputs already match,
     crossfades by re-encoding only the transition windows; `trim_join_frames` drops that many frames on each
     side of every join. Each segment's `seconds` includes its share of the overlap the planner added for the joins.
-    `sound`: makes the finished sound from the clips' own (see SoundMaker), beside the picture work; its file is
-    stream-copied into `out`. Without it the clips' own sound goes into `out`: copied for cuts, re-encoded for
+    `sound`: makes the finished sound from the clips' own (see SoundMaker). With transition windows to encode, it
+    is made and encoded beside them and stream-copied into `out`; otherwise it is encoded in the one run that
+    copies the picture. Without it the clips' own sound goes into `out`: copied for cuts, re-encoded for
     crossfades (AAC, or lossless FLAC when `intermediate`: the sound will be mixed again)."""
     with budgeted(current_budget() or assembly_budget()):
         return _concat(segments, out, width, height, preset, transition, transition_seconds, trim_join_frames,
@@ -183,12 +184,12 @@ def _concat(segments: list[SegmentInput], out: Path, width: int, height: int, pr
     return out
 
 
-def _chains(make_sound: Callable[[], Path], picture: _CrossfadePicture | None, budget: Budget,
+def _chains(make_sound: Callable[[], object], picture: _CrossfadePicture | None, budget: Budget,
             window_mb: float) -> list[Callable[[], object]]:
     """The work of a join as chains of runs: the sound, then the body copies (a copy fits in memory beside a
     window); the transition windows, spread over as many more chains as the budget can ever hold windows at once
     (one at 720p under the default budget). Each chain runs its runs one after another; the chains run side by
-    side, each run waiting for the budget. The first chain returns the sound's file."""
+    side, each run waiting for the budget. The first chain returns what `make_sound` returns."""
     def chain(jobs: list[Callable[[], object]]) -> Callable[[], object]:
         return lambda: [job() for job in jobs][0]
 

@@ -1,7 +1,7 @@
 """Measurements ffmpeg reports on stderr: EBU R128 loudness, black stretches and silent stretches.
 
 Each runs ffmpeg once with `-f null -` (decode, write nothing) and parses the filter's log lines; `review` makes
-all of them, and a contact sheet, from one decode of a finished video.
+all of them, a contact sheet and a poster, from one decode of a finished video.
 """
 
 from __future__ import annotations
