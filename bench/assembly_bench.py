@@ -18,7 +18,11 @@ D: the finished sound's AAC encoder settings: the edit's lossless mix (what `mix
    loudness and true peak.
 E: the floor of edit A on this machine, in the same run: the bodies' pictures stream-copied, every transition
    window's frames encoded by one x264, and one mix pass with the chosen AAC encoder, each timed alone; printed
-   as ours / two-core floor and ours / sequential floor.
+   as ours / two-core floor and ours / sequential floor. The window frames are timed two ways, and the floor
+   takes the faster wall and the fewer CPU seconds of the two: (b) as first written, 22 inputs (each window's two
+   sides seeked) into one graph, with ffmpeg's default threads; (b') the frames read in order from the clips'
+   stream-copied pieces by one decoder, one x264 thread and then x264's default threads (the way assembly does it
+   now, which made (b) no floor).
 
 Usage: .venv/bin/python bench/assembly_bench.py [--skip-moviepy] [--work DIR] [--only aac|floor]
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -150,24 +155,27 @@ def peak_memory(segments: list[Path], narration: Path, work: Path, count: int = 
     return {**report, "tree_peak_mb": round(peak / 2**20, 1), "samples": samples}
 
 
-def _contender(name: str, segments: list[Path], narration: Path, work: Path) -> tuple[float, float]:
-    """Run one edit in a child process: (wall seconds, CPU seconds of the child and everything it waited for)."""
+def _contender(name: str, segments: list[Path], narration: Path, work: Path) -> tuple[float, float, float]:
+    """Run one edit in a child process: (wall seconds, CPU seconds of the child and everything it waited for, wall
+    seconds of the edit itself, timed inside the child: without the interpreter's start and imports)."""
     spec = {"contender": name, "segments": [str(p) for p in segments], "narration": str(narration),
             "out": str(work / f"{name}.mp4")}
     t0 = time.perf_counter()
-    child = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], stdout=subprocess.DEVNULL)
+    child = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], stdout=subprocess.PIPE)
+    edit = json.loads(child.stdout.read() or "{}").get("edit_seconds", math.nan)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - t0
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{name} failed ({child.returncode})")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime + usage.ru_stime, edit
 
 
 def worker(spec: dict) -> None:
     if spec.get("contender"):
         edit = ours if spec["contender"] == "ours" else with_moviepy
-        edit([Path(p) for p in spec["segments"]], Path(spec["narration"]), Path(spec["out"]))
+        seconds, _ = timed(edit, [Path(p) for p in spec["segments"]], Path(spec["narration"]), Path(spec["out"]))
+        print(json.dumps({"edit_seconds": seconds}))
         return
     seconds, duration = timed(ours, [Path(p) for p in spec["segments"]], Path(spec["narration"]), Path(spec["out"]))
     # VmHWM, not getrusage(RUSAGE_SELF): Linux carries ru_maxrss across exec, so it would report the parent's peak
@@ -221,6 +229,7 @@ def floor(segments: list[Path], narration: Path, work: Path) -> dict:
     picture = ffmpeg.concat(*windows, v=1, a=0).filter("format", "yuv420p")
     stream = ffmpeg.output(picture, str(work / "floor-windows.mp4"), an=None, r=24, **h264_options(PRESET, CRF))
     parts["b"] = _timed_child(ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True))
+    parts.update(_windows_in_order(segments, frames, fade, work))
     spec = MixSpec(duration=sum(frames) * FRAME - (len(segments) - 1) * FADE, narration=narration,
                    narration_offset=NARRATION_LEAD, music=MUSIC)
 
@@ -232,11 +241,40 @@ def floor(segments: list[Path], narration: Path, work: Path) -> dict:
     stream = ffmpeg.output(sound, str(work / "floor-sound.m4a"), acodec="aac", aac_coder=mixing.AAC_CODER,
                            audio_bitrate="160k", ar=48000, ac=2)
     parts["c"] = _timed_child(ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True))
-    sequential = sum(p["wall"] for p in parts.values())
-    cpu = sum(p["cpu"] for p in parts.values())
-    two_core = max(parts["a"]["wall"] + parts["b"]["wall"], parts["c"]["wall"], cpu / 2)
+    windows = [parts[k] for k in ("b", "b1", "bn")]
+    b_wall, b_cpu = min(w["wall"] for w in windows), min(w["cpu"] for w in windows)
+    sequential = parts["a"]["wall"] + b_wall + parts["c"]["wall"]
+    cpu = parts["a"]["cpu"] + b_cpu + parts["c"]["cpu"]
+    two_core = max(parts["a"]["wall"] + b_wall, parts["c"]["wall"], cpu / 2)
+    first_written = max(parts["a"]["wall"] + parts["b"]["wall"], parts["c"]["wall"],
+                        (parts["a"]["cpu"] + parts["b"]["cpu"] + parts["c"]["cpu"]) / 2)
     return {"parts": parts, "sequential": sequential, "two_core": two_core, "cpu": cpu,
-            "windows_frames": (len(segments) - 1) * fade}
+            "two_core_first_written": first_written, "windows_frames": (len(segments) - 1) * fade}
+
+
+def _windows_in_order(segments: list[Path], frames: list[int], fade: int, work: Path) -> dict:
+    """(b') The window frames read in order from the clips' stream-copied pieces by one decoder and encoded by one
+    x264: assembly's own run (`_CrossfadePicture._windows`), built but run here, timed with one x264 thread (b1)
+    and with x264's default threads (bn)."""
+    from unittest import mock
+
+    import ffmpeg
+
+    from video_pipeline.media import assemble
+    from video_pipeline.media.ffmpeg import ffmpeg_binary
+
+    folder = work / "floor-pieces"
+    folder.mkdir(exist_ok=True)
+    picture = assemble._CrossfadePicture(segments, frames, fade, PRESET, folder, 1280, 720)
+    for job in picture.body_jobs:        # the pieces: part (a)'s work, timed there
+        job()
+    built = []
+    with mock.patch.object(assemble, "run_graph", lambda stream, **_: built.append(stream)):
+        for job in picture.window_jobs:  # one run for this edit's 11 windows
+            job()
+    args = ffmpeg.compile(built[0], cmd=ffmpeg_binary(), overwrite_output=True)
+    at = len(args) - 1 - args[::-1].index("-threads")          # the output's (x264's) thread count
+    return {"b1": _timed_child(args), "bn": _timed_child([*args[:at], *args[at + 2:]])}
 
 
 # --- D: the final mix's AAC encoder settings ---------------------------------------------------------------------
@@ -360,8 +398,9 @@ def main() -> None:
             print_memory(peak_memory(segments, narration, work))
             return
         if args.only == "floor":
-            wall, _ = _contender("ours", segments, narration, work)
-            print_floor(floor(segments, narration, work), wall)
+            run = _contender("ours", segments, narration, work)
+            print(f"A ours: {run[0]:.2f} s wall ({run[2]:.2f} s of it the edit), {run[1]:.2f} s CPU")
+            print_floor(floor(segments, narration, work), run[0], run[2])
             return
 
         # each edit runs in its own process so its CPU time (its ffmpeg children included) is measured as well as
@@ -370,18 +409,20 @@ def main() -> None:
         if not args.skip_moviepy:
             runs.append(("moviepy", _contender("moviepy", segments, narration, work)))
             runs.append(("ours", _contender("ours", segments, narration, work)))
-        for name, (wall, cpu) in runs:
-            print(f"A {name}: {wall:.2f} s wall, {cpu:.2f} s CPU (process tree) for "
-                  f"{probe(work / (name + '.mp4')).duration:.2f} s of video")
+        for name, (wall, cpu, edit) in runs:
+            print(f"A {name}: {wall:.2f} s wall ({edit:.2f} s of it the edit, after the interpreter's start and "
+                  f"imports), {cpu:.2f} s CPU (process tree) for {probe(work / (name + '.mp4')).duration:.2f} s of "
+                  f"video")
         if not args.skip_moviepy:
             ours_runs = [r for n, r in runs if n == "ours"]
             wall = sum(r[0] for r in ours_runs) / len(ours_runs)
             cpu = sum(r[1] for r in ours_runs) / len(ours_runs)
-            moviepy_wall, moviepy_cpu = runs[1][1]
+            moviepy_wall, moviepy_cpu, _ = runs[1][1]
             print(f"A ratio (moviepy / mean of our two runs): {moviepy_wall / wall:.1f}x wall, "
                   f"{moviepy_cpu / cpu:.1f}x CPU (target >= 8x)")
-        ours_walls = [r[0] for n, r in runs if n == "ours"]
-        print_floor(floor(segments, narration, work), sum(ours_walls) / len(ours_walls))
+        ours_runs = [r for n, r in runs if n == "ours"]
+        print_floor(floor(segments, narration, work), sum(r[0] for r in ours_runs) / len(ours_runs),
+                    sum(r[2] for r in ours_runs) / len(ours_runs))
 
         cut_s, _ = timed(concat, [SegmentInput(p, probe(p).duration) for p in segments], work / "cut.mp4",
                          1280, 720, PRESET)
@@ -400,15 +441,25 @@ def print_memory(memory: dict) -> None:
           f"(target <= 300 MB)")
 
 
-def print_floor(bound: dict, ours_wall: float | None) -> None:
+def print_floor(bound: dict, ours_wall: float | None, ours_edit: float | None = None) -> None:
     parts = bound["parts"]
-    print(f"E floor: (a) bodies copied {parts['a']['wall']:.2f} s, (b) {bound['windows_frames']} window frames in one "
-          f"x264 {parts['b']['wall']:.2f} s ({parts['b']['cpu']:.2f} s CPU, peak {parts['b']['peak_mb']:.0f} MB), "
-          f"(c) one mix pass {parts['c']['wall']:.2f} s ({parts['c']['cpu']:.2f} s CPU); sequential "
-          f"{bound['sequential']:.2f} s, two-core {bound['two_core']:.2f} s")
+    def run(p: dict) -> str:
+        return f"{p['wall']:.2f} s ({p['cpu']:.2f} s CPU, peak {p['peak_mb']:.0f} MB)"
+
+    print(f"E floor: (a) bodies copied {parts['a']['wall']:.2f} s; {bound['windows_frames']} window frames in one "
+          f"x264: (b) 22 inputs {run(parts['b'])}, (b') in order, one x264 thread {run(parts['b1'])}, default "
+          f"threads {run(parts['bn'])}; (c) one mix pass {parts['c']['wall']:.2f} s ({parts['c']['cpu']:.2f} s CPU); "
+          f"sequential {bound['sequential']:.2f} s, two-core {bound['two_core']:.2f} s (CPU {bound['cpu']:.2f} s)")
     if ours_wall:
         print(f"E ours / floor: {ours_wall / bound['two_core']:.2f}x the two-core floor (target <= 1.25x), "
               f"{ours_wall / bound['sequential']:.2f}x the sequential floor")
+    if ours_edit:
+        print(f"E the edit alone (timed inside its process) / floor: {ours_edit / bound['two_core']:.2f}x the "
+              f"two-core floor, {ours_edit / bound['sequential']:.2f}x the sequential floor")
+    if ours_wall and ours_edit:
+        loose = bound["two_core_first_written"]
+        print(f"E against the floor with (b) alone (two-core {loose:.2f} s): {ours_wall / loose:.2f}x, the edit "
+              f"alone {ours_edit / loose:.2f}x")
 
 
 def print_aac(rows: list[dict]) -> None:

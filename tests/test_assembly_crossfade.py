@@ -9,10 +9,11 @@ from pathlib import Path
 import ffmpeg
 import pytest
 
+from video_pipeline.media import assemble
 from video_pipeline.media.assemble import SegmentInput, concat
 from video_pipeline.media.ffmpeg import ffmpeg_binary, run_args, run_graph
 from video_pipeline.media.probe import open_media, probe
-from video_pipeline.media.render import ClipSpec, render_clip
+from video_pipeline.media.render import ClipSpec, h264_options, render_clip
 
 pytestmark = pytest.mark.slow           # every test renders and joins real clips
 
@@ -81,3 +82,48 @@ def test_clips_from_another_encoder_are_rekeyed_and_still_join_frame_accurately(
     frames, errors = _frames_and_errors(out)
     assert frames == 3 * 72 - 2 * 12 and not errors
     assert abs(probe(out).duration - frames / FPS) < 0.03
+
+
+def _solid(path: Path, rgb: str, seconds: float, gop: float, foreign: bool = False) -> Path:
+    """A clip of one colour, with sound, its IDR frames every `gop` seconds: from the pipeline's own encoder
+    settings, or (`foreign`) another encoder's (main profile, its own parameter sets: it fits, and is copied)."""
+    picture = ffmpeg.input(f"color=c=0x{rgb}:s={W}x{H}:r={FPS}:d={seconds}", f="lavfi")
+    sound = ffmpeg.input(f"sine=frequency=330:sample_rate=48000:duration={seconds}", f="lavfi")
+    video = ({"vcodec": "libx264", "preset": "fast", "profile:v": "main", "pix_fmt": "yuv420p", "sc_threshold": 0,
+              "forced-idr": 1, "force_key_frames": f"expr:gte(t,n_forced*{gop})"} if foreign
+             else h264_options("ultrafast", 18, gop))
+    run_graph(ffmpeg.output(picture, sound, str(path), **video, acodec="aac", ac=2, ar=48000), what="solid clip")
+    return path
+
+
+@pytest.mark.parametrize("gop, foreign, at_once", [(0.5, False, 128), (1.0, False, 128), (0.5, True, 128),
+                                                   (1.0, False, 1)],
+                         ids=["windows-as-long-as-the-fade", "windows-wider-than-the-fade", "another-encoder-between",
+                              "a-run-a-window"])
+def test_every_frame_of_a_crossfade_join_shows_its_clip_or_the_fade_between_them(tmp_path, monkeypatch, gop, foreign,
+                                                                                  at_once):
+    """Three clips of one colour each (red, green, blue), 3 s, joined with 0.5 s crossfades: each join's 12 frames
+    go from one colour to the next with xfade's weights (frame k of the fade is k/12 of the way), in order, and
+    every other frame is its clip's colour. With IDR frames every second, each window re-encodes more than the
+    fade (frames before it of the first clip, after it of the second); the middle clip may come from another
+    encoder, whose pieces are decoded in the same stream as the others'; the windows may be encoded in several
+    runs (a long edit's)."""
+    monkeypatch.setattr(assemble, "WINDOWS_AT_ONCE", at_once)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    clips = [_solid(tmp_path / f"{i}.mp4", "%02x%02x%02x" % c, 3.0, gop, foreign=foreign and i == 1)
+             for i, c in enumerate(colours)]
+    out = concat([SegmentInput(p, 3.0) for p in clips], tmp_path / "joined.mp4", W, H, "ultrafast",
+                 transition="crossfade", transition_seconds=0.5)
+    with open_media(out) as container:
+        means = [frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+                 for frame in container.decode(container.streams.video[0])]
+    assert len(means) == 3 * 72 - 2 * 12
+    expected = []
+    for i, colour in enumerate(colours):
+        expected += [colour] * (72 - (12 if i < 2 else 0) - (12 if i > 0 else 0))
+        if i < 2:
+            nxt = colours[i + 1]
+            expected += [tuple(a * (1 - k / 12) + b * k / 12 for a, b in zip(colour, nxt)) for k in range(12)]
+    misses = [(n, [round(x) for x in got], [round(x) for x in want])
+              for n, (got, want) in enumerate(zip(means, expected)) if max(abs(g - w) for g, w in zip(got, want)) > 8]
+    assert not misses, misses[:5]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +33,23 @@ CRF = 20
 _SOUND_AAC = {"acodec": "aac", "audio_bitrate": "128k", "ar": AUDIO_RATE, "ac": 2}
 # FLAC in MP4 is still "experimental" to ffmpeg 5 (Debian 12's); the static ffmpeg 9 needs no flag
 _SOUND_LOSSLESS = {"acodec": "flac", "ar": AUDIO_RATE, "ac": 2, "strict": "experimental"}
-#: estimated peak memory (MB of RSS) of the assembly's ffmpeg runs. An encode (a transition window: two decoders
+#: estimated peak memory (MB of RSS) of the assembly's ffmpeg runs. An encode (the transition windows: a decoder
 #: and x264; a normalised clip) at 720p measured 153-169 MB, and scales with the picture's pixels; a stream copy
-#: (a body, the final mux) about 62 MB
+#: (the final mux) about 62 MB
 ENCODE_BASE_MB, ENCODE_720P_MB, COPY_MB = 50.0, 115.0, 65.0
-#: what the ffmpeg runs of an assembly hold at once, by those estimates, when its caller gave no budget: a 720p
-#: window beside the mix of up to 16 clips' sound (mix.SOUND_*_MB), never beside the mix of a 10-minute edit's 80
-#: (about 340 MB), which keeps that edit's whole process tree under 300 MB (BENCHMARKS.md, Assembly C)
-ASSEMBLY_MEMORY_MB = 264.0
+#: what each transition window adds to the run that encodes them all (at 720p: 157 MB for 11 windows, 172 MB for 79)
+WINDOW_MB = 0.1
+#: transition windows encoded in one ffmpeg run: its filter graph is one argument, which Linux bounds at 128 KiB
+#: (a window writes about 130 bytes of it: 128 windows, 17 KiB)
+WINDOWS_AT_ONCE = 128
+#: clips cut by stream copy in one ffmpeg run, and what each adds to its memory (measured: 12 clips 67 MB, 80 clips
+#: 120 MB at 720p)
+SPLITS_AT_ONCE, SPLIT_MB = 16, 1.0
+#: what the ffmpeg runs of an assembly hold at once, by those estimates, when its caller gave no budget: the
+#: windows of a 720p edit beside the mix of up to 24 clips' sound (mix.SOUND_*_MB). A 10-minute edit's mix of 80
+#: clips (about 200 MB) never runs beside its windows, and the windows start first (`_chains`), so that edit's
+#: whole process tree stays under 300 MB (BENCHMARKS.md, Assembly C)
+ASSEMBLY_MEMORY_MB = 280.0
 
 #: `sound(native, duration, work)`: the finished sound of a join, made from `native` (the clips' own sound, cut or
 #: crossfaded, an ffmpeg-python stream of `duration` seconds) with the folder `work` for its files, and handed
@@ -168,9 +178,8 @@ def _concat(segments: list[SegmentInput], out: Path, width: int, height: int, pr
             encode(None, finished, made)
             return made
 
-        budget = current_budget()
-        chains = _chains(make_sound, picture, budget, encode_mb(width, height))
-        made, *_ = side_by_side(chains, len(chains))
+        chains = _chains(make_sound, picture)
+        *_, made = side_by_side(chains, len(chains))
         pieces = picture.pieces() if picture is not None else None
         video = ffmpeg.input(str(_listing(Path(tmp), pieces) if pieces is not None else listing), f="concat",
                              safe=0).video
@@ -184,20 +193,27 @@ def _concat(segments: list[SegmentInput], out: Path, width: int, height: int, pr
     return out
 
 
-def _chains(make_sound: Callable[[], object], picture: _CrossfadePicture | None, budget: Budget,
-            window_mb: float) -> list[Callable[[], object]]:
-    """The work of a join as chains of runs: the sound, then the body copies (a copy fits in memory beside a
-    window); the transition windows, spread over as many more chains as the budget can ever hold windows at once
-    (one at 720p under the default budget). Each chain runs its runs one after another; the chains run side by
-    side, each run waiting for the budget. The first chain returns what `make_sound` returns."""
-    def chain(jobs: list[Callable[[], object]]) -> Callable[[], object]:
-        return lambda: [job() for job in jobs][0]
-
+def _chains(make_sound: Callable[[], object], picture: _CrossfadePicture | None) -> list[Callable[[], object]]:
+    """The work of a join as two chains of runs, side by side (each run waiting for the budget): the picture (the
+    body copies, then the transition windows made from their pieces); the sound, which starts once the (last)
+    windows run has started (or the picture chain has ended). The order matters to memory: a windows run is long
+    and large, so it must not queue behind a mix too large to run beside it (a long edit's), or the sound's later,
+    smaller runs would then run beside it. The second chain returns what `make_sound` returns."""
     if picture is None:
         return [make_sound]
-    lanes = max(1, min(budget.processes, int(budget.memory_mb // window_mb)))
-    windows = [picture.window_jobs[k::lanes] for k in range(lanes)]
-    return [chain([make_sound, *picture.body_jobs]), *(chain(w) for w in windows if w)]
+
+    def pictures() -> None:
+        try:
+            for job in [*picture.body_jobs, *picture.window_jobs]:
+                job()
+        finally:
+            picture.windows_started.set()
+
+    def sound():
+        picture.windows_started.wait()
+        return make_sound()
+
+    return [pictures, sound]
 
 
 def _listing(tmp: Path, pieces: list[tuple[Path, float]]) -> Path:
@@ -206,11 +222,11 @@ def _listing(tmp: Path, pieces: list[tuple[Path, float]]) -> Path:
     return listing
 
 
-def _concat_list(entries) -> str:
+def _concat_list(entries, durations: bool = True) -> str:
     """The concat demuxer's list syntax: single-quoted absolute paths (a quote written as '\\''), each with its
-    exact duration in seconds."""
-    return "".join("file '" + str(Path(p).resolve()).replace("'", "'\\''") + f"'\nduration {n:.6f}\n"
-                   for p, n in entries)
+    exact duration in seconds (the second of each entry) unless not `durations`."""
+    return "".join("file '" + str(Path(p).resolve()).replace("'", "'\\''") + "'\n"
+                   + (f"duration {n:.6f}\n" if durations else "") for p, n in entries)
 
 
 @dataclass(frozen=True)
@@ -263,9 +279,10 @@ def _cut(k: _Keyframes, n: int, fade: int, first: bool, last: bool) -> _Cut | No
 
 
 class _CrossfadePicture:
-    """The picture of a crossfade join: `window_jobs` (transition windows re-encoded) and `body_jobs` (bodies
-    stream-copied), each one ffmpeg run, to run in any order, side by side; then `pieces()`, the concat list that
-    plays them in order."""
+    """The picture of a crossfade join: `body_jobs` (the clips cut by stream copy at their IDR frames into their
+    bodies and the pieces their transition windows are made from: one ffmpeg run for up to SPLITS_AT_ONCE clips),
+    then `window_jobs` (every transition window re-encoded in one ffmpeg run, from those pieces); then `pieces()`,
+    the concat list that plays bodies and windows in order."""
 
     def __init__(self, parts: list[Path], frames: list[int], fade: int, preset: str, tmp: Path, width: int,
                  height: int):
@@ -284,26 +301,85 @@ class _CrossfadePicture:
                 self.cuts[i] = _cut(self.keys[i], frames[i], fade, i == 0, i == last)
         self.whole = any(cut is None for cut in self.cuts)   # a clip too short to hold a body between its crossfades
         self.windows: dict[int, Path] = {}
-        self.bodies: dict[int, Path] = {}
+        self.bodies: dict[int, _Pieces] = {}
+        self.windows_started = threading.Event()   # set as the (last) run that encodes windows starts
         if self.whole:
             self.window_jobs, self.body_jobs = [self._whole], []
             return
-        self.window_jobs = [lambda j=j: self._window(j) for j, cut in enumerate(self.cuts)
-                            if j < last or cut.tail < frames[j]]
-        self.body_jobs = [lambda i=i: self._body(i) for i in range(len(self.parts))]
+        #: the clips whose tail is re-encoded: every clip but the last, and the last when it is used only in part
+        windowed = [j for j, cut in enumerate(self.cuts) if j < last or cut.tail < frames[j]]
+        batches = [windowed[k:k + WINDOWS_AT_ONCE] for k in range(0, len(windowed), WINDOWS_AT_ONCE)]
+        self.window_jobs = [lambda n=n, b=b: self._windows(n, b, last=n == len(batches) - 1)
+                            for n, b in enumerate(batches)]
+        batches = range(0, len(self.parts), SPLITS_AT_ONCE)
+        self.body_jobs = [lambda b=b: self._bodies(range(b, min(b + SPLITS_AT_ONCE, len(self.parts))))
+                          for b in batches]
 
     def _whole(self) -> None:
         _crossfade_graph(self.parts, self.frames, self.tmp / "picture.mp4", self.fade, self.preset,
-                         encode_mb(self.width, self.height))
+                         encode_mb(self.width, self.height), started=self.windows_started.set)
 
-    def _window(self, j: int) -> None:
-        after = self.cuts[j + 1] if j + 1 < len(self.parts) else None
-        self.windows[j] = _window(self.parts[j], self.cuts[j].tail, self.frames[j],
-                                  self.parts[j + 1] if after else None, after.head if after else 0, self.fade,
-                                  self.tmp / f"window-{j:04d}.mp4", self.preset, encode_mb(self.width, self.height))
+    def _bodies(self, clips: range) -> None:
+        cuts = []
+        for i in clips:
+            k, n = self.keys[i], self.frames[i]
+            stop = next((f for f in k.idr if f >= n), k.count)   # the tail's piece ends at the first IDR past use
+            cuts.append((self.parts[i], self.cuts[i], stop, k.count, self.tmp / f"body-{i:04d}"))
+        self.bodies.update(zip(clips, _split(cuts)))
 
-    def _body(self, i: int) -> None:
-        self.bodies[i] = _body(self.parts[i], self.cuts[i], self.keys[i].count, self.tmp / f"body-{i:04d}")
+    def _windows(self, batch: int, windowed: list[int], last: bool) -> None:
+        """The transition windows after the clips `windowed` in one ffmpeg run (after `body_jobs`), in a linear
+        graph that holds about a window's frames; `windows_started` is set as the `last` batch's run starts. The
+        pieces the windows are made from are read in order as one stream (the concat demuxer: one decoder) and
+        split in two, A and B, frame-aligned: A plays each window's first clip and then the second, B the same but
+        switches `fade` frames earlier. Outside the crossfade A and B show the same frame; in it, a mask ramps from
+        A to B (the weights of xfade's "fade"). One x264 encodes the windows, and the segment muxer cuts a file per
+        window at the IDR frame forced where each begins."""
+        read = 0                                          # frames of the stream before each piece
+        sources, first, second, starts, ramps = [], [], [], [], []
+        for j in windowed:
+            tail, used = self.bodies[j].tail, self.frames[j] - self.cuts[j].tail
+            sources.append(tail)
+            starts.append(sum(len(r) for r in first))
+            if j + 1 < len(self.parts):
+                head = self.bodies[j + 1].head
+                sources.append(head)
+                lead = read + tail[1]
+                first.append(range(read, read + used))
+                first.append(range(lead + self.fade, lead + head[1]))
+                second.append(range(read, read + used - self.fade))
+                second.append(range(lead, lead + head[1]))
+                ramps.append(starts[-1] + used - self.fade)
+                read = lead + head[1]
+            else:
+                first.append(range(read, read + used))
+                second.append(range(read, read + used))
+                read += tail[1]
+        listing = self.tmp / f"window-sources-{batch}.txt"
+        listing.write_text(_concat_list(sources, durations=False), encoding="utf-8")
+        stream = ffmpeg.input(str(listing), f="concat", safe=0, threads=1).video.filter_multi_output("split", 2)
+        a, b = (stream[k].filter("select", _frames_in(spans)).filter("setpts", f"N/({FPS}*TB)")
+                for k, spans in enumerate((first, second)))
+        weight = "+".join(f"between(N,{r},{r + self.fade - 1})*(N-{r})" for r in ramps) or "0"
+        value = f"({weight})*255/{self.fade}"
+        frames = sum(len(r) for r in first)
+        mask = (ffmpeg.input(f"color=c=black:s=2x2:r={FPS}", f="lavfi").video.trim(end_frame=frames)
+                .filter("format", "yuv420p").filter("geq", lum=value, cb=value, cr=value)
+                .filter("scale", self.width, self.height, flags="neighbor"))
+        picture = ffmpeg.filter([a, b, mask], "maskedmerge")
+        # One x264 thread: this run is the picture's lane beside the sound's, and frame threads only cost memory.
+        # No lookahead: a window is too short for x264's macroblock tree to gain anything, and its frames held
+        # 25 MB. Neither changes the stream's headers (`stitchable`), so the copied bodies still fit.
+        options = {**h264_options(self.preset, CRF, tuple(f * FRAME for f in starts[1:])), "threads": 1,
+                   "f": "segment", "segment_format": "mp4", "reset_timestamps": 1}
+        options["x264-params"] += ":rc-lookahead=0:sync-lookahead=0"
+        if len(starts) > 1:       # the segment muxer starts a new file at the first keyframe at or after each time
+            options["segment_times"] = ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in starts[1:])
+        run_graph(ffmpeg.output(picture, str(self.tmp / f"window-{batch}-%d.mp4"), an=None, r=FPS, **options),
+                  what=f"the transitions of {len(starts)} joins",
+                  memory_mb=encode_mb(self.width, self.height) + WINDOW_MB * len(starts),
+                  started=self.windows_started.set if last else None)
+        self.windows.update({j: self.tmp / f"window-{batch}-{n}.mp4" for n, j in enumerate(windowed)})
 
     def pieces(self) -> list[tuple[Path, float]]:
         if self.whole:
@@ -312,11 +388,11 @@ class _CrossfadePicture:
                      else self.keys[0].extradata)
         pieces: list[tuple[Path, float]] = []
         for i, (part, cut) in enumerate(zip(self.parts, self.cuts)):
-            body = self.bodies[i]
+            body = self.bodies[i].body
             if self.keys[i].extradata != reference:   # another encoder's SPS/PPS: re-encode this body to ours
                 ours = normalise(part, self.tmp / f"body-{i:04d}-ours.mp4", self.frames[i] * FRAME, self.width,
                                  self.height, self.preset, keyframes=(cut.head * FRAME, cut.tail * FRAME))
-                body = _body(ours, cut, self.frames[i], self.tmp / f"body-{i:04d}-ours")
+                body = _split([(ours, cut, self.frames[i], self.frames[i], self.tmp / f"body-{i:04d}-ours")])[0].body
             pieces.append((body, (cut.tail - cut.head) * FRAME))
             if i in self.windows:
                 after = self.cuts[i + 1].head if i + 1 < len(self.parts) else 0
@@ -325,36 +401,48 @@ class _CrossfadePicture:
         return pieces
 
 
-def _window(first: Path, start: int, end: int, second: Path | None, head: int, fade: int, out: Path,
-            preset: str, memory_mb: float) -> Path:
-    """Re-encode frames [start, end) of `first`, crossfaded over its last `fade` frames into frames [0, head) of
-    `second` (or just the tail of `first` when there is no next clip). Picture only."""
-    # Seek a quarter frame before the IDR frame: the demuxer lands on it, and no rounding can skip it. Each input
-    # is read for a frame more than it gives (`t`): trim alone would still decode the rest of the file.
-    # One decoder thread each: a dozen frames gain nothing from frame threads, which only cost memory.
-    tail = (ffmpeg.input(str(first), ss=f"{max(start - 0.25, 0) * FRAME:.6f}", t=f"{(end - start + 1) * FRAME:.6f}",
-                         threads=1).video.trim(end_frame=end - start).setpts("PTS-STARTPTS"))
-    picture = tail
-    if second is not None:
-        lead = (ffmpeg.input(str(second), t=f"{(head + 1) * FRAME:.6f}", threads=1).video
-                .trim(end_frame=head).setpts("PTS-STARTPTS"))
-        picture = ffmpeg.filter([tail, lead], "xfade", transition="fade", duration=f"{fade * FRAME:.6f}",
-                                offset=f"{(end - start - fade) * FRAME:.6f}")
-    # one x264 thread: a half-second window gains nothing from frame threads, which only cost memory
-    run_graph(ffmpeg.output(picture.filter("format", "yuv420p"), str(out), an=None, r=FPS, threads=1,
-                            **h264_options(preset, CRF)), what=f"transition {out.name}", memory_mb=memory_mb)
-    return out
+@dataclass(frozen=True)
+class _Pieces:
+    """A clip cut at IDR frames by stream copy: its body, and the pieces (file, frames) before the body (the clip's
+    head, frames [0, head)) and after it (its tail, frames [tail, stop)) when it has them."""
+    body: Path
+    head: tuple[Path, int] | None
+    tail: tuple[Path, int] | None
 
 
-def _body(part: Path, cut: _Cut, count: int, stem: Path) -> Path:
-    """Frames [head, tail) of `part`'s picture, stream-copied (both are IDR frames or the ends of the file)."""
-    times = [f for f in (cut.head, cut.tail) if 0 < f < count]   # never empty when there is a join
-    # the segment muxer starts a new file at the first keyframe at or after each time
-    run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(part),
-              "-map", "0:v:0", "-c", "copy", "-f", "segment", "-segment_format", "mp4", "-reset_timestamps", "1",
-              "-segment_times", ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in times), f"{stem}-%d.mp4"],
-             what=f"copy the body of {part.name}", memory_mb=COPY_MB)
-    return Path(f"{stem}-{1 if cut.head > 0 else 0}.mp4")
+def _frames_in(spans: list[range]) -> str:
+    """A `select` expression true for the frames (by number) in `spans`."""
+    return "+".join(f"between(n,{r.start},{r.stop - 1})" for r in spans if len(r)) or "0"
+
+
+def _split(cuts: list[tuple[Path, _Cut, int, int, Path]]) -> list[_Pieces]:
+    """Each (part, cut, stop, count, stem): the part's picture cut by stream copy at frames `cut.head`, `cut.tail`
+    and `stop` (IDR frames, or the ends of the file of `count` frames) into a file a piece, named from `stem`; all
+    in one ffmpeg run (a copy costs its start more than its work)."""
+    args, made = [], []
+    for part, cut, stop, count, stem in cuts:
+        bounds = [0, *sorted({f for f in (cut.head, cut.tail, stop) if 0 < f < count})]
+        ends = [*bounds[1:], count]
+        args += ["-i", str(part)]
+        made.append((bounds, ends, stem, cut, count))
+    for k, (bounds, _, stem, _, _) in enumerate(made):
+        # the segment muxer starts a new file at the first keyframe at or after each time
+        times = ["-segment_times", ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in bounds[1:])] if bounds[1:] else []
+        args += ["-map", f"{k}:v:0", "-c", "copy", "-f", "segment", "-segment_format", "mp4", "-reset_timestamps",
+                 "1", *times, f"{stem}-%d.mp4"]
+    names = ", ".join(part.name for part, *_ in cuts)
+    run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+             what=f"copy the bodies of {names}", memory_mb=COPY_MB + SPLIT_MB * len(cuts))
+
+    def pieces(bounds: list[int], ends: list[int], stem: Path, cut: _Cut, count: int) -> _Pieces:
+        def piece(start: int) -> tuple[Path, int]:
+            k = bounds.index(start)
+            return Path(f"{stem}-{k}.mp4"), ends[k] - start
+
+        return _Pieces(piece(cut.head)[0], piece(0) if cut.head > 0 else None,
+                       piece(cut.tail) if cut.tail < count else None)
+
+    return [pieces(*m) for m in made]
 
 
 def _crossfaded_sound(parts: list[Path], frames: list[int], fade: int):
@@ -376,7 +464,7 @@ def _crossfaded_sound(parts: list[Path], frames: list[int], fade: int):
 
 
 def _crossfade_graph(parts: list[Path], frames: list[int], out: Path, fade: int, preset: str,
-                     memory_mb: float) -> None:
+                     memory_mb: float, started: Callable[[], object]) -> None:
     """One ffmpeg graph: a chain of xfade, each join overlapping `fade` frames; picture only. Re-encodes the whole
     picture: only for clips too short to copy anything between their crossfades."""
     picture, offset = None, 0
@@ -389,4 +477,4 @@ def _crossfade_graph(parts: list[Path], frames: list[int], out: Path, fade: int,
                                     offset=f"{offset * FRAME:.6f}")
         offset += n - fade
     stream = ffmpeg.output(picture.filter("format", "yuv420p"), str(out), an=None, r=FPS, **h264_options(preset, CRF))
-    run_graph(stream, what=f"crossfade into {out.name}", memory_mb=memory_mb + 12 * len(parts))
+    run_graph(stream, what=f"crossfade into {out.name}", memory_mb=memory_mb + 12 * len(parts), started=started)

@@ -142,16 +142,19 @@ def side_by_side(jobs: list[Callable[[], object]], workers: int) -> list:
     return [f.result() for f in futures]
 
 
-def run_graph(stream, *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB) -> None:
+def run_graph(stream, *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB,
+              started: Callable[[], object] | None = None) -> None:
     """Run an ffmpeg-python output stream; raise MediaError with ffmpeg's last lines on failure."""
     args = ffmpeg_python.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
     run_args([*args[:1], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]], what=what, timeout=timeout,
-             memory_mb=memory_mb)
+             memory_mb=memory_mb, started=started)
 
 
-def run_args(args: list[str], *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB) -> str:
+def run_args(args: list[str], *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB,
+             started: Callable[[], object] | None = None) -> str:
     """Run ffmpeg (`args[0]` is the binary) with guarded inputs and no shell; returns its stderr. Inside
-    `budgeted`, it first waits for `memory_mb` (its estimated peak) and a process slot of the budget.
+    `budgeted`, it first waits for `memory_mb` (its estimated peak) and a process slot of the budget; `started` is
+    called once it has them, as ffmpeg starts.
 
     Raises MediaError with ffmpeg's last lines when it fails or outlives `timeout` seconds (the wait for the
     budget is not counted)."""
@@ -159,6 +162,8 @@ def run_args(args: list[str], *, what: str, timeout: float = 1800, memory_mb: fl
     budget = _BUDGET.get()
     try:
         with budget.hold(memory_mb) if budget is not None else nullcontext():
+            if started is not None:
+                started()
             proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
                                   check=False)
     except subprocess.TimeoutExpired:
