@@ -127,3 +127,13 @@ def test_every_frame_of_a_crossfade_join_shows_its_clip_or_the_fade_between_them
     misses = [(n, [round(x) for x in got], [round(x) for x in want])
               for n, (got, want) in enumerate(zip(means, expected)) if max(abs(g - w) for g, w in zip(got, want)) > 8]
     assert not misses, misses[:5]
+
+
+def test_a_crossfade_join_works_in_a_folder_whose_name_looks_like_a_pattern(rendered, tmp_path):
+    """The segment muxer names its files from a printf pattern: an outputs folder called `100%d 'takes'` must be
+    neither a pattern nor a broken quote."""
+    out = tmp_path / "100%d 'takes'" / "joined.mp4"
+    concat([SegmentInput(p, 3.0) for p in rendered], out, W, H, "ultrafast", transition="crossfade",
+           transition_seconds=0.5)
+    frames, errors = _frames_and_errors(out)
+    assert frames == 3 * 72 - 2 * 12 and not errors

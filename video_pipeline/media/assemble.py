@@ -375,7 +375,7 @@ class _CrossfadePicture:
         options["x264-params"] += ":rc-lookahead=0:sync-lookahead=0"
         if len(starts) > 1:       # the segment muxer starts a new file at the first keyframe at or after each time
             options["segment_times"] = ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in starts[1:])
-        run_graph(ffmpeg.output(picture, str(self.tmp / f"window-{batch}-%d.mp4"), an=None, r=FPS, **options),
+        run_graph(ffmpeg.output(picture, _numbered(self.tmp / f"window-{batch}"), an=None, r=FPS, **options),
                   what=f"the transitions of {len(starts)} joins",
                   memory_mb=encode_mb(self.width, self.height) + WINDOW_MB * len(starts),
                   started=self.windows_started.set if last else None)
@@ -410,6 +410,11 @@ class _Pieces:
     tail: tuple[Path, int] | None
 
 
+def _numbered(stem: Path) -> str:
+    """The segment muxer's file name pattern `<stem>-<n>.mp4`: a `%` of the folder's name is written `%%`."""
+    return str(stem).replace("%", "%%") + "-%d.mp4"
+
+
 def _frames_in(spans: list[range]) -> str:
     """A `select` expression true for the frames (by number) in `spans`."""
     return "+".join(f"between(n,{r.start},{r.stop - 1})" for r in spans if len(r)) or "0"
@@ -429,7 +434,7 @@ def _split(cuts: list[tuple[Path, _Cut, int, int, Path]]) -> list[_Pieces]:
         # the segment muxer starts a new file at the first keyframe at or after each time
         times = ["-segment_times", ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in bounds[1:])] if bounds[1:] else []
         args += ["-map", f"{k}:v:0", "-c", "copy", "-f", "segment", "-segment_format", "mp4", "-reset_timestamps",
-                 "1", *times, f"{stem}-%d.mp4"]
+                 "1", *times, _numbered(stem)]
     names = ", ".join(part.name for part, *_ in cuts)
     run_args([ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
              what=f"copy the bodies of {names}", memory_mb=COPY_MB + SPLIT_MB * len(cuts))
