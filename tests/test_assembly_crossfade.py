@@ -137,3 +137,19 @@ def test_a_crossfade_join_works_in_a_folder_whose_name_looks_like_a_pattern(rend
            transition_seconds=0.5)
     frames, errors = _frames_and_errors(out)
     assert frames == 3 * 72 - 2 * 12 and not errors
+
+
+def test_a_join_whose_picture_fails_raises_its_error_and_makes_no_sound(rendered, tmp_path, monkeypatch):
+    """The sound waits for the picture's windows to start; when the picture fails first, the sound is never made
+    (no mix is run for a video that will not exist) and the picture's error is what the caller sees."""
+    from video_pipeline.errors import MediaError
+
+    def broken(cuts):
+        raise MediaError("copy the bodies of 0.mp4: ffmpeg exited with 1")
+
+    monkeypatch.setattr(assemble, "_split", broken)
+    made = []
+    with pytest.raises(MediaError, match="copy the bodies"):
+        concat([SegmentInput(p, 3.0) for p in rendered], tmp_path / "joined.mp4", W, H, "ultrafast",
+               transition="crossfade", transition_seconds=0.5, sound=lambda *args: made.append(args))
+    assert made == [] and not (tmp_path / "joined.mp4").exists()

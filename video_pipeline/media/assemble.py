@@ -202,16 +202,21 @@ def _chains(make_sound: Callable[[], object], picture: _CrossfadePicture | None)
     if picture is None:
         return [make_sound]
 
+    failed = []
+
     def pictures() -> None:
         try:
             for job in [*picture.body_jobs, *picture.window_jobs]:
                 job()
+        except BaseException:
+            failed.append(True)      # the sound is not made for a join that failed (its error is raised)
+            raise
         finally:
             picture.windows_started.set()
 
     def sound():
         picture.windows_started.wait()
-        return make_sound()
+        return None if failed else make_sound()
 
     return [pictures, sound]
 
