@@ -311,14 +311,13 @@ class _CrossfadePicture:
         if self.whole:
             self.window_jobs, self.body_jobs = [self._whole], []
             return
-        #: the clips whose tail is re-encoded: every clip but the last, and the last when it is used only in part
+        # the clips whose tail is re-encoded: every clip but the last, and the last when it is used only in part
         windowed = [j for j, cut in enumerate(self.cuts) if j < last or cut.tail < frames[j]]
-        batches = [windowed[k:k + WINDOWS_AT_ONCE] for k in range(0, len(windowed), WINDOWS_AT_ONCE)]
-        self.window_jobs = [lambda n=n, b=b: self._windows(n, b, last=n == len(batches) - 1)
-                            for n, b in enumerate(batches)]
-        batches = range(0, len(self.parts), SPLITS_AT_ONCE)
-        self.body_jobs = [lambda b=b: self._bodies(range(b, min(b + SPLITS_AT_ONCE, len(self.parts))))
-                          for b in batches]
+        runs = [windowed[k:k + WINDOWS_AT_ONCE] for k in range(0, len(windowed), WINDOWS_AT_ONCE)]
+        self.window_jobs = [lambda n=n, run=run: self._windows(n, run, last=n == len(runs) - 1)
+                            for n, run in enumerate(runs)]
+        self.body_jobs = [lambda k=k: self._bodies(range(k, min(k + SPLITS_AT_ONCE, len(self.parts))))
+                          for k in range(0, len(self.parts), SPLITS_AT_ONCE)]
 
     def _whole(self) -> None:
         _crossfade_graph(self.parts, self.frames, self.tmp / "picture.mp4", self.fade, self.preset,
