@@ -153,3 +153,27 @@ def test_a_join_whose_picture_fails_raises_its_error_and_makes_no_sound(rendered
         concat([SegmentInput(p, 3.0) for p in rendered], tmp_path / "joined.mp4", W, H, "ultrafast",
                transition="crossfade", transition_seconds=0.5, sound=lambda *args: made.append(args))
     assert made == [] and not (tmp_path / "joined.mp4").exists()
+
+
+def test_pieces_that_decode_short_of_a_frame_are_an_error_not_a_shifted_picture(rendered, tmp_path, monkeypatch):
+    """The windows are taken from one stream of the clips' pieces by frame number. If the pieces decoded to fewer
+    frames than they hold (a frame of a damaged clip that did not decode), every later window would start a frame
+    late: the join fails instead, saying so."""
+    from dataclasses import replace
+
+    from video_pipeline.errors import MediaError
+
+    split = assemble._split
+
+    def one_frame_missing(cuts):
+        pieces = split(cuts)
+        if pieces[0].tail is not None:   # the first clip's tail is counted a frame longer than it decodes to
+            path, frames = pieces[0].tail
+            pieces[0] = replace(pieces[0], tail=(path, frames + 1))
+        return pieces
+
+    monkeypatch.setattr(assemble, "_split", one_frame_missing)
+    with pytest.raises(MediaError, match=r"decoded to \d+ frames, not \d+"):
+        concat([SegmentInput(p, 3.0) for p in rendered], tmp_path / "joined.mp4", W, H, "ultrafast",
+               transition="crossfade", transition_seconds=0.5)
+    assert not (tmp_path / "joined.mp4").exists()

@@ -13,6 +13,7 @@ the last run muxes both by stream copy.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from pathlib import Path
 import ffmpeg
 
 from video_pipeline.atomic import temp_prefix
+from video_pipeline.errors import MediaError
 from video_pipeline.media.ffmpeg import (Budget, budgeted, current_budget, ffmpeg_binary, run_args, run_graph,
                                          side_by_side)
 from video_pipeline.media.mix import encode
@@ -42,6 +44,8 @@ WINDOW_MB = 0.1
 #: transition windows encoded in one ffmpeg run: its filter graph is one argument, which Linux bounds at 128 KiB
 #: (a window writes about 130 bytes of it: 128 windows, 17 KiB)
 WINDOWS_AT_ONCE = 128
+#: ffmpeg's summary (at -loglevel verbose) of the first input's video stream: the frames it decoded to
+_DECODED = re.compile(r"Input stream #0:0 \(video\): \d+ packets read \([^)]*\); (\d+) frames decoded")
 #: clips cut by stream copy in one ffmpeg run, and what each adds to its memory (measured: 12 clips 67 MB, 80 clips
 #: 120 MB at 720p)
 SPLITS_AT_ONCE, SPLIT_MB = 16, 1.0
@@ -379,10 +383,21 @@ class _CrossfadePicture:
         options["x264-params"] += ":rc-lookahead=0:sync-lookahead=0"
         if len(starts) > 1:       # the segment muxer starts a new file at the first keyframe at or after each time
             options["segment_times"] = ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in starts[1:])
-        run_graph(ffmpeg.output(picture, _numbered(self.tmp / f"window-{batch}"), an=None, r=FPS, **options),
-                  what=f"the transitions of {len(starts)} joins",
-                  memory_mb=encode_mb(self.width, self.height) + WINDOW_MB * len(starts),
-                  started=self.windows_started.set if last else None)
+        args = ffmpeg.compile(ffmpeg.output(picture, _numbered(self.tmp / f"window-{batch}"), an=None, r=FPS,
+                                            **options), cmd=ffmpeg_binary(), overwrite_output=True)
+        # verbose: ffmpeg's summary says how many frames the pieces decoded to
+        log = run_args([args[0], "-hide_banner", "-nostdin", "-loglevel", "verbose", *args[1:]],
+                       what=f"the transitions of {len(starts)} joins",
+                       memory_mb=encode_mb(self.width, self.height) + WINDOW_MB * len(starts),
+                       started=self.windows_started.set if last else None)
+        decoded = _DECODED.search(log)
+        if decoded and int(decoded.group(1)) != read:
+            # the windows are taken from the stream by frame number: a frame that did not decode would shift every
+            # later window of the run by a frame (and maskedmerge would repeat the last one to hide it)
+            named = ", ".join(dict.fromkeys(self.parts[j].name for j in (windowed[0], windowed[-1])))
+            raise MediaError(f"the transitions after {len(windowed)} clips ({named}"
+                             f"{', ...' if len(windowed) > 2 else ''}): their pieces decoded to {decoded.group(1)} "
+                             f"frames, not {read} (a damaged clip?)")
         self.windows.update({j: self.tmp / f"window-{batch}-{n}.mp4" for n, j in enumerate(windowed)})
 
     def pieces(self) -> list[tuple[Path, float]]:
