@@ -258,7 +258,10 @@ def _windows_in_order(segments: list[Path], frames: list[int], fade: int, work: 
     and with x264's default threads (bn)."""
     from unittest import mock
 
+    import ffmpeg
+
     from video_pipeline.media import assemble
+    from video_pipeline.media.ffmpeg import ffmpeg_binary
 
     folder = work / "floor-pieces"
     folder.mkdir(exist_ok=True)
@@ -266,12 +269,10 @@ def _windows_in_order(segments: list[Path], frames: list[int], fade: int, work: 
     for job in picture.body_jobs:        # the pieces: part (a)'s work, timed there
         job()
     built = []
-    with mock.patch.object(assemble, "run_args", lambda args, **_: built.append(args) or ""):
+    with mock.patch.object(assemble, "run_graph", lambda stream, **_: built.append(stream) or ""):
         for job in picture.window_jobs:  # one run for this edit's 11 windows
             job()
-    args = [a for a in built[0] if a not in ("-hide_banner", "-nostdin")]
-    at = args.index("-loglevel")                               # its own (verbose): _timed_child sets its own
-    args = [*args[:at], *args[at + 2:]]
+    args = ffmpeg.compile(built[0], cmd=ffmpeg_binary(), overwrite_output=True)
     at = len(args) - 1 - args[::-1].index("-threads")          # the output's (x264's) thread count
     return {"b1": _timed_child(args), "bn": _timed_child([*args[:at], *args[at + 2:]])}
 

@@ -143,3 +143,35 @@ def excerpt(text: str, limit: int = 80) -> str:
     if len(text) <= limit:
         return printable(text)
     return f"{printable(text[:limit])}… ({len(text)} characters)"
+
+
+#: why a YAML file is refused for its anchors or aliases
+YAML_ALIASES = "YAML anchors (&name) and aliases (*name) are not accepted; write each value out"
+
+
+def yaml_overreach(text: str, loader: type, max_depth: int) -> tuple[int, str] | None:
+    """Where a YAML text first goes past plain data within bounds, read as events before anything is built: (line,
+    reason) for an anchor or an alias (a few hundred bytes of aliases expand to gigabytes), or for nesting deeper
+    than `max_depth` mappings and lists; None when it stays within them, or when it is not valid YAML (the parse
+    proper reports that, with its line). `loader` is the PyYAML loader class the text will be parsed with."""
+    import yaml
+
+    scan = loader(text)
+    depth = 0
+    try:
+        while scan.check_event():
+            event = scan.get_event()
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                return line, YAML_ALIASES
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > max_depth:
+                    return line, f"nested more than {max_depth} levels deep"
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None
+    finally:
+        scan.dispose()
+    return None

@@ -383,13 +383,11 @@ class _CrossfadePicture:
         options["x264-params"] += ":rc-lookahead=0:sync-lookahead=0"
         if len(starts) > 1:       # the segment muxer starts a new file at the first keyframe at or after each time
             options["segment_times"] = ",".join(f"{(f - 0.25) * FRAME:.6f}" for f in starts[1:])
-        args = ffmpeg.compile(ffmpeg.output(picture, _numbered(self.tmp / f"window-{batch}"), an=None, r=FPS,
-                                            **options), cmd=ffmpeg_binary(), overwrite_output=True)
         # verbose: ffmpeg's summary says how many frames the pieces decoded to
-        log = run_args([args[0], "-hide_banner", "-nostdin", "-loglevel", "verbose", *args[1:]],
-                       what=f"the transitions of {len(starts)} joins",
-                       memory_mb=encode_mb(self.width, self.height) + WINDOW_MB * len(starts),
-                       started=self.windows_started.set if last else None)
+        log = run_graph(ffmpeg.output(picture, _numbered(self.tmp / f"window-{batch}"), an=None, r=FPS, **options),
+                        what=f"the transitions of {len(starts)} joins",
+                        memory_mb=encode_mb(self.width, self.height) + WINDOW_MB * len(starts),
+                        started=self.windows_started.set if last else None, loglevel="verbose")
         decoded = _DECODED.search(log)
         if decoded and int(decoded.group(1)) != read:
             # the windows are taken from the stream by frame number: a frame that did not decode would shift every

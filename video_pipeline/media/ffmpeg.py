@@ -143,11 +143,12 @@ def side_by_side(jobs: list[Callable[[], object]], workers: int) -> list:
 
 
 def run_graph(stream, *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB,
-              started: Callable[[], object] | None = None) -> None:
-    """Run an ffmpeg-python output stream; raise MediaError with ffmpeg's last lines on failure."""
+              started: Callable[[], object] | None = None, loglevel: str = "error") -> str:
+    """Run an ffmpeg-python output stream; returns ffmpeg's stderr (at `loglevel`), or raises MediaError with its
+    last lines on failure."""
     args = ffmpeg_python.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
-    run_args([*args[:1], "-hide_banner", "-nostdin", "-loglevel", "error", *args[1:]], what=what, timeout=timeout,
-             memory_mb=memory_mb, started=started)
+    return run_args([*args[:1], "-hide_banner", "-nostdin", "-loglevel", loglevel, *args[1:]], what=what,
+                    timeout=timeout, memory_mb=memory_mb, started=started)
 
 
 def run_args(args: list[str], *, what: str, timeout: float = 1800, memory_mb: float = DEFAULT_RUN_MB,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from video_pipeline.planning.billing import OUTCOMES, BillingRule
 from video_pipeline.errors import PipelineError, Problem
 from video_pipeline.spec.taxonomy import TaskCategory
-from video_pipeline.untrusted import Refused, read_regular
+from video_pipeline.untrusted import Refused, read_regular, yaml_overreach
 
 Tier = Literal["speed", "mid", "quality", "premium"]
 TIER_ORDER: dict[str, int] = {"speed": 0, "mid": 1, "quality": 2, "premium": 3}
@@ -171,23 +171,9 @@ def _read_yaml(path: Path):
         raise CatalogError(f"{path.name}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path.name}: not UTF-8 text (byte {exc.start})") from None
-    scan = _SAFE_LOADER(text)
-    try:
-        depth = 0
-        while scan.check_event():
-            event = scan.get_event()
-            line = event.start_mark.line + 1
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                raise CatalogError(f"{path.name}:{line}: YAML anchors (&name) and aliases (*name) are not accepted; "
-                                   "write each value out")
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > CATALOG_MAX_DEPTH:
-                    raise CatalogError(f"{path.name}:{line}: nested more than {CATALOG_MAX_DEPTH} levels deep")
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    finally:
-        scan.dispose()
+    over = yaml_overreach(text, _SAFE_LOADER, CATALOG_MAX_DEPTH)
+    if over is not None:
+        raise CatalogError(f"{path.name}:{over[0]}: {over[1]}")
     loader = _SAFE_LOADER(text)
     try:
         return loader.get_single_data()

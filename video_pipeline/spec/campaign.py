@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from video_pipeline.errors import CampaignError, Problem
-from video_pipeline.untrusted import Refused, excerpt, inside, kind_of, printable, read_regular
+from video_pipeline.untrusted import (YAML_ALIASES, Refused, excerpt, inside, kind_of, printable, read_regular,
+                                      yaml_overreach)
 
 CAMPAIGN_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 VIDEO_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -321,27 +322,12 @@ for _tag, _what in (("int", f"a number of at most {MAX_NUMBER_DIGITS} digits"), 
 
 def _yaml_budget(text: str, display: str) -> None:
     """Read the YAML's events once, before anything is built from them: anchors and aliases are refused (the
-    format never needs them, and a few hundred bytes of aliases expand to gigabytes), and so is nesting deeper
-    than MAX_DEPTH."""
-    loader = _UniqueKeyLoader(text)
-    depth = 0
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-                raise refuse([Problem(display, "", "YAML anchors (&name) and aliases (*name) are not accepted; "
-                                      "write each value out", event.start_mark.line + 1)])
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise refuse([Problem(display, "", f"nested more than {MAX_DEPTH} levels deep; a campaign "
-                                          "needs 6", event.start_mark.line + 1)])
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-    except yaml.YAMLError:
-        return                        # the parse proper reports it, with its line
-    finally:
-        loader.dispose()
+    format never needs them), and so is nesting deeper than MAX_DEPTH (`untrusted.yaml_overreach`)."""
+    over = yaml_overreach(text, _UniqueKeyLoader, MAX_DEPTH)
+    if over is not None:
+        line, reason = over
+        hint = "; a campaign needs 6" if reason != YAML_ALIASES else ""
+        raise refuse([Problem(display, "", reason + hint, line)])
 
 
 def _line_map(node: yaml.Node | None, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
