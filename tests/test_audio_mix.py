@@ -130,7 +130,7 @@ def test_joined_mixed_and_burned_sound_stays_in_sync_with_the_picture(tmp_path, 
     assert abs(probe(joined).duration - (step * 2 + 3.0)) < 0.03
     mixed, loud = tmp_path / "mixed.mp4", tmp_path / "limited.mp4"
     mix(joined, mixed, MixSpec(duration=probe(joined).duration, narration_offset=0.5))
-    # a loudness target the beeps reach only through the true-peak limiter, whose look-ahead delays the sound
+    # a loudness target the beeps reach only through the peak limiter, whose look-ahead delays the sound
     assert mix(joined, loud, MixSpec(duration=probe(joined).duration, target_lufs=-3))["limited"]
     burned = burn_subtitles(mixed, write_srt([Cue(0.2, 2.0, "in sync")], tmp_path / "s.srt"),
                             tmp_path / "burned.mp4", preset="ultrafast")

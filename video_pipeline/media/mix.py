@@ -3,9 +3,12 @@ under the voice, fades, and two-pass loudness normalisation. The picture is stre
 re-encoded.
 
 Loudness, two passes: pass one runs the mix graph once, writing it to a lossless WAV while ebur128 measures it
-(integrated loudness and true peak, EBU R128); pass two reads that file and applies the one linear gain that brings
-it to the target (loudnorm's linear mode, without its 192 kHz resampling, which cost more than the rest of the
-assembly), with a true-peak limiter only when the gain would push peaks past the ceiling. A limited mix is quieter
+(integrated loudness, EBU R128, and the sample peak); pass two reads that file and applies the one linear gain that
+brings it to the target (loudnorm's linear mode, without its 192 kHz resampling, which cost more than the rest of
+the assembly), with a peak limiter only when the gain would push samples past the ceiling. The ceiling sits 1 dB
+under the true-peak target, for the peaks between samples and the AAC encoder's overshoot; the limiter works on
+samples, so the mix's true peak would not change what it does, and is not measured (ebur128's true peak, 4x
+oversampled, was a fifth of pass one's CPU: BENCHMARKS.md, "Issue 20, fourth pass"). A limited mix is quieter
 than its gain says: each settling round limits the same lossless mix at a new gain and measures the result as it
 is written (one ffmpeg run a round), the gain found by the secant through the rounds so far, until the mix is
 within 0.1 LU of the target (at most four rounds, the closest kept), or until more gain buys hardly any loudness
@@ -102,7 +105,7 @@ def _graph(spec: MixSpec, native=None):
 
 def mix(video: Path, out: Path, spec: MixSpec) -> dict:
     """Write `video` with its new sound to `out` (atomically); returns pass one's measurement and the gain applied
-    (`input_i` LUFS, `input_tp` dBTP, `gain_db`, `limited`)."""
+    (`input_i` LUFS, `input_peak` dBFS (the sample peak), `gain_db`, `limited`)."""
     source = ffmpeg.input(str(video))
     with tempfile.TemporaryDirectory(prefix=temp_prefix("vp-mix-")) as work:
         audio, report = final_sound(spec, Path(work), native=source.audio)
@@ -114,20 +117,20 @@ def final_sound(spec: MixSpec, work: Path, native=None):
     """The finished sound, lossless, at the target loudness (what `mix` encodes), and the report. The mix graph
     runs once: its output is measured while it is written to a WAV in `work` (decoding the clips' sound, the
     narration and the music, and ducking, once), and the gain is applied to that file."""
-    # the AAC encoder overshoots peaks a little: aim 1 dB under the true-peak ceiling so the file stays below it
+    # peaks between samples and the AAC encoder's overshoot: aim 1 dB under the true-peak target
     ceiling = spec.true_peak_db - 1.0
     mixed = work / "mix.wav"
-    measured_i, measured_tp = _measure_into(_graph(spec, native), mixed)
+    measured_i, peak = _measure_into(_graph(spec, native), mixed)
     audio = ffmpeg.input(str(mixed)).audio
     gain, limited = 0.0, False
     if math.isfinite(measured_i) and measured_i > -70:   # silence stays silence
         gain = spec.target_lufs - measured_i
-        if math.isfinite(measured_tp) and measured_tp + gain > ceiling:
+        if math.isfinite(peak) and peak + gain > ceiling:   # below the ceiling the limiter would change nothing
             limited = True
             audio, gain = _settle(mixed, work, spec, ceiling, gain)
         else:
             audio = audio.filter("volume", f"{gain:.2f}dB")
-    return audio, {"input_i": measured_i, "input_tp": measured_tp, "gain_db": round(gain, 2), "limited": limited}
+    return audio, {"input_i": measured_i, "input_peak": peak, "gain_db": round(gain, 2), "limited": limited}
 
 
 def _measure(audio) -> tuple[float, float]:
@@ -136,13 +139,12 @@ def _measure(audio) -> tuple[float, float]:
     return ebur128_summary(_run(analysis, "measure loudness"), "measure loudness")
 
 
-def _measure_into(audio, path: Path, true_peak: bool = True) -> tuple[float, float]:
+def _measure_into(audio, path: Path) -> tuple[float, float]:
     """Write `audio` to the WAV `path` (laid by its timestamps: see `_laid`) and measure what was written:
-    (integrated LUFS, true peak dBTP), by ebur128, which passes the sound through on its way to the file.
-    Without `true_peak` (a limited mix, whose peaks the limiter set) the peak is the sample peak, 4x cheaper."""
-    laid = _laid(audio).filter("ebur128", peak="true" if true_peak else "sample", framelog="quiet")
+    (integrated LUFS, sample peak dBFS), by ebur128, which passes the sound through on its way to the file."""
+    laid = _laid(audio).filter("ebur128", peak="sample", framelog="quiet")
     wav = ffmpeg.output(laid, str(path), acodec="pcm_f32le", ar=AUDIO_RATE, ac=2)
-    return ebur128_summary(_run(wav, f"mix {path.name}"), "measure loudness", true_peak=true_peak)
+    return ebur128_summary(_run(wav, f"mix {path.name}"), "measure loudness", true_peak=False)
 
 
 def _run(stream, what: str) -> str:
@@ -174,7 +176,7 @@ def _settle(mixed: Path, work: Path, spec: MixSpec, ceiling: float, gain: float)
     for n in range(SETTLE_ROUNDS):
         path = work / f"limited-{n}.wav"
         limited = _limit(ffmpeg.input(str(mixed)).audio.filter("volume", f"{gain:.3f}dB"), ceiling, spec.duration)
-        level, _ = _measure_into(limited, path, true_peak=False)
+        level, _ = _measure_into(limited, path)
         rounds.append((gain, level))
         miss = abs(spec.target_lufs - level) if math.isfinite(level) else math.inf
         if best is None or miss < abs(spec.target_lufs - best[1]):
