@@ -164,8 +164,9 @@ def test_a_mix_whose_peaks_fall_between_samples_is_brought_to_the_target_and_sta
     def tone(path, burst: float):
         wave = (f"0.2*sin(2*PI*200*t)*lt(mod(t\\,1)\\,0.99)"
                 f"+{burst}*sin(2*PI*12000*t+PI/4)*gte(mod(t\\,1)\\,0.995)")
-        subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i", f"aevalsrc={wave}|{wave}:s=48000:d=6",
-                        "-f", "lavfi", "-i", "color=black:s=64x64:r=24:d=6", "-c:a", "aac", "-b:a", "320k",
+        subprocess.run([ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                        f"aevalsrc={wave}|{wave}:s=48000:d=6", "-f", "lavfi", "-i", "color=black:s=64x64:r=24:d=6",
+                        "-c:a", "aac", "-b:a", "320k",
                         "-c:v", "libx264", "-preset", "ultrafast", "-shortest", str(path)], check=True)
         return path
 
