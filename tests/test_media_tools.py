@@ -217,6 +217,24 @@ def test_poster_is_a_full_size_frame_near_the_start(clip: Path, tmp_path: Path):
     assert image(poster(clip, tmp_path / "late.png", at_seconds=3.5)).shape == (H, W, 3)
 
 
+def test_the_same_shot_renders_the_same_clip_and_another_seed_another(tmp_path: Path):
+    """The local provider's animatic is a function of its spec: rendered twice, the same spec decodes to the same
+    frames and the same sound (ffmpeg's `gradients` and `anoisesrc` are random unless seeded); another seed gives
+    another plate."""
+    def decoded(seed: str, name: str) -> tuple[bytes, bytes]:
+        out = render_clip(ClipSpec(text="A calm sea at dawn", label="shot 1", seconds=1.0, width=160, height=90,
+                                   seed=seed, native_audio=True, preset="ultrafast"), tmp_path / name)
+        with av.open(str(out)) as container:
+            picture = b"".join(f.to_ndarray().tobytes() for f in container.decode(video=0))
+        with av.open(str(out)) as container:
+            sound = b"".join(f.to_ndarray().tobytes() for f in container.decode(audio=0))
+        return picture, sound
+
+    first, again = decoded("take-1", "a.mp4"), decoded("take-1", "b.mp4")
+    assert first[0] == again[0] and first[1] == again[1]
+    assert decoded("take-2", "c.mp4")[0] != first[0]
+
+
 def test_contact_sheet_tiles_every_cell(clip: Path, tmp_path: Path):
     sheet = image(contact_sheet(clip, tmp_path / "sheet.png", columns=4, rows=3, width=160))
     assert sheet.shape == (3 * 90, 4 * 160, 3)

@@ -132,6 +132,12 @@ _HUES = [(("sunrise", "sunset", "golden", "amber", "warm", "dawn", "coffee", "ca
          (("ocean", "sea", "wave", "water", "sky", "ice"), 0.55), (("fog", "overcast", "mist", "steel"), 0.6)]
 
 
+def _seed_number(seed: str) -> int:
+    """A number drawn from the seed, for ffmpeg's sources that are random unless seeded (`gradients`,
+    `anoisesrc`): the same spec renders the same clip."""
+    return int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:3], "big")
+
+
 def _plate_colours(seed: str, words: str = "") -> tuple[str, str]:
     """Two quiet colours of one hue (light and deep) for a scene without a reference image."""
     import colorsys
@@ -241,7 +247,7 @@ def _bed(secs: float, seed: str):
     digest = hashlib.sha256(seed.encode("utf-8")).digest()
     swell = 0.1 + digest[2] / 255 * 0.1
     noise = ffmpeg.input(f"anoisesrc=color=pink:amplitude=0.25:sample_rate={AUDIO_RATE}:duration={secs:.3f}"
-                         f":seed={int.from_bytes(digest[:3], 'big')}", f="lavfi").audio
+                         f":seed={_seed_number(seed)}", f="lavfi").audio
     return (noise.filter("highpass", f=90).filter("lowpass", f=900)
             .filter("tremolo", f=f"{swell:.3f}", d=0.45).filter("volume", 0.5))
 
@@ -263,9 +269,10 @@ def render_clip(spec: ClipSpec, out: Path) -> Path:
             if spec.image is not None:
                 still = _whole(ffmpeg.input(str(spec.image)).video.filter("trim", end_frame=1), w, h)
             else:
-                light, deep = _plate_colours(spec.seed or spec.text, card.prompt + " " + card.style)
+                seed = spec.seed or spec.text
+                light, deep = _plate_colours(seed, card.prompt + " " + card.style)
                 still = (ffmpeg.input(f"gradients=s={w}x{h}:c0={light}:c1={deep}:x0=0:y0=0:x1={w}:y1={h}"
-                                      f":nb_colors=2:r={FPS}:d=1", f="lavfi").video
+                                      f":nb_colors=2:r={FPS}:d=1:seed={_seed_number(seed)}", f="lavfi").video
                          .filter("trim", end_frame=1).filter("vignette", angle="PI/5"))
             picture = _camera(still, w, h, secs, card.move)
         picture = picture.filter("fps", FPS).filter("format", "yuv420p").filter("setsar", 1)
