@@ -116,8 +116,8 @@ def _credential_words(record) -> str:
     return f"{record.get('state')}, {record.get('validation')}, by {who}"
 
 
-# A partitioned asset check is one of Dagster's preview APIs: the project tracks it, and the warning would print on
-# every import of the definitions (the UI's code server, each step process), not at the use a user could change.
+# A partitioned asset check is one of Dagster's preview APIs, which the project tracks. Its warning would print on
+# every import of the definitions (the UI's code server, each step process), where a user can do nothing about it.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", PreviewWarning)
 
