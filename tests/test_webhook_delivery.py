@@ -224,8 +224,14 @@ def test_faults_apply_one_job_at_a_time_and_dropped_or_canceled_jobs_send_nothin
     book = rig.books["replicate"]
     book.faults.add("webhook", "drop")
     _, dropped = rig.submit("replicate")
-    # canceled while running: the fake's prediction ends as canceled, and a canceled job is not delivered
-    _, canceled = rig.submit("replicate", request("cancel-me", route_model_id="google/veo-3.1-fast"))
+    # canceled while running: the fake's prediction ends as canceled, and a canceled job is not delivered. Its
+    # latency is long enough that it is still running when the cancel comes, however loaded the machine is (at
+    # LATENCY a busy CI machine let it finish first), and short enough that its delivery timer ends in `settled`.
+    book.latency = 2.0
+    try:
+        _, canceled = rig.submit("replicate", request("cancel-me", route_model_id="google/veo-3.1-fast"))
+    finally:
+        book.latency = LATENCY
     response = httpx.post(f"{rig.servers['replicate'].url}/v1/predictions/{canceled}/cancel",
                           headers={"authorization": "Bearer test-replicate-token"})
     assert response.json()["status"] == "canceled"

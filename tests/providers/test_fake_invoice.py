@@ -88,7 +88,11 @@ async def _scenario(fleet) -> dict[str, str]:
         await submit("runway-aleph-policy", a["runway"],
                      replace(request("r3", route_model_id="gen4_aleph", video=STREET), category="video_to_video"),
                      fault="fail-policy")
-        await submit("runway-canceled", a["runway"], request("r4", route_model_id="gen4.5", seconds=5))
+        books["runway"].latency = 60.0      # still running when it is canceled below, however loaded the machine is
+        try:
+            await submit("runway-canceled", a["runway"], request("r4", route_model_id="gen4.5", seconds=5))
+        finally:
+            books["runway"].latency = LATENCY
         await submit("runway-deleted", a["runway"], request("r5", route_model_id="veo3.1_fast", seconds=4))
         await submit("kling-pro", a["kling"], replace(request("k1", route_model_id="kling-v3", seconds=10),
                                                       resolution="1080p"))
